@@ -1,0 +1,1 @@
+"""ophyd-async devices for couponlab instruments: one package per instrument family."""

@@ -1,0 +1,2 @@
+"""Bluesky plans for coupon experiments, typed by couponlab's interfaces (never by vendor
+classes), and their analysis callbacks."""

@@ -1,0 +1,79 @@
+"""Start every twin a lab file asks for, in one world, and stop them all."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from couponlab.simulators.registry import RunningTwin, twin_starter
+from couponlab.simulators.world import World, WorldConfig
+
+from couponlab.labfile import LabFile
+
+
+@dataclass
+class TwinLab:
+    """Running twins of a lab: the world, each twin, and the lab file with real addresses."""
+
+    world: World
+    twins: dict[str, RunningTwin]
+    lab: LabFile
+    """The lab file with every twin's address resolved (real ports instead of 0)."""
+    _clock: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    async def stop(self) -> None:
+        """Stop the clock and every twin (in reverse start order)."""
+        if self._clock is not None:
+            self._clock.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._clock
+            self._clock = None
+        for twin in reversed(list(self.twins.values())):
+            await twin.stop()
+        self.twins.clear()
+
+
+async def start_lab_twins(
+    lab: LabFile, *, world: World | None = None, run_clock: bool = True
+) -> TwinLab:
+    """Start the twins of every ``twin: true`` device of ``lab``.
+
+    Parameters
+    ----------
+    lab
+        The lab file; twins listen where its addresses say (port 0 picks a free port).
+    world
+        The world to share; by default one is built from ``lab.world``.
+    run_clock
+        Keep virtual time following the wall clock in a background task.
+    """
+    world = world or World(WorldConfig.model_validate(lab.world))
+    twins: dict[str, RunningTwin] = {}
+    try:
+        for entry in lab.devices:
+            if entry.twin:
+                twins[entry.name] = await twin_starter(entry.family)(world, entry)
+    except BaseException:
+        for twin in reversed(list(twins.values())):
+            await twin.stop()
+        raise
+    resolved = lab.with_addresses({n: t.address for n, t in twins.items()})
+    running = TwinLab(world, twins, resolved)
+    if run_clock:
+        running._clock = asyncio.create_task(world.run_clock(), name="world-clock")
+    return running
+
+
+@contextlib.asynccontextmanager
+async def lab_twins(lab: LabFile, **kwargs: object) -> AsyncIterator[TwinLab]:
+    """Context manager around :func:`start_lab_twins` that always stops the twins."""
+    running = await start_lab_twins(lab, **kwargs)  # type: ignore[arg-type]
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+__all__ = ["TwinLab", "lab_twins", "start_lab_twins"]

@@ -1,0 +1,122 @@
+"""A TCP server for line-based twins (ASCII serial protocols, SCPI over sockets).
+
+One handler call per received line, on the event loop that also drives the world, so a
+reply sees the world at "now" (:meth:`World.sync` runs before every line). The server binds
+127.0.0.1 by default; port 0 picks a free port, read back from :attr:`LineServer.port`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from couponlab.simulators.world import World
+
+log = logging.getLogger(__name__)
+
+LineHandler = Callable[[str], "str | bytes | None"]
+"""Takes one received line (without terminator); returns a reply line (terminator added),
+raw bytes (sent as they are), or None (no reply)."""
+
+
+class LineServer:
+    """Serve a line handler over TCP.
+
+    Parameters
+    ----------
+    world
+        World to bring up to date before each line.
+    handler
+        Called once per line.
+    host, port
+        Where to listen (127.0.0.1 and a free port by default).
+    terminator
+        Line terminator of both directions (``"\\n"`` by default; ``"\\r"`` is stripped).
+    encoding
+        Text encoding (``"ascii"``).
+    """
+
+    def __init__(
+        self,
+        world: World,
+        handler: LineHandler,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        terminator: str = "\n",
+        encoding: str = "ascii",
+    ) -> None:
+        self.world = world
+        self.handler = handler
+        self.host = host
+        self._requested_port = port
+        self.terminator = terminator
+        self.encoding = encoding
+        self._server: asyncio.Server | None = None
+        self._conns: set[asyncio.Task[None]] = set()
+        self.port = 0
+
+    async def start(self) -> None:
+        """Start listening."""
+        self._server = await asyncio.start_server(
+            self._serve_client, self.host, self._requested_port
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Stop listening and close every client connection."""
+        if self._server is not None:
+            self._server.close()
+            for task in list(self._conns):
+                task.cancel()
+            for task in list(self._conns):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await self._server.wait_closed()
+            self._server = None
+
+    async def drop_clients(self) -> None:
+        """Close every client connection but keep listening (to test reconnection)."""
+        for task in list(self._conns):
+            task.cancel()
+
+    async def _serve_client(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._conns.add(task)
+        term = self.terminator.encode(self.encoding)
+        try:
+            while True:
+                try:
+                    raw = await reader.readuntil(term)
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    break
+                except asyncio.LimitOverrunError:
+                    log.warning("line too long from client; closing")
+                    break
+                line = raw[: -len(term)].decode(self.encoding, errors="replace").rstrip("\r")
+                self.world.sync()
+                reply = self.handler(line)
+                if reply is None:
+                    continue
+                data = (
+                    reply
+                    if isinstance(reply, bytes)
+                    else (reply + self.terminator).encode(self.encoding, errors="replace")
+                )
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self._conns.discard(task)
+            writer.close()
+            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+                await writer.wait_closed()
+
+
+__all__ = ["LineHandler", "LineServer"]

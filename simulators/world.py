@@ -1,0 +1,347 @@
+"""The one simulated world that every twin of a lab shares.
+
+The world owns the SimPy environment (virtual time, in seconds), the random generator, and
+the coupons. Instruments act on coupons: the printer writes a composition map into a coupon,
+a furnace exposes it to its temperature field (oxide grows where it is hot), the profiler and
+probe read it, the frame pulls specimens whose strength depends on composition.
+Ground-truth parameters (for example the activation energy of each element's oxide) live in
+:class:`WorldConfig`, so a test can check that a campaign recovers them.
+
+Time
+----
+Virtual time runs ``speedup`` times faster than the wall clock: :meth:`World.sync` advances
+SimPy to ``t0 + speedup * (wall - wall0)`` and every protocol server calls it before it
+answers, so a reply always reflects "now". :meth:`World.run_clock` keeps advancing it in the
+background. Tests can instead step the world deterministically with :meth:`World.advance`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import simpy
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field
+
+R_GAS = 8.314462618
+"""Gas constant, J/(mol K)."""
+
+FloatArray = NDArray[np.float64]
+
+
+class ElementOxidation(BaseModel):
+    """Parabolic-oxidation parameters of the scale that one element forms.
+
+    ``kp = k0 * exp(-Q / (R T))`` with ``x**2 = kp * t`` (x: oxide thickness).
+    The default values are *typical*, chosen from ../shared/DOMAIN.md: chromia forms 3.6 um
+    in 100 h near 900 degC.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    activation_energy_kj_per_mol: float = Field(gt=0)
+    """Q, kJ/mol (50..600)."""
+    kp_ref_m2_per_s: float = Field(gt=0)
+    """kp at ``reference_temperature_k``, m^2/s."""
+    reference_temperature_k: float = Field(default=1173.15, gt=0)
+
+    def k0(self) -> float:
+        """Return the pre-exponential factor k0, m^2/s."""
+        q = self.activation_energy_kj_per_mol * 1e3
+        return self.kp_ref_m2_per_s * math.exp(q / (R_GAS * self.reference_temperature_k))
+
+
+def _default_elements() -> dict[str, ElementOxidation]:
+    return {
+        "Cr": ElementOxidation(activation_energy_kj_per_mol=250.0, kp_ref_m2_per_s=3.6e-17),
+        "Ni": ElementOxidation(activation_energy_kj_per_mol=112.0, kp_ref_m2_per_s=4.0e-16),
+        "Fe": ElementOxidation(activation_energy_kj_per_mol=160.0, kp_ref_m2_per_s=2.0e-15),
+        "Al": ElementOxidation(activation_energy_kj_per_mol=340.0, kp_ref_m2_per_s=2.0e-18),
+    }
+
+
+class OxidationModel(BaseModel):
+    """Oxide growth of a composition: a mixing rule over its elements.
+
+    For element fractions ``c_i`` (summing to 1): ``Q = sum c_i Q_i`` and
+    ``ln k0 = sum c_i ln k0_i``. So every composition has one true activation energy,
+    :meth:`activation_energy`, that an oxidation campaign should recover.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    elements: dict[str, ElementOxidation] = Field(default_factory=_default_elements)
+    step_s: float = Field(default=60.0, gt=0)
+    """Integration step of oxide growth, s of virtual time."""
+
+    def _check(self, composition: Mapping[str, FloatArray | float]) -> None:
+        unknown = set(composition) - set(self.elements)
+        if unknown:
+            raise KeyError(f"no oxidation parameters for element(s) {sorted(unknown)}")
+
+    def activation_energy(self, composition: Mapping[str, FloatArray | float]) -> FloatArray:
+        """Return the true Q of a composition (per node), J/mol."""
+        self._check(composition)
+        return np.asarray(
+            sum(
+                np.asarray(c, float) * self.elements[e].activation_energy_kj_per_mol * 1e3
+                for e, c in composition.items()
+            ),
+            float,
+        )
+
+    def ln_k0(self, composition: Mapping[str, FloatArray | float]) -> FloatArray:
+        """Return ln(k0 / (m^2/s)) of a composition (per node)."""
+        self._check(composition)
+        return np.asarray(
+            sum(
+                np.asarray(c, float) * math.log(self.elements[e].k0())
+                for e, c in composition.items()
+            ),
+            float,
+        )
+
+    def kp(
+        self, composition: Mapping[str, FloatArray | float], temperature_k: FloatArray
+    ) -> FloatArray:
+        """Return the parabolic rate constant (m^2/s) at ``temperature_k`` (K, per node)."""
+        t = np.asarray(temperature_k, float)
+        return np.exp(self.ln_k0(composition) - self.activation_energy(composition) / (R_GAS * t))
+
+
+class WorldConfig(BaseModel):
+    """Configuration of the simulated world (the ``world:`` section of a lab file).
+
+    Sections that belong to one instrument family (``printing``, ``mechanics`` ...) are kept
+    as plain mappings here and validated by that family's twin.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    speedup: float = Field(default=1.0, gt=0, le=1e6)
+    """Virtual seconds per wall-clock second."""
+    seed: int = 0
+    """Seed of the world's random generator (noise of every twin)."""
+    ambient_temperature_c: float = Field(default=25.0, ge=-50, le=60)
+    """Room temperature, degC."""
+    oxidation: OxidationModel = Field(default_factory=OxidationModel)
+
+    def section(self, name: str) -> dict[str, object]:
+        """Return an extra section (e.g. ``"printing"``) as a dict, empty if absent."""
+        extra = self.model_extra or {}
+        value = extra.get(name, {})
+        if not isinstance(value, dict):
+            raise ValueError(f"world section {name!r} must be a mapping")
+        return dict(value)
+
+
+class TemperatureField(Protocol):
+    """Anything that can hold a coupon and tell the temperature along it (a furnace)."""
+
+    def temperature_along(self, x_mm: FloatArray) -> FloatArray:
+        """Return the temperature (K) at positions ``x_mm`` along the holder's axis (mm)."""
+        ...
+
+
+@dataclass
+class Coupon:
+    """A printed coupon: geometry, composition map along its length, and grown oxide.
+
+    The composition varies along x (the print direction) and is uniform across the width.
+    Positions are in mm from the coupon's start; ``x_mm`` is the grid on which the maps live.
+    """
+
+    coupon_id: str
+    length_mm: float = 60.0
+    width_mm: float = 10.0
+    thickness_mm: float = 2.0
+    resolution_mm: float = 0.5
+    composition: dict[str, FloatArray] = field(default_factory=dict)
+    """Element fractions per node of :attr:`x_mm` (each column sums to 1)."""
+    metadata: dict[str, object] = field(default_factory=dict)
+    holder: TemperatureField | None = None
+    holder_name: str = ""
+    offset_mm: float = 0.0
+    """Position of the coupon's x = 0 along the holder's axis, mm."""
+    x_mm: FloatArray = field(init=False)
+    oxide_x2_m2: FloatArray = field(init=False)
+    """Square of oxide thickness per node, m^2 (parabolic growth integrates this)."""
+    exposure_s: float = 0.0
+    """Virtual seconds spent in a hot holder."""
+
+    def __post_init__(self) -> None:
+        n = round(self.length_mm / self.resolution_mm) + 1
+        self.x_mm = np.linspace(0.0, self.length_mm, n)
+        self.oxide_x2_m2 = np.zeros(n)
+
+    def set_composition(self, composition: Mapping[str, FloatArray | float]) -> None:
+        """Set the composition map (fractions per node, or constants); must sum to 1."""
+        comp = {
+            e: np.broadcast_to(np.asarray(c, float), self.x_mm.shape).copy()
+            for e, c in composition.items()
+        }
+        total = sum(comp.values())
+        if not np.allclose(total, 1.0, atol=1e-6):
+            raise ValueError(f"coupon {self.coupon_id}: fractions must sum to 1 at every node")
+        self.composition = comp
+
+    def composition_at(self, x_mm: float | FloatArray) -> dict[str, FloatArray]:
+        """Return element fractions at positions ``x_mm`` (linear interpolation)."""
+        x = np.atleast_1d(np.asarray(x_mm, float))
+        return {e: np.interp(x, self.x_mm, c) for e, c in self.composition.items()}
+
+    def oxide_thickness_at(self, x_mm: float | FloatArray) -> FloatArray:
+        """Return the oxide thickness (m) at positions ``x_mm``."""
+        x = np.atleast_1d(np.asarray(x_mm, float))
+        thickness: FloatArray = np.sqrt(np.interp(x, self.x_mm, self.oxide_x2_m2))
+        return thickness
+
+    def temperature_k(self) -> FloatArray | None:
+        """Return the temperature (K) along the coupon, or None when not in a holder."""
+        if self.holder is None:
+            return None
+        return self.holder.temperature_along(self.offset_mm + self.x_mm)
+
+
+class World:
+    """The shared simulated world: SimPy environment, clock, random generator and coupons.
+
+    Parameters
+    ----------
+    config
+        World configuration; defaults to :class:`WorldConfig` defaults.
+    """
+
+    def __init__(self, config: WorldConfig | None = None) -> None:
+        self.config = config or WorldConfig()
+        self.env = simpy.Environment()
+        self.rng = np.random.default_rng(self.config.seed)
+        self.coupons: dict[str, Coupon] = {}
+        self._speedup = self.config.speedup
+        self._wall0 = time.monotonic()
+        self._virt0 = 0.0
+        self._paused = False
+        self._listeners: list[Callable[[], None]] = []
+        self.env.process(self._oxidise())
+
+    # -- time ------------------------------------------------------------------------------
+    @property
+    def now(self) -> float:
+        """Return virtual time, s since the world started."""
+        return float(self.env.now)
+
+    @property
+    def speedup(self) -> float:
+        """Return virtual seconds per wall-clock second."""
+        return self._speedup
+
+    def set_speedup(self, speedup: float) -> None:
+        """Change the speed-up (> 0, <= 1e6) from now on, without a jump in virtual time."""
+        if not 0 < speedup <= 1e6:
+            raise ValueError(f"speedup must be in (0, 1e6], got {speedup}")
+        self.sync()
+        self._virt0, self._wall0, self._speedup = self.now, time.monotonic(), speedup
+
+    def pause(self) -> None:
+        """Stop virtual time following the wall clock (tests step it with :meth:`advance`)."""
+        self.sync()
+        self._paused = True
+
+    def resume(self) -> None:
+        """Let virtual time follow the wall clock again, from where it is."""
+        self._virt0, self._wall0, self._paused = self.now, time.monotonic(), False
+
+    def target_time(self) -> float:
+        """Return the virtual time that corresponds to the wall clock now."""
+        if self._paused:
+            return self.now
+        return self._virt0 + self._speedup * (time.monotonic() - self._wall0)
+
+    def sync(self) -> None:
+        """Advance the simulation to the virtual time that matches the wall clock."""
+        target = self.target_time()
+        if target > self.env.now:
+            self.env.run(until=target)
+            for listener in self._listeners:
+                listener()
+
+    def advance(self, seconds: float) -> None:
+        """Advance virtual time by ``seconds`` (>= 0) regardless of the wall clock."""
+        if seconds < 0:
+            raise ValueError(f"cannot advance by {seconds} s")
+        self.env.run(until=self.env.now + seconds)
+        self._virt0, self._wall0 = self.now, time.monotonic()
+        for listener in self._listeners:
+            listener()
+
+    def on_sync(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` after every advance of virtual time (e.g. to publish values)."""
+        self._listeners.append(listener)
+
+    async def run_clock(self, tick_s: float = 0.01) -> None:
+        """Keep the simulation in step with the wall clock until cancelled.
+
+        Parameters
+        ----------
+        tick_s
+            Wall-clock period of the updates, s (> 0).
+        """
+        while True:
+            self.sync()
+            await asyncio.sleep(tick_s)
+
+    # -- coupons ---------------------------------------------------------------------------
+    def add_coupon(self, coupon: Coupon) -> Coupon:
+        """Register a coupon; its id must be new."""
+        if coupon.coupon_id in self.coupons:
+            raise ValueError(f"coupon {coupon.coupon_id!r} already exists")
+        self.coupons[coupon.coupon_id] = coupon
+        return coupon
+
+    def coupon(self, coupon_id: str) -> Coupon:
+        """Return the coupon with this id; raise ``KeyError`` naming the known ones."""
+        try:
+            return self.coupons[coupon_id]
+        except KeyError:
+            raise KeyError(f"no coupon {coupon_id!r}; have {sorted(self.coupons)}") from None
+
+    def place(
+        self,
+        coupon_id: str,
+        holder: TemperatureField | None,
+        holder_name: str = "",
+        offset_mm: float = 0.0,
+    ) -> None:
+        """Put a coupon into a holder (a furnace) at ``offset_mm`` along it, or take it out."""
+        c = self.coupon(coupon_id)
+        c.holder, c.holder_name, c.offset_mm = holder, holder_name, offset_mm
+
+    def _oxidise(self) -> Generator[simpy.Event, None, None]:
+        """SimPy process: integrate parabolic growth, d(x^2)/dt = kp(T, c), for held coupons."""
+        model = self.config.oxidation
+        dt = model.step_s
+        while True:
+            yield self.env.timeout(dt)
+            for c in self.coupons.values():
+                t = c.temperature_k()
+                if t is None or not c.composition:
+                    continue
+                c.oxide_x2_m2 += model.kp(c.composition, t) * dt
+                c.exposure_s += dt
+
+
+__all__ = [
+    "R_GAS",
+    "Coupon",
+    "ElementOxidation",
+    "OxidationModel",
+    "TemperatureField",
+    "World",
+    "WorldConfig",
+]

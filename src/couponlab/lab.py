@@ -1,0 +1,57 @@
+"""Build and connect the devices a lab file lists."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ophyd_async.core import Device
+
+from couponlab.errors import InputError
+from couponlab.labfile import DeviceEntry, LabFile
+
+
+def driver_class(entry: DeviceEntry) -> type[Any]:
+    """Import the driver class named by ``entry.driver`` (``"module:Class"``)."""
+    module_name, cls_name = entry.driver.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise InputError(
+            entry.name, f"cannot import driver module {module_name!r}: {exc}"
+        ) from exc
+    try:
+        cls: type[Any] = getattr(module, cls_name)
+    except AttributeError:
+        raise InputError(entry.name, f"{module_name!r} has no driver class {cls_name!r}") from None
+    if not hasattr(cls, "from_lab_entry"):
+        raise InputError(entry.name, f"{entry.driver} has no from_lab_entry() classmethod")
+    return cls
+
+
+def make_device(entry: DeviceEntry) -> Device:
+    """Build (but do not connect) the ophyd-async device for ``entry``."""
+    device: Device = driver_class(entry).from_lab_entry(entry)
+    return device
+
+
+async def connect_lab(
+    lab: LabFile, names: list[str] | None = None, *, mock: bool = False, timeout: float = 10.0
+) -> dict[str, Device]:
+    """Build and connect the devices of ``lab`` (all, or those in ``names``).
+
+    Parameters
+    ----------
+    mock
+        Connect in ophyd-async mock mode (no instrument needed).
+    timeout
+        Connection timeout per device, s.
+    """
+    entries = [lab.device(n) for n in names] if names else list(lab.devices)
+    devices = {e.name: make_device(e) for e in entries}
+    for dev in devices.values():
+        await dev.connect(mock=mock, timeout=timeout)
+    return devices
+
+
+__all__ = ["connect_lab", "driver_class", "make_device"]

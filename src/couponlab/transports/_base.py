@@ -1,0 +1,303 @@
+"""The transport base class: locking, timeouts, error mapping and reconnection."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from couponlab.errors import (
+    ConnectionLostError,
+    InstrumentError,
+    InstrumentTimeoutError,
+    ProtocolError,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Bounded exponential back-off between reconnection attempts.
+
+    Attributes
+    ----------
+    attempts
+        Connection attempts before giving up with :class:`ConnectionLostError` (>= 1).
+    initial
+        Delay before the second attempt, in s.
+    factor
+        Growth of the delay per attempt (>= 1).
+    maximum
+        Upper bound of a single delay, in s.
+    """
+
+    attempts: int = 5
+    initial: float = 0.05
+    factor: float = 2.0
+    maximum: float = 2.0
+
+    def delays(self) -> list[float]:
+        """Return the delays (s) slept before attempts 2..N."""
+        out, d = [], self.initial
+        for _ in range(self.attempts - 1):
+            out.append(min(d, self.maximum))
+            d *= self.factor
+        return out
+
+
+class LineTransport(ABC):
+    """A line-based request/reply link to one instrument.
+
+    Exchanges are serialised by a lock, so concurrent callers never interleave. Every
+    exchange has a timeout; after a timeout or a broken link the connection is dropped, so
+    a late reply can never be taken for the answer to the next command, and the next
+    exchange reconnects with :class:`Backoff`. A command is never re-sent behind the
+    caller's back, except a query marked idempotent (``?`` queries by default), which is
+    retried once on a fresh connection.
+
+    Parameters
+    ----------
+    device
+        Device name for error messages.
+    timeout
+        Default timeout of one exchange, in s (> 0).
+    write_termination, read_termination
+        Line terminators (``"\\n"`` by default).
+    encoding
+        Text encoding of the link (``"ascii"`` by default).
+    backoff
+        Reconnection policy.
+    """
+
+    def __init__(
+        self,
+        device: str,
+        *,
+        timeout: float = 2.0,
+        write_termination: str = "\n",
+        read_termination: str = "\n",
+        encoding: str = "ascii",
+        backoff: Backoff | None = None,
+    ) -> None:
+        if timeout <= 0:
+            raise ValueError(f"{device}: timeout must be > 0 s, got {timeout}")
+        self.device = device
+        self.timeout = timeout
+        self.write_termination = write_termination
+        self.read_termination = read_termination
+        self.encoding = encoding
+        self.backoff = backoff or Backoff()
+        self._lock = asyncio.Lock()
+        self._connected = False
+        self.reconnects = 0
+        """How many times the link was re-established after a failure."""
+
+    # -- implemented by each link type -------------------------------------------------
+    @abstractmethod
+    async def _open(self) -> None:
+        """Open the link once; raise ``OSError`` if that fails."""
+
+    @abstractmethod
+    async def _close(self) -> None:
+        """Close the link; must not raise."""
+
+    @abstractmethod
+    async def _send(self, data: bytes) -> None:
+        """Send raw bytes."""
+
+    @abstractmethod
+    async def _recv_until(self, terminator: bytes) -> bytes:
+        """Receive up to and including ``terminator``; raise ``EOFError`` if the peer closed."""
+
+    @abstractmethod
+    async def _recv_exactly(self, n: int) -> bytes:
+        """Receive exactly ``n`` bytes; raise ``EOFError`` if the peer closed."""
+
+    @property
+    @abstractmethod
+    def address(self) -> str:
+        """Return where this transport points, for messages and ``couponlab check``."""
+
+    native_timeout = False
+    """True for links whose calls block and time out by themselves (VISA): then the base
+    class sets that timeout with :meth:`_set_native_timeout` instead of wrapping the
+    exchange in ``asyncio.timeout``; such calls must raise ``TimeoutError`` on expiry."""
+
+    def _set_native_timeout(self, seconds: float) -> None:
+        """Set the link's own timeout for the next exchange (links with native timeouts)."""
+        raise NotImplementedError
+
+    # -- public API ----------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        """Return whether the link is currently open."""
+        return self._connected
+
+    async def connect(self) -> None:
+        """Open the link, retrying with back-off; raise :class:`ConnectionLostError`."""
+        async with self._lock:
+            await self._ensure_connected()
+
+    async def close(self) -> None:
+        """Close the link (idempotent)."""
+        async with self._lock:
+            await self._drop()
+
+    async def query(
+        self, command: str, *, timeout: float | None = None, idempotent: bool | None = None
+    ) -> str:
+        """Send ``command`` and return the reply line without its terminator.
+
+        Raises
+        ------
+        InstrumentTimeoutError
+            No complete reply within ``timeout`` s.
+        ConnectionLostError
+            The link broke and could not be re-established.
+        """
+        if idempotent is None:
+            idempotent = command.rstrip().endswith("?")
+        payload = self._encode(command)
+        term = self.read_termination.encode(self.encoding)
+        async with self._lock:
+            for attempt in (1, 2):
+                await self._ensure_connected()
+                try:
+                    await self._send(payload)
+                    raw = await self._with_timeout(self._recv_until(term), command, timeout)
+                except InstrumentError:
+                    raise
+                except (OSError, EOFError, asyncio.IncompleteReadError) as exc:
+                    await self._drop()
+                    if idempotent and attempt == 1:
+                        log.warning("%s: link lost during %r, retrying once", self.device, command)
+                        continue
+                    raise ConnectionLostError(
+                        self.device, f"link to {self.address} lost during {command!r}: {exc}"
+                    ) from exc
+                return self._decode(raw[: -len(term)], command)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def write(self, command: str) -> None:
+        """Send ``command`` with no reply expected."""
+        payload = self._encode(command)
+        async with self._lock:
+            await self._ensure_connected()
+            try:
+                await self._send(payload)
+            except OSError as exc:
+                await self._drop()
+                raise ConnectionLostError(
+                    self.device, f"link to {self.address} lost writing {command!r}: {exc}"
+                ) from exc
+
+    async def query_block(self, command: str, *, timeout: float | None = None) -> bytes:
+        """Send ``command`` and read an IEEE 488.2 definite-length block (``#<n><len><data>``).
+
+        The block is followed by the read terminator, which is consumed.
+        """
+        payload = self._encode(command)
+        term = self.read_termination.encode(self.encoding)
+
+        async def read_block() -> bytes:
+            head = await self._recv_exactly(2)
+            if head[:1] != b"#" or not head[1:2].isdigit() or head[1:2] == b"0":
+                rest = await self._recv_until(term)
+                raise ProtocolError(
+                    self.device,
+                    f"reply to {command!r} is not a definite-length block: {(head + rest)!r}",
+                )
+            ndigits = int(head[1:2])
+            length = int(await self._recv_exactly(ndigits))
+            data = await self._recv_exactly(length)
+            tail = await self._recv_until(term)
+            if tail != term:
+                raise ProtocolError(
+                    self.device, f"{len(tail)} unexpected bytes after block for {command!r}"
+                )
+            return data
+
+        async with self._lock:
+            await self._ensure_connected()
+            try:
+                await self._send(payload)
+                return await self._with_timeout(read_block(), command, timeout)
+            except InstrumentError:
+                await self._drop()
+                raise
+            except (OSError, EOFError, asyncio.IncompleteReadError, ValueError) as exc:
+                await self._drop()
+                raise ConnectionLostError(
+                    self.device, f"link to {self.address} lost during {command!r}: {exc}"
+                ) from exc
+
+    # -- helpers -------------------------------------------------------------------------
+    def _encode(self, command: str) -> bytes:
+        if self.write_termination in command or self.read_termination in command:
+            raise ProtocolError(self.device, f"command {command!r} contains a line terminator")
+        try:
+            return (command + self.write_termination).encode(self.encoding)
+        except UnicodeEncodeError as exc:
+            raise ProtocolError(
+                self.device, f"command {command!r} is not {self.encoding}"
+            ) from exc
+
+    def _decode(self, raw: bytes, command: str) -> str:
+        try:
+            return raw.decode(self.encoding).rstrip("\r")
+        except UnicodeDecodeError as exc:
+            raise ProtocolError(
+                self.device, f"garbled reply to {command!r}: {raw[:80]!r}"
+            ) from exc
+
+    async def _with_timeout(
+        self, coro: Coroutine[Any, Any, T], command: str, timeout: float | None
+    ) -> T:
+        t = self.timeout if timeout is None else timeout
+        try:
+            if self.native_timeout:
+                self._set_native_timeout(t)
+                return await coro
+            async with asyncio.timeout(t):
+                return await coro
+        except TimeoutError as exc:
+            await self._drop()
+            raise InstrumentTimeoutError(
+                self.device, f"no reply to {command!r} from {self.address} within {t:g} s"
+            ) from exc
+
+    async def _ensure_connected(self) -> None:
+        if self._connected:
+            return
+        delays = self.backoff.delays()
+        last: Exception | None = None
+        for attempt in range(self.backoff.attempts):
+            try:
+                await asyncio.wait_for(self._open(), self.timeout)
+            except (OSError, TimeoutError) as exc:
+                last = exc
+                await self._close()
+                if attempt < len(delays):
+                    await asyncio.sleep(delays[attempt])
+                continue
+            if self.reconnects or attempt:
+                log.info(
+                    "%s: connected to %s after %d attempts", self.device, self.address, attempt + 1
+                )
+            self._connected = True
+            return
+        raise ConnectionLostError(
+            self.device,
+            f"cannot connect to {self.address} after {self.backoff.attempts} attempts: {last}",
+        )
+
+    async def _drop(self) -> None:
+        if self._connected:
+            self.reconnects += 1
+        self._connected = False
+        await self._close()

@@ -1,0 +1,105 @@
+"""Line transport through pyvisa (pyvisa-py backend by default): ``TCPIP::host::port::SOCKET``,
+``ASRL/dev/ttyUSB0::INSTR``, GPIB ... whatever VISA resource the lab file names.
+
+pyvisa calls block. They run directly on the event loop rather than in a worker thread: a
+thread hop per query more than doubles the cost of an exchange on these machines
+(../shared/MEASUREMENTS.md), and each call is bounded by VISA's own timeout, which this
+transport sets to the exchange's timeout. See docs/decisions/0004-visa-calls-on-the-loop.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import pyvisa
+from pyvisa import constants as visa_constants
+from pyvisa.errors import VisaIOError
+
+from couponlab.transports._base import LineTransport
+
+
+class VisaLineTransport(LineTransport):
+    """A :class:`LineTransport` over a VISA resource.
+
+    Parameters
+    ----------
+    resource
+        VISA resource name, e.g. ``"TCPIP::127.0.0.1::5025::SOCKET"``.
+    backend
+        pyvisa backend (``"@py"`` for pyvisa-py).
+    **kwargs
+        Passed to :class:`LineTransport`.
+    """
+
+    native_timeout = True
+
+    def __init__(self, device: str, resource: str, *, backend: str = "@py", **kwargs: Any) -> None:
+        super().__init__(device, **kwargs)
+        self.resource_name = resource
+        self.backend = backend
+        self._rm: pyvisa.ResourceManager | None = None
+        self._res: Any = None
+        self._timeout_ms = -1.0
+
+    @property
+    def address(self) -> str:
+        """Return the VISA resource name."""
+        return self.resource_name
+
+    def _set_native_timeout(self, seconds: float) -> None:
+        ms = seconds * 1000.0
+        if ms != self._timeout_ms and self._res is not None:
+            self._res.timeout = ms
+            self._timeout_ms = ms
+
+    async def _open(self) -> None:
+        try:
+            self._rm = pyvisa.ResourceManager(self.backend)
+            self._res = self._rm.open_resource(
+                self.resource_name,
+                read_termination=self.read_termination,
+                write_termination="",
+                timeout=self.timeout * 1000.0,
+            )
+        except VisaIOError as exc:
+            raise OSError(str(exc)) from exc
+        self._timeout_ms = self.timeout * 1000.0
+
+    async def _close(self) -> None:
+        res, rm, self._res, self._rm = self._res, self._rm, None, None
+        for closable in (res, rm):
+            if closable is not None:
+                with contextlib.suppress(VisaIOError, OSError):
+                    closable.close()
+
+    async def _send(self, data: bytes) -> None:
+        try:
+            self._res.write_raw(data)
+        except VisaIOError as exc:
+            raise _map(exc) from exc
+
+    async def _recv_until(self, terminator: bytes) -> bytes:
+        try:
+            raw: bytes = self._res.read_raw()
+        except VisaIOError as exc:
+            raise _map(exc) from exc
+        if not raw.endswith(terminator):
+            raise EOFError(f"reply ended without terminator: {raw[-40:]!r}")
+        return raw
+
+    async def _recv_exactly(self, n: int) -> bytes:
+        try:
+            data: bytes = self._res.read_bytes(n)
+        except VisaIOError as exc:
+            raise _map(exc) from exc
+        return data
+
+
+def _map(exc: VisaIOError) -> Exception:
+    if exc.error_code == visa_constants.StatusCode.error_timeout:
+        return TimeoutError(str(exc))
+    return OSError(str(exc))
+
+
+__all__ = ["VisaLineTransport"]

@@ -1,0 +1,140 @@
+"""One pint unit registry for the whole project, and the checks used at every public boundary.
+
+Public setters accept a pint quantity, a string such as ``"850 degC"``, or a plain number in
+the documented unit. :func:`to_magnitude` turns any of those into a float in the unit the
+instrument speaks, or raises a typed :class:`~couponlab.errors.InputError` that names the
+device, the value and what was allowed -- before a byte is sent.
+
+Temperatures are the classic trap: an absolute temperature (``degC``, ``K``) and a
+temperature *difference* (``delta_degC``, ``K`` in a rate) are different quantities.
+:func:`to_temperature` accepts only absolute temperatures and refuses ``delta_degC``;
+rates must be written ``K/min`` or ``delta_degC/min`` (pint refuses ``degC/min``).
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+from typing import Any, TypeAlias
+
+import pint
+
+from couponlab.errors import OutOfLimitsError, UnitError
+
+ureg: pint.UnitRegistry[Any] = pint.UnitRegistry()
+"""The project's only unit registry; quantities from another registry are refused."""
+ureg.formatter.default_format = "~P"
+Q_ = ureg.Quantity
+
+QuantityLike: TypeAlias = "pint.Quantity[Any] | float | int | str"
+"""What a public setter accepts: a quantity, a number in the documented unit, or a string."""
+
+
+def _as_quantity(value: Any, unit: str, device: str, what: str) -> pint.Quantity[Any]:
+    if isinstance(value, bool):
+        raise UnitError(device, f"{what} = {value!r}: a boolean is not a quantity in {unit}")
+    if isinstance(value, str):
+        try:
+            value = ureg.Quantity(value)
+        except (pint.errors.PintError, ValueError, AttributeError, TypeError) as exc:
+            raise UnitError(device, f"{what} = {value!r} cannot be parsed: {exc}") from exc
+        if not isinstance(value, pint.Quantity):  # a bare number in a string
+            value = ureg.Quantity(float(value), unit)
+    if isinstance(value, pint.Quantity):
+        if value._REGISTRY is not ureg:
+            raise UnitError(device, f"{what} = {value} comes from another unit registry")
+        return value
+    if isinstance(value, Real):
+        return ureg.Quantity(float(value), unit)
+    raise UnitError(
+        device, f"{what} = {value!r} ({type(value).__name__}) is not a number or quantity"
+    )
+
+
+def to_magnitude(
+    value: Any,
+    unit: str,
+    *,
+    device: str = "",
+    what: str = "value",
+    low: float | None = None,
+    high: float | None = None,
+) -> float:
+    """Convert ``value`` to a finite float in ``unit`` and check it against ``[low, high]``.
+
+    Parameters
+    ----------
+    value
+        A pint quantity, a string such as ``"2 L/min"``, or a plain number taken to be in
+        ``unit``.
+    unit
+        The unit the result is expressed in (the instrument's own unit).
+    device, what
+        Names used in error messages.
+    low, high
+        Inclusive limits in ``unit``; ``None`` for no limit.
+
+    Raises
+    ------
+    UnitError
+        Wrong dimension, unparseable, NaN or infinite.
+    OutOfLimitsError
+        Outside ``[low, high]``.
+    """
+    q = _as_quantity(value, unit, device, what)
+    try:
+        mag = float(q.to(unit).magnitude)
+    except pint.errors.DimensionalityError as exc:
+        raise UnitError(
+            device, f"{what} = {q} has the wrong unit: expected a quantity in {unit}"
+        ) from exc
+    except pint.errors.OffsetUnitCalculusError as exc:
+        raise UnitError(
+            device,
+            f"{what} = {q} mixes an offset temperature unit into a product; "
+            f"write temperature differences as K or delta_degC (expected {unit})",
+        ) from exc
+    if not math.isfinite(mag):
+        raise UnitError(device, f"{what} = {value!r} is not a finite number")
+    if (low is not None and mag < low) or (high is not None and mag > high):
+        raise OutOfLimitsError(
+            device,
+            what,
+            _fmt(mag),
+            _fmt(low) if low is not None else "-inf",
+            _fmt(high) if high is not None else "inf",
+            unit,
+        )
+    return mag
+
+
+def to_temperature(
+    value: Any,
+    unit: str = "degC",
+    *,
+    device: str = "",
+    what: str = "temperature",
+    low: float | None = None,
+    high: float | None = None,
+) -> float:
+    """Convert an *absolute* temperature to ``unit`` (``degC`` or ``K``) and check limits.
+
+    A temperature difference (``delta_degC``) is refused: it would silently be off by
+    273.15 K. Plain numbers are taken to be in ``unit``.
+    """
+    q = _as_quantity(value, unit, device, what)
+    units = str(q.units)
+    if "delta_" in units:
+        raise UnitError(
+            device,
+            f"{what} = {q} is a temperature difference; an absolute temperature "
+            f"(degC or K) is required",
+        )
+    return to_magnitude(q, unit, device=device, what=what, low=low, high=high)
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+__all__ = ["Q_", "QuantityLike", "to_magnitude", "to_temperature", "ureg"]

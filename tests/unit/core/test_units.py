@@ -1,0 +1,67 @@
+"""Units at the boundary: conversions, the degC/K trap, NaN, wrong units, limits."""
+
+from __future__ import annotations
+
+import math
+
+import pint
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from couponlab.errors import InputError, OutOfLimitsError, UnitError
+from couponlab.units import Q_, to_magnitude, to_temperature
+
+
+def test_kelvin_converts_to_degc() -> None:
+    assert to_temperature(Q_(1073.15, "K")) == pytest.approx(800.0)
+
+
+def test_bare_number_is_in_documented_unit() -> None:
+    assert to_temperature(800) == 800.0
+    assert to_temperature(800, "K") == 800.0
+
+
+def test_string_quantities_are_parsed() -> None:
+    assert to_temperature("1100 K", "degC") == pytest.approx(826.85)
+    assert to_magnitude("2 L/min", "L/min") == 2.0
+
+
+@pytest.mark.parametrize(
+    "value",
+    [Q_(10, "delta_degC"), Q_(3, "m"), float("nan"), float("inf"), True, "hot", None, [1.0]],
+)
+def test_bad_temperatures_are_refused(value: object) -> None:
+    with pytest.raises(UnitError, match="furnace1"):
+        to_temperature(value, device="furnace1")
+
+
+def test_offset_unit_in_a_rate_is_refused() -> None:
+    with pytest.raises(UnitError):
+        to_magnitude("5 degC/min", "K/min", device="f")
+
+
+def test_rate_in_delta_degc_is_fine() -> None:
+    assert to_magnitude(Q_(5, "delta_degC/min"), "K/min") == pytest.approx(5.0)
+    assert to_magnitude(Q_(0.5, "K/s"), "K/min") == pytest.approx(30.0)
+
+
+def test_out_of_limits_names_device_value_and_range() -> None:
+    with pytest.raises(OutOfLimitsError) as info:
+        to_temperature(Q_(1600, "K"), device="furnace1", what="zone 2 setpoint", high=1200)
+    msg = str(info.value)
+    assert "furnace1" in msg and "zone 2 setpoint" in msg and "1326.85" in msg and "1200" in msg
+    assert isinstance(info.value, InputError) and isinstance(info.value, ValueError)
+
+
+def test_quantity_from_another_registry_is_refused() -> None:
+    other = pint.UnitRegistry()
+    with pytest.raises(UnitError, match="another unit registry"):
+        to_temperature(other.Quantity(800, "degC"))
+
+
+@given(st.floats(min_value=-200, max_value=2000, allow_nan=False))
+def test_kelvin_round_trip(t_c: float) -> None:
+    k = to_temperature(Q_(t_c, "degC"), "K")
+    assert math.isclose(k - 273.15, t_c, abs_tol=1e-9)
+    assert to_temperature(Q_(k, "K"), "degC") == pytest.approx(t_c, abs=1e-9)

@@ -1,0 +1,73 @@
+"""The shared world: virtual time, coupons, parabolic oxide growth with Arrhenius kp."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from couponlab.simulators.world import R_GAS, Coupon, FloatArray, World, WorldConfig
+
+
+class Uniform:
+    def __init__(self, kelvin: float) -> None:
+        self.kelvin = kelvin
+
+    def temperature_along(self, x_mm: FloatArray) -> FloatArray:
+        return np.full_like(x_mm, self.kelvin)
+
+
+class Linear:
+    def temperature_along(self, x_mm: FloatArray) -> FloatArray:
+        return 1373.15 - 2.0 * x_mm  # 1100 degC falling 2 K/mm
+
+
+def test_chromia_grows_about_3_6_um_in_100_h_at_900_c() -> None:
+    w = World()
+    w.pause()
+    c = w.add_coupon(Coupon("c1"))
+    c.set_composition({"Cr": 1.0})
+    w.place("c1", Uniform(1173.15))
+    w.advance(100 * 3600)
+    assert c.oxide_thickness_at(10.0)[0] == pytest.approx(3.6e-6, rel=0.01)
+
+
+def test_gradient_recovers_activation_energy() -> None:
+    w = World()
+    c = w.add_coupon(Coupon("c2", length_mm=100))
+    c.set_composition({"Cr": 0.3, "Ni": 0.7})
+    w.place("c2", Linear())
+    w.advance(10 * 3600)
+    t = c.temperature_k()
+    assert t is not None
+    x2 = c.oxide_x2_m2
+    slope = np.polyfit(1 / t, np.log(x2 / c.exposure_s), 1)[0]
+    expected = 0.3 * 250e3 + 0.7 * 112e3
+    assert -slope * R_GAS == pytest.approx(expected, rel=1e-6)
+
+
+def test_virtual_time_follows_speedup() -> None:
+    w = World(WorldConfig(speedup=1e4))
+    w.sync()
+    t0 = w.now
+    import time
+
+    time.sleep(0.02)
+    w.sync()
+    assert w.now - t0 >= 150.0
+
+
+def test_composition_must_sum_to_one() -> None:
+    c = Coupon("c3")
+    with pytest.raises(ValueError, match="sum to 1"):
+        c.set_composition({"Cr": 0.5})
+
+
+def test_unknown_coupon_lookup() -> None:
+    with pytest.raises(KeyError, match="nope"):
+        World().coupon("nope")
+
+
+def test_k0_matches_reference() -> None:
+    e = WorldConfig().oxidation.elements["Cr"]
+    assert e.k0() * math.exp(-250e3 / (R_GAS * 1173.15)) == pytest.approx(3.6e-17)
