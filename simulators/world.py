@@ -223,6 +223,9 @@ class World:
         self.env = simpy.Environment()
         self.rng = np.random.default_rng(self.config.seed)
         self.coupons: dict[str, Coupon] = {}
+        self.instruments: dict[str, object] = {}
+        """Twin models by device name, so that one twin can find another (a thermocouple
+        scanner finds the furnace whose carrier it instruments; a profiler finds its stage)."""
         self._speedup = self.config.speedup
         self._wall0 = time.monotonic()
         self._virt0 = 0.0
