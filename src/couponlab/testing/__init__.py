@@ -1,0 +1,1 @@
+"""Reusable test support: conformance suites per instrument family and a pytest plugin."""
