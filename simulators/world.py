@@ -299,6 +299,26 @@ class World:
             self.sync()
             await asyncio.sleep(tick_s)
 
+    # -- instruments -----------------------------------------------------------------------
+    def register_instrument(self, name: str, model: object) -> None:
+        """Register a twin's model under its device name so that other twins can find it."""
+        if name in self.instruments and self.instruments[name] is not model:
+            raise ValueError(f"an instrument called {name!r} is already registered")
+        self.instruments[name] = model
+
+    def unregister_instrument(self, name: str) -> None:
+        """Forget the instrument called ``name`` (no error if absent)."""
+        self.instruments.pop(name, None)
+
+    def instrument(self, name: str) -> object:
+        """Return the model registered as ``name``; raise ``KeyError`` naming the known ones."""
+        try:
+            return self.instruments[name]
+        except KeyError:
+            raise KeyError(
+                f"no instrument {name!r} in the world; have {sorted(self.instruments)}"
+            ) from None
+
     # -- coupons ---------------------------------------------------------------------------
     def add_coupon(self, coupon: Coupon) -> Coupon:
         """Register a coupon; its id must be new."""
