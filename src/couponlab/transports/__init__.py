@@ -6,7 +6,14 @@ twin on 127.0.0.1 and an instrument on a real port.
 """
 
 from couponlab.transports._base import Backoff, LineTransport
+from couponlab.transports._serial import SerialLineTransport
 from couponlab.transports._tcp import TcpLineTransport
 from couponlab.transports._visa import VisaLineTransport
 
-__all__ = ["Backoff", "LineTransport", "TcpLineTransport", "VisaLineTransport"]
+__all__ = [
+    "Backoff",
+    "LineTransport",
+    "SerialLineTransport",
+    "TcpLineTransport",
+    "VisaLineTransport",
+]

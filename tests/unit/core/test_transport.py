@@ -13,7 +13,13 @@ from couponlab.simulators.scpi import ScpiDispatcher, ieee_block
 from couponlab.simulators.world import World
 
 from couponlab.errors import ConnectionLostError, InstrumentTimeoutError, ProtocolError
-from couponlab.transports import Backoff, LineTransport, TcpLineTransport, VisaLineTransport
+from couponlab.transports import (
+    Backoff,
+    LineTransport,
+    SerialLineTransport,
+    TcpLineTransport,
+    VisaLineTransport,
+)
 
 FAST = Backoff(attempts=3, initial=0.01, maximum=0.02)
 LOOPS: dict[LineServer, BackgroundLoop] = {}
@@ -28,7 +34,7 @@ class Echo(ScpiDispatcher):
         self.register("VAL?", lambda a: "12.345")
 
 
-@pytest.fixture(params=["tcp", "visa"])
+@pytest.fixture(params=["tcp", "visa", "serial"])
 def make(request: pytest.FixtureRequest) -> Callable[..., LineTransport]:
     """Build a transport of each kind to a port on 127.0.0.1."""
 
@@ -36,6 +42,8 @@ def make(request: pytest.FixtureRequest) -> Callable[..., LineTransport]:
         kw.setdefault("backoff", FAST)
         if request.param == "tcp":
             return TcpLineTransport("echo", "127.0.0.1", port, **kw)
+        if request.param == "serial":
+            return SerialLineTransport("echo", f"socket://127.0.0.1:{port}", **kw)  # type: ignore[arg-type]
         return VisaLineTransport("echo", f"TCPIP::127.0.0.1::{port}::SOCKET", **kw)  # type: ignore[arg-type]
 
     return build
