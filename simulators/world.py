@@ -151,10 +151,12 @@ class TemperatureField(Protocol):
 
 @dataclass
 class Coupon:
-    """A printed coupon: geometry, composition map along its length, and grown oxide.
+    """A printed coupon: geometry, a 2-D composition map, and the oxide grown on it.
 
-    The composition varies along x (the print direction) and is uniform across the width.
-    Positions are in mm from the coupon's start; ``x_mm`` is the grid on which the maps live.
+    x runs along the coupon's length (the furnace axis: the temperature varies along x),
+    y across its width. A coupon graded across y and heated with a gradient along x puts
+    every (composition, temperature) pair on one coupon. Positions are in mm from the
+    coupon's corner; the maps live on the grid ``y_mm`` x ``x_mm`` (arrays shaped (ny, nx)).
     """
 
     coupon_id: str
@@ -163,27 +165,39 @@ class Coupon:
     thickness_mm: float = 2.0
     resolution_mm: float = 0.5
     composition: dict[str, FloatArray] = field(default_factory=dict)
-    """Element fractions per node of :attr:`x_mm` (each column sums to 1)."""
+    """Element fractions per node, arrays shaped (ny, nx); they sum to 1 at every node."""
     metadata: dict[str, object] = field(default_factory=dict)
     holder: TemperatureField | None = None
     holder_name: str = ""
     offset_mm: float = 0.0
     """Position of the coupon's x = 0 along the holder's axis, mm."""
     x_mm: FloatArray = field(init=False)
+    y_mm: FloatArray = field(init=False)
     oxide_x2_m2: FloatArray = field(init=False)
-    """Square of oxide thickness per node, m^2 (parabolic growth integrates this)."""
+    """Square of oxide thickness per node, m^2, shaped (ny, nx) (parabolic growth)."""
     exposure_s: float = 0.0
     """Virtual seconds spent in a hot holder."""
 
     def __post_init__(self) -> None:
-        n = round(self.length_mm / self.resolution_mm) + 1
-        self.x_mm = np.linspace(0.0, self.length_mm, n)
-        self.oxide_x2_m2 = np.zeros(n)
+        nx = round(self.length_mm / self.resolution_mm) + 1
+        ny = round(self.width_mm / self.resolution_mm) + 1
+        self.x_mm = np.linspace(0.0, self.length_mm, nx)
+        self.y_mm = np.linspace(0.0, self.width_mm, ny)
+        self.oxide_x2_m2 = np.zeros((ny, nx))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Return the map shape (ny, nx)."""
+        return (self.y_mm.size, self.x_mm.size)
 
     def set_composition(self, composition: Mapping[str, FloatArray | float]) -> None:
-        """Set the composition map (fractions per node, or constants); must sum to 1."""
+        """Set the composition map; fractions must sum to 1 at every node.
+
+        Each value may be a constant, an array along x (shape (nx,), uniform across y), or
+        a full map (shape (ny, nx)).
+        """
         comp = {
-            e: np.broadcast_to(np.asarray(c, float), self.x_mm.shape).copy()
+            e: np.broadcast_to(np.asarray(c, float), self.shape).copy()
             for e, c in composition.items()
         }
         total = sum(comp.values())
@@ -191,19 +205,47 @@ class Coupon:
             raise ValueError(f"coupon {self.coupon_id}: fractions must sum to 1 at every node")
         self.composition = comp
 
-    def composition_at(self, x_mm: float | FloatArray) -> dict[str, FloatArray]:
-        """Return element fractions at positions ``x_mm`` (linear interpolation)."""
+    def _interp(
+        self, field_: FloatArray, x_mm: float | FloatArray, y_mm: float | FloatArray | None
+    ) -> FloatArray:
         x = np.atleast_1d(np.asarray(x_mm, float))
-        return {e: np.interp(x, self.x_mm, c) for e, c in self.composition.items()}
+        y = (
+            np.full_like(x, self.width_mm / 2)
+            if y_mm is None
+            else np.broadcast_to(np.atleast_1d(np.asarray(y_mm, float)), x.shape)
+        )
+        fx = np.clip(np.interp(x, self.x_mm, np.arange(self.x_mm.size)), 0, self.x_mm.size - 1)
+        fy = np.clip(np.interp(y, self.y_mm, np.arange(self.y_mm.size)), 0, self.y_mm.size - 1)
+        x0 = np.minimum(np.floor(fx).astype(int), self.x_mm.size - 2)
+        y0 = np.minimum(np.floor(fy).astype(int), self.y_mm.size - 2)
+        tx, ty = fx - x0, fy - y0
+        f = field_
+        out: FloatArray = (
+            f[y0, x0] * (1 - tx) * (1 - ty)
+            + f[y0, x0 + 1] * tx * (1 - ty)
+            + f[y0 + 1, x0] * (1 - tx) * ty
+            + f[y0 + 1, x0 + 1] * tx * ty
+        )
+        return out
 
-    def oxide_thickness_at(self, x_mm: float | FloatArray) -> FloatArray:
-        """Return the oxide thickness (m) at positions ``x_mm``."""
-        x = np.atleast_1d(np.asarray(x_mm, float))
-        thickness: FloatArray = np.sqrt(np.interp(x, self.x_mm, self.oxide_x2_m2))
+    def composition_at(
+        self, x_mm: float | FloatArray, y_mm: float | FloatArray | None = None
+    ) -> dict[str, FloatArray]:
+        """Return element fractions at points (``x_mm``, ``y_mm``) (bilinear interpolation).
+
+        ``y_mm`` defaults to the centre line of the coupon.
+        """
+        return {e: self._interp(c, x_mm, y_mm) for e, c in self.composition.items()}
+
+    def oxide_thickness_at(
+        self, x_mm: float | FloatArray, y_mm: float | FloatArray | None = None
+    ) -> FloatArray:
+        """Return the oxide thickness (m) at points (``x_mm``, ``y_mm``; y: centre line)."""
+        thickness: FloatArray = np.sqrt(self._interp(self.oxide_x2_m2, x_mm, y_mm))
         return thickness
 
     def temperature_k(self) -> FloatArray | None:
-        """Return the temperature (K) along the coupon, or None when not in a holder."""
+        """Return the temperature (K) along x, or None when not in a holder."""
         if self.holder is None:
             return None
         return self.holder.temperature_along(self.offset_mm + self.x_mm)

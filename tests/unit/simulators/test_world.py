@@ -40,10 +40,39 @@ def test_gradient_recovers_activation_energy() -> None:
     w.advance(10 * 3600)
     t = c.temperature_k()
     assert t is not None
-    x2 = c.oxide_x2_m2
-    slope = np.polyfit(1 / t, np.log(x2 / c.exposure_s), 1)[0]
-    expected = 0.3 * 250e3 + 0.7 * 112e3
-    assert -slope * R_GAS == pytest.approx(expected, rel=1e-6)
+    for row in c.oxide_x2_m2:  # uniform across y: every row gives the same answer
+        slope = np.polyfit(1 / t, np.log(row / c.exposure_s), 1)[0]
+        expected = 0.3 * 250e3 + 0.7 * 112e3
+        assert -slope * R_GAS == pytest.approx(expected, rel=1e-6)
+
+
+def test_composition_graded_across_y_gives_q_per_row() -> None:
+    """Graded across the width, heated along the length: one Q per composition row."""
+    w = World()
+    c = w.add_coupon(Coupon("c4", length_mm=100, width_mm=10, resolution_mm=1.0))
+    cr = np.linspace(0.0, 1.0, c.y_mm.size)[:, None] * np.ones(c.x_mm.size)
+    c.set_composition({"Cr": cr, "Ni": 1 - cr})
+    w.place("c4", Linear())
+    w.advance(3600)
+    t = c.temperature_k()
+    assert t is not None
+    q_true = w.config.oxidation.activation_energy(c.composition)[:, 0]
+    for row, q in zip(c.oxide_x2_m2, q_true, strict=True):
+        slope = np.polyfit(1 / t, np.log(row / c.exposure_s), 1)[0]
+        assert -slope * R_GAS == pytest.approx(q, rel=1e-6)
+    assert q_true[0] == pytest.approx(112e3)
+    assert q_true[-1] == pytest.approx(250e3)
+
+
+def test_bilinear_lookup() -> None:
+    c = Coupon("c5", length_mm=10, width_mm=4, resolution_mm=1.0)
+    x = np.broadcast_to(c.x_mm, c.shape)
+    y = np.broadcast_to(c.y_mm[:, None], c.shape)
+    frac = (x / 10 + y / 4) / 2
+    c.set_composition({"Cr": frac, "Ni": 1 - frac})
+    got = c.composition_at([2.5, 7.25], [1.5, 3.0])["Cr"]
+    np.testing.assert_allclose(got, [(0.25 + 1.5 / 4) / 2, (0.725 + 0.75) / 2])
+    np.testing.assert_allclose(c.composition_at(5.0)["Cr"], [(0.5 + 0.5) / 2])
 
 
 def test_virtual_time_follows_speedup() -> None:
