@@ -16,6 +16,9 @@ from couponlab.labfile import DeviceEntry
 
 TWINS: dict[str, str] = {
     "gradient_furnace": "couponlab.simulators.furnace:start_twin",
+    "test_frame": "couponlab.simulators.frame:start_twin",
+    "powder_feeder": "couponlab.simulators.deposition.feeder_twin:start_twin",
+    "deposition_cell": "couponlab.simulators.deposition.cell_twin:start_twin",
 }
 """Family name -> ``"module:function"`` that starts its twin."""
 

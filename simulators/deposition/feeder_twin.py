@@ -1,0 +1,173 @@
+"""The powder-feeder twin: :class:`FeederModel` served over the feeder's ASCII serial protocol
+(docs/protocols/feeder-serial.md) on TCP, reached by pyserial as ``socket://host:port``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from couponlab.labfile import DeviceEntry
+from couponlab.simulators.deposition.feeder_model import FeederConfig, FeederModel
+from couponlab.simulators.line_server import LineServer
+from couponlab.simulators.scpi import (
+    DATA_OUT_OF_RANGE,
+    ILLEGAL_PARAMETER,
+    MISSING_PARAMETER,
+    SETTINGS_CONFLICT,
+    ScpiDispatcher,
+    ScpiError,
+    parse_float,
+)
+from couponlab.simulators.world import World
+
+
+def parse_socket_address(device: str, address: str) -> tuple[str, int]:
+    """Return ``(host, port)`` of a ``socket://host:port`` address (port 0: any free port)."""
+    prefix = "socket://"
+    if not address.startswith(prefix):
+        raise ValueError(f"{device}: a twin address must be socket://host:port, got {address!r}")
+    host, _, port = address[len(prefix) :].rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"{device}: cannot parse host and port from {address!r}")
+    return host, int(port)
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4f}"
+
+
+class FeederProtocol(ScpiDispatcher):
+    """The feeder's command set on top of the SCPI-style dispatcher (error queue, ``;``)."""
+
+    def __init__(self, model: FeederModel) -> None:
+        c = model.config
+        super().__init__(f"{c.manufacturer},{c.model},{c.serial_number},{c.firmware_version}")
+        self.model = model
+        reg = self.register
+        reg("HOPP:COUN?", lambda a: str(len(model.hoppers)))
+        reg("HOPP:POWD?", lambda a: model.hopper(self._index(a)).config.powder)
+        reg("HOPP:COMP?", self._composition)
+        reg("LIM?", lambda a: f"{_fmt(c.max_rate_g_min)},{_fmt(c.max_gas_l_min)}")
+        reg("RATE", self._set_rate)
+        reg("RATE?", lambda a: _fmt(model.hopper(self._index(a)).setpoint))
+        reg("GAS", self._set_gas)
+        reg("GAS?", lambda a: _fmt(model.hopper(self._index(a)).gas_flow))
+        reg("FLOW?", lambda a: _fmt(model.hopper(self._index(a)).sensor))
+        reg("MASS?", lambda a: _fmt(model.scale_reading(self._index(a))))
+        reg("ALRM?", lambda a: str(model.hopper(self._index(a)).alarms))
+        reg("ALRM:CLR", lambda a: model.clear_alarms())
+        reg("STAT?", lambda a: self._status())
+        reg("STOP", lambda a: model.stop())
+        reg("LOG:STRT", self._start_log)
+        reg("LOG:STOP", lambda a: model.stop_log())
+        reg("LOG:COUN?", lambda a: str(len(model.log)))
+        reg("LOG:DATA?", lambda a: self._log_data())
+
+    def reset(self) -> None:
+        """``*RST``: feeding and gas off, latched alarms cleared, logger off."""
+        self.model.stop()
+        for i in range(1, len(self.model.hoppers) + 1):
+            self.model.set_gas(i, 0.0)
+        self.model.clear_alarms()
+        self.model.stop_log()
+
+    def _index(self, args: list[str]) -> int:
+        if not args:
+            raise ScpiError(MISSING_PARAMETER, "Missing parameter; hopper")
+        try:
+            n = int(args[0])
+        except ValueError:
+            raise ScpiError(
+                ILLEGAL_PARAMETER, f"Illegal parameter value; hopper={args[0]}"
+            ) from None
+        if not 1 <= n <= len(self.model.hoppers):
+            raise ScpiError(
+                DATA_OUT_OF_RANGE,
+                f"Data out of range; hopper {n} (allowed 1..{len(self.model.hoppers)})",
+            )
+        return n
+
+    def _composition(self, args: list[str]) -> str:
+        comp = self.model.hopper(self._index(args)).config.composition
+        return " ".join(f"{e}={f:.6f}" for e, f in sorted(comp.items()))
+
+    def _set_rate(self, args: list[str]) -> None:
+        n = self._index(args)
+        rate = parse_float(args, 1, "rate")
+        top = self.model.config.max_rate_g_min
+        if not 0.0 <= rate <= top:
+            raise ScpiError(
+                DATA_OUT_OF_RANGE,
+                f"Data out of range; RATE {n},{rate:g} (allowed 0..{top:g} g/min)",
+            )
+        try:
+            self.model.set_rate(n, rate)
+        except RuntimeError as exc:
+            raise ScpiError(SETTINGS_CONFLICT, f"Settings conflict; {exc}") from None
+
+    def _set_gas(self, args: list[str]) -> None:
+        n = self._index(args)
+        flow = parse_float(args, 1, "gas")
+        top = self.model.config.max_gas_l_min
+        if not 0.0 <= flow <= top:
+            raise ScpiError(
+                DATA_OUT_OF_RANGE,
+                f"Data out of range; GAS {n},{flow:g} (allowed 0..{top:g} L/min)",
+            )
+        self.model.set_gas(n, flow)
+
+    def _start_log(self, args: list[str]) -> None:
+        n = self._index(args)
+        period = parse_float(args, 1, "period")
+        try:
+            self.model.start_log(n, period)
+        except ValueError as exc:
+            raise ScpiError(DATA_OUT_OF_RANGE, f"Data out of range; {exc}") from None
+
+    def _status(self) -> str:
+        m = self.model
+        parts = [m.state()]
+        for i, h in enumerate(m.hoppers, start=1):
+            parts += [
+                _fmt(h.setpoint),
+                _fmt(h.sensor),
+                _fmt(m.scale_reading(i)),
+                _fmt(h.gas_flow),
+                str(h.alarms),
+            ]
+        return ",".join(parts)
+
+    def _log_data(self) -> str:
+        return " ".join(f"{t:.4f} {sp:.4f} {fl:.4f}" for t, sp, fl in self.model.log)
+
+
+@dataclass
+class FeederTwin:
+    """A running feeder twin: its model, protocol, server and resolved address."""
+
+    model: FeederModel
+    protocol: FeederProtocol
+    server: LineServer
+    address: str
+
+    async def stop(self) -> None:
+        """Stop serving and take the model out of the world's instrument registry."""
+        await self.server.stop()
+        self.model.world.unregister_instrument(self.model.name)
+
+
+async def start_twin(world: World, entry: DeviceEntry) -> FeederTwin:
+    """Start the feeder twin of ``entry`` (address ``socket://127.0.0.1:PORT``, 0: free)."""
+    host, port = parse_socket_address(entry.name, entry.address)
+    config = FeederConfig.model_validate(entry.twin_config)
+    model = FeederModel(world, config, entry.name)
+    protocol = FeederProtocol(model)
+    server = LineServer(world, protocol.handle, host=host, port=port)
+    try:
+        await server.start()
+    except BaseException:
+        world.unregister_instrument(entry.name)
+        raise
+    return FeederTwin(model, protocol, server, f"socket://{host}:{server.port}")
+
+
+__all__ = ["FeederProtocol", "FeederTwin", "parse_socket_address", "start_twin"]
