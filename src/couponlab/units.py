@@ -14,6 +14,7 @@ rates must be written ``K/min`` or ``delta_degC/min`` (pint refuses ``degC/min``
 from __future__ import annotations
 
 import math
+import re
 from numbers import Real
 from typing import Any, TypeAlias
 
@@ -26,6 +27,8 @@ ureg: pint.UnitRegistry[Any] = pint.UnitRegistry()
 ureg.formatter.default_format = "~P"
 Q_ = ureg.Quantity
 
+_NUMBER_UNIT = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(\S.*)$")
+
 QuantityLike: TypeAlias = "pint.Quantity[Any] | float | int | str"
 """What a public setter accepts: a quantity, a number in the documented unit, or a string."""
 
@@ -36,6 +39,26 @@ def _as_quantity(value: Any, unit: str, device: str, what: str) -> pint.Quantity
     if isinstance(value, str):
         try:
             value = ureg.Quantity(value)
+        except pint.errors.OffsetUnitCalculusError as exc:
+            # "850 degC" parses as 850 * degC, which pint refuses for offset units: split
+            # the number from the unit instead (a rate such as "5 degC/min" is still
+            # refused when it is converted).
+            match = _NUMBER_UNIT.match(value)
+            try:
+                if match is None:
+                    raise exc
+                parsed = ureg.Quantity(float(match.group(1)), match.group(2).strip())
+                if len(parsed._units) != 1 or next(iter(parsed._units.values())) != 1:
+                    raise UnitError(
+                        device,
+                        f"{what} = {value!r} mixes an offset temperature unit into a product; "
+                        f"write temperature differences as K or delta_degC (expected {unit})",
+                    )
+                value = parsed
+            except UnitError:
+                raise
+            except (pint.errors.PintError, ValueError, AttributeError, TypeError) as exc2:
+                raise UnitError(device, f"{what} = {value!r} cannot be parsed: {exc2}") from exc
         except (pint.errors.PintError, ValueError, AttributeError, TypeError) as exc:
             raise UnitError(device, f"{what} = {value!r} cannot be parsed: {exc}") from exc
         if not isinstance(value, pint.Quantity):  # a bare number in a string

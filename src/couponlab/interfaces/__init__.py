@@ -6,5 +6,7 @@ prove it.
 """
 
 from couponlab.interfaces._lab_device import LabDevice
+from couponlab.interfaces.feeder import DepositionCell, PowderFeeder
+from couponlab.interfaces.furnace import GradientFurnace
 
-__all__ = ["LabDevice"]
+__all__ = ["DepositionCell", "GradientFurnace", "LabDevice", "PowderFeeder"]

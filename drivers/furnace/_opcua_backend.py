@@ -1,0 +1,497 @@
+"""ophyd-async backends over asyncua: a signal is one OPC UA variable, a command one method.
+
+:class:`OpcUaSignalBackend` resolves its node by string id on the device's shared
+:class:`~couponlab.drivers.furnace._opcua_connection.OpcUaConnection`, reads the variable's
+``EngineeringUnits`` and ``EURange`` properties into the descriptor (units, control limits)
+at connect, reads a value with ONE request, refuses a bad value (wrong type, NaN, outside
+``EURange``) before anything is sent, and subscribes through an OPC UA data-change
+subscription.
+
+:class:`OpcUaMethodBackend` calls one method of an object (``Furnace.Standby()``).
+
+:func:`read_values` reads several signals of one device in ONE request (falling back to one
+``get_value`` each in mock mode).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any, Generic, ParamSpec, TypeVar, cast, get_args, get_origin
+
+import numpy as np
+from asyncua import ua
+from asyncua.client.client import Client
+from asyncua.ua.attribute_ids import AttributeIds
+from asyncua.ua.object_ids import ObjectIds
+from bluesky.protocols import Reading
+from event_model import DataKey, Limits, LimitsRange
+from ophyd_async.core import (
+    Callback,
+    CommandBackend,
+    SignalBackend,
+    SignalDatatypeT,
+    SignalR,
+    StrictEnum,
+    make_datakey,
+)
+
+from couponlab.drivers.furnace._opcua_connection import (
+    OpcUaConnection,
+    check_good,
+    source_timestamp,
+)
+from couponlab.drivers.furnace._opcua_units import same_unit, unit_from_eu
+from couponlab.errors import InputError, OutOfLimitsError, ProtocolError
+
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_NUMERIC_VARIANTS = {
+    ua.VariantType.Double,
+    ua.VariantType.Float,
+    ua.VariantType.Int16,
+    ua.VariantType.Int32,
+    ua.VariantType.Int64,
+    ua.VariantType.UInt16,
+    ua.VariantType.UInt32,
+    ua.VariantType.UInt64,
+    ua.VariantType.Byte,
+    ua.VariantType.SByte,
+}
+
+
+def _is_array_type(datatype: Any) -> bool:
+    return get_origin(datatype) is np.ndarray
+
+
+def _array_dtype(datatype: Any) -> np.dtype[Any]:
+    # Array1D[np.float64] is np.ndarray[tuple[int], np.dtype[np.float64]]
+    dtype_arg = get_args(datatype)[1]
+    dtype: np.dtype[Any] = np.dtype(get_args(dtype_arg)[0])
+    return dtype
+
+
+class OpcUaSignalBackend(SignalBackend[SignalDatatypeT]):
+    """A signal backed by one OPC UA variable, addressed by its string node id.
+
+    Parameters
+    ----------
+    datatype
+        ``float``, ``int``, ``bool``, ``str``, a ``StrictEnum`` subclass, or
+        ``Array1D[np.float64]``.
+    connection
+        The device's shared connection.
+    string_id
+        The node's string id in the connection's namespace (``"Furnace.Profile"``).
+    units
+        The unit the driver expects (``"degC"``); the server's ``EngineeringUnits`` must name
+        the same unit or :meth:`connect` fails. ``None``: accept whatever the server says.
+    writable
+        Whether :meth:`put` is allowed.
+    """
+
+    def __init__(
+        self,
+        datatype: type[SignalDatatypeT],
+        connection: OpcUaConnection,
+        string_id: str,
+        *,
+        units: str | None = None,
+        writable: bool = False,
+    ) -> None:
+        self.connection = connection
+        self.string_id = string_id
+        self.expected_units = units
+        self.writable = writable
+        self.units: str | None = None
+        """The unit the server reported (after connect)."""
+        self.limits: tuple[float, float] | None = None
+        """``EURange`` (low, high) reported by the server (after connect)."""
+        self._variant: ua.VariantType | None = None
+        self._setpoint: SignalDatatypeT | None = None
+        self._monitor: int | None = None
+        self._nodeid: ua.NodeId | None = None
+        self._generation = -1
+        self._what_read = f"read {string_id}"
+        self._enum: type[StrictEnum] | None = (
+            datatype if isinstance(datatype, type) and issubclass(datatype, StrictEnum) else None
+        )
+        self._dtype = _array_dtype(datatype) if _is_array_type(datatype) else None
+        self._shape: tuple[int, ...] | None = None
+        self._datakey_value: SignalDatatypeT | None = None
+        super().__init__(datatype)
+
+    # -- metadata ------------------------------------------------------------------------
+    def source(self, name: str, read: bool) -> str:
+        """Return ``opc.tcp://host:port#StringId``."""
+        return f"{self.connection.url}#{self.string_id}"
+
+    async def connect(self, timeout: float) -> None:
+        """Connect the shared client, then read the value, units and range (two requests)."""
+        conn = self.connection
+        await conn.connect()
+        node = conn.node(self.string_id)
+
+        async def browse_properties(client: Client) -> list[tuple[str, ua.NodeId]]:
+            refs = await node.get_references(
+                refs=ObjectIds.HasProperty, direction=ua.BrowseDirection.Forward
+            )
+            return [(ref.BrowseName.Name, ref.NodeId) for ref in refs]
+
+        props = dict(
+            await conn.request(f"browse {self.string_id}", browse_properties, idempotent=True)
+        )
+        ids = [conn.node_id(self.string_id)]
+        wanted = [n for n in ("EngineeringUnits", "EURange") if n in props]
+        ids += [props[n] for n in wanted]
+
+        async def read_all(client: Client) -> list[ua.DataValue]:
+            return await client.uaclient.read_attributes(ids, AttributeIds.Value)
+
+        values = await conn.request(
+            f"read {self.string_id} and its units", read_all, idempotent=True
+        )
+        check_good(conn.device, self._what_read, values[0])
+        extra = dict(zip(wanted, values[1:], strict=True))
+        variant = values[0].Value
+        if variant is None:
+            raise ProtocolError(conn.device, f"{self.string_id} has no value")
+        self._variant = variant.VariantType
+        value = self._convert(variant.Value)
+        self._datakey_value = value
+        if self._dtype is not None:
+            self._shape = cast(np.ndarray, value).shape
+        self.units = None
+        if "EngineeringUnits" in extra and extra["EngineeringUnits"].Value is not None:
+            eu = extra["EngineeringUnits"].Value.Value
+            self.units = unit_from_eu(eu)
+            if self.units is None:
+                raise ProtocolError(
+                    conn.device, f"{self.string_id}: unknown engineering unit {eu!r}"
+                )
+        if self.expected_units is not None:
+            if self.units is None:
+                raise ProtocolError(
+                    conn.device,
+                    f"{self.string_id} has no EngineeringUnits; expected {self.expected_units}",
+                )
+            if not same_unit(self.units, self.expected_units):
+                raise ProtocolError(
+                    conn.device,
+                    f"{self.string_id} is in {self.units!r}; this driver expects "
+                    f"{self.expected_units!r}",
+                )
+            self.units = self.expected_units
+        self.limits = None
+        if "EURange" in extra and extra["EURange"].Value is not None:
+            rng = extra["EURange"].Value.Value
+            self.limits = (float(rng.Low), float(rng.High))
+        self._nodeid = ids[0]
+        self._generation = conn.generation
+
+    async def get_datakey(self, source: str) -> DataKey:
+        """Return the descriptor: dtype, shape, units and control limits from the server."""
+        value = self._datakey_value
+        if value is None:
+            value = await self.get_value()
+        metadata: dict[str, Any] = {}
+        if self.units is not None:
+            metadata["units"] = self.units
+        if self.limits is not None and not isinstance(value, bool | str):
+            low, high = self.limits
+            metadata["limits"] = Limits(control=LimitsRange(low=low, high=high))
+        if self._enum is not None:
+            metadata["choices"] = [m.value for m in self._enum]
+        return make_datakey(
+            cast(type[SignalDatatypeT], self.datatype),
+            value,
+            source,
+            metadata,  # type: ignore[arg-type]
+        )
+
+    # -- values --------------------------------------------------------------------------
+    def _convert(self, raw: Any) -> SignalDatatypeT:
+        """Turn a raw OPC UA value into the signal's datatype (ProtocolError if it cannot)."""
+        dt = self.datatype
+        try:
+            if self._dtype is not None:
+                arr = np.asarray(raw, dtype=self._dtype)
+                if arr.ndim != 1:
+                    raise ValueError(f"expected a 1-D array, got shape {arr.shape}")
+                return cast(SignalDatatypeT, arr)
+            if self._enum is not None:
+                return cast(SignalDatatypeT, self._enum(raw))
+            if dt is bool:
+                if not isinstance(raw, bool):
+                    raise ValueError(f"{raw!r} is not a boolean")
+                return cast(SignalDatatypeT, raw)
+            if dt is float:
+                if isinstance(raw, bool) or not isinstance(raw, int | float):
+                    raise ValueError(f"{raw!r} is not a number")
+                return cast(SignalDatatypeT, float(raw))
+            if dt is int:
+                if isinstance(raw, bool) or not isinstance(raw, int):
+                    raise ValueError(f"{raw!r} is not an integer")
+                return cast(SignalDatatypeT, int(raw))
+            if dt is str:
+                if not isinstance(raw, str):
+                    raise ValueError(f"{raw!r} is not a string")
+                return cast(SignalDatatypeT, raw)
+        except ValueError as exc:
+            raise ProtocolError(
+                self.connection.device, f"{self.string_id}: unexpected value: {exc}"
+            ) from exc
+        raise TypeError(f"unsupported datatype {dt}")
+
+    def _reading(self, dv: ua.DataValue) -> Reading[SignalDatatypeT]:
+        check_good(self.connection.device, self._what_read, dv)
+        if dv.Value is None:
+            raise ProtocolError(self.connection.device, f"{self.string_id} has no value")
+        code = dv.StatusCode
+        severity = 1 if code is not None and code.is_uncertain() else 0
+        return Reading(
+            value=self._convert(dv.Value.Value),
+            timestamp=source_timestamp(dv),
+            alarm_severity=severity,
+        )
+
+    async def _read(self) -> ua.DataValue:
+        conn = self.connection
+        if self._generation != conn.generation or self._nodeid is None:
+            self._nodeid = conn.node_id(self.string_id)
+            self._generation = conn.generation
+        nodeids = [self._nodeid]
+
+        async def op(client: Client) -> list[ua.DataValue]:
+            return await client.uaclient.read_attributes(nodeids, AttributeIds.Value)
+
+        return (await conn.request(self._what_read, op, idempotent=True))[0]
+
+    async def get_reading(self) -> Reading[SignalDatatypeT]:
+        """Read the value with one request; return value, source timestamp and severity."""
+        return self._reading(await self._read())
+
+    async def get_value(self) -> SignalDatatypeT:
+        """Read the value with one request."""
+        return self._reading(await self._read())["value"]
+
+    async def get_setpoint(self) -> SignalDatatypeT:
+        """Return the last value put, or the current value if none was."""
+        if self._setpoint is not None:
+            return self._setpoint
+        return await self.get_value()
+
+    def set_callback(self, callback: Callback[Reading[SignalDatatypeT]] | None) -> None:
+        """Deliver every data change (OPC UA subscription) to ``callback``; ``None`` stops."""
+        conn = self.connection
+        if callback is None:
+            if self._monitor is not None:
+                conn.unmonitor(self._monitor)
+                self._monitor = None
+            return
+        if self._monitor is not None:
+            raise RuntimeError(f"{self.string_id}: a callback is already set")
+
+        def deliver(dv: ua.DataValue) -> None:
+            try:
+                reading = self._reading(dv)
+            except ProtocolError:
+                log.exception("%s: bad update of %s", conn.device, self.string_id)
+                return
+            callback(reading)
+
+        self._monitor = conn.monitor(self.string_id, deliver)
+
+    # -- writing -------------------------------------------------------------------------
+    def validate(self, value: Any) -> ua.Variant:
+        """Check a value and return the variant to write; raise before anything is sent.
+
+        Raises
+        ------
+        InputError
+            Read-only node, wrong type, wrong array length, or not a finite number.
+        OutOfLimitsError
+            A number (or an array element) outside the node's ``EURange``.
+        """
+        device, what = self.connection.device, self.string_id
+        if not self.writable:
+            raise InputError(device, f"{what} is read-only")
+        if value is None:
+            raise InputError(device, f"{what}: no value given")
+        vt = self._variant
+        if self._dtype is not None:
+            arr = np.asarray(value, dtype=float) if not isinstance(value, str) else None
+            if arr is None or arr.ndim != 1:
+                raise InputError(device, f"{what} = {value!r} is not a 1-D array of numbers")
+            if self._shape is not None and arr.shape != self._shape:
+                raise InputError(
+                    device, f"{what} needs {self._shape[0]} values, got {arr.shape[0]}"
+                )
+            for x in arr:
+                self._check_number(float(x))
+            return ua.Variant([float(x) for x in arr], vt or ua.VariantType.Double)
+        if self._enum is not None:
+            try:
+                return ua.Variant(self._enum(value).value, ua.VariantType.String)
+            except ValueError:
+                raise InputError(
+                    device, f"{what} = {value!r} is not one of {[m.value for m in self._enum]}"
+                ) from None
+        dt = self.datatype
+        if dt is str:
+            if not isinstance(value, str):
+                raise InputError(device, f"{what} = {value!r} is not a string")
+            return ua.Variant(value, ua.VariantType.String)
+        if dt is bool:
+            if not isinstance(value, bool | np.bool_):
+                raise InputError(device, f"{what} = {value!r} is not a boolean")
+            return ua.Variant(bool(value), ua.VariantType.Boolean)
+        if isinstance(value, bool | str) or not isinstance(value, int | float | np.number):
+            raise InputError(device, f"{what} = {value!r} is not a number")
+        x = float(value)
+        self._check_number(x)
+        if dt is int or (
+            vt is not None
+            and vt
+            in _NUMERIC_VARIANTS
+            - {
+                ua.VariantType.Double,
+                ua.VariantType.Float,
+            }
+        ):
+            if not x.is_integer():
+                raise InputError(device, f"{what} = {value!r} is not an integer")
+            return ua.Variant(int(x), vt or ua.VariantType.Int32)
+        return ua.Variant(x, vt or ua.VariantType.Double)
+
+    def _check_number(self, x: float) -> None:
+        device, what = self.connection.device, self.string_id
+        if not math.isfinite(x):
+            raise InputError(device, f"{what} = {x} is not a finite number")
+        if self.limits is not None:
+            low, high = self.limits
+            if not low <= x <= high:
+                raise OutOfLimitsError(
+                    device, what, f"{x:g}", f"{low:g}", f"{high:g}", self.units or ""
+                )
+
+    async def put(self, value: SignalDatatypeT | None) -> None:
+        """Validate ``value`` (see :meth:`validate`) and write it with one request.
+
+        Raises
+        ------
+        InputError
+            Refused before sending.
+        OpcUaStatusError
+            The server answered with a Bad status (nothing was changed).
+        """
+        variant = self.validate(value)
+        await self.connection.write(self.string_id, variant)
+        self._setpoint = value
+
+
+def _signal_backend(signal: SignalR[Any]) -> SignalBackend[Any]:
+    return signal._connector.backend
+
+
+async def read_values(*signals: SignalR[Any]) -> list[Any]:
+    """Return the values of several signals, read in ONE request when they share a connection.
+
+    In mock mode (or for signals of other backends) each value is read on its own.
+    """
+    backends = [_signal_backend(s) for s in signals]
+    first = backends[0] if backends else None
+    if isinstance(first, OpcUaSignalBackend) and all(
+        isinstance(b, OpcUaSignalBackend) and b.connection is first.connection for b in backends
+    ):
+        opc = cast(list[OpcUaSignalBackend[Any]], backends)
+        dvs = await first.connection.read([b.string_id for b in opc])
+        return [b._reading(dv)["value"] for b, dv in zip(opc, dvs, strict=True)]
+    return list(await asyncio.gather(*(s.get_value() for s in signals)))
+
+
+class OpcUaMethodBackend(CommandBackend[P, T], Generic[P, T]):
+    """A command backed by one OPC UA method of an object.
+
+    Parameters
+    ----------
+    connection
+        The device's shared connection.
+    object_id, method_id
+        String ids of the object and of its method (``"Furnace"``, ``"Furnace.Standby"``).
+    signature
+        Python signature of the command (every parameter annotated).
+    arg_types
+        The OPC UA variant type of each argument (arrays are passed as lists).
+    """
+
+    def __init__(
+        self,
+        connection: OpcUaConnection,
+        object_id: str,
+        method_id: str,
+        signature: inspect.Signature,
+        arg_types: Sequence[ua.VariantType] = (),
+    ) -> None:
+        if len(arg_types) != len(signature.parameters):
+            raise TypeError(f"{method_id}: {len(arg_types)} variant types for {signature}")
+        self.connection = connection
+        self.object_id = object_id
+        self.method_id = method_id
+        self.arg_types = list(arg_types)
+        super().__init__(signature)
+
+    def source(self, name: str) -> str:
+        """Return ``opc.tcp://host:port#Method()``."""
+        return f"{self.connection.url}#{self.method_id}()"
+
+    async def connect(self, timeout: float) -> None:
+        """Connect the shared client and check that the method exists (one request)."""
+        conn = self.connection
+        await conn.connect()
+        nid = conn.node_id(self.method_id)
+
+        async def op(client: Client) -> list[ua.DataValue]:
+            return await client.uaclient.read_attributes([nid], AttributeIds.NodeClass)
+
+        (dv,) = await conn.request(f"find {self.method_id}", op, idempotent=True)
+        check_good(conn.device, f"find {self.method_id}", dv)
+
+    async def execute(self, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Call the method (never retried); a Bad status raises ``OpcUaStatusError``."""
+        bound = self.signature.bind(*args, **kwargs) if self.signature else None
+        values = list(bound.arguments.values()) if bound else []
+        variants = []
+        for v, vt in zip(values, self.arg_types, strict=True):
+            if isinstance(v, np.ndarray):
+                v = [float(x) for x in v]
+            variants.append(ua.Variant(v, vt))
+        return cast(T, await self.connection.call(self.object_id, self.method_id, variants))
+
+
+def void_signature() -> inspect.Signature:
+    """Return the signature of a command with no arguments and no result."""
+    return inspect.Signature([], return_annotation=None)
+
+
+def array_signature(*names: str, annotation: Any) -> inspect.Signature:
+    """Return the signature of a command taking positional ``names`` of one annotation."""
+    params = [
+        inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation)
+        for n in names
+    ]
+    return inspect.Signature(params, return_annotation=None)
+
+
+__all__ = [
+    "OpcUaMethodBackend",
+    "OpcUaSignalBackend",
+    "array_signature",
+    "read_values",
+    "void_signature",
+]

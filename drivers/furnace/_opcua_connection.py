@@ -1,0 +1,541 @@
+"""One asyncua client per device: timeouts, typed errors, bounded reconnection, subscriptions.
+
+Every signal and command of a device shares one :class:`OpcUaConnection`. Each request has a
+timeout (:class:`~couponlab.errors.InstrumentTimeoutError`); a dropped link raises
+:class:`~couponlab.errors.ConnectionLostError`; the next request reconnects with a bounded
+:class:`~couponlab.transports.Backoff`. Reads (idempotent) are retried once on a fresh
+connection; writes and method calls never are (the caller decides). A Bad status in a reply
+raises :class:`OpcUaStatusError`, which names the node and the status code.
+
+Data-change subscriptions (one asyncua ``Subscription`` per connection, one monitored item
+per subscribed node) are re-created after a reconnection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+from urllib.parse import urlparse
+
+from asyncua import ua
+from asyncua.client.client import Client
+from asyncua.common.node import Node
+from asyncua.common.subscription import DataChangeNotif, Subscription
+from asyncua.ua.attribute_ids import AttributeIds
+from asyncua.ua.status_codes import StatusCodes, get_name_and_doc
+from asyncua.ua.uaerrors import UaError, UaStatusCodeError
+
+from couponlab.errors import (
+    ConnectionLostError,
+    InputError,
+    InstrumentTimeoutError,
+    ProtocolError,
+)
+from couponlab.transports import Backoff
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DataCallback = Callable[[ua.DataValue], None]
+"""Called with every new value of a monitored node (on the connection's event loop)."""
+
+_LINK_CODES = frozenset(
+    {
+        StatusCodes.BadConnectionClosed,
+        StatusCodes.BadSecureChannelClosed,
+        StatusCodes.BadSessionClosed,
+        StatusCodes.BadSessionIdInvalid,
+        StatusCodes.BadServerNotConnected,
+        StatusCodes.BadCommunicationError,
+        StatusCodes.BadShutdown,
+        StatusCodes.BadNotConnected,
+        StatusCodes.BadDisconnect,
+    }
+)
+"""Status codes that mean the link (not the request) failed."""
+
+
+class OpcUaStatusError(ProtocolError):
+    """The server answered a request with a Bad status code.
+
+    Attributes
+    ----------
+    status
+        The status code's name, e.g. ``"BadOutOfRange"``.
+    what
+        The request (node and operation) that was refused.
+    """
+
+    def __init__(self, device: str, what: str, status: str, detail: str = "") -> None:
+        self.status = status
+        self.what = what
+        extra = f" ({detail})" if detail else ""
+        super().__init__(device, f"{what} refused by the instrument: {status}{extra}")
+
+
+def status_name(code: ua.StatusCode | int) -> str:
+    """Return the name of a status code (``"BadOutOfRange"``)."""
+    value = code.value if isinstance(code, ua.StatusCode) else int(code)
+    name, _doc = get_name_and_doc(value)
+    return str(name)
+
+
+def check_endpoint(device: str, url: str) -> tuple[str, int]:
+    """Check an ``opc.tcp://host:port`` address and return ``(host, port)``.
+
+    Raises
+    ------
+    InputError
+        Another scheme, no host, or a port outside 1..65535.
+    """
+    parsed = urlparse(url)
+    if parsed.scheme != "opc.tcp":
+        raise InputError(device, f"address {url!r} is not an opc.tcp://host:port URL")
+    try:
+        port = parsed.port
+    except ValueError:
+        port = None
+    if not parsed.hostname or port is None or not 0 < port < 65536:
+        raise InputError(device, f"address {url!r} needs a host and a port in 1..65535")
+    return parsed.hostname, port
+
+
+@dataclass
+class _Monitor:
+    string_id: str
+    callback: DataCallback
+    handle: int | None = None
+
+
+class _Handler:
+    """asyncua subscription handler that forwards data changes to the connection."""
+
+    def __init__(self, connection: OpcUaConnection) -> None:
+        self._connection = connection
+
+    def datachange_notification(self, node: Node, val: Any, data: DataChangeNotif) -> None:
+        handle = data.subscription_data.client_handle
+        if handle is not None:
+            self._connection._dispatch(handle, data.monitored_item.Value)
+
+    def status_change_notification(self, status: ua.StatusChangeNotification) -> None:
+        log.info("%s: subscription status %s", self._connection.device, status.Status)
+
+
+class OpcUaConnection:
+    """The asyncua client of one device, shared by all its signals and commands.
+
+    Parameters
+    ----------
+    device
+        Device name for error messages.
+    url
+        ``opc.tcp://host:port`` of the server.
+    namespace_uri
+        URI of the namespace the device's string node ids live in; its index is looked up at
+        each connection, never hard-coded.
+    timeout
+        Timeout of one request (and of opening the connection), s (> 0).
+    backoff
+        Reconnection policy (bounded attempts).
+    publishing_interval
+        Publishing interval of the data-change subscription, s (> 0).
+    """
+
+    def __init__(
+        self,
+        device: str,
+        url: str,
+        namespace_uri: str,
+        *,
+        timeout: float = 2.0,
+        backoff: Backoff | None = None,
+        publishing_interval: float = 0.1,
+    ) -> None:
+        if timeout <= 0:
+            raise InputError(device, f"timeout = {timeout} s must be > 0")
+        if publishing_interval <= 0:
+            raise InputError(device, f"publishing_interval = {publishing_interval} s must be > 0")
+        check_endpoint(device, url)
+        self.device = device
+        self.url = url
+        self.namespace_uri = namespace_uri
+        self.timeout = timeout
+        self.backoff = backoff or Backoff()
+        self.publishing_interval = publishing_interval
+        self.generation = 0
+        """Incremented at every (re)connection; cached nodes of older generations are stale."""
+        self.reconnects = 0
+        """How many times the link was re-established after a loss."""
+        self._client: Client | None = None
+        self._ns = -1
+        self._nodes: dict[str, Node] = {}
+        self._lock = asyncio.Lock()
+        self._closed = False
+        self._subscription: Subscription | None = None
+        self._monitors: dict[int, _Monitor] = {}
+        self._handles = itertools.count(1)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._sub_lock = asyncio.Lock()
+
+    # -- connection ----------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        """Return whether the client is connected now."""
+        return self._client is not None
+
+    @property
+    def namespace_index(self) -> int:
+        """Return the index of :attr:`namespace_uri` on the server (after connecting)."""
+        return self._ns
+
+    async def connect(self) -> None:
+        """Connect (idempotent), retrying with back-off.
+
+        Raises
+        ------
+        ConnectionLostError
+            No connection after ``backoff.attempts`` attempts.
+        ProtocolError
+            The server does not serve :attr:`namespace_uri`.
+        """
+        self._closed = False
+        await self._ensure()
+
+    async def disconnect(self) -> None:
+        """Close the subscription and the client; cancel pending subscription work."""
+        self._closed = True
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        async with self._lock:
+            await self._drop(delete_subscription=True)
+
+    async def _ensure(self) -> Client:
+        client = self._client
+        if client is not None:
+            return client
+        async with self._lock:
+            if self._client is not None:
+                return self._client
+            if self._closed:
+                raise ConnectionLostError(self.device, f"connection to {self.url} was closed")
+            return await self._open_with_backoff()
+
+    async def _open_with_backoff(self) -> Client:
+        delays = self.backoff.delays()
+        last: BaseException | None = None
+        for attempt in range(self.backoff.attempts):
+            try:
+                client = await self._open_once()
+            except ProtocolError:
+                raise
+            except (OSError, TimeoutError, UaError) as exc:
+                last = exc
+                if attempt < len(delays):
+                    await asyncio.sleep(delays[attempt])
+                continue
+            if self.generation > 1 or attempt:
+                log.info(
+                    "%s: connected to %s after %d attempt(s)", self.device, self.url, attempt + 1
+                )
+            return client
+        raise ConnectionLostError(
+            self.device,
+            f"cannot connect to {self.url} after {self.backoff.attempts} attempts: {last!r}",
+        )
+
+    async def _open_once(self) -> Client:
+        client = Client(self.url, timeout=self.timeout)
+        try:
+            async with asyncio.timeout(self.timeout):
+                await client.connect()
+        except BaseException:
+            await _close_client(client)
+            raise
+        try:
+            async with asyncio.timeout(self.timeout):
+                ns = await client.get_namespace_index(self.namespace_uri)
+        except ValueError:
+            await _close_client(client)
+            raise ProtocolError(
+                self.device, f"{self.url} does not serve namespace {self.namespace_uri!r}"
+            ) from None
+        except BaseException:
+            await _close_client(client)
+            raise
+        client.connection_lost_callback = self._on_connection_lost
+        self._client, self._ns = client, ns
+        self._nodes.clear()
+        self.generation += 1
+        if self._monitors:
+            try:
+                await self._restore_monitors(client)
+            except (OSError, TimeoutError, UaError) as exc:
+                log.warning("%s: could not restore subscriptions: %r", self.device, exc)
+        return client
+
+    async def _drop(self, *, delete_subscription: bool = False) -> None:
+        """Forget the client (the next request reconnects). Call with ``_lock`` held."""
+        client, sub = self._client, self._subscription
+        self._client, self._subscription = None, None
+        self._nodes.clear()
+        for mon in self._monitors.values():
+            mon.handle = None
+        if client is None:
+            return
+        if sub is not None and delete_subscription:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(self.timeout):
+                    await sub.delete()
+        await _close_client(client, self.timeout)
+
+    async def _on_connection_lost(self, exc: Exception) -> None:
+        log.warning("%s: link to %s lost: %r", self.device, self.url, exc)
+        self._spawn(self._reconnect_after_loss())
+
+    async def _reconnect_after_loss(self) -> None:
+        async with self._lock:
+            if self._client is not None:
+                await self._drop()
+                self.reconnects += 1
+        if self._monitors and not self._closed:
+            # subscribers are waiting for values: reconnect now, not at the next request
+            with contextlib.suppress(ConnectionLostError, ProtocolError):
+                await self._ensure()
+
+    # -- nodes and requests --------------------------------------------------------------
+    def node_id(self, string_id: str) -> ua.NodeId:
+        """Return the node id ``ns=<index>;s=<string_id>`` (after connecting)."""
+        return ua.NodeId(cast(Any, string_id), cast(Any, self._ns))
+
+    def node(self, string_id: str) -> Node:
+        """Return the (cached) node object of a string id on the current client."""
+        node = self._nodes.get(string_id)
+        if node is None:
+            if self._client is None:
+                raise ConnectionLostError(self.device, f"not connected to {self.url}")
+            node = self._client.get_node(self.node_id(string_id))
+            self._nodes[string_id] = node
+        return node
+
+    async def request(
+        self,
+        what: str,
+        operation: Callable[[Client], Awaitable[T]],
+        *,
+        idempotent: bool,
+        timeout: float | None = None,
+    ) -> T:
+        """Run one request on the client with a timeout and typed errors.
+
+        Parameters
+        ----------
+        what
+            Description of the request for messages ("read Furnace.Profile").
+        operation
+            Coroutine function taking the connected client.
+        idempotent
+            Retry once on a fresh connection if the link dropped (reads only).
+        timeout
+            Timeout of this request, s (default :attr:`timeout`).
+        """
+        t = self.timeout if timeout is None else timeout
+        for attempt in (1, 2):
+            client = self._client or await self._ensure()
+            try:
+                async with asyncio.timeout(t):
+                    return await operation(client)
+            except TimeoutError as exc:
+                raise InstrumentTimeoutError(
+                    self.device, f"no reply to {what} from {self.url} within {t:g} s"
+                ) from exc
+            except UaStatusCodeError as exc:
+                if exc.code not in _LINK_CODES:
+                    raise OpcUaStatusError(self.device, what, status_name(exc.code)) from exc
+                lost: BaseException = exc
+            except (ConnectionError, OSError) as exc:
+                lost = exc
+            except UaError as exc:
+                raise ProtocolError(self.device, f"{what}: {exc}") from exc
+            await self._lost(client)
+            if idempotent and attempt == 1:
+                log.warning("%s: link lost during %s, retrying once", self.device, what)
+                continue
+            raise ConnectionLostError(
+                self.device, f"link to {self.url} lost during {what}: {lost!r}"
+            ) from lost
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _lost(self, client: Client) -> None:
+        async with self._lock:
+            if self._client is client:
+                await self._drop()
+                self.reconnects += 1
+
+    async def read(self, string_ids: Sequence[str], what: str = "") -> list[ua.DataValue]:
+        """Read the values of several nodes in ONE request; raise on any Bad status."""
+        ids = list(string_ids)
+
+        async def op(client: Client) -> list[ua.DataValue]:
+            nodes = [self.node_id(s) for s in ids]
+            return await client.uaclient.read_attributes(nodes, AttributeIds.Value)
+
+        label = what or f"read {', '.join(ids)}"
+        values = await self.request(label, op, idempotent=True)
+        for sid, dv in zip(ids, values, strict=True):
+            check_good(self.device, f"read {sid}", dv)
+        return values
+
+    async def write(self, string_id: str, variant: ua.Variant) -> None:
+        """Write one node's value (never retried)."""
+
+        async def op(client: Client) -> None:
+            node = self.node(string_id)
+            await node.write_attribute(AttributeIds.Value, ua.DataValue(variant))
+
+        await self.request(f"write {string_id}", op, idempotent=False)
+
+    async def call(self, object_id: str, method_id: str, args: Sequence[ua.Variant]) -> Any:
+        """Call a method of an object (never retried); return its output (if any)."""
+
+        async def op(client: Client) -> Any:
+            obj = self.node(object_id)
+            return await obj.call_method(self.node_id(method_id), *args)
+
+        return await self.request(f"call {method_id}()", op, idempotent=False)
+
+    # -- subscriptions -------------------------------------------------------------------
+    def monitor(self, string_id: str, callback: DataCallback) -> int:
+        """Start delivering data changes of a node to ``callback``; return a handle.
+
+        Works from synchronous code (ophyd-async's ``set_callback``): the monitored item is
+        created in a task that the connection tracks and cancels at :meth:`disconnect`.
+        """
+        handle = next(self._handles)
+        self._monitors[handle] = _Monitor(string_id, callback)
+        self._spawn(self._add_monitor(handle))
+        return handle
+
+    def unmonitor(self, handle: int) -> None:
+        """Stop a monitor started with :meth:`monitor`."""
+        mon = self._monitors.pop(handle, None)
+        if mon is not None and mon.handle is not None:
+            self._spawn(self._remove_item(mon.handle))
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        async def run() -> None:
+            try:
+                await coro
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s: subscription work failed", self.device)
+
+        task = asyncio.get_running_loop().create_task(run(), name=f"{self.device}-opcua")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _subscription_for(self, client: Client) -> Subscription:
+        if self._subscription is None:
+            self._subscription = await client.create_subscription(
+                self.publishing_interval * 1000.0, _Handler(self)
+            )
+        return self._subscription
+
+    async def _add_monitor(self, handle: int) -> None:
+        async with self._sub_lock:
+            mon = self._monitors.get(handle)
+            if mon is None:
+                return
+            client = await self._ensure()
+            await self._create_item(client, handle, mon)
+
+    async def _create_item(self, client: Client, handle: int, mon: _Monitor) -> None:
+        async with asyncio.timeout(self.timeout):
+            sub = await self._subscription_for(client)
+            params = ua.MonitoringParameters()
+            params.ClientHandle = handle
+            params.SamplingInterval = 0.0
+            params.QueueSize = 1
+            params.DiscardOldest = True
+            req = ua.MonitoredItemCreateRequest()
+            req.ItemToMonitor = ua.ReadValueId(
+                NodeId=self.node_id(mon.string_id), AttributeId=AttributeIds.Value
+            )
+            req.MonitoringMode = ua.MonitoringMode.Reporting
+            req.RequestedParameters = params
+            results = await sub.create_monitored_items([req])
+        server_handle = results[0]
+        if isinstance(server_handle, ua.StatusCode):
+            raise OpcUaStatusError(
+                self.device, f"monitor {mon.string_id}", status_name(server_handle)
+            )
+        mon.handle = int(server_handle)
+
+    async def _remove_item(self, server_handle: int) -> None:
+        async with self._sub_lock:
+            sub = self._subscription
+            if sub is None:
+                return
+            with contextlib.suppress(UaError, OSError, TimeoutError):
+                async with asyncio.timeout(self.timeout):
+                    await sub.unsubscribe(server_handle)
+
+    async def _restore_monitors(self, client: Client) -> None:
+        for handle, mon in list(self._monitors.items()):
+            await self._create_item(client, handle, mon)
+
+    def _dispatch(self, client_handle: int, value: ua.DataValue) -> None:
+        mon = self._monitors.get(client_handle)
+        if mon is not None:
+            mon.callback(value)
+
+
+def check_good(device: str, what: str, dv: ua.DataValue) -> None:
+    """Raise :class:`OpcUaStatusError` if a DataValue carries a Bad status."""
+    code = dv.StatusCode
+    if code is not None and code.is_bad():
+        raise OpcUaStatusError(device, what, status_name(code))
+
+
+def source_timestamp(dv: ua.DataValue) -> float:
+    """Return the DataValue's source (else server) timestamp as POSIX seconds."""
+    stamp = dv.SourceTimestamp or dv.ServerTimestamp
+    return stamp.timestamp() if stamp is not None else time.time()
+
+
+async def _close_client(client: Client, timeout: float = 2.0) -> None:
+    """Disconnect a client whatever state it is in; never raises."""
+    try:
+        async with asyncio.timeout(timeout):
+            await client.disconnect()
+    except Exception:
+        log.debug("disconnect failed; closing the socket", exc_info=True)
+        with contextlib.suppress(Exception):
+            client.disconnect_socket()
+    for name in ("_supervisor_task", "_stale_watchdog_task", "_renew_channel_task"):
+        task = getattr(client, name, None)
+        if isinstance(task, asyncio.Task) and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+__all__ = [
+    "DataCallback",
+    "OpcUaConnection",
+    "OpcUaStatusError",
+    "check_endpoint",
+    "check_good",
+    "source_timestamp",
+    "status_name",
+]

@@ -1,0 +1,283 @@
+"""Turn furnace requests into the numbers the instrument speaks, refusing bad input.
+
+Everything here is pure (no I/O): the device reads its instrument limits first, then calls
+these functions, and only writes if they return. Every error is a typed
+:class:`~couponlab.errors.InputError` that names the device, the value and what is allowed.
+Temperatures are absolute (``degC``/``K``; ``delta_degC`` refused), tolerances are
+temperature *differences* (``K``/``delta_degC``; ``degC`` refused), rates are ``K/min``
+(``degC/min`` refused by the parser as ambiguous).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pint
+from numpy.typing import NDArray
+
+from couponlab.errors import InputError, OutOfLimitsError, UnitError
+from couponlab.interfaces.furnace import (
+    CouponPlacement,
+    FurnaceProgram,
+    GradientSetpoint,
+    LinearGradient,
+    ProgramSegment,
+)
+from couponlab.units import QuantityLike, to_magnitude, to_temperature
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class FurnaceLimits:
+    """What the instrument (and the lab file) allow.
+
+    Attributes
+    ----------
+    device
+        Device name for messages.
+    zone_positions_mm
+        Thermocouple position of each zone, mm (strictly increasing).
+    tube_length_mm
+        Heated length, mm.
+    max_temperature_c
+        Highest setpoint allowed: min(lab limit, instrument MaxTemperature), degC.
+    min_temperature_c
+        Lowest setpoint allowed, degC (the setpoint's EURange low; 0 by the contract).
+    max_ramp_rate_k_per_min
+        Highest ramp rate the instrument accepts (RampRate's EURange high), K/min, or None.
+    """
+
+    device: str
+    zone_positions_mm: FloatArray
+    tube_length_mm: float
+    max_temperature_c: float
+    min_temperature_c: float = 0.0
+    max_ramp_rate_k_per_min: float | None = None
+
+    @property
+    def zones(self) -> int:
+        """Return the number of zones."""
+        return int(self.zone_positions_mm.shape[0])
+
+
+@dataclass(frozen=True)
+class GradientPlan:
+    """A validated gradient: zone targets (degC), ramp rate (K/min), tolerance (K), settle (s)."""
+
+    targets_c: FloatArray
+    ramp_rate_k_per_min: float
+    tolerance_k: float
+    settle_s: float
+
+
+@dataclass(frozen=True)
+class ProgramPlan:
+    """A validated program as the three flat arrays of ``Program.Load``."""
+
+    targets_c: FloatArray
+    """``S * N`` zone targets, degC (segment-major)."""
+    rates_k_per_min: FloatArray
+    dwells_s: FloatArray
+
+    @property
+    def segments(self) -> int:
+        """Return the number of segments."""
+        return int(self.rates_k_per_min.shape[0])
+
+
+def to_temperature_difference(
+    value: Any,
+    *,
+    device: str,
+    what: str,
+    low: float | None = None,
+    high: float | None = None,
+) -> float:
+    """Convert a temperature *difference* to K (bare numbers are K); refuse ``degC``/``degF``.
+
+    Raises
+    ------
+    UnitError
+        An absolute (offset) temperature such as ``2 degC``, another dimension, or NaN.
+    OutOfLimitsError
+        Outside ``[low, high]`` K.
+    """
+    if isinstance(value, pint.Quantity) and not value._is_multiplicative:
+        raise UnitError(
+            device,
+            f"{what} = {value} is an absolute temperature; a difference is needed "
+            f"(write it in K or delta_degC)",
+        )
+    return to_magnitude(value, "K", device=device, what=what, low=low, high=high)
+
+
+def _positive(value: Any, unit: str, *, device: str, what: str, high: float | None) -> float:
+    x = to_magnitude(value, unit, device=device, what=what, high=high)
+    if x <= 0:
+        raise OutOfLimitsError(
+            device, what, f"{x:g}", "0 (exclusive)", f"{high:g}" if high else "inf", unit
+        )
+    return x
+
+
+def zone_targets(gradient: LinearGradient, limits: FurnaceLimits) -> FloatArray:
+    """Return each zone's setpoint (degC) for a linear gradient, after checking every input.
+
+    Zones between the two end positions follow the straight line; zones outside hold the
+    nearer end's temperature (never extrapolated).
+    """
+    dev = limits.device
+    if not isinstance(gradient, LinearGradient):
+        raise InputError(dev, f"{gradient!r} is not a LinearGradient")
+    lo, hi = limits.min_temperature_c, limits.max_temperature_c
+    hot = to_temperature(
+        gradient.hot, "degC", device=dev, what="hot-end temperature", low=lo, high=hi
+    )
+    cold = to_temperature(
+        gradient.cold, "degC", device=dev, what="cold-end temperature", low=lo, high=hi
+    )
+    pos = limits.zone_positions_mm
+    length = limits.tube_length_mm
+    x_hot = (
+        float(pos[0])
+        if gradient.hot_position is None
+        else to_magnitude(
+            gradient.hot_position, "mm", device=dev, what="hot-end position", low=0, high=length
+        )
+    )
+    x_cold = (
+        float(pos[-1])
+        if gradient.cold_position is None
+        else to_magnitude(
+            gradient.cold_position, "mm", device=dev, what="cold-end position", low=0, high=length
+        )
+    )
+    if x_hot == x_cold:
+        raise InputError(
+            dev, f"hot-end and cold-end positions are both {x_hot:g} mm: they must differ"
+        )
+    frac = np.clip((pos - x_hot) / (x_cold - x_hot), 0.0, 1.0)
+    targets: FloatArray = hot + (cold - hot) * frac
+    return targets
+
+
+def gradient_plan(sp: GradientSetpoint, limits: FurnaceLimits) -> GradientPlan:
+    """Validate a :class:`GradientSetpoint` against ``limits``."""
+    dev = limits.device
+    if not isinstance(sp, GradientSetpoint):
+        raise InputError(dev, f"{sp!r} is not a GradientSetpoint")
+    targets = zone_targets(sp, limits)
+    rate = to_magnitude(
+        sp.ramp_rate,
+        "K/min",
+        device=dev,
+        what="ramp rate",
+        low=0,
+        high=limits.max_ramp_rate_k_per_min,
+    )
+    tol = to_temperature_difference(sp.tolerance, device=dev, what="tolerance")
+    if tol <= 0:
+        raise OutOfLimitsError(dev, "tolerance", f"{tol:g}", "0 (exclusive)", "inf", "K")
+    settle = _positive(sp.settle_time, "s", device=dev, what="settle time", high=None)
+    return GradientPlan(targets, rate, tol, settle)
+
+
+def _segment_targets(seg: ProgramSegment, k: int, limits: FurnaceLimits) -> FloatArray:
+    dev = limits.device
+    if isinstance(seg.targets, LinearGradient):
+        return zone_targets(seg.targets, limits)
+    targets = seg.targets
+    if isinstance(targets, str | bytes) or not isinstance(targets, Sequence | np.ndarray):
+        raise InputError(
+            dev,
+            f"segment {k}: targets {targets!r} must be a LinearGradient or one temperature "
+            f"per zone ({limits.zones})",
+        )
+    if len(targets) != limits.zones:
+        raise InputError(
+            dev, f"segment {k}: {len(targets)} targets given, the furnace has {limits.zones} zones"
+        )
+    lo, hi = limits.min_temperature_c, limits.max_temperature_c
+    return np.array(
+        [
+            to_temperature(
+                t, "degC", device=dev, what=f"segment {k} zone {i + 1} target", low=lo, high=hi
+            )
+            for i, t in enumerate(targets)
+        ],
+        dtype=float,
+    )
+
+
+def program_plan(
+    program: FurnaceProgram | Sequence[ProgramSegment], limits: FurnaceLimits
+) -> ProgramPlan:
+    """Validate a program (segments: targets, ramp rate > 0 K/min, dwell >= 0 s)."""
+    dev = limits.device
+    segments: Any = program.segments if isinstance(program, FurnaceProgram) else program
+    if isinstance(segments, str | bytes) or not isinstance(segments, Sequence):
+        raise InputError(dev, f"a program is a sequence of ProgramSegment, got {program!r}")
+    if not segments:
+        raise InputError(dev, "a program needs at least one segment")
+    targets, rates, dwells = [], [], []
+    for k, seg in enumerate(segments):
+        if not isinstance(seg, ProgramSegment):
+            raise InputError(dev, f"segment {k} is {seg!r}, not a ProgramSegment")
+        targets.append(_segment_targets(seg, k, limits))
+        rates.append(
+            _positive(
+                seg.ramp_rate,
+                "K/min",
+                device=dev,
+                what=f"segment {k} ramp rate",
+                high=limits.max_ramp_rate_k_per_min,
+            )
+        )
+        dwells.append(to_magnitude(seg.dwell, "s", device=dev, what=f"segment {k} dwell", low=0))
+    return ProgramPlan(
+        np.concatenate(targets), np.array(rates, dtype=float), np.array(dwells, dtype=float)
+    )
+
+
+def placement(p: CouponPlacement, limits: FurnaceLimits) -> tuple[str, float]:
+    """Validate a :class:`CouponPlacement`; return (coupon id, offset in mm)."""
+    dev = limits.device
+    if not isinstance(p, CouponPlacement):
+        raise InputError(dev, f"{p!r} is not a CouponPlacement")
+    if not isinstance(p.coupon_id, str):
+        raise InputError(dev, f"coupon id {p.coupon_id!r} is not a string")
+    offset = to_magnitude(
+        p.offset, "mm", device=dev, what="coupon offset", low=0, high=limits.tube_length_mm
+    )
+    return p.coupon_id, offset
+
+
+def lab_max_temperature(value: QuantityLike | None, device: str) -> float:
+    """Return a lab file's ``max_temperature`` limit in degC (``inf`` when not given)."""
+    if value is None:
+        return math.inf
+    return to_temperature(value, "degC", device=device, what="lab limit max_temperature", low=0)
+
+
+def duration_s(value: QuantityLike, *, device: str, what: str) -> float:
+    """Return a time span in s (> 0, finite)."""
+    return _positive(value, "s", device=device, what=what, high=None)
+
+
+__all__ = [
+    "FurnaceLimits",
+    "GradientPlan",
+    "ProgramPlan",
+    "duration_s",
+    "gradient_plan",
+    "lab_max_temperature",
+    "placement",
+    "program_plan",
+    "to_temperature_difference",
+    "zone_targets",
+]
