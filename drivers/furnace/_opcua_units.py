@@ -34,7 +34,6 @@ _DISPLAY: dict[str, str] = {
     "min": "min",
     "h": "h",
     "1": "",
-    "": "",
 }
 
 _UNECE: dict[str, str] = {
@@ -75,6 +74,8 @@ def unit_from_eu(eu: Any) -> str | None:
     code = unece_code(int(getattr(eu, "UnitId", 0) or 0))
     if code in _UNECE:
         return _UNECE[code]
+    if not display:
+        return None
     try:
         ureg.Unit(display)
     except (pint.errors.PintError, ValueError, AttributeError, TypeError, AssertionError):

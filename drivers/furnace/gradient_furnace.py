@@ -8,9 +8,10 @@ consistent snapshot of the nodes they need in ONE read request per poll.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 from asyncua import ua
@@ -48,6 +49,7 @@ from couponlab.drivers.furnace._validation import (
     program_plan,
 )
 from couponlab.errors import (
+    CouponlabError,
     InputError,
     InstrumentError,
     InstrumentTimeoutError,
@@ -66,6 +68,9 @@ from couponlab.interfaces.furnace import (
 from couponlab.labfile import DeviceEntry
 from couponlab.transports import Backoff
 from couponlab.units import QuantityLike, to_magnitude
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 NAMESPACE_URI = "urn:couponlab:gradient-furnace"
 """Namespace of the furnace address space (its index is looked up at connect)."""
@@ -91,6 +96,29 @@ class ProgramState(StrictEnum):
     HELD = "held"
     COMPLETE = "complete"
     ABORTED = "aborted"
+
+
+def typed_errors(
+    func: Callable[P, Coroutine[Any, Any, T]],
+) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Re-raise a couponlab error that ophyd-async wrapped in a bare ``TimeoutError``.
+
+    ophyd-async runs every signal and command call under its own timeout and turns any
+    ``TimeoutError`` (our :class:`~couponlab.errors.InstrumentTimeoutError` included) into
+    ``TimeoutError(source)``; the typed error is its ``__cause__``.
+    """
+
+    @functools.wraps(func)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await func(*args, **kwargs)
+        except TimeoutError as exc:
+            cause = exc.__cause__
+            if type(exc) is TimeoutError and isinstance(cause, CouponlabError):
+                raise cause from cause.__cause__
+            raise
+
+    return wrapper
 
 
 def _r(conn: OpcUaConnection, dtype: Any, sid: str, units: str | None = None) -> SignalR[Any]:
@@ -298,6 +326,10 @@ class OpcUaGradientFurnace(StandardReadable):
     """
 
     _mock_class = FurnaceMock
+    family = "gradient_furnace"
+    """Lab-file family this driver serves."""
+    example_address = "opc.tcp://127.0.0.1:4840"
+    """An address of the form this driver takes."""
 
     def __init__(
         self,
@@ -414,6 +446,7 @@ class OpcUaGradientFurnace(StandardReadable):
         await self.connection.disconnect()
 
     # -- LabDevice -------------------------------------------------------------------------
+    @typed_errors
     async def identify(self) -> str:
         """Return ``"manufacturer, model, serial, firmware"`` (one request)."""
         ident = self.identity
@@ -422,20 +455,24 @@ class OpcUaGradientFurnace(StandardReadable):
         )
         return ", ".join(str(v) for v in values)
 
+    @typed_errors
     async def state(self) -> str:
         """Return ``"standby"``, ``"manual"``, ``"program"`` or ``"interlock"``."""
         return str((await self.operating_state.get_value()).value)
 
+    @typed_errors
     async def safe_state(self) -> None:
         """Abort any program and send every zone to its standby setpoint."""
         await self.stop(success=False)
 
     @AsyncStatus.wrap
+    @typed_errors
     async def stop(self, success: bool = True) -> None:
         """Call ``Furnace.Standby()``: abort any program, all setpoints to standby."""
         await self.standby_cmd.trigger()
 
     # -- limits ----------------------------------------------------------------------------
+    @typed_errors
     async def limits(self) -> FurnaceLimits:
         """Return what the instrument and the lab file allow (read once per connection)."""
         if self._limits is not None:
@@ -488,6 +525,7 @@ class OpcUaGradientFurnace(StandardReadable):
             return AsyncStatus(self._place(value), name=self.name)
         return AsyncStatus(self._refuse(value), name=self.name)
 
+    @typed_errors
     async def _refuse(self, value: object) -> None:
         raise InputError(
             self.name,
@@ -534,6 +572,7 @@ class OpcUaGradientFurnace(StandardReadable):
         """
         return AsyncStatus(self._wait_until(sim_time), name=self.name)
 
+    @typed_errors
     async def reset_interlock(self) -> None:
         """Call ``Interlock.Reset()``.
 
@@ -549,6 +588,7 @@ class OpcUaGradientFurnace(StandardReadable):
                 self.name, f"interlock reset refused ({exc.status}): a zone is still too hot"
             ) from exc
 
+    @typed_errors
     async def read_profile(self) -> FurnaceProfile:
         """Return every zone's PV and setpoint (degC) and the clock (s), in one request."""
         limits = await self.limits()
@@ -561,6 +601,7 @@ class OpcUaGradientFurnace(StandardReadable):
         )
 
     # -- action bodies ---------------------------------------------------------------------
+    @typed_errors
     async def _check_ready(self) -> None:
         """Refuse to start an action while the interlock is tripped or a program runs."""
         tripped, reason, prog = await read_values(
@@ -579,6 +620,7 @@ class OpcUaGradientFurnace(StandardReadable):
             self.name, f"interlock tripped{why}; heaters are off until the interlock is reset"
         )
 
+    @typed_errors
     async def _gradient(self, sp: GradientSetpoint) -> None:
         plan = gradient_plan(sp, await self.limits())
         await self._check_ready()
@@ -625,6 +667,7 @@ class OpcUaGradientFurnace(StandardReadable):
                 )
             await asyncio.sleep(self.poll_period)
 
+    @typed_errors
     async def _program(self, program: FurnaceProgram) -> None:
         plan = program_plan(program, await self.limits())
         await self._check_ready()
@@ -647,11 +690,13 @@ class OpcUaGradientFurnace(StandardReadable):
                 )
             await asyncio.sleep(self.poll_period)
 
+    @typed_errors
     async def _place(self, p: CouponPlacement) -> None:
         coupon_id, offset = placement(p, await self.limits())
         await self.carrier.offset.set(offset)
         await self.carrier.coupon_id.set(coupon_id)
 
+    @typed_errors
     async def _wait_until(self, sim_time: QuantityLike) -> None:
         target = to_magnitude(sim_time, "s", device=self.name, what="instrument time")
         while True:
