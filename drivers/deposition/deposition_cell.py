@@ -1,0 +1,456 @@
+"""ophyd-async device for an L-DED deposition cell speaking the couponlab ASCII serial protocol
+(docs/protocols/deposition-cell-serial.md): laser, shielding gas, one motion axis along the
+coupon, and print programs whose feed schedule the cell plays to the feeders' hoppers.
+
+The laser interlock lives in the cell and is mirrored here: :meth:`set_laser` reads the
+shielding-gas flow first and refuses to send ``LAS ON`` without it. A print job is validated
+whole (coupon id, path, speed, power, every schedule point) before its first byte is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from bluesky.protocols import Reading
+from ophyd_async.core import (
+    DEFAULT_TIMEOUT,
+    DeviceMock,
+    SignalR,
+    SignalRW,
+    StandardReadable,
+    soft_signal_r_and_setter,
+    soft_signal_rw,
+)
+
+from couponlab.drivers.deposition._link import ScpiLink, floats, limit, transport_from_entry
+from couponlab.errors import (
+    InputError,
+    InstrumentTimeoutError,
+    InterlockTrippedError,
+    OutOfLimitsError,
+    ProtocolError,
+)
+from couponlab.interfaces.feeder import CompositionMap, PrintJob
+from couponlab.labfile import DeviceEntry
+from couponlab.transports import SerialLineTransport
+from couponlab.units import to_magnitude
+
+COUPON_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,39}$")
+"""Coupon ids the cell accepts: 1-40 characters, letters, digits, ``_.-``, no leading sign."""
+POINTS_PER_LINE = 40
+"""Schedule points sent per line (compound ``PRNT:PT ...;PRNT:PT ...``)."""
+_PRINT_STATES = {"IDLE", "RUNNING", "DONE", "ABORTED"}
+
+
+class CellLimits:
+    """The cell's limits (lab limits, tightened by the instrument's ``LIM?`` at connect)."""
+
+    def __init__(self, max_power: float, max_rate: float) -> None:
+        self.max_power = max_power
+        """Largest laser power, W."""
+        self.max_rate = max_rate
+        """Largest rate of any schedule point, g/min."""
+        self.max_speed = 50.0
+        self.min_shield = 5.0
+        self.max_shield = 30.0
+        self.x_min = -300.0
+        self.x_max = 400.0
+        self.max_points = 5000
+
+
+class AsciiDepositionCell(StandardReadable):
+    """An L-DED cell on the couponlab ASCII serial protocol.
+
+    Parameters
+    ----------
+    transport
+        Serial transport to the cell controller.
+    max_power
+        Lab limit of the laser power, W.
+    max_rate
+        Lab limit of any feed rate in a print schedule, g/min.
+    name
+        ophyd name.
+    """
+
+    family = "deposition_cell"
+    example_address = "/dev/ttyUSB1"
+
+    def __init__(
+        self,
+        transport: SerialLineTransport,
+        *,
+        max_power: float = 2000.0,
+        max_rate: float = 30.0,
+        name: str = "",
+    ) -> None:
+        self._link = ScpiLink(transport)
+        self.limits = CellLimits(max_power, max_rate)
+        self._channels: list[tuple[str, int]] = []
+
+        async def status_field(k: int) -> str:
+            return (await self._status())[k]
+
+        async def get_laser() -> bool:
+            return await status_field(0) == "1"
+
+        async def get_power() -> float:
+            return float(await status_field(1))
+
+        async def put_power(value: float | None) -> float:
+            p = self._power(0.0 if value is None else value)
+            await self._link.command(f"LAS:POW {p:.2f}")
+            return p
+
+        async def get_shield() -> float:
+            return float(await status_field(2))
+
+        async def put_shield(value: float | None) -> float:
+            f = self._shield(0.0 if value is None else value)
+            await self._link.command(f"SHLD:FLOW {f:.3f}")
+            return f
+
+        async def get_position() -> float:
+            return float(await status_field(3))
+
+        async def get_moving() -> bool:
+            return await status_field(4) == "1"
+
+        async def get_print_state() -> str:
+            return (await status_field(5)).lower()
+
+        async def get_progress() -> float:
+            return 100.0 * float(await status_field(6))
+
+        with self.add_children_as_readables():
+            self.laser_on: SignalR[bool] = soft_signal_r_and_setter(bool, getter=get_laser)[0]
+            self.laser_power: SignalRW[float] = soft_signal_rw(
+                float, 0.0, units="W", precision=1, getter=get_power, setter=put_power
+            )
+            self.shield_flow: SignalRW[float] = soft_signal_rw(
+                float, 0.0, units="L/min", precision=2, getter=get_shield, setter=put_shield
+            )
+            self.position: SignalR[float] = soft_signal_r_and_setter(
+                float, 0.0, units="mm", precision=3, getter=get_position
+            )[0]
+            self.moving: SignalR[bool] = soft_signal_r_and_setter(bool, getter=get_moving)[0]
+            self.print_state: SignalR[str] = soft_signal_r_and_setter(
+                str, "idle", getter=get_print_state
+            )[0]
+            self.print_progress: SignalR[float] = soft_signal_r_and_setter(
+                float, 0.0, units="%", precision=1, getter=get_progress
+            )[0]
+        super().__init__(name=name)
+
+    @classmethod
+    def from_lab_entry(cls, entry: DeviceEntry) -> AsciiDepositionCell:
+        """Build from a lab entry: ``address``, serial ``settings`` and ``limits``
+        (``max_laser_power``, ``max_feed_rate``)."""
+        return cls(
+            transport_from_entry(entry),
+            max_power=limit(entry, "max_laser_power", "W", 2000.0),
+            max_rate=limit(entry, "max_feed_rate", "g/min", 30.0),
+            name=entry.name,
+        )
+
+    # -- connection -------------------------------------------------------------------------
+    async def connect(
+        self,
+        mock: bool | DeviceMock[Any] = False,
+        timeout: float = DEFAULT_TIMEOUT,
+        force_reconnect: bool = False,
+    ) -> None:
+        """Connect the signals, then (unless mocked) open the link and read the cell's
+        limits and feed channels."""
+        await super().connect(mock=mock, timeout=timeout, force_reconnect=force_reconnect)
+        if mock:
+            return
+        await self._link.transport.connect()
+        await self._link.command("*CLS")
+        lim = floats(self.name, "LIM?", await self._link.checked_query("LIM?"), 7)
+        lm = self.limits
+        lm.max_power = min(lm.max_power, lim[0])
+        lm.max_speed, lm.min_shield, lm.max_shield = lim[1], lim[2], lim[3]
+        lm.x_min, lm.x_max, lm.max_points = lim[4], lim[5], int(lim[6])
+        chans = (await self._link.checked_query("PRNT:CHAN?")).strip()
+        self._channels = []
+        for item in filter(None, chans.split(",")):
+            feeder, _, hopper = item.rpartition(":")
+            if not feeder or not hopper.isdigit():
+                raise ProtocolError(self.name, f"garbled channel list: {chans!r}")
+            self._channels.append((feeder, int(hopper)))
+
+    async def close(self) -> None:
+        """Close the serial link (the instrument keeps its state)."""
+        await self._link.close()
+
+    @property
+    def transport(self) -> SerialLineTransport:
+        """Return the serial transport (its ``bytes_written`` proves what was sent)."""
+        return self._link.transport
+
+    # -- validation -------------------------------------------------------------------------
+    def _power(self, value: Any) -> float:
+        return to_magnitude(
+            value, "W", device=self.name, what="laser power", low=0.0, high=self.limits.max_power
+        )
+
+    def _shield(self, value: Any) -> float:
+        return to_magnitude(
+            value,
+            "L/min",
+            device=self.name,
+            what="shielding gas",
+            low=0.0,
+            high=self.limits.max_shield,
+        )
+
+    def _x(self, value: Any, what: str) -> float:
+        lm = self.limits
+        return to_magnitude(value, "mm", device=self.name, what=what, low=lm.x_min, high=lm.x_max)
+
+    def _speed(self, value: Any) -> float:
+        v = to_magnitude(
+            value, "mm/s", device=self.name, what="speed", low=0.0, high=self.limits.max_speed
+        )
+        if v <= 0:
+            raise OutOfLimitsError(self.name, "speed", v, "> 0", self.limits.max_speed, "mm/s")
+        return v
+
+    def validate_job(self, job: PrintJob) -> list[str]:
+        """Check a whole print job and return the lines that would load it (nothing sent).
+
+        Raises
+        ------
+        InputError
+            Any field out of range, a malformed coupon id, a path that does not cover the
+            coupon, schedule points going backwards or with the wrong number of rates.
+        """
+        if not COUPON_ID.match(job.coupon_id):
+            raise InputError(
+                self.name,
+                f"coupon id {job.coupon_id!r} must be 1-40 letters, digits or _.- "
+                "(starting with a letter or digit)",
+            )
+        length = to_magnitude(
+            job.length_mm, "mm", device=self.name, what="coupon length", low=1.0, high=300.0
+        )
+        xs, xe = self._x(job.x_start_mm, "x_start"), self._x(job.x_end_mm, "x_end")
+        if xs > 0.0 or xe < length:
+            raise InputError(
+                self.name,
+                f"path {xs:g}..{xe:g} mm must cover the coupon 0..{length:g} mm",
+            )
+        speed = self._speed(job.speed_mm_s)
+        power = self._power(job.power_w)
+        if power <= 0:
+            raise OutOfLimitsError(self.name, "laser power", power, "> 0", self.limits.max_power)
+        if not job.points:
+            raise InputError(self.name, "a print job needs at least one schedule point")
+        if len(job.points) > self.limits.max_points:
+            raise InputError(
+                self.name, f"{len(job.points)} schedule points, at most {self.limits.max_points}"
+            )
+        nchan = len(self._channels)
+        lines, last = [], -math.inf
+        for k, (x, rates) in enumerate(job.points):
+            xv = float(x)
+            if not math.isfinite(xv) or xv < last:
+                raise InputError(
+                    self.name, f"schedule point {k}: x = {x} is not finite or goes back"
+                )
+            last = xv
+            if len(rates) != nchan:
+                raise InputError(
+                    self.name, f"schedule point {k} has {len(rates)} rates, the cell has {nchan}"
+                )
+            checked = [
+                to_magnitude(
+                    r,
+                    "g/min",
+                    device=self.name,
+                    what=f"rate of channel {c} at point {k}",
+                    low=0.0,
+                    high=self.limits.max_rate,
+                )
+                for c, r in enumerate(rates)
+            ]
+            lines.append("PRNT:PT " + ",".join([f"{xv:.4f}"] + [f"{r:.4f}" for r in checked]))
+        head = [
+            "PRNT:CLR",
+            f"COUP {job.coupon_id},{length:.3f}",
+            f"PRNT:PATH {xs:.4f},{xe:.4f},{speed:.4f},{power:.2f}",
+        ]
+        return head + lines
+
+    # -- DepositionCell interface -------------------------------------------------------------
+    @property
+    def channels(self) -> Sequence[tuple[str, int]]:
+        """Return (feeder name, hopper) of every feed channel (after connect)."""
+        return tuple(self._channels)
+
+    async def set_shield_gas(self, flow: Any) -> None:
+        """Set the shielding gas, L/min (0..max)."""
+        f = self._shield(flow)
+        await self._link.command(f"SHLD:FLOW {f:.3f}")
+
+    async def set_laser(self, on: bool, power: Any = None) -> None:
+        """Switch the laser, optionally setting its power (W) first.
+
+        Raises
+        ------
+        InterlockTrippedError
+            ``on`` without enough shielding gas (checked here before ``LAS ON`` is sent, and
+            by the cell itself).
+        """
+        p = None if power is None else self._power(power)
+        if on:
+            flow = float(await self._link.checked_query("SHLD:FLOW?"))
+            if flow < self.limits.min_shield:
+                raise InterlockTrippedError(
+                    self.name,
+                    f"laser stays off: shielding gas {flow:g} L/min is below "
+                    f"{self.limits.min_shield:g} L/min",
+                )
+        if p is not None:
+            await self._link.command(f"LAS:POW {p:.2f}")
+        await self._link.command("LAS ON" if on else "LAS OFF")
+
+    async def set_speed(self, speed: Any) -> None:
+        """Set the travel speed of manual moves, mm/s."""
+        await self._link.command(f"MOT:SPD {self._speed(speed):.4f}")
+
+    async def move_to(self, x: Any, timeout: float = 60.0) -> None:
+        """Move the nozzle to ``x`` mm and wait (wall-clock ``timeout`` s) until it stops."""
+        xv = self._x(x, "x")
+        await self._link.command(f"MOT:MOVE {xv:.4f}")
+        deadline = time.monotonic() + timeout
+        while (await self._status())[4] == "1":
+            if time.monotonic() > deadline:
+                await self.stop()
+                raise InstrumentTimeoutError(self.name, f"move to {xv:g} mm took over {timeout} s")
+            await asyncio.sleep(0.02)
+
+    async def load_print(self, job: PrintJob) -> None:
+        """Validate ``job`` whole, then create its coupon and load path and schedule."""
+        lines = self.validate_job(job)
+        head, points = lines[:3], lines[3:]
+        for line in head:
+            await self._link.command(line)
+        for k in range(0, len(points), POINTS_PER_LINE):
+            await self._link.command(";".join(points[k : k + POINTS_PER_LINE]))
+        count = int(await self._link.checked_query("PRNT:COUN?"))
+        if count != len(points):
+            raise ProtocolError(self.name, f"cell holds {count} of {len(points)} points")
+
+    async def start_print(self) -> None:
+        """Start the loaded program (the cell refuses it with a reason if it cannot)."""
+        await self._link.command("PRNT:STRT")
+
+    async def print_status(self) -> tuple[str, str]:
+        """Return (state, reason): state is idle, running, done or aborted."""
+        state = (await self._link.checked_query("PRNT:STAT?")).strip()
+        if state not in _PRINT_STATES:
+            raise ProtocolError(self.name, f"unknown print state {state!r}")
+        reason = (await self._link.checked_query("PRNT:REAS?")).strip()
+        return state.lower(), reason
+
+    async def wait_print(self, poll: float = 0.05, timeout: float = 3600.0) -> str:
+        """Wait until the print ends: return "done", or raise if it was aborted.
+
+        Raises
+        ------
+        InterlockTrippedError
+            The cell aborted the print (interlock, feeder alarm, stop); the message gives the
+            cell's reason. The cell is then in its safe state.
+        InstrumentTimeoutError
+            Still running after ``timeout`` s of wall time (the cell is stopped).
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            state, reason = await self.print_status()
+            if state == "done":
+                return state
+            if state == "aborted":
+                raise InterlockTrippedError(self.name, f"print aborted: {reason}")
+            if state == "idle":
+                raise ProtocolError(self.name, "no print is running")
+            if time.monotonic() > deadline:
+                await self.stop()
+                raise InstrumentTimeoutError(self.name, f"print not finished in {timeout} s")
+            await asyncio.sleep(poll)
+
+    async def as_built_map(self) -> CompositionMap | None:
+        """Return the as-built map of the last printed coupon from a twin (``SIM:MAP?``);
+        None from a real cell, which cannot measure composition."""
+        try:
+            elements = (await self._link.checked_query("SIM:MAP:ELEM?")).strip()
+        except ProtocolError as exc:
+            if "Undefined header" in exc.message:
+                return None
+            raise
+        x = np.array(floats(self.name, "SIM:MAP:X?", await self._link.checked_query("SIM:MAP:X?")))
+        fractions = {}
+        for e in filter(None, elements.split(",")):
+            reply = await self._link.checked_query(f"SIM:MAP? {e}")
+            values = np.array(floats(self.name, "SIM:MAP?", reply, x.size))
+            fractions[e] = values
+        return CompositionMap(x, fractions)
+
+    async def stop(self, success: bool = True) -> None:
+        """Laser off, axis stopped, feeders off, any print aborted."""
+        await self._link.command("STOP")
+
+    # -- LabDevice --------------------------------------------------------------------------
+    async def identify(self) -> str:
+        """Return ``maker,model,serial,firmware`` (``*IDN?``)."""
+        return await self._link.query("*IDN?")
+
+    async def state(self) -> str:
+        """Return "printing", "lasing", "moving" or "standby"."""
+        s = await self._status()
+        if s[5] == "RUNNING":
+            return "printing"
+        if s[0] == "1":
+            return "lasing"
+        return "moving" if s[4] == "1" else "standby"
+
+    async def safe_state(self) -> None:
+        """Laser off, axis stopped, feeders off."""
+        await self.stop()
+
+    async def _status(self) -> list[str]:
+        reply = await self._link.query("STAT?")
+        parts = reply.split(",")
+        if len(parts) != 7 or parts[5] not in _PRINT_STATES:
+            raise ProtocolError(self.name, f"malformed STAT? reply: {reply!r}")
+        return parts
+
+    async def read(self) -> dict[str, Reading[Any]]:
+        """Read laser, gas, axis and print state in one ``STAT?`` exchange."""
+        if self._mock is not None:
+            return await super().read()
+        s = await self._status()
+        ts = time.time()
+        try:
+            values: list[tuple[SignalR[Any], Any]] = [
+                (self.laser_on, s[0] == "1"),
+                (self.laser_power, float(s[1])),
+                (self.shield_flow, float(s[2])),
+                (self.position, float(s[3])),
+                (self.moving, s[4] == "1"),
+                (self.print_state, s[5].lower()),
+                (self.print_progress, 100.0 * float(s[6])),
+            ]
+        except ValueError:
+            raise ProtocolError(self.name, f"garbled STAT? reply: {s!r}") from None
+        return {sig.name: Reading(value=v, timestamp=ts, alarm_severity=0) for sig, v in values}
+
+
+__all__ = ["COUPON_ID", "POINTS_PER_LINE", "AsciiDepositionCell", "CellLimits"]
