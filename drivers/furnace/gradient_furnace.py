@@ -533,6 +533,13 @@ class OpcUaGradientFurnace(StandardReadable):
             f"CouponPlacement",
         )
 
+    @typed_errors
+    async def _refuse_program(self, value: object) -> None:
+        raise InputError(
+            self.name,
+            f"a program is a sequence of ProgramSegment or a FurnaceProgram, got {value!r}",
+        )
+
     def set_gradient(
         self,
         hot: QuantityLike,
@@ -557,7 +564,7 @@ class OpcUaGradientFurnace(StandardReadable):
         if isinstance(value, FurnaceProgram):
             return self.set(value)
         if isinstance(value, str | bytes) or not isinstance(value, Sequence):
-            return AsyncStatus(self._refuse(value), name=self.name)
+            return AsyncStatus(self._refuse_program(value), name=self.name)
         return self.set(FurnaceProgram(tuple(value)))
 
     def load_coupon(self, coupon_id: str, offset: QuantityLike = 0.0) -> AsyncStatus[None]:
@@ -627,6 +634,7 @@ class OpcUaGradientFurnace(StandardReadable):
         await self.ramp_rate.set(plan.ramp_rate_k_per_min)
         await self.setpoint_profile.set(plan.targets_c)
         deadline: float | None = None
+        left_standby = False  # the State may follow the setpoint write a little later
         while True:
             pv, state, tripped, reason, now = await read_values(
                 self.profile,
@@ -637,7 +645,9 @@ class OpcUaGradientFurnace(StandardReadable):
             )
             if tripped or state == FurnaceState.INTERLOCK:
                 raise self._tripped(reason)
-            if state == FurnaceState.STANDBY:
+            if state != FurnaceState.STANDBY:
+                left_standby = True
+            elif left_standby:
                 raise ProgramAbortedError(
                     self.name, "the furnace was sent to standby before reaching the gradient"
                 )
@@ -673,6 +683,7 @@ class OpcUaGradientFurnace(StandardReadable):
         await self._check_ready()
         await self.program.load_cmd.execute(plan.targets_c, plan.rates_k_per_min, plan.dwells_s)
         await self.program.start_cmd.trigger()
+        left_standby = False
         while True:
             prog, state, tripped, reason = await read_values(
                 self.program.state,
@@ -684,7 +695,8 @@ class OpcUaGradientFurnace(StandardReadable):
                 raise self._tripped(reason)
             if prog == ProgramState.COMPLETE:
                 return
-            if prog == ProgramState.ABORTED or state == FurnaceState.STANDBY:
+            left_standby = left_standby or state != FurnaceState.STANDBY
+            if prog == ProgramState.ABORTED or (left_standby and state == FurnaceState.STANDBY):
                 raise ProgramAbortedError(
                     self.name, f"the program ended without completing (program {prog.value})"
                 )

@@ -146,8 +146,8 @@ def to_temperature(
     273.15 K. Plain numbers are taken to be in ``unit``.
     """
     q = _as_quantity(value, unit, device, what)
-    units = str(q.units)
-    if "delta_" in units:
+    # the registry prints delta_degC as "Δ°C": look at the canonical unit names instead
+    if any(name.startswith("delta_") for name in q._units):
         raise UnitError(
             device,
             f"{what} = {q} is a temperature difference; an absolute temperature "
