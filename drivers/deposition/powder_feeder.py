@@ -133,6 +133,14 @@ class FeederLink:
         await self.link.command(f"GAS {n},{flow:.4f}")
         return flow
 
+    async def number(self, query: str) -> float:
+        """Send a single-value query (``FLOW? 1``) and return its number."""
+        reply = await self.link.query(query)
+        try:
+            return float(reply)
+        except ValueError:
+            raise ProtocolError(self.device, f"garbled reply to {query!r}: {reply!r}") from None
+
     async def status(self) -> FeederStatus:
         """Return the parsed ``STAT?`` reply (one exchange)."""
         reply = await self.link.query("STAT?")
@@ -168,36 +176,31 @@ class Hopper(StandardReadable):
     def __init__(self, core: FeederLink, index: int, name: str = "") -> None:
         self._core = core
         self._index = index
-        k = index - 1
 
-        async def field(attr: str) -> Any:
-            return getattr((await core.status()).hoppers[k], attr)
+        async def number(query: str) -> float:
+            return await core.number(f"{query} {index}")
 
         async def get_setpoint() -> float:
-            value: float = await field("setpoint")
-            return value
+            return await number("RATE?")
 
         async def put_setpoint(value: float | None) -> float:
             return await core.set_rate(index, 0.0 if value is None else value)
 
         async def get_rate() -> float:
-            value: float = await field("rate")
-            return value
+            return await number("FLOW?")
 
         async def get_fill() -> float:
-            value: float = await field("fill")
-            return value
+            return await number("MASS?")
 
         async def get_gas() -> float:
-            value: float = await field("gas")
-            return value
+            return await number("GAS?")
 
         async def put_gas(value: float | None) -> float:
             return await core.set_gas(index, 0.0 if value is None else value)
 
         async def get_alarm() -> str:
-            names: tuple[str, ...] = await field("alarms")
-            return " ".join(names) or "none"
+            reply = await core.link.query(f"ALRM? {index}")
+            return " ".join(_alarms(core.device, reply.strip())) or "none"
 
         with self.add_children_as_readables():
             self.setpoint: SignalRW[float] = soft_signal_rw(
