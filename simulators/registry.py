@@ -19,6 +19,11 @@ TWINS: dict[str, str] = {
     "test_frame": "couponlab.simulators.frame:start_twin",
     "powder_feeder": "couponlab.simulators.deposition.feeder_twin:start_twin",
     "deposition_cell": "couponlab.simulators.deposition.cell_twin:start_twin",
+    "xy_stage": "couponlab.simulators.stage.xy_stage:start_twin",
+    "thermocouple_scanner": "couponlab.simulators.detectors.thermocouple_scanner:start_twin",
+    "oxide_profiler": "couponlab.simulators.detectors.oxide_profiler:start_twin",
+    "xrf_probe": "couponlab.simulators.detectors.xrf_probe:start_twin",
+    "camera": "couponlab.simulators.detectors.camera:start_twin",
 }
 """Family name -> ``"module:function"`` that starts its twin."""
 
