@@ -117,6 +117,18 @@ class SerialLineTransport(LineTransport):
             with contextlib.suppress(OSError):
                 sock.close()
 
+    def __del__(self) -> None:
+        # A transport dropped without close() (a device never closed) releases its port
+        # instead of leaving the descriptor to the garbage collector's ResourceWarning.
+        port, self._port = getattr(self, "_port", None), None
+        if port is not None:
+            sock = getattr(port, "_socket", None)
+            with contextlib.suppress(Exception):
+                port.close()
+            if sock is not None:
+                with contextlib.suppress(Exception):
+                    sock.close()
+
     async def _send(self, data: bytes) -> None:
         try:
             self._port.write(data)
