@@ -5,7 +5,7 @@ pyserial calls block. Like the VISA transport, they run directly on the event lo
 bounded by the port's own read/write timeout, which this transport sets to the exchange's
 timeout: a thread hop per exchange would more than double its cost on these machines
 (../shared/MEASUREMENTS.md). Twins run on another loop (or process), so this cannot
-deadlock. See docs/decisions/0010-serial-calls-on-the-loop.md.
+deadlock. See docs/decisions/0004-visa-and-serial-calls-on-the-loop.md.
 """
 
 from __future__ import annotations
