@@ -15,6 +15,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 from asyncua import ua
+from bluesky.protocols import Location
 from ophyd_async.core import (
     DEFAULT_TIMEOUT,
     Array1D,
@@ -241,11 +242,18 @@ class FurnaceClock(StandardReadable):
         with self.add_children_as_readables(StandardReadableFormat.CONFIG_SIGNAL):
             self.speed_up: SignalR[float] = _r(conn, float, "Furnace.Clock.SpeedUp")
         self._owner = (owner,)  # a tuple: not a child device
+        self._target: float | None = None
         super().__init__(name)
 
     def set(self, value: float) -> AsyncStatus[None]:
         """Return a status done when the instrument clock reaches ``value`` s."""
+        self._target = float(value)
         return self._owner[0].wait_until(value)
+
+    async def locate(self) -> Location[float]:
+        """Return the clock (readback, s) and the last time waited for (setpoint, s)."""
+        now = await self.now()
+        return Location(setpoint=now if self._target is None else self._target, readback=now)
 
     async def now(self) -> float:
         """Return the instrument's clock, s."""

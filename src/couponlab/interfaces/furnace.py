@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 import numpy as np
-from bluesky.protocols import Movable, Readable, Stoppable
+from bluesky.protocols import Locatable, Movable, Readable, Stoppable
 from numpy.typing import NDArray
 from ophyd_async.core import AsyncStatus
 
@@ -175,12 +175,12 @@ class FurnaceProfile:
 
 
 @runtime_checkable
-class InstrumentClock(Readable[Any], Movable[float], Protocol):
+class InstrumentClock(Readable[Any], Locatable[float], Protocol):
     """The instrument's clock (virtual time on a twin, wall time on hardware).
 
     ``set(t)`` returns a status that completes once the clock reads at least ``t`` s: a
-    plan waits for instrument time with ``bps.mv(furnace.clock, t)``, never with a sleep.
-    Reading it gives the clock (s) and its speed-up (virtual s per wall s).
+    plan waits for instrument time with ``bps.mv(furnace.clock, t)``, never with a sleep,
+    and reads it with ``bps.rd(furnace.clock)`` (``locate()``'s readback, s).
     """
 
     async def now(self) -> float:
