@@ -215,6 +215,13 @@ class FurnaceServer:
         if self.server is not None:
             server, self.server = self.server, None
             server.unsubscribe_server_callback(CallbackType.PreRead, self._pre_read)
+            # asyncua's stop waits up to 1 s for its once-a-second clock task: cancel it
+            clock = getattr(server.iserver, "time_task", None)
+            if isinstance(clock, asyncio.Task) and not clock.done():
+                clock.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await clock
+                server.iserver.time_task = None
             await server.stop()
 
     # -- freshness --------------------------------------------------------------------------
