@@ -1,0 +1,514 @@
+"""ophyd-async device of a universal test frame speaking the couponlab frame SCPI protocol
+(docs/protocols/frame-scpi.md) through pyvisa: ``TCPIP::host::port::SOCKET``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import re
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from bluesky.protocols import StreamAsset
+from event_model import DataKey
+from ophyd_async.core import (
+    AsyncStatus,
+    StandardReadable,
+    StandardReadableFormat,
+    StrictEnum,
+)
+
+from couponlab.drivers.frame._curve_file import FIELDS, CurveFile, read_curve_file
+from couponlab.drivers.frame._link import FrameLink
+from couponlab.drivers.frame._scpi_signal import parse_quoted, scpi_r, scpi_rw
+from couponlab.errors import InputError, OutOfLimitsError, ProtocolError
+from couponlab.interfaces.frame import (
+    FrameLimits,
+    SamplesLostError,
+    SpecimenGeometry,
+    TensileCurve,
+    TestOutcome,
+    TestSettings,
+)
+from couponlab.labfile import DeviceEntry
+from couponlab.units import to_magnitude
+
+log = logging.getLogger(__name__)
+
+_COUPON_ID = re.compile(r'^[^",;\r\n]{1,64}$')
+COLUMNS = len(FIELDS)
+
+
+class ControlMode(StrictEnum):
+    """Control mode of a test: crosshead rate (``POS``) or extensometer strain rate (``STR``)."""
+
+    POS = "POS"
+    STR = "STR"
+
+
+class ScpiTestFrame(StandardReadable):
+    """A screw-driven universal test frame with load cell, crosshead control and extensometer.
+
+    Readings (read on every ``read``): ``force`` (N), ``position`` (crosshead, mm), ``strain``
+    (extensometer, mm/mm). Configuration: sampling rate (Hz), crosshead rate (mm/min),
+    strain rate (1/min), control mode, force limit (N), specimen geometry (mm) and identity.
+    The whole curve is collected through an HDF5 file referenced by stream documents
+    (``kickoff`` / ``complete`` / ``collect``), not one event per sample.
+
+    Parameters
+    ----------
+    address
+        VISA resource, ``TCPIP::host::port::SOCKET``.
+    name
+        Device name.
+    limits
+        Lab limits tighter than the frame's: ``max_force`` (N), ``max_crosshead_rate``
+        (mm/min), ``max_sample_rate`` (Hz); quantities or strings such as ``"20 kN"``.
+    specimen_thickness
+        Default specimen thickness, mm (from the lab file), used when a mount request does
+        not give one.
+    data_dir
+        Directory of the curve files (created if missing); a temporary one by default.
+    timeout
+        Timeout of one exchange, s.
+    poll_period
+        Wall-clock period of the acquisition loop, s (0.005 .. 1).
+    """
+
+    def __init__(
+        self,
+        address: str,
+        name: str = "",
+        *,
+        limits: dict[str, Any] | None = None,
+        specimen_thickness: Any = "2 mm",
+        data_dir: str | Path | None = None,
+        timeout: float = 2.0,
+        poll_period: float = 0.05,
+    ) -> None:
+        self._link_obj = FrameLink(name or "frame", address, timeout=timeout)
+        self._lab_limits = dict(limits or {})
+        self._default_thickness = to_magnitude(
+            specimen_thickness, "mm", device=name, what="specimen_thickness", low=0.1, high=20
+        )
+        self._data_dir = Path(data_dir) if data_dir else None
+        self._poll_period = to_magnitude(
+            poll_period, "s", device=name, what="poll_period", low=0.005, high=1.0
+        )
+        self._limits: FrameLimits | None = None
+        self._fetch_max = 100_000
+        self._file: CurveFile | None = None
+        self._last_file: Path | None = None
+        self._pump: asyncio.Task[None] | None = None
+        self._area = 0.0
+        self._gauge = 0.0
+        self._produced = 0
+        link = self._link
+        with self.add_children_as_readables(StandardReadableFormat.HINTED_UNCACHED_SIGNAL):
+            self.force = scpi_r(float, link, "MEAS:FORC?", float, units="N", precision=2)
+            self.position = scpi_r(float, link, "MEAS:POS?", float, units="mm", precision=4)
+            self.strain = scpi_r(float, link, "MEAS:STR?", float, units="mm/mm", precision=6)
+        with self.add_children_as_readables(StandardReadableFormat.CONFIG_SIGNAL):
+            self.sample_rate = scpi_rw(
+                float, link, "CONF:SAMP?", float, "CONF:SAMP",
+                render=_num, validate=self._check_sample_rate, units="Hz",
+            )  # fmt: skip
+            self.crosshead_rate = scpi_rw(
+                float, link, "CONF:XRAT?", float, "CONF:XRAT",
+                render=_num, validate=self._check_crosshead_rate, units="mm/min",
+            )  # fmt: skip
+            self.strain_rate = scpi_rw(
+                float, link, "CONF:SRAT?", float, "CONF:SRAT",
+                render=_num, validate=self._check_strain_rate, units="1/min",
+            )  # fmt: skip
+            self.control_mode = scpi_rw(
+                ControlMode, link, "CONF:MODE?", ControlMode, "CONF:MODE", render=_enum
+            )
+            self.force_limit = scpi_rw(
+                float, link, "CONF:FLIM?", float, "CONF:FLIM",
+                render=_num, validate=self._check_force_limit, units="N",
+            )  # fmt: skip
+            self.specimen = scpi_r(str, link, "SPEC?", str)
+            self.specimen_dimensions = scpi_r(str, link, "SPEC:DIM?", str)
+        self.state_text = scpi_r(str, link, "STAT?", str)
+        self.fault = scpi_r(str, link, "STAT:FAUL?", str)
+        self.slips = scpi_r(int, link, "STAT:SLIP?", int)
+        self.composition = scpi_r(str, link, "SPEC:COMP?", parse_quoted)
+        super().__init__(name=name)
+
+    # -- construction and connection --------------------------------------------------------
+    @classmethod
+    def from_lab_entry(cls, entry: DeviceEntry) -> ScpiTestFrame:
+        """Build the device from a lab-file entry (``limits``; ``settings``:
+        ``specimen_thickness``, ``data_dir``, ``timeout``, ``poll_period``)."""
+        s = entry.settings
+        return cls(
+            entry.address,
+            name=entry.name,
+            limits=entry.limits,
+            specimen_thickness=s.get("specimen_thickness", "2 mm"),
+            data_dir=s.get("data_dir"),
+            timeout=float(s.get("timeout", 2.0)),
+            poll_period=s.get("poll_period", 0.05),
+        )
+
+    def _link(self) -> FrameLink:
+        return self._link_obj
+
+    @property
+    def address(self) -> str:
+        """Return the VISA resource the device talks to."""
+        return self._link_obj.address
+
+    async def connect(
+        self,
+        mock: bool | Any = False,
+        timeout: float = 10.0,
+        force_reconnect: bool = False,
+    ) -> None:
+        """Open the link and read the frame's limits, then connect the signals."""
+        if not mock:
+            await asyncio.wait_for(self._open(), timeout)
+        await super().connect(mock=mock, timeout=timeout, force_reconnect=force_reconnect)
+
+    async def _open(self) -> None:
+        await self._link_obj.open()
+        values = await self._link_obj.query_floats("SYST:LIM?", 11)
+        cap, xlo, xhi, slo, shi, flo, fhi, tlo, thi, _buf, fetch = values
+        name = self.name
+        max_force = cap
+        if "max_force" in self._lab_limits:
+            max_force = min(
+                cap,
+                to_magnitude(self._lab_limits["max_force"], "N", device=name, what="max_force"),
+            )
+        if "max_crosshead_rate" in self._lab_limits:
+            xhi = min(
+                xhi,
+                to_magnitude(
+                    self._lab_limits["max_crosshead_rate"], "mm/min", device=name,
+                    what="max_crosshead_rate",
+                ),
+            )  # fmt: skip
+        if "max_sample_rate" in self._lab_limits:
+            fhi = min(
+                fhi,
+                to_magnitude(
+                    self._lab_limits["max_sample_rate"], "Hz", device=name, what="max_sample_rate"
+                ),
+            )
+        self._limits = FrameLimits(
+            capacity_n=cap,
+            force_limit_max_n=max_force,
+            crosshead_rate_mm_per_min=(xlo, xhi),
+            strain_rate_per_min=(slo, shi),
+            sample_rate_hz=(flo, fhi),
+            travel_mm=(tlo, thi),
+        )
+        self._fetch_max = int(fetch)
+        if max_force < cap:
+            await self._link_obj.send(f"CONF:FLIM {_num(max_force)}")
+
+    async def disconnect(self) -> None:
+        """Stop acquiring and close the link (the frame itself is left as it is)."""
+        await self._stop_pump()
+        if self._file is not None:
+            self._file.close()
+        await self._link_obj.close()
+
+    # -- validation (before a byte is sent) ------------------------------------------------
+    def _lim(self) -> FrameLimits:
+        if self._limits is None:
+            raise InputError(self.name, "not connected: the frame's limits are unknown")
+        return self._limits
+
+    def _check(self, what: str, value: float, low: float, high: float, unit: str) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InputError(self.name, f"{what} = {value!r} is not a number in {unit}")
+        if not math.isfinite(value) or not low <= value <= high:
+            raise OutOfLimitsError(self.name, what, f"{value:g}", f"{low:g}", f"{high:g}", unit)
+
+    def _check_sample_rate(self, hz: float) -> None:
+        self._check("sample_rate", hz, *self._lim().sample_rate_hz, "Hz")
+
+    def _check_crosshead_rate(self, rate: float) -> None:
+        self._check("crosshead_rate", rate, *self._lim().crosshead_rate_mm_per_min, "mm/min")
+
+    def _check_strain_rate(self, rate: float) -> None:
+        self._check("strain_rate", rate, *self._lim().strain_rate_per_min, "1/min")
+
+    def _check_force_limit(self, newton: float) -> None:
+        self._check("force_limit", newton, 1.0, self._lim().force_limit_max_n, "N")
+
+    # -- LabDevice ---------------------------------------------------------------------------
+    async def identify(self) -> str:
+        """Return ``maker,model,serial,firmware`` from ``*IDN?``."""
+        return await self._link_obj.query("*IDN?")
+
+    async def state(self) -> str:
+        """Return the frame's state in lower case (``idle``, ``test``, ``fault`` ...)."""
+        return (await self._link_obj.query("STAT?")).lower()
+
+    async def safe_state(self) -> None:
+        """Stop the crosshead and unload the specimen to near zero force (then hold)."""
+        await self._link_obj.send("CTRL:STOP")
+        await self._link_obj.send("CTRL:UNL")
+        await self._wait_idle(allow_fault=True)
+
+    async def limits(self) -> FrameLimits:
+        """Return the frame's and the lab's limits (read at connect)."""
+        return self._lim()
+
+    # -- actions -----------------------------------------------------------------------------
+    @AsyncStatus.wrap
+    async def mount(
+        self,
+        coupon_id: str,
+        position: Any,
+        geometry: SpecimenGeometry | None = None,
+    ) -> None:
+        """Grip a specimen from ``coupon_id`` centred at ``position`` mm along the coupon."""
+        if not isinstance(coupon_id, str) or not _COUPON_ID.match(coupon_id):
+            raise InputError(
+                self.name,
+                f"coupon id {coupon_id!r} must be 1..64 characters without quotes, commas, "
+                "semicolons or line breaks",
+            )
+        x = to_magnitude(position, "mm", device=self.name, what="position", low=0.0, high=1000.0)
+        g = geometry or SpecimenGeometry()
+        gauge = to_magnitude(g.gauge_length, "mm", device=self.name, what="gauge_length",
+                             low=5.0, high=200.0)  # fmt: skip
+        width = to_magnitude(g.width, "mm", device=self.name, what="width", low=0.5, high=50.0)
+        thick = (
+            self._default_thickness
+            if g.thickness is None
+            else to_magnitude(
+                g.thickness, "mm", device=self.name, what="thickness", low=0.1, high=20.0
+            )
+        )
+        reduced = to_magnitude(g.reduced_length, "mm", device=self.name, what="reduced_length",
+                               low=gauge, high=400.0)  # fmt: skip
+        self._lim()
+        await self._link_obj.send(
+            f"SPEC:DIM {_num(gauge)},{_num(width)},{_num(thick)},{_num(reduced)}"
+        )
+        await self._link_obj.send(f'SPEC:LOAD "{coupon_id}",{_num(x)}')
+        self._area, self._gauge = width * thick, gauge
+
+    @AsyncStatus.wrap
+    async def dismount(self) -> None:
+        """Take the specimen out of the grips."""
+        await self._link_obj.send("SPEC:REM")
+
+    @AsyncStatus.wrap
+    async def configure_test(self, settings: TestSettings) -> None:
+        """Validate every setting, then send them all with one error check."""
+        lim = self._lim()
+        n = self.name
+        if settings.control not in ("crosshead", "strain"):
+            raise InputError(n, f"control = {settings.control!r}: use 'crosshead' or 'strain'")
+        mode = "POS" if settings.control == "crosshead" else "STR"
+        x = to_magnitude(settings.crosshead_rate, "mm/min", device=n, what="crosshead_rate")
+        self._check_crosshead_rate(x)
+        s = to_magnitude(settings.strain_rate, "1/min", device=n, what="strain_rate")
+        self._check_strain_rate(s)
+        hz = to_magnitude(settings.sample_rate, "Hz", device=n, what="sample_rate")
+        self._check_sample_rate(hz)
+        if settings.force_limit is None:
+            f = lim.force_limit_max_n
+        else:
+            f = to_magnitude(settings.force_limit, "N", device=n, what="force_limit")
+            self._check_force_limit(f)
+        await self._link_obj.send(
+            f"CONF:MODE {mode};CONF:XRAT {_num(x)};CONF:SRAT {_num(s)};"
+            f"CONF:SAMP {_num(hz)};CONF:FLIM {_num(f)}"
+        )
+
+    @AsyncStatus.wrap
+    async def preload(self, force: Any) -> None:
+        """Pull at the crosshead rate until ``force`` (N) is reached, then hold."""
+        f = to_magnitude(force, "N", device=self.name, what="preload")
+        self._check("preload", f, 1.0, self._lim().force_limit_max_n, "N")
+        await self._link_obj.send(f"CTRL:PREL {_num(f)}")
+        await self._wait_idle()
+
+    @AsyncStatus.wrap
+    async def return_home(self) -> None:
+        """Move the crosshead back to position 0 at the frame's return rate."""
+        await self._link_obj.send("CTRL:RET")
+        await self._wait_idle(allow_fault=True)
+
+    @AsyncStatus.wrap
+    async def unload(self) -> None:
+        """Move in compression until the force is near zero, then hold."""
+        await self._link_obj.send("CTRL:UNL")
+        await self._wait_idle(allow_fault=True)
+
+    async def reset_fault(self) -> None:
+        """Clear a latched fault whose cause is gone (raises if it is still there)."""
+        await self._link_obj.send("STAT:RES")
+
+    def stop(self, success: bool = True) -> AsyncStatus[None]:
+        """Stop the crosshead and hold; a running test ends (its samples are still read)."""
+        return AsyncStatus(self._link_obj.send("CTRL:STOP"))
+
+    async def _wait_idle(self, *, allow_fault: bool = False) -> None:
+        while True:
+            st = await self._link_obj.query("STAT?")
+            if st == "IDLE":
+                return
+            if st == "FAULT":
+                if allow_fault:
+                    return
+                reason = await self._link_obj.query("STAT:FAUL?")
+                raise ProtocolError(self.name, f"frame stopped on fault {reason}")
+            await self._link_obj.sleep_instrument(0.05, low=0.005, high=0.05)
+
+    # -- flying: the whole curve through an HDF5 file ------------------------------------------
+    def _new_file(self) -> CurveFile:
+        directory = self._data_dir or Path(tempfile.gettempdir()) / "couponlab-frame"
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{self.name or 'frame'}-{uuid.uuid4()}.h5"
+        return CurveFile(path, self.name)
+
+    @AsyncStatus.wrap
+    async def kickoff(self) -> None:
+        """Open a new curve file, start the test and the acquisition loop."""
+        await self._stop_pump()
+        if self._file is not None:
+            self._file.close()
+        self._file = self._new_file()
+        self._last_file = self._file.path
+        self._produced = 0
+        await self._link_obj.send("CTRL:STAR")
+        (_, _, _, rate) = await self._link_obj.query_floats("DATA:STAT?", 4)
+        self._pump = asyncio.create_task(self._acquire(self._file, rate), name=f"{self.name}-pump")
+
+    def complete(self) -> AsyncStatus[None]:
+        """Finish when the test has ended and every sample it produced is in the file."""
+
+        async def wait() -> None:
+            if self._pump is None:
+                raise InputError(self.name, "complete() before kickoff()")
+            await asyncio.shield(self._pump)
+
+        return AsyncStatus(wait())
+
+    async def _acquire(self, file: CurveFile, rate: float) -> None:
+        link = self._link_obj
+        try:
+            while True:
+                acq, total, oldest, _ = await link.query_floats("DATA:STAT?", 4)
+                self._produced = int(total)
+                if oldest > file.written:
+                    raise SamplesLostError(
+                        self.name,
+                        f"samples {file.written}..{int(oldest) - 1} were overwritten in the "
+                        "frame's buffer before they were read",
+                    )
+                while file.written < total:
+                    count = min(self._fetch_max, int(total) - file.written)
+                    block = await link.query_block(f"DATA:FETC? {file.written},{count}")
+                    rows = _rows(block, self.name)
+                    if len(rows) == 0:
+                        break
+                    expected = file.written / rate
+                    if abs(rows[0, 0] - expected) > 0.5 / rate:
+                        raise SamplesLostError(
+                            self.name,
+                            f"block at sample {file.written} starts at t={rows[0, 0]:.6f} s, "
+                            f"expected {expected:.6f} s",
+                        )
+                    file.append(rows)
+                if not acq and file.written >= total:
+                    return
+                await asyncio.sleep(self._poll_period)
+        finally:
+            log.debug("%s: acquisition ended with %d samples", self.name, file.written)
+
+    async def _stop_pump(self) -> None:
+        pump, self._pump = self._pump, None
+        if pump is not None and not pump.done():
+            pump.cancel()
+        if pump is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await pump
+
+    async def describe_collect(self) -> dict[str, DataKey]:
+        """Return the data keys of the curve stream (external HDF5 datasets, with units)."""
+        if self._file is None:
+            return {
+                f"{self.name}-{n}": DataKey(
+                    source="hdf5",
+                    shape=[],
+                    dtype="number",
+                    dtype_numpy="<f8",
+                    external="STREAM:",
+                    units=u,
+                )
+                for n, u in FIELDS
+            }
+        return self._file.describe()
+
+    async def collect_asset_docs(self, index: int | None = None) -> AsyncIterator[StreamAsset]:
+        """Yield StreamResource / StreamDatum documents for the rows written so far."""
+        if self._file is None:
+            return
+        for doc in self._file.stream_docs(index):
+            yield doc
+
+    async def get_index(self) -> int:
+        """Return the number of samples written to the curve file."""
+        return self._file.written if self._file is not None else 0
+
+    async def outcome(self) -> TestOutcome:
+        """Return how the last test ended and how many samples it produced and wrote."""
+        end = await self._link_obj.query("STAT:END?")
+        fault = await self._link_obj.query("STAT:FAUL?")
+        _, total, _, _ = await self._link_obj.query_floats("DATA:STAT?", 4)
+        slips = int(await self._link_obj.query("STAT:SLIP?"))
+        written = self._file.written if self._file is not None else 0
+        return TestOutcome(end=end, fault=fault, samples=int(total), written=written, slips=slips)
+
+    @property
+    def curve_path(self) -> Path | None:
+        """Return the file of the last test (None before the first kickoff)."""
+        return self._last_file
+
+    def curve(self) -> TensileCurve:
+        """Return the last test's samples, read back from its file."""
+        if self._last_file is None:
+            raise InputError(self.name, "no test has been run")
+        cols = read_curve_file(self._last_file)
+        return TensileCurve(
+            time=cols["time"],
+            force=cols["force"],
+            position=cols["position"],
+            strain=cols["strain"],
+            area=self._area,
+            gauge_length=self._gauge,
+        )
+
+
+def _rows(block: bytes, device: str) -> np.ndarray[Any, np.dtype[np.float64]]:
+    if len(block) % (8 * COLUMNS):
+        raise ProtocolError(device, f"data block of {len(block)} bytes is not whole samples")
+    return np.frombuffer(block, dtype="<f8").reshape(-1, COLUMNS)
+
+
+def _num(value: float) -> str:
+    return f"{value:.10g}"
+
+
+def _enum(value: StrictEnum) -> str:
+    return str(value.value)
+
+
+__all__ = ["ControlMode", "ScpiTestFrame"]
