@@ -32,7 +32,7 @@ class FurnaceConfig(BaseModel):
     # -- thermal model (per zone) -----------------------------------------------------------
     heat_capacity_j_per_k: float = Field(default=1200.0, gt=0)
     """Heat capacity of one zone (tube, element, insulation share), J/K."""
-    heater_power_w: float = Field(default=800.0, gt=0)
+    heater_power_w: float = Field(default=1000.0, gt=0)
     """Heater power of one zone at 100 % output, W."""
     conduction_w_per_k: float = Field(default=0.5, ge=0)
     """Conductance between neighbouring zones, W/K (couples the zones)."""

@@ -118,9 +118,9 @@ class FurnaceModel:
         """Start the controller process on the world's SimPy env and register in the world."""
         if self._running:
             return
+        self.world.register_instrument(self.name, self)  # refuses a duplicate name
         self._running = True
         self._proc = self.world.env.process(self._run())
-        self.world.instruments[self.name] = self
 
     def stop(self) -> None:
         """Stop the process, take the coupon off the carrier and unregister from the world."""
@@ -132,7 +132,7 @@ class FurnaceModel:
             self.world.place(self.coupon_id, None)
             self.coupon_id = ""
         if self.world.instruments.get(self.name) is self:
-            del self.world.instruments[self.name]
+            self.world.unregister_instrument(self.name)
 
     def _run(self) -> Generator[simpy.Event, object, None]:
         dt = self.config.sample_period_s
