@@ -82,6 +82,11 @@ class ScpiTestFrame(StandardReadable):
         Wall-clock period of the acquisition loop, s (0.005 .. 1).
     """
 
+    family = "test_frame"
+    """Instrument family of this driver (lab-file ``family``)."""
+    example_address = "TCPIP::127.0.0.1::5025::SOCKET"
+    """The form of address this driver takes."""
+
     def __init__(
         self,
         address: str,

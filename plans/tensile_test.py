@@ -1,0 +1,214 @@
+"""ASTM E8/E8M tension test of one specimen: mount, preload, pull to fracture, return.
+
+The curve reaches the documents as an HDF5 file referenced by StreamResource/StreamDatum
+documents in the ``curve`` stream (docs/decisions/0020-frame-bulk-data-path.md), collected
+while the test runs; the analysis (:mod:`couponlab.plans.tensile_analysis`) is attached to
+the run as one event of the ``results`` stream, with units in its descriptor.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Coroutine
+from dataclasses import asdict
+from typing import Any
+
+import bluesky.plan_stubs as bps
+import bluesky.preprocessors as bpp
+from bluesky.utils import MsgGenerator
+from ophyd_async.core import StandardReadable, soft_signal_rw
+
+from couponlab.errors import InputError
+from couponlab.interfaces import frame as iframe
+from couponlab.plans.tensile_analysis import UNITS, TensileResult, analyse_tensile
+from couponlab.units import QuantityLike, to_magnitude
+
+CURVE_STREAM = "curve"
+"""Stream whose data keys reference the samples in the test's HDF5 file."""
+RESULTS_STREAM = "results"
+"""Stream with one event: the tensile properties."""
+
+
+class TensileResults(StandardReadable):
+    """Soft device that carries the analysis of one test into a ``results`` event.
+
+    Signals: ``modulus`` (GPa), ``yield_strength`` (MPa), ``uts`` (MPa),
+    ``uniform_elongation`` (%), ``total_elongation`` (%), ``elongation_after_fracture``
+    (%), ``toe_strain`` (mm/mm), ``modulus_r2``, ``fractured``, ``samples``,
+    ``end_reason``, ``slips``.
+    """
+
+    def __init__(self, name: str = "tensile") -> None:
+        with self.add_children_as_readables():
+            self.modulus = soft_signal_rw(float, math.nan, units=UNITS["modulus"])
+            self.yield_strength = soft_signal_rw(float, math.nan, units=UNITS["yield_strength"])
+            self.uts = soft_signal_rw(float, math.nan, units=UNITS["uts"])
+            self.uniform_elongation = soft_signal_rw(
+                float, math.nan, units=UNITS["uniform_elongation"]
+            )
+            self.total_elongation = soft_signal_rw(
+                float, math.nan, units=UNITS["total_elongation"]
+            )
+            self.elongation_after_fracture = soft_signal_rw(
+                float, math.nan, units=UNITS["elongation_after_fracture"]
+            )
+            self.toe_strain = soft_signal_rw(float, math.nan, units=UNITS["toe_strain"])
+            self.modulus_r2 = soft_signal_rw(float, math.nan)
+            self.fractured = soft_signal_rw(bool, False)
+            self.samples = soft_signal_rw(int, 0)
+            self.end_reason = soft_signal_rw(str, "")
+            self.slips = soft_signal_rw(int, 0)
+        super().__init__(name=name)
+
+    async def load(self, result: TensileResult, outcome: iframe.TestOutcome) -> None:
+        """Set every signal from an analysis and a test outcome."""
+        for key, value in result.as_dict().items():
+            await getattr(self, key).set(value)
+        await self.end_reason.set(outcome.end)
+        await self.slips.set(outcome.slips)
+
+
+def _task(factory: Callable[[], Any]) -> Callable[[], Coroutine[Any, Any, Any]]:
+    """Wrap a status- or coroutine-returning call for ``bps.wait_for``."""
+
+    async def run() -> Any:
+        return await factory()
+
+    return run
+
+
+def _call(factory: Callable[[], Any]) -> MsgGenerator[Any]:
+    """Run one awaitable action of a device and return its result."""
+    (fut,) = yield from bps.wait_for([_task(factory)])
+    return fut.result()
+
+
+def tensile_test(
+    frame: iframe.TestFrame,
+    coupon_id: str,
+    position: QuantityLike,
+    *,
+    geometry: iframe.SpecimenGeometry | None = None,
+    settings: iframe.TestSettings | None = None,
+    preload: QuantityLike = "50 N",
+    flush_period: float = 0.5,
+    md: dict[str, Any] | None = None,
+) -> MsgGenerator[TensileResult]:
+    """Pull one specimen to fracture following ASTM E8/E8M and analyse its curve.
+
+    The plan (1) mounts the specimen cut from ``coupon_id`` at ``position`` along the coupon
+    and sends the test settings (every value validated before a byte is sent), (2) opens a
+    run, (3) preloads to ``preload`` to take up slack, (4) starts the test and collects the
+    samples while it runs (StreamResource/StreamDatum of the frame's HDF5 file, stream
+    ``curve``), until the frame detects the break, is stopped or faults, (5) checks that
+    every sample the frame produced is in the file, analyses the curve and emits the
+    properties in the ``results`` stream, and (6) always unloads and returns the crosshead,
+    whatever happened.
+
+    Parameters
+    ----------
+    frame
+        Any :class:`~couponlab.interfaces.frame.TestFrame`.
+    coupon_id
+        Identity of the coupon the specimen was cut from (recorded, and sent to the frame).
+    position
+        Centre of the gauge length along the coupon, mm.
+    geometry
+        Specimen dimensions; E8M sub-size sheet (25 x 6 mm, thickness from the lab file) by
+        default.
+    settings
+        Control mode, rates, sampling rate, force limit; E8 method C crosshead rate
+        (0.48 mm/min for a 32 mm reduced section) at 100 Hz by default.
+    preload
+        Preload force, N (> 0).
+    flush_period
+        Wall-clock period of ``collect`` while the test runs, s (> 0).
+    md
+        Extra run metadata, merged over the plan's own.
+
+    Yields
+    ------
+    Msg
+        Bluesky messages.
+
+    Returns
+    -------
+    TensileResult
+        The properties (also in the ``results`` stream).
+
+    Raises
+    ------
+    TestAbortedError
+        The test ended on a fault (over-force, travel limit); the curve and the outcome are
+        still recorded.
+    SamplesLostError
+        Fewer samples reached the file than the frame produced.
+
+    See Also
+    --------
+    couponlab.plans.tensile_analysis.analyse_tensile
+    """
+    geometry = geometry or iframe.SpecimenGeometry()
+    settings = settings or iframe.TestSettings()
+    preload_n = to_magnitude(preload, "N", device=frame.name, what="preload", low=1e-3)
+    if not flush_period > 0:
+        raise InputError(frame.name, f"flush_period = {flush_period} must be > 0 s")
+    results = TensileResults(name=f"{frame.name}_tensile")
+    plan_md: dict[str, Any] = {
+        "plan_name": "tensile_test",
+        "plan_args": {
+            "frame": repr(frame.name),
+            "coupon_id": coupon_id,
+            "position": str(position),
+            "geometry": iframe.describe_geometry(geometry),
+            "settings": {k: str(v) for k, v in asdict(settings).items()},
+            "preload": str(preload),
+        },
+        "standard": "ASTM E8/E8M",
+        "sample": {"coupon_id": coupon_id, "position": str(position)},
+        "detectors": [frame.name],
+    }
+    plan_md.update(md or {})
+
+    def test() -> MsgGenerator[TensileResult]:
+        yield from _call(lambda: results.connect())
+        yield from _call(lambda: frame.preload(preload_n))
+        yield from bps.declare_stream(frame, name=CURVE_STREAM, collect=True)
+        yield from bps.kickoff(frame, wait=True)
+        yield from bps.collect_while_completing(
+            [frame], [frame], flush_period=flush_period, stream_name=CURVE_STREAM
+        )
+        yield from bps.collect(frame, name=CURVE_STREAM)
+        outcome: iframe.TestOutcome = yield from _call(frame.outcome)
+        if outcome.written != outcome.samples:
+            raise iframe.SamplesLostError(
+                frame.name,
+                f"{outcome.samples} samples produced but {outcome.written} written",
+            )
+        curve = frame.curve()
+        result = analyse_tensile(curve.strain, curve.force, curve.area)
+        yield from _call(lambda: results.load(result, outcome))
+        yield from bps.create(RESULTS_STREAM)
+        yield from bps.read(results)
+        yield from bps.save()
+        if outcome.end == "FAULT":
+            raise iframe.TestAbortedError(
+                frame.name, f"test ended on fault {outcome.fault}; curve and outcome recorded"
+            )
+        return result
+
+    def run() -> MsgGenerator[TensileResult]:
+        yield from _call(lambda: frame.mount(coupon_id, position, geometry))
+        yield from _call(lambda: frame.configure_test(settings))
+        result: TensileResult = yield from bpp.run_wrapper(test(), md=plan_md)
+        return result
+
+    def finish() -> MsgGenerator[None]:
+        yield from _call(frame.unload)
+        yield from _call(frame.return_home)
+
+    result: TensileResult = yield from bpp.finalize_wrapper(run(), finish())
+    return result
+
+
+__all__ = ["CURVE_STREAM", "RESULTS_STREAM", "TensileResults", "tensile_test"]
