@@ -240,7 +240,11 @@ class FurnaceServer:
                 log.exception("furnace publish failed")
 
     async def publish(self, *, force: bool = False) -> None:
-        """Sync the world to now and write every changed value into the address space."""
+        """Sync the world to now and write every changed value into the address space.
+
+        Between controller periods only the clock nodes can change, so only they are looked
+        at; ``force`` writes every node whether it changed or not.
+        """
         if self.server is None:
             return
         async with self._lock:
@@ -254,7 +258,7 @@ class FurnaceServer:
             aspace = self.server.iserver.aspace
             for nid, getter, vtype in nodes:
                 value = getter()
-                if nid in self._last and _same(self._last[nid], value):
+                if not force and nid in self._last and _same(self._last[nid], value):
                     continue
                 self._last[nid] = value
                 dv = ua.DataValue(ua.Variant(value, vtype))
