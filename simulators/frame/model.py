@@ -492,7 +492,13 @@ class FrameModel:
         out = np.nonzero((u < self.travel_low) | (u > self.travel_high))[0]
         if len(out):
             events.append((int(out[0]), "travel"))
-        over = np.nonzero(np.abs(f_meas) > self.force_limit)[0]
+        # Over-force trips on loading; moving so as to reduce the load (unloading or
+        # returning after a trip) is allowed.
+        relieving = self.mode in (Mode.UNLOAD, Mode.RETURN) and self.velocity != 0.0
+        over_mask = np.abs(f_meas) > self.force_limit
+        if relieving:
+            over_mask &= f_meas * self.velocity > 0
+        over = np.nonzero(over_mask)[0]
         if len(over):
             events.append((int(over[0]), "overforce"))
         if self.mode is Mode.PRELOAD:

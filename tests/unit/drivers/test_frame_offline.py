@@ -1,0 +1,161 @@
+"""The frame driver byte for byte against a scripted link: what it sends for each action,
+and that bad input is refused before anything is sent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from couponlab.drivers.frame import ScpiTestFrame
+from couponlab.errors import InputError, OutOfLimitsError, ProtocolError, UnitError
+from couponlab.interfaces import frame as iframe
+from couponlab.labfile import DeviceEntry
+from couponlab.testing.frame import bad_requests
+from couponlab.transports import LineTransport
+
+OK = '0,"No error"'
+LIMITS = "50000,0.001,500,0.0001,5,1,10000,-100,500,1048576,100000"
+
+
+class Scripted(LineTransport):
+    """A transport that replays expected (command, reply) exchanges and fails on others."""
+
+    def __init__(self, exchanges: list[tuple[str, str]]) -> None:
+        super().__init__("frame1")
+        self.exchanges = list(exchanges)
+        self.sent: list[str] = []
+
+    @property
+    def address(self) -> str:
+        return "scripted"
+
+    async def query(self, command: str, **_: Any) -> str:
+        self.sent.append(command)
+        assert self.exchanges, f"unexpected {command!r}: nothing more was expected"
+        expected, reply = self.exchanges.pop(0)
+        assert command == expected, f"sent {command!r}, expected {expected!r}"
+        return reply
+
+    async def write(self, command: str) -> None:
+        await self.query(command)
+
+    async def connect(self) -> None:
+        return None
+
+    async def _open(self) -> None:  # pragma: no cover - never opened
+        raise AssertionError
+
+    async def _close(self) -> None:
+        return None
+
+    async def _send(self, data: bytes) -> None:  # pragma: no cover
+        raise AssertionError
+
+    async def _recv_until(self, terminator: bytes) -> bytes:  # pragma: no cover
+        raise AssertionError
+
+    async def _recv_exactly(self, n: int) -> bytes:  # pragma: no cover
+        raise AssertionError
+
+
+def _frame(exchanges: list[tuple[str, str]], **limits: Any) -> tuple[ScpiTestFrame, Scripted]:
+    frame = ScpiTestFrame("TCPIP::127.0.0.1::5025::SOCKET", name="frame1", limits=limits)
+    link = Scripted([("*CLS", ""), ("SYST:CLOC:RATE?", "1"), ("SYST:LIM?", LIMITS), *exchanges])
+    frame._link_obj.transport = link
+    return frame, link
+
+
+async def _connected(
+    exchanges: list[tuple[str, str]], **limits: Any
+) -> tuple[ScpiTestFrame, Scripted]:
+    frame, link = _frame(exchanges, **limits)
+    await frame._open()
+    return frame, link
+
+
+async def test_connect_reads_limits_and_applies_the_lab_force_limit() -> None:
+    frame, link = await _connected([("CONF:FLIM 20000;:SYST:ERR?", OK)], max_force="20 kN")
+    lim = await frame.limits()
+    assert lim.capacity_n == 50000 and lim.force_limit_max_n == 20000
+    assert lim.sample_rate_hz == (1.0, 10000.0)
+    assert not link.exchanges
+
+
+async def test_configure_and_mount_send_exactly_these_bytes() -> None:
+    frame, link = await _connected(
+        [
+            ("CONF:MODE POS;CONF:XRAT 0.48;CONF:SRAT 0.015;CONF:SAMP 5000;CONF:FLIM 50000"
+             ";:SYST:ERR?", OK),
+            ("SPEC:DIM 25,6,1.5,32;:SYST:ERR?", OK),
+            ('SPEC:LOAD "C-7",12.5;:SYST:ERR?', OK),
+            ("CTRL:PREL 50;:SYST:ERR?", OK),
+            ("STAT?", "PRELOAD"),
+            ("STAT?", "IDLE"),
+        ]
+    )  # fmt: skip
+    await frame.configure_test(iframe.TestSettings(sample_rate="5 kHz"))
+    await frame.mount("C-7", "1.25 cm", iframe.SpecimenGeometry(thickness="1500 um"))
+    await frame.preload("0.05 kN")
+    assert not link.exchanges
+
+
+async def test_instrument_error_is_a_protocol_error_naming_the_command() -> None:
+    frame, _ = await _connected([("CTRL:STAR;:SYST:ERR?", '-200,"Execution error; fault"')])
+    with pytest.raises(ProtocolError, match=r"frame1: 'CTRL:STAR' refused.*-200"):
+        await frame._link_obj.send("CTRL:STAR")
+
+
+async def test_every_bad_request_is_refused_before_a_byte_is_sent() -> None:
+    frame, link = await _connected([])
+    sent = len(link.sent)
+    for label, call in bad_requests(await frame.limits()):
+        with pytest.raises(InputError):
+            await call(frame)
+        assert len(link.sent) == sent, f"{label}: something was sent"
+
+
+async def test_signal_writes_are_validated_too() -> None:
+    frame, link = await _connected([("CONF:SAMP 5000;:SYST:ERR?", OK)])
+    await frame.sample_rate.set(5000.0)
+    with pytest.raises(OutOfLimitsError, match=r"sample_rate = 20000 .*\[1, 10000\] Hz"):
+        await frame.sample_rate.set(20000.0)
+    with pytest.raises(OutOfLimitsError, match="force_limit"):
+        await frame.force_limit.set(60000.0)
+    assert not link.exchanges
+
+
+async def test_lab_limits_tighten_the_frame_range() -> None:
+    frame, link = await _connected(
+        [("CONF:FLIM 10000;:SYST:ERR?", OK)], max_force="10 kN", max_crosshead_rate="20 mm/min"
+    )
+    with pytest.raises(OutOfLimitsError, match="crosshead_rate"):
+        await frame.configure_test(iframe.TestSettings(crosshead_rate="25 mm/min"))
+    with pytest.raises(OutOfLimitsError, match="force_limit"):
+        await frame.configure_test(iframe.TestSettings(force_limit="12 kN"))
+    with pytest.raises(UnitError):
+        await frame.configure_test(iframe.TestSettings(force_limit="12 mm"))
+    assert not link.exchanges
+
+
+async def test_not_connected_refuses_instead_of_guessing_limits() -> None:
+    frame, link = _frame([])
+    with pytest.raises(InputError, match="not connected"):
+        await frame.configure_test(iframe.TestSettings())
+    assert link.sent == []
+
+
+def test_builds_from_a_lab_entry_without_the_network() -> None:
+    entry = DeviceEntry(
+        name="frame1",
+        family="test_frame",
+        driver="couponlab.drivers.frame:ScpiTestFrame",
+        address="TCPIP::10.0.0.9::5025::SOCKET",
+        limits={"max_force": "20 kN"},
+        settings={"specimen_thickness": "3 mm", "poll_period": 0.1},
+    )
+    frame = ScpiTestFrame.from_lab_entry(entry)
+    assert frame.name == "frame1" and frame.address.endswith("::5025::SOCKET")
+    assert isinstance(frame, iframe.TestFrame)
+    with pytest.raises(UnitError):
+        ScpiTestFrame("TCPIP::h::1::SOCKET", name="f", specimen_thickness="3 N")

@@ -1,0 +1,217 @@
+"""The frame twin's physics without a server: specimen model, crosshead, buffer, limits.
+
+The world is paused and stepped with ``advance``, so every result is deterministic.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from couponlab.simulators.frame.material import MechanicsModel, SpecimenCurve
+from couponlab.simulators.frame.model import Fault, FrameConfig, FrameError, FrameModel, Mode
+from couponlab.simulators.world import Coupon, World
+
+S316 = {"Fe": 0.70, "Cr": 0.18, "Ni": 0.12}
+IN625 = {"Ni": 0.68, "Cr": 0.22, "Fe": 0.05, "Al": 0.05}
+
+
+def _frame(**cfg: object) -> tuple[World, FrameModel]:
+    world = World()
+    world.pause()
+    config = FrameConfig.model_validate(cfg)
+    return world, FrameModel(world, config)
+
+
+def _all(model: FrameModel) -> np.ndarray:
+    rows, start = [], 0
+    while start < model.produced:
+        block = model.fetch(start, 10**6)
+        rows.append(block)
+        start += len(block)
+    return np.concatenate(rows) if rows else np.zeros((0, 4))
+
+
+# -- specimen model -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("comp", "ys", "uts", "elong"),
+    [
+        (S316, (450, 560), (580, 700), (0.30, 0.55)),
+        (IN625, (400, 550), (700, 850), (0.30, 0.45)),
+    ],
+)
+def test_typical_alloys_land_in_domain_ranges(
+    comp: dict[str, float],
+    ys: tuple[float, float],
+    uts: tuple[float, float],
+    elong: tuple[float, float],
+) -> None:
+    truth = SpecimenCurve(MechanicsModel().nominal(comp)).truth
+    assert ys[0] <= truth.yield_strength_mpa <= ys[1]
+    assert uts[0] <= truth.uts_mpa <= uts[1]
+    assert elong[0] <= truth.elongation_after_fracture <= elong[1]
+    assert 180e3 <= truth.modulus_mpa <= 215e3
+
+
+def test_solid_solution_term_peaks_for_mixtures() -> None:
+    model = MechanicsModel()
+    fe, ni, mix = ({"Fe": 1.0}, {"Ni": 1.0}, {"Fe": 0.5, "Ni": 0.5})
+    rom = 0.5 * model.nominal(fe).yield_mpa + 0.5 * model.nominal(ni).yield_mpa
+    assert model.nominal(mix).yield_mpa == pytest.approx(rom + 0.25 * 350.0)
+
+
+def test_scatter_is_seeded_and_composition_changes_the_curve() -> None:
+    model = MechanicsModel()
+    a = model.specimen(S316, np.random.default_rng(3))
+    b = model.specimen(S316, np.random.default_rng(3))
+    c = model.specimen(S316, np.random.default_rng(4))
+    d = model.specimen(IN625, np.random.default_rng(3))
+    assert a == b
+    assert a != c
+    assert SpecimenCurve(d).truth.uts_mpa > SpecimenCurve(a).truth.uts_mpa + 50
+
+
+def test_unknown_element_and_bad_sum_refused() -> None:
+    with pytest.raises(KeyError, match="Mo"):
+        MechanicsModel().nominal({"Fe": 0.9, "Mo": 0.1})
+    with pytest.raises(ValueError, match="sum to 1"):
+        MechanicsModel().nominal({"Fe": 0.5})
+
+
+# -- frame ----------------------------------------------------------------------------------
+def test_preload_stops_at_the_force_and_holds() -> None:
+    world, m = _frame(force_noise_n=0.0)
+    m.set_crosshead_rate(2.0)
+    m.mount("unknown", 10.0)
+    m.preload(300.0)
+    world.advance(30.0)
+    assert m.mode is Mode.IDLE
+    assert 300.0 <= m.last[1] < 320.0
+    pos = m.position
+    world.advance(10.0)
+    assert m.position == pos
+
+
+def test_compliance_makes_crosshead_travel_exceed_specimen_extension() -> None:
+    world, m = _frame(force_noise_n=0.0, position_noise_mm=0.0, strain_noise=0.0)
+    m.mount("unknown", 10.0)
+    m.preload(3000.0)
+    world.advance(60.0)
+    force, pos, strain = m.last[1], m.last[2], m.last[3]
+    assert pos == pytest.approx(
+        force * m.cfg.compliance_mm_per_n + strain * m.reduced_length, rel=1e-3
+    )
+    assert pos > 1.5 * strain * m.reduced_length  # the frame is about as stiff as the specimen
+
+
+def test_test_runs_to_break_with_every_sample_buffered() -> None:
+    world, m = _frame()
+    m.set_sample_rate(1000.0)
+    m.set_crosshead_rate(10.0)
+    m.mount("unknown", 10.0)
+    m.start_test()
+    world.advance(600.0)
+    assert m.end_reason == "BREAK"
+    assert not m.acquiring and m.mode is Mode.IDLE
+    assert m.specimen is not None and m.specimen.fractured
+    data = _all(m)
+    assert len(data) == m.produced
+    assert np.allclose(np.diff(data[:, 0]), 1e-3)
+    assert data[-1, 1] < 0.4 * data[:, 1].max()
+    truth = m.specimen.curve.truth
+    assert data[:, 1].max() / m.area_mm2 == pytest.approx(truth.uts_mpa, rel=0.005)
+    world.advance(60.0)
+    assert m.produced == len(data)  # acquisition ended at the break
+
+
+def test_overforce_latches_a_fault_and_refuses_motion_until_reset() -> None:
+    world, m = _frame()
+    m.set_force_limit(2000.0)
+    m.mount("unknown", 10.0)
+    m.start_test()
+    world.advance(120.0)
+    assert m.fault is Fault.OVERFORCE and m.end_reason == "FAULT"
+    assert m.state_name() == "FAULT"
+    assert 2000.0 < m.buffer[m.produced - 1, 1] < 2100.0
+    with pytest.raises(FrameError, match="fault"):
+        m.start_test()
+    m.set_force_limit(1500.0)
+    with pytest.raises(FrameError, match="still above"):
+        m.reset_fault()
+    m.set_force_limit(2000.0)
+    m.unload()
+    world.advance(60.0)
+    assert m.last[1] <= m.cfg.unload_threshold_n
+    m.reset_fault()
+    assert m.state_name() == "IDLE"
+
+
+def test_travel_limit_stops_the_crosshead() -> None:
+    world, m = _frame()
+    m.set_travel(-5.0, 2.0)
+    m.set_crosshead_rate(60.0)
+    m.start_test()  # no specimen: just the crosshead
+    world.advance(10.0)
+    assert m.fault is Fault.TRAVEL
+    assert m.position == pytest.approx(2.0, abs=1e-9)
+
+
+def test_grip_slip_is_detected() -> None:
+    world, m = _frame()
+    m.set_crosshead_rate(2.0)
+    m.mount("unknown", 10.0)
+    m.start_test()
+    world.advance(5.0)
+    assert m.slips == 0
+    m.inject_slip(0.05)
+    world.advance(1.0)
+    assert m.slips == 1
+
+
+def test_overwritten_samples_are_reported_not_returned() -> None:
+    world, m = _frame(buffer_samples=2048)
+    m.set_sample_rate(1000.0)
+    m.start_test()
+    world.advance(5.0)
+    assert m.produced > 4000
+    with pytest.raises(FrameError, match="overwritten"):
+        m.fetch(0, 10)
+    assert len(m.fetch(m.produced - 100, 1000)) == 100
+
+
+def test_strain_control_follows_the_strain_rate() -> None:
+    world, m = _frame(strain_noise=0.0)
+    m.set_control("STR")
+    m.set_strain_rate(0.6)  # 1 % per second
+    m.set_sample_rate(100.0)
+    m.mount("unknown", 10.0)
+    m.start_test()
+    world.advance(10.0)
+    data = _all(m)
+    rate = np.polyfit(data[:, 0], data[:, 3], 1)[0]
+    assert rate == pytest.approx(0.01, rel=1e-3)
+
+
+def test_specimen_material_comes_from_the_coupon_in_the_world() -> None:
+    world, m = _frame()
+    coupon = world.add_coupon(Coupon("g1", length_mm=60.0))
+    x = coupon.x_mm / 60.0
+    coupon.set_composition({"Fe": 0.70 - 0.60 * x, "Cr": 0.18 + 0.04 * x, "Ni": 0.12 + 0.56 * x})
+    m.mount("g1", 10.0)
+    assert m.specimen is not None and m.specimen.from_coupon
+    low = m.specimen.composition["Ni"]
+    m.remove()
+    m.mount("g1", 50.0)
+    assert m.specimen.composition["Ni"] > low + 0.3
+    m.remove()
+    with pytest.raises(FrameError, match="outside coupon"):
+        m.mount("g1", 80.0)
+
+
+def test_settings_refused_while_a_test_runs() -> None:
+    _world, m = _frame()
+    m.start_test()
+    with pytest.raises(FrameError, match="during a test"):
+        m.set_sample_rate(10.0)
+    with pytest.raises(FrameError, match="Data out of range"):
+        m.set_crosshead_rate(1e4)
