@@ -61,7 +61,8 @@ def gradient_oxidation_hold(
     (3) ramps the zones to the gradient and waits until every zone is within ``tolerance``,
     (4) starts a one-segment furnace program that dwells ``duration`` at that gradient,
     (5) records one event of the furnace (whole profile, setpoints, state, interlock and the
-    instrument clock) at the start and then every ``interval`` of instrument time, and
+    instrument clock) at the start, then one each time the instrument clock has advanced
+    another ``interval`` (event k comes at least k * interval after the first), and
     (6) waits for the program to complete. Whatever happens -- completion, an error, a
     tripped interlock, pause or abort -- the furnace is sent to standby at the end.
 
@@ -171,9 +172,11 @@ def gradient_oxidation_hold(
         uid: str = yield from bps.open_run(md=start_md)
         yield from bps.clear_checkpoint()  # a pause aborts: the hold cannot be resumed
         yield from bps.mv(furnace, gradient)
-        t0 = float((yield from bps.rd(furnace.clock)))
         yield from bps.abs_set(furnace, program, group=HOLD_GROUP)
         yield from bps.trigger_and_read([furnace])
+        # ticks count from the clock read just after the first event, so that event k is
+        # recorded at least k * interval of instrument time after the first
+        t0 = float((yield from bps.rd(furnace.clock)))
         for k in range(1, ticks + 1):
             yield from bps.abs_set(furnace.clock, t0 + k * interval_s, group=TICK_GROUP)
             yield from bps.wait(group=TICK_GROUP, watch=(HOLD_GROUP,))

@@ -8,6 +8,7 @@ consistent snapshot of the nodes they need in ONE read request per poll.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import math
 from collections.abc import Callable, Coroutine, Iterator, Sequence
@@ -365,6 +366,9 @@ class OpcUaGradientFurnace(StandardReadable):
         )
         conn = self.connection
         self._limits: FurnaceLimits | None = None
+        self._stops = 0
+        """How many times stop() was called: an action started before a stop ends with it."""
+        self._stop_event = asyncio.Event()
         with self.add_children_as_readables(StandardReadableFormat.HINTED_UNCACHED_SIGNAL):
             self.profile: SignalR[Float64Array] = _r(conn, Float64Array, "Furnace.Profile", "degC")
         with self.add_children_as_readables(StandardReadableFormat.UNCACHED_SIGNAL):
@@ -476,8 +480,25 @@ class OpcUaGradientFurnace(StandardReadable):
     @AsyncStatus.wrap
     @typed_errors
     async def stop(self, success: bool = True) -> None:
-        """Call ``Furnace.Standby()``: abort any program, all setpoints to standby."""
-        await self.standby_cmd.trigger()
+        """Call ``Furnace.Standby()``: abort any program, all setpoints to standby.
+
+        Every action of this device still in progress (gradient, program, clock wait) then
+        fails with :class:`~couponlab.interfaces.furnace.ProgramAbortedError`.
+        """
+        try:
+            await self.standby_cmd.trigger()
+        finally:
+            self._stops += 1
+            event, self._stop_event = self._stop_event, asyncio.Event()
+            event.set()
+
+    async def _pause(self, seconds: float, stops: int) -> None:
+        """Sleep ``seconds`` (wall), waking early on :meth:`stop`; fail if a stop came."""
+        if self._stops == stops:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop_event.wait(), seconds)
+        if self._stops != stops:
+            raise ProgramAbortedError(self.name, "stopped: the furnace was sent to standby")
 
     # -- limits ----------------------------------------------------------------------------
     @typed_errors
@@ -637,6 +658,7 @@ class OpcUaGradientFurnace(StandardReadable):
 
     @typed_errors
     async def _gradient(self, sp: GradientSetpoint) -> None:
+        stops = self._stops
         plan = gradient_plan(sp, await self.limits())
         await self._check_ready()
         await self.ramp_rate.set(plan.ramp_rate_k_per_min)
@@ -683,10 +705,11 @@ class OpcUaGradientFurnace(StandardReadable):
                     f"{plan.targets_c[worst]:.1f} degC after the ramp and "
                     f"{plan.settle_s:g} s of settling (instrument time)",
                 )
-            await asyncio.sleep(self.poll_period)
+            await self._pause(self.poll_period, stops)
 
     @typed_errors
     async def _program(self, program: FurnaceProgram) -> None:
+        stops = self._stops
         plan = program_plan(program, await self.limits())
         await self._check_ready()
         await self.program.load_cmd.execute(plan.targets_c, plan.rates_k_per_min, plan.dwells_s)
@@ -708,7 +731,7 @@ class OpcUaGradientFurnace(StandardReadable):
                 raise ProgramAbortedError(
                     self.name, f"the program ended without completing (program {prog.value})"
                 )
-            await asyncio.sleep(self.poll_period)
+            await self._pause(self.poll_period, stops)
 
     @typed_errors
     async def _place(self, p: CouponPlacement) -> None:
@@ -718,6 +741,7 @@ class OpcUaGradientFurnace(StandardReadable):
 
     @typed_errors
     async def _wait_until(self, sim_time: QuantityLike) -> None:
+        stops = self._stops
         target = to_magnitude(sim_time, "s", device=self.name, what="instrument time")
         while True:
             now, speed_up, tripped, reason = await read_values(
@@ -733,7 +757,7 @@ class OpcUaGradientFurnace(StandardReadable):
             rate = (
                 float(speed_up) if speed_up and math.isfinite(speed_up) and speed_up > 0 else 1.0
             )
-            await asyncio.sleep(min(max((target - now) / rate, 0.001), 20 * self.poll_period))
+            await self._pause(min(max((target - now) / rate, 0.001), 20 * self.poll_period), stops)
 
 
 __all__ = [

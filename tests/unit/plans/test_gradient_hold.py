@@ -58,9 +58,9 @@ def test_messages_ramp_hold_record_on_the_clock_and_standby(
         "clear_checkpoint",
         "set",
         "wait",  # bps.mv to the gradient
-        "locate",  # bps.rd of the clock
         "set",  # the hold program
         *record,
+        "locate",  # bps.rd of the clock, after the first event
         *tick,
         *tick,
         *tick,
@@ -72,7 +72,7 @@ def test_messages_ramp_hold_record_on_the_clock_and_standby(
     gradient = msgs[2]
     assert gradient.obj is furnace and isinstance(gradient.args[0], GradientSetpoint)
     assert gradient.args[0].ramp_rate == "20 K/min"
-    hold = msgs[5]
+    hold = msgs[4]
     assert hold.kwargs["group"] == HOLD_GROUP
     program = hold.args[0]
     assert isinstance(program, FurnaceProgram) and len(program.segments) == 1

@@ -1,0 +1,324 @@
+"""The OPC UA furnace driver against the furnace twin on 127.0.0.1 (twin on its own thread,
+driver on the test's loop or the RunEngine's): the conformance suite, the gradient hold plan
+under a real RunEngine, an abort mid-hold and a tripped interlock that both end in standby,
+and bad input that never reaches the server."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from typing import Any, TypeVar
+
+import numpy as np
+import pytest
+from bluesky import RunEngine
+from bluesky.utils import FailedStatus, RunEngineInterrupted
+
+from couponlab.drivers.furnace import OpcUaGradientFurnace
+from couponlab.errors import InputError, InterlockTrippedError
+from couponlab.interfaces.furnace import FurnaceProgram, ProgramSegment
+from couponlab.plans.gradient_hold import gradient_oxidation_hold
+from couponlab.simulators.furnace import FurnaceModel
+from couponlab.simulators.world import Coupon
+from couponlab.testing.furnace import (
+    FURNACE_CHECKS,
+    FurnaceConformance,
+    bad_requests,
+    furnace_lab,
+)
+from couponlab.twins import BackgroundTwins
+
+T = TypeVar("T")
+SPEEDUP = 5000.0
+NAME = "furnace1"
+
+
+@pytest.fixture(scope="module")
+def twins() -> Iterator[BackgroundTwins]:
+    """One furnace twin for the module, on its own loop and thread."""
+    with BackgroundTwins(furnace_lab(speedup=SPEEDUP, name=NAME)) as running:
+        yield running
+
+
+def _model(twins: BackgroundTwins) -> FurnaceModel:
+    model = twins.world.instruments[NAME]
+    assert isinstance(model, FurnaceModel)
+    return model
+
+
+def _restore(model: FurnaceModel) -> None:
+    """Undo what a test did to the twin (runs on the twins' thread)."""
+    model.set_interlock_limit(model.config.interlock_default_c)
+    if model.tripped:
+        model.reset_interlock()
+    model.standby()
+
+
+@pytest.fixture(autouse=True)
+def clean_twin(twins: BackgroundTwins) -> Iterator[None]:
+    yield
+    twins.call(_restore, _model(twins))
+
+
+class WireSpy:
+    """Counts the Write and Call requests the asyncua client sends (patched on its session,
+    below the driver): a refused input must not produce one."""
+
+    def __init__(self) -> None:
+        self.writes: list[list[str]] = []
+        self.calls: list[list[str]] = []
+
+    def attach(self, furnace: OpcUaGradientFurnace) -> WireSpy:
+        client = furnace.connection._client
+        assert client is not None
+        session = client.uaclient.session
+        write, call = session.write, session.call
+
+        async def spy_write(params: Any) -> Any:
+            self.writes.append([str(w.NodeId.Identifier) for w in params.NodesToWrite])
+            return await write(params)
+
+        async def spy_call(methods: Any) -> Any:
+            self.calls.append([str(m.MethodId.Identifier) for m in methods])
+            return await call(methods)
+
+        session.write = spy_write  # type: ignore[method-assign]
+        session.call = spy_call  # type: ignore[method-assign]
+        return self
+
+    def count(self) -> int:
+        return len(self.writes) + len(self.calls)
+
+
+@pytest.fixture
+async def furnace(twins: BackgroundTwins) -> AsyncIterator[OpcUaGradientFurnace]:
+    device = OpcUaGradientFurnace.from_lab_entry(twins.lab.device(NAME))
+    await device.connect(timeout=10.0)
+    try:
+        yield device
+    finally:
+        await device.disconnect()
+
+
+# -- the conformance suite ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("check", list(FURNACE_CHECKS))
+async def test_conformance(
+    check: str, furnace: OpcUaGradientFurnace, twins: BackgroundTwins
+) -> None:
+    spy = WireSpy().attach(furnace)
+    default_limit = await furnace.interlock.limit.get_value()
+
+    async def trip() -> None:
+        await furnace.interlock.limit.set(100.0)  # below every zone: trips at the next tick
+
+    async def recover() -> None:
+        await furnace.interlock.limit.set(default_limit)
+
+    ctx = FurnaceConformance(
+        furnace, timeout=30.0, write_count=spy.count, trip=trip, recover=recover
+    )
+    await FURNACE_CHECKS[check](ctx)
+    if check == "bad_input":
+        assert spy.count() == 0  # nothing at all was written during the whole check
+
+
+async def test_bad_input_leaves_the_instrument_unchanged(
+    furnace: OpcUaGradientFurnace, twins: BackgroundTwins
+) -> None:
+    """Server-side truth: the twin's setpoints, ramp rate and program are what they were."""
+    model = _model(twins)
+
+    def snapshot(m: FurnaceModel) -> tuple[list[float], float, int, str]:
+        return (list(m.target_c), m.ramp_rate_k_per_min, len(m.segments), m.mode)
+
+    spy = WireSpy().attach(furnace)
+    before = await twins.acall(snapshot, model)
+    for what, request in bad_requests(furnace.num_zones):
+        with pytest.raises(InputError):
+            await furnace.set(request)  # type: ignore[arg-type]
+        assert spy.count() == 0, what
+    with pytest.raises(InputError):
+        await furnace.run_program([ProgramSegment([2000.0] * 8, "10 K/min", "1 h")])
+    with pytest.raises(InputError):
+        await furnace.load_coupon("C-1", "301 mm")
+    assert spy.count() == 0
+    assert await twins.acall(snapshot, model) == before
+
+
+async def test_hold_runs_in_instrument_time(
+    furnace: OpcUaGradientFurnace, twins: BackgroundTwins
+) -> None:
+    """A 2 h hold is a furnace program: it ends after at least 2 h of instrument time, in
+    much less than 2 h of wall time (the status is awaited for 30 s at most)."""
+    await asyncio.wait_for(furnace.set_gradient(700, 500, ramp_rate="50 K/min"), 30)
+    t0 = await furnace.clock.now()
+    hold = FurnaceProgram((ProgramSegment([600.0] * 8, "100 K/min", "2 h"),))
+    await asyncio.wait_for(furnace.set(hold), 30)
+    elapsed = await furnace.clock.now() - t0
+    assert elapsed >= 7200.0
+
+
+# -- the plan under a real RunEngine ---------------------------------------------------------
+
+
+@pytest.fixture
+def run_engine() -> Iterator[RunEngine]:
+    loop = asyncio.new_event_loop()
+    engine = RunEngine({}, call_returns_result=True, loop=loop)
+    yield engine
+    if engine.state not in ("idle", "panicked"):
+        engine.halt()
+    pending = asyncio.run_coroutine_threadsafe(_pending_tasks(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    engine._th.join(10)
+    loop.close()
+    assert not pending, f"tasks left on the RunEngine's loop: {pending}"
+
+
+async def _pending_tasks() -> list[str]:
+    await asyncio.sleep(0.05)
+    me = asyncio.current_task()
+    return [t.get_name() for t in asyncio.all_tasks() if t is not me and not t.done()]
+
+
+def _in_loop(engine: RunEngine, coro: Awaitable[T], timeout: float = 30.0) -> T:
+    async def run() -> T:
+        return await coro
+
+    return asyncio.run_coroutine_threadsafe(run(), engine.loop).result(timeout)
+
+
+@pytest.fixture
+def re_furnace(run_engine: RunEngine, twins: BackgroundTwins) -> Iterator[OpcUaGradientFurnace]:
+    """The furnace connected on the RunEngine's loop."""
+    device = OpcUaGradientFurnace.from_lab_entry(twins.lab.device(NAME))
+    _in_loop(run_engine, device.connect(timeout=10.0))
+    try:
+        yield device
+    finally:
+        _in_loop(run_engine, device.disconnect())
+
+
+def _collect(engine: RunEngine) -> list[tuple[str, dict[str, Any]]]:
+    docs: list[tuple[str, dict[str, Any]]] = []
+    engine.subscribe(lambda name, doc: docs.append((name, doc)))
+    return docs
+
+
+def _events(docs: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    return [d for n, d in docs if n == "event"]
+
+
+def test_plan_records_the_profile_on_the_instrument_clock(
+    run_engine: RunEngine, re_furnace: OpcUaGradientFurnace, twins: BackgroundTwins
+) -> None:
+    twins.call(twins.world.add_coupon, Coupon("CPN-7"))
+    docs = _collect(run_engine)
+    result = run_engine(
+        gradient_oxidation_hold(
+            re_furnace,
+            "800 degC",
+            "600 degC",
+            "4 h",
+            "1 h",
+            ramp_rate="50 K/min",
+            coupon_id="CPN-7",
+            coupon_offset="120 mm",
+            md={"campaign": "integration"},
+        )
+    )
+    assert result.exit_status == "success"  # type: ignore[union-attr]
+    names = [n for n, _ in docs]
+    assert names[0] == "start" and names[-1] == "stop"
+    start = docs[0][1]
+    assert start["plan_name"] == "gradient_oxidation_hold"
+    assert start["coupon_id"] == "CPN-7" and start["campaign"] == "integration"
+    (descriptor,) = [d for n, d in docs if n == "descriptor"]
+    keys = descriptor["data_keys"]
+    assert keys[f"{NAME}-profile"]["units"] == "degC"
+    assert keys[f"{NAME}-profile"]["shape"] == [8]
+    assert keys[f"{NAME}-clock-sim_time"]["units"] == "s"
+    assert descriptor["configuration"][NAME]["data"][f"{NAME}-carrier-coupon_id"] == "CPN-7"
+    events = _events(docs)
+    assert len(events) == 5  # at the start of the hold, then every hour for 4 h
+    times = np.array([e["data"][f"{NAME}-clock-sim_time"] for e in events])
+    # event k is taken once the instrument clock is k hours past the first event, never
+    # before (how much later depends on wall-clock jitter times the speed-up: not asserted)
+    since_first = times[1:] - times[0]
+    assert np.all(since_first >= 3600.0 * np.arange(1, 5)), since_first
+    for e in events:  # the hold holds: every zone within the gradient's tolerance
+        pv = np.asarray(e["data"][f"{NAME}-profile"])
+        sp = np.asarray(e["data"][f"{NAME}-setpoint_profile"])
+        assert np.max(np.abs(pv - sp)) <= 2.0
+        assert sp[0] == pytest.approx(800.0) and sp[-1] == pytest.approx(600.0)
+    assert docs[-1][1]["exit_status"] == "success"
+    assert _in_loop(run_engine, re_furnace.state()) == "standby"
+    assert twins.call(lambda m: m.mode, _model(twins)) == "standby"
+    coupon = twins.call(twins.world.coupon, "CPN-7")
+    assert coupon.holder_name == NAME and coupon.offset_mm == 120.0
+
+
+def test_pause_mid_hold_aborts_and_leaves_the_furnace_in_standby(
+    run_engine: RunEngine, re_furnace: OpcUaGradientFurnace, twins: BackgroundTwins
+) -> None:
+    docs = _collect(run_engine)
+    pausers: list[threading.Thread] = []
+
+    def pause_after_two_events(name: str, doc: dict[str, Any]) -> None:
+        if name == "event" and doc["seq_num"] == 2:
+            # request_pause blocks on the RunEngine's loop: call it from another thread
+            pausers.append(threading.Thread(target=run_engine.request_pause))
+            pausers[-1].start()
+
+    run_engine.subscribe(pause_after_two_events)
+    try:
+        with pytest.raises(RunEngineInterrupted):
+            run_engine(
+                gradient_oxidation_hold(re_furnace, 800, 600, "100 h", "1 h", ramp_rate="50 K/min")
+            )
+        # the hold has no checkpoint: a pause aborts the run (the plan's documented choice)
+        assert run_engine.state == "idle"
+    finally:
+        for t in pausers:
+            t.join(10)
+    assert docs[-1][0] == "stop" and docs[-1][1]["exit_status"] == "abort"
+    assert 2 <= len(_events(docs)) < 100
+    assert _in_loop(run_engine, re_furnace.state()) == "standby"
+    model = _model(twins)
+    assert twins.call(lambda m: (m.mode, m.program_state.value), model) == (
+        "standby",
+        "aborted",
+    )
+    assert twins.call(lambda m: float(np.max(m.target_c)), model) == pytest.approx(
+        twins.call(lambda m: m.config.standby_temperature_c, model)
+    )
+
+
+def test_interlock_trip_fails_the_plan_and_ends_in_standby(
+    run_engine: RunEngine, re_furnace: OpcUaGradientFurnace, twins: BackgroundTwins
+) -> None:
+    model = _model(twins)
+    docs = _collect(run_engine)
+
+    def trip_on_second_event(name: str, doc: dict[str, Any]) -> None:
+        if name == "event" and doc["seq_num"] == 2:
+            twins.call(model.set_interlock_limit, 100.0)  # fault: limit below every zone
+
+    run_engine.subscribe(trip_on_second_event)
+    with pytest.raises(FailedStatus) as info:
+        run_engine(gradient_oxidation_hold(re_furnace, 800, 600, "100 h", "1 h"))
+    chain: list[BaseException] = []
+    exc: BaseException | None = info.value
+    while exc is not None:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    assert any(isinstance(e, InterlockTrippedError) for e in chain), chain
+    assert docs[-1][0] == "stop" and docs[-1][1]["exit_status"] == "fail"
+    assert "interlock" in docs[-1][1]["reason"].lower()
+    assert 2 <= len(_events(docs)) < 100
+    mode, tripped, state = twins.call(lambda m: (m.mode, m.tripped, m.state), model)
+    assert (mode, tripped, state) == ("standby", True, "interlock")  # latched until reset
+    assert _in_loop(run_engine, re_furnace.state()) == "interlock"
