@@ -10,8 +10,10 @@ a client can call refuse bad input with :class:`CommandRefusedError` *before* ch
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
+from typing import Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 import simpy
@@ -44,6 +46,25 @@ class CommandRefusedError(Exception):
     def __init__(self, status: str, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _mutates(
+    method: Callable[Concatenate[FurnaceModel, P], R],
+) -> Callable[Concatenate[FurnaceModel, P], R]:
+    """Count a call of a state-changing method in ``revision`` (the server republishes)."""
+
+    def wrapper(self: FurnaceModel, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self.revision += 1
+
+    functools.update_wrapper(wrapper, method)  # name and docstring of the method
+    return wrapper
 
 
 def _out_of_range(message: str) -> CommandRefusedError:
@@ -112,6 +133,8 @@ class FurnaceModel:
         self._running = False
         self.ticks = 0
         """Controller periods run so far."""
+        self.revision = 0
+        """Calls of state-changing methods so far (commands and fault injection)."""
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
@@ -300,6 +323,7 @@ class FurnaceModel:
         if self.program_state in (ProgramState.RUNNING, ProgramState.HELD):
             raise _invalid_state("a program is running: abort it first")
 
+    @_mutates
     def set_setpoints(self, values_c: Sequence[float] | FloatArray) -> None:
         """Set the target setpoint of every zone, degC (N values in 0..MaxTemperature)."""
         v = np.asarray(values_c, dtype=float)
@@ -328,6 +352,7 @@ class FurnaceModel:
             self.working_c = np.where(self.tc_broken, self.working_c, self.temperature_c)
         self.mode = "manual"
 
+    @_mutates
     def set_ramp_rate(self, rate_k_per_min: float) -> None:
         """Set the setpoint ramp limit of all zones, K/min (0 = unlimited, up to the max)."""
         top = self.config.max_ramp_rate_k_per_min
@@ -335,6 +360,7 @@ class FurnaceModel:
             raise _out_of_range(f"ramp rate must be in [0, {top}] K/min")
         self.ramp_rate_k_per_min = float(rate_k_per_min)
 
+    @_mutates
     def standby(self) -> None:
         """Abort any program and send every setpoint to the standby temperature at once."""
         if self.program_state in (ProgramState.RUNNING, ProgramState.HELD):
@@ -344,6 +370,7 @@ class FurnaceModel:
         self.target_c = np.full(self.zones, self.config.standby_temperature_c)
         self.working_c = self.target_c.copy()
 
+    @_mutates
     def load_program(
         self, targets: Sequence[float], rates: Sequence[float], dwells: Sequence[float]
     ) -> None:
@@ -369,6 +396,7 @@ class FurnaceModel:
         self.program_state = ProgramState.IDLE
         self.segment = -1
 
+    @_mutates
     def start_program(self) -> None:
         """Run the loaded program from segment 0 (servo to PV first)."""
         if self.tripped:
@@ -383,6 +411,7 @@ class FurnaceModel:
         self.segment = -1
         self._next_segment()
 
+    @_mutates
     def hold(self) -> None:
         """Freeze the working setpoints and the dwell timer of a running program."""
         if self.program_state != ProgramState.RUNNING:
@@ -391,6 +420,7 @@ class FurnaceModel:
             )
         self.program_state = ProgramState.HELD
 
+    @_mutates
     def resume(self) -> None:
         """Continue a held program."""
         if self.program_state != ProgramState.HELD:
@@ -399,6 +429,7 @@ class FurnaceModel:
             )
         self.program_state = ProgramState.RUNNING
 
+    @_mutates
     def abort(self) -> None:
         """Stop a running/held program; setpoints stay where they are (no-op otherwise)."""
         if self.program_state in (ProgramState.RUNNING, ProgramState.HELD):
@@ -407,6 +438,7 @@ class FurnaceModel:
             self.target_c = self.working_c.copy()
             self.mode = "manual"
 
+    @_mutates
     def set_interlock_limit(self, limit_c: float) -> None:
         """Set the over-temperature limit, degC (0..interlock_limit_max_c)."""
         top = self.config.interlock_limit_max_c
@@ -416,6 +448,7 @@ class FurnaceModel:
             )
         self.interlock_limit_c = float(limit_c)
 
+    @_mutates
     def reset_interlock(self) -> None:
         """Clear a tripped interlock if every (readable) PV is below the limit."""
         if not self.tripped:
@@ -427,6 +460,7 @@ class FurnaceModel:
         self.tripped = False
         self.trip_reason = ""
 
+    @_mutates
     def set_coupon(self, coupon_id: str) -> None:
         """Place the world's coupon ``coupon_id`` on the carrier ("" empties the carrier)."""
         if coupon_id and coupon_id not in self.world.coupons:
@@ -437,6 +471,7 @@ class FurnaceModel:
         if coupon_id:
             self.world.place(coupon_id, self, self.name, self.offset_mm)
 
+    @_mutates
     def set_offset(self, offset_mm: float) -> None:
         """Move the coupon's start to ``offset_mm`` along the tube (0..length_mm)."""
         top = self.config.length_mm
@@ -452,6 +487,7 @@ class FurnaceModel:
             raise IndexError(f"zone index {zone} not in [0, {self.zones - 1}]")
         return zone
 
+    @_mutates
     def break_thermocouple(self, zone: int) -> None:
         """Break the thermocouple of zone ``zone`` (0-based): PV NaN, output forced to 0."""
         i = self._zone(zone)
@@ -459,6 +495,7 @@ class FurnaceModel:
         self.pv_c[i] = np.nan
         self.output[i] = 0.0
 
+    @_mutates
     def repair_thermocouple(self, zone: int) -> None:
         """Repair the thermocouple of zone ``zone`` (0-based)."""
         i = self._zone(zone)
@@ -466,6 +503,7 @@ class FurnaceModel:
         self.pv_c[i] = self.temperature_c[i]
         self._prev_pv[i] = self.temperature_c[i]
 
+    @_mutates
     def set_heater_stuck(self, zone: int, stuck: bool = True) -> None:
         """Force zone ``zone``'s heater to 100 % (a welded relay) until cleared.
 

@@ -161,7 +161,6 @@ class FurnaceServer:
         self._clock: list[tuple[ua.NodeId, Getter, ua.VariantType]] = []
         self._last: dict[ua.NodeId, Any] = {}
         self._version: tuple[int, int] = (-1, -1)
-        self._revision = 0
         self._publisher: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self.publishes = 0
@@ -249,7 +248,7 @@ class FurnaceServer:
             return
         async with self._lock:
             self.world.sync()
-            version = (self.model.ticks, self._revision)
+            version = (self.model.ticks, self.model.revision)
             nodes = self._clock
             if force or version != self._version:
                 nodes = self._clock + self._dynamic
@@ -272,7 +271,6 @@ class FurnaceServer:
         except CommandRefusedError as exc:
             log.info("furnace refused a command: %s", exc)
             return _status(exc.status)
-        self._revision += 1
         await self.publish()
         return ua.StatusCode()
 

@@ -460,3 +460,41 @@ def test_non_loopback_address_is_refused() -> None:
         assert "furnace1" not in world.instruments
     finally:
         bg.stop()
+
+
+async def test_fault_injection_is_visible_at_the_next_read(rig: Rig, cl: Ua) -> None:
+    assert await cl.read("Furnace.Zones.Zone6.ThermocoupleBroken") is False
+    rig.bg.call(rig.model.break_thermocouple, 5)  # no time passes
+    assert await cl.read("Furnace.Zones.Zone6.ThermocoupleBroken") is True
+    pv = await cl.read("Furnace.Zones.Zone6.ProcessValue")
+    assert isinstance(pv, float) and math.isnan(pv)
+    rig.bg.call(rig.model.repair_thermocouple, 5)
+    assert await cl.read("Furnace.Zones.Zone6.ThermocoupleBroken") is False
+
+
+class Changes:
+    """Collects data-change notifications of a subscription."""
+
+    def __init__(self) -> None:
+        self.values: list[object] = []
+        self.event = asyncio.Event()
+
+    def datachange_notification(self, node: Node, val: object, data: object) -> None:
+        self.values.append(val)
+        if len(self.values) >= 3:
+            self.event.set()
+
+
+async def test_subscriptions_see_changes_without_reads(rig: Rig, cl: Ua) -> None:
+    await cl.write("Furnace.SetpointProfile", [500.0] * N, ua.VariantType.Double)
+    changes = Changes()
+    sub = await cl.client.create_subscription(20, changes)
+    try:
+        await sub.subscribe_data_change(cl.node("Furnace.Zones.Zone1.ProcessValue"))
+        rig.bg.call(rig.world.set_speedup, 1000.0)
+        rig.bg.call(rig.world.resume)  # virtual time now follows the wall clock
+        await asyncio.wait_for(changes.event.wait(), timeout=10)
+    finally:
+        await sub.delete()
+    values = [v for v in changes.values if isinstance(v, float)]
+    assert len(values) >= 3 and values[-1] > values[0] > 24.0  # heating, seen as it happens
