@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import math
 from collections.abc import Callable, Coroutine, Iterator, Sequence
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 import numpy as np
 from asyncua import ua
@@ -123,16 +124,50 @@ def typed_errors(
     return wrapper
 
 
+# Signals and commands get no ophyd-async timeout of their own (timeout=None): the backend
+# puts a timeout on every OPC UA request (OpcUaConnection.timeout) and raises the typed
+# InstrumentTimeoutError, and ophyd-async's extra asyncio.wait_for would cost a task per read
+# (about 10 us of the ~300 us a read takes; see bench/furnace_read.py).
+
+
+class _ArrayValueMixin:
+    """``get_value`` of array signals without ophyd-async's eager debug message.
+
+    ``SignalR.get_value`` formats the value into a ``log.debug`` f-string whatever the log
+    level; for an 8-element array that costs about 40-250 us, as much as the OPC UA read
+    itself (bench/furnace_read.py). Skip it unless debug logging is on.
+    """
+
+    async def get_value(self, cached: bool | None = None) -> Any:
+        """Return the current value (one request, or the monitored value if cached)."""
+        signal = cast(SignalR[Any], self)
+        if signal.log.isEnabledFor(logging.DEBUG):
+            return await SignalR.get_value(signal, cached)
+        return await signal._backend_or_cache(cached).get_value()
+
+
+class ArraySignalR(_ArrayValueMixin, SignalR[Float64Array]):
+    """A read-only array signal (see :class:`_ArrayValueMixin`)."""
+
+
+class ArraySignalRW(_ArrayValueMixin, SignalRW[Float64Array]):
+    """A read-write array signal (see :class:`_ArrayValueMixin`)."""
+
+
 def _r(conn: OpcUaConnection, dtype: Any, sid: str, units: str | None = None) -> SignalR[Any]:
-    return SignalR(OpcUaSignalBackend(dtype, conn, sid, units=units))
+    cls = ArraySignalR if dtype is Float64Array else SignalR
+    return cls(OpcUaSignalBackend(dtype, conn, sid, units=units), timeout=None)
 
 
 def _rw(conn: OpcUaConnection, dtype: Any, sid: str, units: str | None = None) -> SignalRW[Any]:
-    return SignalRW(OpcUaSignalBackend(dtype, conn, sid, units=units, writable=True))
+    cls = ArraySignalRW if dtype is Float64Array else SignalRW
+    return cls(OpcUaSignalBackend(dtype, conn, sid, units=units, writable=True), timeout=None)
 
 
 def _trigger(conn: OpcUaConnection, obj: str, method: str) -> TriggerableCommand:
-    return TriggerableCommand(OpcUaMethodBackend(conn, obj, method, void_signature()))
+    return TriggerableCommand(
+        OpcUaMethodBackend(conn, obj, method, void_signature()), timeout=None
+    )
 
 
 class FurnaceZone(StandardReadable):
@@ -192,7 +227,8 @@ class FurnaceProgrammer(StandardReadable):
                 "Furnace.Program.Load",
                 array_signature("targets", "rates", "dwells", annotation=Float64Array),
                 [ua.VariantType.Double] * 3,
-            )
+            ),
+            timeout=None,
         )
         self.start_cmd = _trigger(conn, "Furnace.Program", "Furnace.Program.Start")
         self.hold_cmd = _trigger(conn, "Furnace.Program", "Furnace.Program.Hold")
