@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -441,6 +442,7 @@ def test_port_zero_resolves_and_fixed_port_is_used(free_port: int) -> None:
         finally:
             bg.run(twin.stop())
         assert "furnace1" not in world.instruments
+        assert bg.run(_other_tasks()) == []  # the server left nothing running on its loop
         fixed = bg.run(start_twin(world, entry(f"opc.tcp://127.0.0.1:{free_port}")))
         try:
             assert fixed.address == f"opc.tcp://127.0.0.1:{free_port}"
@@ -498,3 +500,24 @@ async def test_subscriptions_see_changes_without_reads(rig: Rig, cl: Ua) -> None
         await sub.delete()
     values = [v for v in changes.values if isinstance(v, float)]
     assert len(values) >= 3 and values[-1] > values[0] > 24.0  # heating, seen as it happens
+
+
+async def _other_tasks() -> list[str]:
+    me = asyncio.current_task()
+    return [t.get_name() for t in asyncio.all_tasks() if t is not me and not t.done()]
+
+
+def test_busy_fixed_port_fails_cleanly() -> None:
+    bg = BackgroundLoop("furnace-busy")
+    try:
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            port = busy.getsockname()[1]
+            world = bg.call(World)
+            with pytest.raises(OSError, match="address already in use"):
+                bg.run(start_twin(world, entry(f"opc.tcp://127.0.0.1:{port}")))
+        assert "furnace1" not in world.instruments
+        assert bg.run(_other_tasks()) == []
+    finally:
+        bg.stop()
