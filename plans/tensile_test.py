@@ -20,7 +20,7 @@ from ophyd_async.core import StandardReadable, soft_signal_rw
 
 from couponlab.errors import InputError
 from couponlab.interfaces import frame as iframe
-from couponlab.plans.tensile_analysis import UNITS, TensileResult, analyse_tensile
+from couponlab.plans.tensile_analysis import UNITS, AnalysisError, TensileResult, analyse_tensile
 from couponlab.units import QuantityLike, to_magnitude
 
 CURVE_STREAM = "curve"
@@ -35,7 +35,7 @@ class TensileResults(StandardReadable):
     Signals: ``modulus`` (GPa), ``yield_strength`` (MPa), ``uts`` (MPa),
     ``uniform_elongation`` (%), ``total_elongation`` (%), ``elongation_after_fracture``
     (%), ``toe_strain`` (mm/mm), ``modulus_r2``, ``fractured``, ``samples``,
-    ``end_reason``, ``slips``.
+    ``end_reason``, ``slips``, ``note`` (why the curve could not be analysed, if so).
     """
 
     def __init__(self, name: str = "tensile") -> None:
@@ -58,14 +58,18 @@ class TensileResults(StandardReadable):
             self.samples = soft_signal_rw(int, 0)
             self.end_reason = soft_signal_rw(str, "")
             self.slips = soft_signal_rw(int, 0)
+            self.note = soft_signal_rw(str, "")
         super().__init__(name=name)
 
-    async def load(self, result: TensileResult, outcome: iframe.TestOutcome) -> None:
-        """Set every signal from an analysis and a test outcome."""
+    async def load(
+        self, result: TensileResult, outcome: iframe.TestOutcome, note: str = ""
+    ) -> None:
+        """Set every signal from an analysis, a test outcome and a note (why not analysed)."""
         for key, value in result.as_dict().items():
             await getattr(self, key).set(value)
         await self.end_reason.set(outcome.end)
         await self.slips.set(outcome.slips)
+        await self.note.set(note)
 
 
 def _task(factory: Callable[[], Any]) -> Callable[[], Coroutine[Any, Any, Any]]:
@@ -139,8 +143,10 @@ def tensile_test(
     Raises
     ------
     TestAbortedError
-        The test ended on a fault (over-force, travel limit); the curve and the outcome are
-        still recorded.
+        The test ended on a fault (over-force, travel limit); the curve, the outcome and
+        whatever could be analysed are still recorded.
+    AnalysisError
+        The curve does not allow the analysis (recorded in the ``note`` of the results).
     SamplesLostError
         Fewer samples reached the file than the frame produced.
 
@@ -170,7 +176,9 @@ def tensile_test(
     }
     plan_md.update(md or {})
 
-    def test() -> MsgGenerator[TensileResult]:
+    found: list[TensileResult] = []
+
+    def test() -> MsgGenerator[None]:
         yield from _call(lambda: results.connect())
         yield from _call(lambda: frame.preload(preload_n))
         yield from bps.declare_stream(frame, name=CURVE_STREAM, collect=True)
@@ -186,22 +194,32 @@ def tensile_test(
                 f"{outcome.samples} samples produced but {outcome.written} written",
             )
         curve = frame.curve()
-        result = analyse_tensile(curve.strain, curve.force, curve.area)
-        yield from _call(lambda: results.load(result, outcome))
+        error: AnalysisError | None = None
+        try:
+            result = analyse_tensile(curve.strain, curve.force, curve.area)
+        except AnalysisError as exc:
+            error = exc
+            nan = math.nan
+            result = TensileResult(nan, nan, nan, nan, nan, nan, nan, nan, False, len(curve.time))
+        yield from _call(
+            lambda: results.load(result, outcome, "" if error is None else str(error))
+        )
         yield from bps.create(RESULTS_STREAM)
         yield from bps.read(results)
         yield from bps.save()
+        found.append(result)
         if outcome.end == "FAULT":
             raise iframe.TestAbortedError(
                 frame.name, f"test ended on fault {outcome.fault}; curve and outcome recorded"
             )
-        return result
+        if error is not None:
+            raise error
 
     def run() -> MsgGenerator[TensileResult]:
         yield from _call(lambda: frame.mount(coupon_id, position, geometry))
         yield from _call(lambda: frame.configure_test(settings))
-        result: TensileResult = yield from bpp.run_wrapper(test(), md=plan_md)
-        return result
+        yield from bpp.run_wrapper(test(), md=plan_md)
+        return found[0]
 
     def finish() -> MsgGenerator[None]:
         yield from _call(frame.unload)

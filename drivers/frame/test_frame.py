@@ -365,16 +365,16 @@ class ScpiTestFrame(StandardReadable):
         return AsyncStatus(self._link_obj.send("CTRL:STOP"))
 
     async def _wait_idle(self, *, allow_fault: bool = False) -> None:
+        """Wait until the crosshead has stopped; raise if a fault stopped it (unless allowed)."""
         while True:
-            st = await self._link_obj.query("STAT?")
-            if st == "IDLE":
-                return
-            if st == "FAULT":
-                if allow_fault:
-                    return
-                reason = await self._link_obj.query("STAT:FAUL?")
-                raise ProtocolError(self.name, f"frame stopped on fault {reason}")
+            motion = await self._link_obj.query("STAT:MOT?")
+            if motion == "IDLE":
+                break
             await self._link_obj.sleep_instrument(0.05, low=0.005, high=0.05)
+        if not allow_fault:
+            fault = await self._link_obj.query("STAT:FAUL?")
+            if fault != "NONE":
+                raise ProtocolError(self.name, f"frame stopped on fault {fault}")
 
     # -- flying: the whole curve through an HDF5 file ------------------------------------------
     def _new_file(self) -> CurveFile:

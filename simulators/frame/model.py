@@ -66,11 +66,16 @@ class FrameConfig(BaseModel):
     return_rate_mm_per_min: float = Field(default=50.0, gt=0)
     unload_threshold_n: float = Field(default=20.0, gt=0)
     """Unloading stops once the force is at or below this, N."""
+    protect_force_n: float = Field(default=100.0, gt=0)
+    """Specimen protection: a return stops (no fault) once the specimen is in compression
+    beyond this, N, so returning never crushes an intact specimen."""
     force_noise_n: float = Field(default=2.0, ge=0)
     position_noise_mm: float = Field(default=5e-4, ge=0)
     strain_noise: float = Field(default=2e-6, ge=0)
     break_fraction: float = Field(default=0.4, gt=0, lt=1)
     """A break is detected when the force falls below this fraction of the test's peak."""
+    post_trigger_samples: int = Field(default=10, ge=1, le=100_000)
+    """Samples still buffered after a test ends on a break or a fault (the drop is on record)."""
     break_min_force_n: float = Field(default=200.0, gt=0)
     """Break detection is armed once the peak force exceeds this, N."""
     slip_drop_fraction: float = Field(default=0.03, gt=0, lt=1)
@@ -85,6 +90,9 @@ class FrameConfig(BaseModel):
     """Composition used when the mounted coupon is unknown to the world (316L-like)."""
     step_s: float = Field(default=0.1, gt=0)
     """Virtual-time period of the twin's SimPy process, s."""
+    control_rate_hz: float = Field(default=1000.0, gt=0)
+    """Least rate of the frame's control loop, Hz: below it, the loop runs at a whole
+    multiple of the sampling rate and only every k-th control step is buffered."""
 
 
 class Mode(StrEnum):
@@ -196,6 +204,7 @@ class FrameModel:
         self.fault_reason = ""
         self.specimen: Specimen | None = getattr(self, "specimen", None)
         self.acquiring = False
+        self._post: int | None = None
         self.produced = 0
         self.end_reason = "NONE"
         self.peak_force = 0.0
@@ -209,7 +218,9 @@ class FrameModel:
         self.last[2] = self.position
         self._prev_force = 0.0
         self.generated = 0
-        """Samples taken on the clock since power-on (buffered or not)."""
+        """Control steps run since power-on (buffered or not)."""
+        self.step_index = 0
+        """Control steps since the test started (every ``oversample``-th is buffered)."""
 
     def stop_process(self) -> None:
         """End the SimPy process (the twin is shutting down)."""
@@ -365,6 +376,7 @@ class FrameModel:
         self.slips = 0
         self.t_next = self.world.now
         self.t_test0 = self.world.now
+        self.step_index = 0
         self.mode = Mode.TEST
         if self.control is Control.STR:
             self.strain_target0 = float(self.last[3]) if self.specimen else 0.0
@@ -460,9 +472,19 @@ class FrameModel:
         return "FAULT" if self.fault is not Fault.NONE else self.mode.value
 
     # -- physics ------------------------------------------------------------------------
+    @property
+    def oversample(self) -> int:
+        """Return k: control steps per buffered sample (control rate >= ``control_rate_hz``)."""
+        return max(1, math.ceil(self.cfg.control_rate_hz / self.sample_rate - 1e-9))
+
+    @property
+    def period(self) -> float:
+        """Return the control loop's period, s."""
+        return 1.0 / (self.sample_rate * self.oversample)
+
     def update(self, now: float) -> None:
-        """Take every sample due up to virtual time ``now``."""
-        period = 1.0 / self.sample_rate
+        """Run every control step (and take every sample) due up to virtual time ``now``."""
+        period = self.period
         while self.t_next <= now + 1e-12:
             if self.mode is Mode.IDLE and not self.acquiring:
                 # Nothing moves: skip to the last sample due, take it (noise included).
@@ -474,8 +496,8 @@ class FrameModel:
             self._block(n)
 
     def _block(self, n: int) -> None:
-        """Take up to ``n`` samples from ``t_next``; stop early at the first event."""
-        period = 1.0 / self.sample_rate
+        """Run up to ``n`` control steps from ``t_next``; stop early at the first event."""
+        period = self.period
         t = self.t_next + np.arange(n, dtype=np.float64) * period
         u, strain_cmd = self._positions(t - self.t_pos)
         force, strain, frac_idx = self._respond(u)
@@ -509,6 +531,10 @@ class FrameModel:
             hit = np.nonzero(f_meas <= cfg.unload_threshold_n)[0]
             if len(hit):
                 events.append((int(hit[0]), "unloaded"))
+        if self.mode is Mode.RETURN:
+            hit = np.nonzero(f_meas * np.sign(self.velocity) > cfg.protect_force_n)[0]
+            if len(hit):
+                events.append((int(hit[0]), "protect"))
         if self.mode is Mode.TEST:
             peak = np.maximum.accumulate(np.concatenate(([self.peak_force], f_meas)))[:-1]
             broke = np.nonzero(
@@ -551,7 +577,15 @@ class FrameModel:
         if self.mode is Mode.TEST:
             self.peak_force = max(self.peak_force, float(np.max(f_meas)))
         if self.acquiring:
-            self._append(t_kept - self.t_test0, f_meas, pos_meas, str_meas)
+            k = self.oversample
+            keep = (self.step_index + np.arange(end)) % k == 0
+            self._append(t_kept[keep] - self.t_test0, f_meas[keep], pos_meas[keep], str_meas[keep])
+            if self._post is not None:
+                self._post -= int(np.count_nonzero(keep))
+                if self._post <= 0:
+                    self._post = None
+                    self.acquiring = False
+        self.step_index += end
         self.last = np.array([t_kept[-1] - self.t_test0, f_meas[-1], pos_meas[-1], str_meas[-1]])
         self.generated += end
         self.t_next = float(t_kept[-1]) + period
@@ -631,16 +665,16 @@ class FrameModel:
     def _on_event(self, name: str) -> None:
         if name == "overforce":
             self.fault, self.fault_reason = Fault.OVERFORCE, "force above limit"
-            self._end_test("FAULT")
+            self._end_test("FAULT", post_trigger=True)
             self._stop()
         elif name == "travel":
             self.fault, self.fault_reason = Fault.TRAVEL, "crosshead at a travel limit"
-            self._end_test("FAULT")
+            self._end_test("FAULT", post_trigger=True)
             self._stop()
         elif name == "break":
-            self._end_test("BREAK")
+            self._end_test("BREAK", post_trigger=True)
             self._stop()
-        elif name in ("preload", "unloaded", "target"):
+        elif name in ("preload", "unloaded", "target", "protect"):
             self._stop()
 
     # -- helpers ------------------------------------------------------------------------
@@ -672,10 +706,18 @@ class FrameModel:
         self.velocity = 0.0
         self.target = None
 
-    def _end_test(self, reason: str) -> None:
-        if self.acquiring:
-            self.acquiring = False
+    def _end_test(self, reason: str, post_trigger: bool = False) -> None:
+        """End a running test; with ``post_trigger`` keep buffering a few samples first."""
+        if self.acquiring and self.end_reason == "NONE":
             self.end_reason = reason
+            if post_trigger:
+                self._post = self.cfg.post_trigger_samples
+            else:
+                self._post = None
+                self.acquiring = False
+        elif self.acquiring and not post_trigger:
+            self._post = None
+            self.acquiring = False
 
     def _refuse_if_faulted(self) -> None:
         if self.fault is not Fault.NONE:

@@ -79,6 +79,7 @@ class FrameScpi(ScpiDispatcher):
         reg("CTRL:PREL", lambda a: self._do(m.preload, parse_float(a, 0, "force")))
         reg("CTRL:MOVE", lambda a: self._do(m.move_to, parse_float(a, 0, "position")))
         reg("STAT?", lambda a: m.state_name())
+        reg("STAT:MOT?", lambda a: m.mode.value)
         reg("STAT:FAUL?", lambda a: m.fault.value)
         reg("STAT:END?", lambda a: m.end_reason)
         reg("STAT:SLIP?", lambda a: str(m.slips))

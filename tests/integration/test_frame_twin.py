@@ -112,7 +112,7 @@ async def test_motion_refused_while_a_fault_is_latched(
         await asyncio.sleep(0.005)
     assert await link.query("STAT:FAUL?") == "OVERFORCE"
     assert (await link.query("CTRL:PREL 10;:SYST:ERR?")).startswith("-200,")
-    assert (await link.query("STAT:RES;:SYST:ERR?")).startswith("-200,")  # still loaded
+    assert (await link.query("CTRL:STAR;:SYST:ERR?")).startswith("-200,")
     assert await link.query("CTRL:UNL;:SYST:ERR?") == OK
     for _ in range(1000):
         if await link.query("STAT?") == "FAULT" and float(await link.query("MEAS:FORC?")) < 25:

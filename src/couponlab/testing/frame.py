@@ -76,12 +76,12 @@ class FrameConformance:
 
 
 async def _finish(frame: Any) -> None:
-    """Leave the frame unloaded, fault cleared, specimen out, crosshead at 0."""
+    """Leave the frame unloaded, specimen out, crosshead at 0, fault cleared."""
     await frame.unload()
+    await frame.dismount()
     await frame.return_home()
     if (await frame.state()) == "fault":
         await frame.reset_fault()
-    await frame.dismount()
 
 
 async def _run_test(ctx: FrameConformance) -> iframe.TestOutcome:

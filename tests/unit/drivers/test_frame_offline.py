@@ -90,8 +90,9 @@ async def test_configure_and_mount_send_exactly_these_bytes() -> None:
             ("SPEC:DIM 25,6,1.5,32;:SYST:ERR?", OK),
             ('SPEC:LOAD "C-7",12.5;:SYST:ERR?', OK),
             ("CTRL:PREL 50;:SYST:ERR?", OK),
-            ("STAT?", "PRELOAD"),
-            ("STAT?", "IDLE"),
+            ("STAT:MOT?", "PRELOAD"),
+            ("STAT:MOT?", "IDLE"),
+            ("STAT:FAUL?", "NONE"),
         ]
     )  # fmt: skip
     await frame.configure_test(iframe.TestSettings(sample_rate="5 kHz"))

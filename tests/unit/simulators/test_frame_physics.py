@@ -132,7 +132,9 @@ def test_overforce_latches_a_fault_and_refuses_motion_until_reset() -> None:
     world.advance(120.0)
     assert m.fault is Fault.OVERFORCE and m.end_reason == "FAULT"
     assert m.state_name() == "FAULT"
-    assert 2000.0 < m.buffer[m.produced - 1, 1] < 2100.0
+    # stopped at the control step that exceeded the limit, and held there
+    assert m.buffer[: m.produced, 1].max() == pytest.approx(2000.0, abs=15.0)
+    assert m.last[1] == pytest.approx(2000.0, abs=15.0)
     with pytest.raises(FrameError, match="fault"):
         m.start_test()
     m.set_force_limit(1500.0)
@@ -215,3 +217,18 @@ def test_settings_refused_while_a_test_runs() -> None:
         m.set_sample_rate(10.0)
     with pytest.raises(FrameError, match="Data out of range"):
         m.set_crosshead_rate(1e4)
+
+
+def test_return_with_an_intact_deformed_specimen_stops_on_specimen_protection() -> None:
+    world, m = _frame()
+    m.set_crosshead_rate(20.0)
+    m.set_sample_rate(1000.0)  # the check acts per sample: 0.83 um (about 30 N) per sample
+    m.mount("unknown", 10.0)
+    m.start_test()
+    world.advance(6.0)  # about 2 mm: well past yield
+    m.stop()
+    m.return_home()
+    world.advance(60.0)
+    assert m.mode is Mode.IDLE and m.fault is Fault.NONE
+    assert m.position > 0.5  # stopped short of 0 instead of crushing the specimen
+    assert -m.cfg.protect_force_n - 40 < m.last[1] < 0

@@ -1,0 +1,201 @@
+"""The tensile test plan under a real RunEngine against the frame twin (twin on its own
+thread, driver on the RunEngine's loop): documents, recovered properties, faults, and the
+conformance suite on the test's own loop."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import bluesky.plan_stubs as bps
+import h5py
+import pytest
+from bluesky import RunEngine
+
+from couponlab.drivers.frame import ScpiTestFrame
+from couponlab.interfaces import frame as iframe
+from couponlab.plans.tensile_test import tensile_test
+from couponlab.simulators.frame import FrameModel
+from couponlab.simulators.world import Coupon
+from couponlab.testing.frame import FRAME_CHECKS, FrameConformance, frame_lab
+from couponlab.twins import BackgroundTwins
+
+FAST = iframe.TestSettings(crosshead_rate="5 mm/min", sample_rate="500 Hz")
+
+
+@pytest.fixture(scope="module")
+def twins() -> Iterator[BackgroundTwins]:
+    with BackgroundTwins(frame_lab(speedup=400.0, seed=11)) as running:
+        running.call(_add_coupons, running)
+        yield running
+
+
+def _add_coupons(twins: BackgroundTwins) -> None:
+    c = twins.world.add_coupon(Coupon("grad1", length_mm=60.0))
+    x = c.x_mm / 60.0  # Fe-rich (316L-like) at x=0 to Ni-rich (IN625-like) at x=60
+    c.set_composition(
+        {"Fe": 0.70 - 0.65 * x, "Cr": 0.18 + 0.04 * x, "Ni": 0.12 + 0.56 * x, "Al": 0.05 * x}
+    )
+
+
+def _model(twins: BackgroundTwins) -> FrameModel:
+    model = twins.world.instruments["frame1"]
+    assert isinstance(model, FrameModel)
+    return model
+
+
+@pytest.fixture
+def env(
+    twins: BackgroundTwins, tmp_path: Path
+) -> Iterator[tuple[RunEngine, ScpiTestFrame, list[tuple[str, dict[str, Any]]]]]:
+    entry = twins.lab.device("frame1").model_copy(
+        update={"settings": {"specimen_thickness": "2 mm", "data_dir": str(tmp_path)}}
+    )
+    frame = ScpiTestFrame.from_lab_entry(entry)
+    loop = asyncio.new_event_loop()
+    engine = RunEngine({}, call_returns_result=True, loop=loop)
+    docs: list[tuple[str, dict[str, Any]]] = []
+    engine.subscribe(lambda name, doc: docs.append((name, doc)))
+    engine(bps.wait_for([lambda: frame.connect()]))
+    try:
+        yield engine, frame, docs
+    finally:
+        engine(bps.wait_for([lambda: _tidy(frame)]))
+        engine(bps.wait_for([lambda: frame.disconnect()]))
+        pending = asyncio.run_coroutine_threadsafe(_pending_tasks(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        engine._th.join(10)
+        loop.close()
+        assert not pending, f"tasks left on the RunEngine's loop: {pending}"
+
+
+async def _pending_tasks() -> list[str]:
+    await asyncio.sleep(0.05)
+    me = asyncio.current_task()
+    return [t.get_name() for t in asyncio.all_tasks() if t is not me and not t.done()]
+
+
+async def _tidy(frame: ScpiTestFrame) -> None:
+    """Unload, clear a fault the test left (an operator's decision, not the plan's), dismount."""
+    await frame.safe_state()
+    if await frame.state() == "fault":
+        await frame.reset_fault()
+    await frame.dismount()
+
+
+def _truth(twins: BackgroundTwins) -> dict[str, float]:
+    spec = _model(twins).specimen
+    assert spec is not None
+    return spec.curve.truth.as_dict()
+
+
+def test_plan_recovers_the_specimen_properties_and_loses_no_sample(
+    twins: BackgroundTwins, env: tuple[RunEngine, ScpiTestFrame, list[tuple[str, dict[str, Any]]]]
+) -> None:
+    engine, frame, docs = env
+    ret = engine(tensile_test(frame, "grad1", 10.0, settings=FAST, md={"operator": "ci"}))
+    truth = _truth(twins)
+    result = ret.plan_result
+    assert ret.exit_status == "success"
+    assert result.modulus == pytest.approx(truth["modulus_mpa"] / 1000, rel=0.01)
+    assert result.yield_strength == pytest.approx(truth["yield_strength_mpa"], rel=0.005)
+    assert result.uts == pytest.approx(truth["uts_mpa"], rel=0.002)
+    assert result.uniform_elongation == pytest.approx(100 * truth["uniform_elongation"], abs=1.0)
+    assert result.total_elongation == pytest.approx(100 * truth["fracture_strain"], abs=0.05)
+    assert result.elongation_after_fracture == pytest.approx(
+        100 * truth["elongation_after_fracture"], abs=0.05
+    )
+    start = next(d for n, d in docs if n == "start")
+    assert start["plan_name"] == "tensile_test" and start["operator"] == "ci"
+    assert start["sample"]["coupon_id"] == "grad1"
+    descriptors = {d["name"]: d for n, d in docs if n == "descriptor"}
+    curve_keys = descriptors["curve"]["data_keys"]
+    assert curve_keys["frame1-force"]["units"] == "N"
+    assert curve_keys["frame1-strain"]["external"] == "STREAM:"
+    assert descriptors["results"]["data_keys"]["frame1_tensile-uts"]["units"] == "MPa"
+    # none lost: the frame's count == rows referenced by the documents == rows in the file
+    produced = twins.call(lambda: _model(twins).produced)
+    datums = [d for n, d in docs if n == "stream_datum"]
+    resources = {d["uid"]: d for n, d in docs if n == "stream_resource"}
+    force_rid = next(u for u, r in resources.items() if r["data_key"] == "frame1-force")
+    rows = [d["indices"] for d in datums if d["stream_resource"] == force_rid]
+    assert rows[0]["start"] == 0
+    assert all(a["stop"] == b["start"] for a, b in itertools.pairwise(rows))
+    assert rows[-1]["stop"] == produced
+    path = Path(resources[force_rid]["uri"].removeprefix("file://"))
+    with h5py.File(path) as f:
+        assert f["force"].shape == (produced,)
+    event = next(d for n, d in docs if n == "event")
+    assert event["data"]["frame1_tensile-end_reason"] == "BREAK"
+    assert event["data"]["frame1_tensile-samples"] == produced
+    # the plan ended with the crosshead back home
+    assert twins.call(lambda: _model(twins).position) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_composition_along_the_coupon_changes_the_properties(
+    twins: BackgroundTwins, env: tuple[RunEngine, ScpiTestFrame, list[tuple[str, dict[str, Any]]]]
+) -> None:
+    engine, frame, _ = env
+    fe_rich = engine(tensile_test(frame, "grad1", 13.0, settings=FAST)).plan_result
+    engine(bps.wait_for([lambda: frame.dismount()]))
+    ni_rich = engine(tensile_test(frame, "grad1", 47.0, settings=FAST)).plan_result
+    assert ni_rich.uts > fe_rich.uts + 40.0
+
+
+def test_overforce_ends_the_run_failed_with_the_frame_unloaded(
+    twins: BackgroundTwins, env: tuple[RunEngine, ScpiTestFrame, list[tuple[str, dict[str, Any]]]]
+) -> None:
+    engine, frame, docs = env
+    settings = iframe.TestSettings(crosshead_rate="5 mm/min", sample_rate="500 Hz",
+                                   force_limit="3 kN")  # fmt: skip
+    with pytest.raises(iframe.TestAbortedError, match="OVERFORCE"):
+        engine(tensile_test(frame, "grad1", 30.0, settings=settings))
+    stop = next(d for n, d in docs if n == "stop")
+    assert stop["exit_status"] == "fail"
+    event = next(d for n, d in docs if n == "event")
+    assert event["data"]["frame1_tensile-end_reason"] == "FAULT"
+    model = _model(twins)
+    assert twins.call(lambda: abs(model.last[1])) <= model.cfg.unload_threshold_n + 10
+    assert twins.call(lambda: model.position) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_grip_slip_is_recorded_in_the_results(
+    twins: BackgroundTwins, env: tuple[RunEngine, ScpiTestFrame, list[tuple[str, dict[str, Any]]]]
+) -> None:
+    engine, frame, docs = env
+    model = _model(twins)
+
+    async def slip_later() -> None:
+        while True:
+            state = await twins.acall(lambda: (model.mode.value, model.last[1]))
+            if state[0] == "TEST" and state[1] > 4000.0:
+                await twins.acall(model.inject_slip, 0.01)
+                return
+            await asyncio.sleep(0.002)
+
+    fut: list[Any] = []
+
+    def plan_with_slip() -> Any:
+        fut.append(asyncio.run_coroutine_threadsafe(slip_later(), engine.loop))
+        return (yield from tensile_test(frame, "grad1", 20.0, settings=FAST))
+
+    engine(plan_with_slip())
+    fut[0].result(5)
+    event = next(d for n, d in docs if n == "event")
+    assert event["data"]["frame1_tensile-slips"] == 1
+
+
+@pytest.mark.parametrize("check", sorted(FRAME_CHECKS))
+async def test_conformance(twins: BackgroundTwins, check: str, tmp_path: Path) -> None:
+    entry = twins.lab.device("frame1").model_copy(
+        update={"settings": {"specimen_thickness": "2 mm", "data_dir": str(tmp_path)}}
+    )
+    frame = ScpiTestFrame.from_lab_entry(entry)
+    await frame.connect()
+    try:
+        await FRAME_CHECKS[check](FrameConformance(frame))
+    finally:
+        await frame.disconnect()
