@@ -24,8 +24,11 @@ from couponlab.transports import LineTransport, TcpLineTransport, VisaLineTransp
 
 T = TypeVar("T")
 
-MIN_POLL_S = 0.0005
+MIN_POLL_S = 0.0002
 MAX_POLL_S = 0.05
+OPC_WAIT_MAX_S = 0.002
+"""Operations expected to end within this wall time are awaited with a blocking ``*OPC?``
+in the same exchange (cheaper than a poll); longer ones are polled, leaving the loop free."""
 
 
 def make_transport(device: str, address: str, *, timeout: float = 2.0) -> LineTransport:
@@ -112,10 +115,15 @@ class ScpiLink:
         """Send a query whose reply is an IEEE 488.2 block."""
         return await self.transport.query_block(command)
 
+    def short(self, instrument_s: float) -> bool:
+        """Return whether an operation of ``instrument_s`` ends within OPC_WAIT_MAX_S."""
+        return 0 <= instrument_s / self.clock_rate <= OPC_WAIT_MAX_S
+
     async def pause(self, remaining: float) -> None:
         """Sleep for ``remaining`` instrument seconds (bounded to a poll interval)."""
         wait = remaining / self.clock_rate if math.isfinite(remaining) else MAX_POLL_S
-        await asyncio.sleep(min(MAX_POLL_S, max(MIN_POLL_S, wait)))
+        # below MIN_POLL_S a poll (one round trip) costs less than a timer sleep
+        await asyncio.sleep(min(MAX_POLL_S, wait) if wait > MIN_POLL_S else 0)
 
     async def wait_for(
         self,

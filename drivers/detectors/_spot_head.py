@@ -67,6 +67,7 @@ class SpotHeadDevice(StandardReadable):
         self._fly_timeout = fly_timeout
         self._idn = ""
         self._dwell_limits = (0.0, math.inf)
+        self._dwell = 0.0
         self._line: LineSpec | None = None
         self._armed_clock = 0.0
         self._armed_wall = 0.0
@@ -86,6 +87,7 @@ class SpotHeadDevice(StandardReadable):
         lo, hi = await self._link.query_floats("CONF:DWEL:LIM?", 2)
         self._dwell_limits = (lo, hi)
         (dwell,) = await self._link.query_floats("CONF:DWEL?", 1)
+        self._dwell = dwell
         self.dwell._connector.backend.set_value(dwell)  # type: ignore[attr-defined]
         await self._on_connect_head()
 
@@ -105,6 +107,7 @@ class SpotHeadDevice(StandardReadable):
     async def _set_dwell(self, value: float | None) -> None:
         v = self.check_dwell(value)
         await self._link.command(f"CONF:DWEL {v:.6g}")
+        self._dwell = v
 
     # -- step measurement --------------------------------------------------------------
     @abstractmethod
@@ -123,7 +126,12 @@ class SpotHeadDevice(StandardReadable):
     @AsyncStatus.wrap
     async def trigger(self) -> None:
         """Take one measurement of ``dwell`` s at the spot and wait for its result."""
-        state, remaining, values = self._parse_acq(await self._link.command("INIT", "ACQ?"))
+        dwell = self._dwell
+        if self._link.short(dwell):
+            reply = (await self._link.command("INIT", "*OPC?;:ACQ?")).partition(";")[2]
+        else:
+            reply = await self._link.command("INIT", "ACQ?")
+        state, remaining, values = self._parse_acq(reply)
         if state != "DONE":
             await self._link.pause(remaining)
 
@@ -133,7 +141,6 @@ class SpotHeadDevice(StandardReadable):
                     raise ProtocolError(self.name, "measurement was aborted")
                 return st == "DONE", rem, vals
 
-            dwell = await self.dwell.get_value()
             values = await self._link.wait_for(
                 poll, what="measurement", timeout=2 * dwell / self._link.clock_rate + 10.0
             )

@@ -10,7 +10,6 @@ status reply (every move ends with one; :meth:`ScpiXyStage.refresh` asks again).
 
 from __future__ import annotations
 
-import asyncio
 import math
 from typing import Any
 
@@ -120,7 +119,8 @@ class ScpiXyStage(StandardReadable):
         self._idn = ""
         self._mount: CouponMount | None = None
         self._velocity_limits = (0.0, math.inf)
-        self._lock = asyncio.Lock()
+        self._velocity = 0.0
+        self._position = [0.0, 0.0]
         self.x = StageAxisDevice(self, 0)
         self.y = StageAxisDevice(self, 1)
         self.add_readables([self.x, self.y])
@@ -179,6 +179,7 @@ class ScpiXyStage(StandardReadable):
             )
         self._velocity_limits = (vlo, vhi)
         (v,) = await self._link.query_floats("VEL?", 1)
+        self._velocity = v
         self.velocity._connector.backend.set_value(v)  # type: ignore[attr-defined]
         await self._read_mount()
         await self.refresh()
@@ -236,6 +237,7 @@ class ScpiXyStage(StandardReadable):
     async def _set_velocity(self, value: float | None) -> None:
         v = self.check_velocity(value)
         await self._link.command(f"VEL {v:.6g}")
+        self._velocity = v
 
     def _apply_status(self, reply: str) -> tuple[list[bool], list[float]]:
         try:
@@ -244,6 +246,7 @@ class ScpiXyStage(StandardReadable):
             f = []
         if len(f) != 6:
             raise ProtocolError(self.name, f"malformed STAT? reply {reply!r}")
+        self._position = [f[2], f[3]]
         self.x._set_readback(f[2])
         self.y._set_readback(f[3])
         return [f[0] != 0, f[1] != 0], [f[4], f[5]]
@@ -251,7 +254,7 @@ class ScpiXyStage(StandardReadable):
     async def refresh(self) -> tuple[float, float]:
         """Ask the stage where it is; update the readbacks; return (x, y) in mm."""
         self._apply_status(await self._link.query("STAT?"))
-        return await self.x.readback.get_value(), await self.y.readback.get_value()
+        return self._position[0], self._position[1]
 
     async def move_axes(self, targets: dict[int, float]) -> None:
         """Move axes (index -> mm, already checked) and wait until they stop there."""
@@ -260,7 +263,13 @@ class ScpiXyStage(StandardReadable):
         else:
             ((i, t),) = targets.items()
             cmd = f"MOV:{AXES[i].upper()} {t:.6f}"
-        moving, remaining = self._apply_status(await self._link.command(cmd, "STAT?"))
+        v, here = self._velocity, self._position
+        travel = max(abs(t - here[i]) for i, t in targets.items()) / v if v > 0 else math.inf
+        if self._link.short(travel):
+            reply = await self._link.command(cmd, "*OPC?;:STAT?")
+            moving, remaining = self._apply_status(reply.partition(";")[2])
+        else:
+            moving, remaining = self._apply_status(await self._link.command(cmd, "STAT?"))
 
         async def poll() -> tuple[bool, float, None]:
             mv, rem = self._apply_status(await self._link.query("STAT?"))
@@ -270,7 +279,7 @@ class ScpiXyStage(StandardReadable):
             await self._link.pause(max(remaining[i] for i in targets))
             await self._link.wait_for(poll, what=f"move {cmd!r}", timeout=self._move_timeout)
         for i, t in targets.items():
-            pos = await (self.x, self.y)[i].readback.get_value()
+            pos = self._position[i]
             if abs(pos - t) > POSITION_TOLERANCE_MM:
                 raise InstrumentError(
                     self.name, f"{AXES[i]} stopped at {pos:g} mm, not at {t:g} mm"

@@ -17,9 +17,9 @@ from couponlab.simulators.detectors._acquisition import (
     find_stage,
     rows_block,
 )
+from couponlab.simulators.detectors._opc_server import OpcDispatcher
 from couponlab.simulators.scpi import (
     DATA_OUT_OF_RANGE,
-    ScpiDispatcher,
     ScpiError,
     ieee_block,
     parse_float,
@@ -27,7 +27,7 @@ from couponlab.simulators.scpi import (
 from couponlab.simulators.world import World
 
 
-class SpotHeadDispatcher(ScpiDispatcher):
+class SpotHeadDispatcher(OpcDispatcher):
     """SCPI command set of a spot-measuring head riding on a stage.
 
     Parameters
@@ -62,7 +62,7 @@ class SpotHeadDispatcher(ScpiDispatcher):
         sample: Sample,
         ready: Callable[[], None] = lambda: None,
     ) -> None:
-        super().__init__(idn)
+        super().__init__(idn, world, self._pending)
         self.world = world
         self.stage_name = stage
         self.dwell_range = dwell_range
@@ -85,6 +85,11 @@ class SpotHeadDispatcher(ScpiDispatcher):
         self.register("LINE:ARM", lambda a: self._line_arm())
         self.register("LINE:STAT?", lambda a: self._line_stat())
         self.register("LINE:DATA?", lambda a: self._line_data())
+
+    def _pending(self) -> float:
+        if self.single is None:
+            return 0.0
+        return self.single.remaining(self.world.now)
 
     def stage(self) -> StageLike:
         """Return the stage twin this head rides on."""

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, Field
 
 from couponlab.labfile import DeviceEntry
+from couponlab.simulators.detectors._opc_server import OpcDispatcher
 from couponlab.simulators.detectors._scpi_twin import ScpiTwin, load_config, quoted
 from couponlab.simulators.scpi import (
     DATA_OUT_OF_RANGE,
     EXECUTION_ERROR,
     ILLEGAL_PARAMETER,
-    ScpiDispatcher,
     ScpiError,
     parse_float,
 )
@@ -177,11 +177,11 @@ class StageModel:
         self.coupon_size_mm = (0.0, 0.0)
 
 
-class StageDispatcher(ScpiDispatcher):
+class StageDispatcher(OpcDispatcher):
     """The stage's SCPI command set (docs/protocols/xy-stage-scpi.md)."""
 
     def __init__(self, model: StageModel) -> None:
-        super().__init__(model.config.idn)
+        super().__init__(model.config.idn, model.world, model.remaining)
         self.model = model
         m = model
         self.register("MOV:X", lambda a: m.move({0: parse_float(a, 0, "x")}))

@@ -104,6 +104,13 @@ def to_magnitude(
     OutOfLimitsError
         Outside ``[low, high]``.
     """
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        # a plain number is in ``unit`` already: same checks, without building a quantity
+        mag = float(value)
+        if not math.isfinite(mag):
+            raise UnitError(device, f"{what} = {value!r} is not a finite number")
+        _check_limits(mag, low, high, device, what, unit)
+        return mag
     q = _as_quantity(value, unit, device, what)
     try:
         mag = float(q.to(unit).magnitude)
@@ -119,6 +126,13 @@ def to_magnitude(
         ) from exc
     if not math.isfinite(mag):
         raise UnitError(device, f"{what} = {value!r} is not a finite number")
+    _check_limits(mag, low, high, device, what, unit)
+    return mag
+
+
+def _check_limits(
+    mag: float, low: float | None, high: float | None, device: str, what: str, unit: str
+) -> None:
     if (low is not None and mag < low) or (high is not None and mag > high):
         raise OutOfLimitsError(
             device,
@@ -128,7 +142,6 @@ def to_magnitude(
             _fmt(high) if high is not None else "inf",
             unit,
         )
-    return mag
 
 
 def to_temperature(
