@@ -207,7 +207,10 @@ async def check_stop_holds(ctx: FrameConformance) -> None:
         await f.mount(ctx.coupon_id, ctx.position)
         await f.configure_test(ctx.settings)
         await f.kickoff()
-        await asyncio.sleep(0.05)
+        for _ in range(10_000):  # stop once loaded, well before fracture whatever the speed
+            if (await f.read())[f"{f.name}-force"]["value"] > 1000.0:
+                break
+            await asyncio.sleep(0.001)
         await f.stop()
         await asyncio.wait_for(asyncio.ensure_future(_await(f.complete())), ctx.timeout)
         outcome = await f.outcome()
