@@ -448,10 +448,15 @@ class OpcUaGradientFurnace(StandardReadable):
         """
         settings = dict(entry.settings)
         limits = dict(entry.limits)
+        name = entry.name
         kwargs: dict[str, Any] = {
             "zones": settings.pop("zones", 8),
-            "timeout": float(settings.pop("timeout_s", 2.0)),
-            "poll_period": float(settings.pop("poll_period_s", 0.05)),
+            "timeout": to_magnitude(
+                settings.pop("timeout_s", 2.0), "s", device=name, what="timeout_s", low=0.001
+            ),
+            "poll_period": to_magnitude(
+                settings.pop("poll_period_s", 0.05), "s", device=name, what="poll_period_s"
+            ),
             "namespace_uri": str(settings.pop("namespace_uri", NAMESPACE_URI)),
             "max_temperature": limits.pop("max_temperature", None),
         }
@@ -481,6 +486,8 @@ class OpcUaGradientFurnace(StandardReadable):
             this driver expects.
         """
         self._limits = None
+        if not mock:
+            await self.connection.connect()  # (re)opens the client, also after disconnect()
         await super().connect(mock=mock, timeout=timeout, force_reconnect=force_reconnect)
         if not mock:
             n = await self.zone_count.get_value()
@@ -490,7 +497,11 @@ class OpcUaGradientFurnace(StandardReadable):
                 )
 
     async def disconnect(self) -> None:
-        """Close the OPC UA client (subscriptions included)."""
+        """Close the OPC UA client (subscriptions included); no task is left running."""
+        await self.connection.disconnect()
+
+    async def close(self) -> None:
+        """Close the OPC UA client (the same as :meth:`disconnect`)."""
         await self.connection.disconnect()
 
     # -- LabDevice -------------------------------------------------------------------------

@@ -161,6 +161,16 @@ async def test_hold_runs_in_instrument_time(
     assert elapsed >= 7200.0
 
 
+async def test_connect_again_after_disconnect(
+    furnace: OpcUaGradientFurnace, twins: BackgroundTwins
+) -> None:
+    first = await furnace.identify()
+    await furnace.disconnect()
+    await furnace.connect()
+    assert await furnace.identify() == first
+    assert furnace.connection.generation == 2
+
+
 # -- the plan under a real RunEngine ---------------------------------------------------------
 
 
