@@ -58,6 +58,9 @@ class FurnaceConfig(BaseModel):
     """Integral time, s."""
     td_s: float = Field(default=0.0, ge=0)
     """Derivative time, s (derivative on the process value, not on the error)."""
+    ramp_feedforward_percent_per_k_per_min: float = Field(default=2.0, ge=0)
+    """Output added per K/min of working-setpoint ramp, % (0 = none). The default is the
+    power that heats one zone's heat capacity at that rate: 100 * C / (60 s * P_max)."""
     max_temperature_c: float = Field(default=1200.0, gt=0, le=2000)
     """Instrument limit of any setpoint, degC."""
     standby_temperature_c: float = Field(default=25.0, ge=0)

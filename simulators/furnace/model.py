@@ -106,6 +106,7 @@ class FurnaceModel:
         self.output: FloatArray = np.zeros(n)
         self._integral: FloatArray = np.zeros(n)
         self._prev_pv: FloatArray = self.temperature_c.copy()
+        self._wsp_rate_k_per_min: FloatArray = np.zeros(n)
         self.tc_broken = np.zeros(n, dtype=bool)
         self.heater_stuck = np.zeros(n, dtype=bool)
         self.ramp_rate_k_per_min = 0.0
@@ -219,7 +220,9 @@ class FurnaceModel:
         pv = self.temperature_c + noise
         self.pv_c = np.where(self.tc_broken, np.nan, pv)
         self._check_interlock()
+        before = self.working_c
         self._advance_setpoints(dt)
+        self._wsp_rate_k_per_min = (self.working_c - before) * 60.0 / dt
         self._control(dt, pv)
 
     def _integrate(self, dt: float) -> None:
@@ -300,6 +303,8 @@ class FurnaceModel:
         deriv = -cfg.kp_percent_per_k * cfg.td_s * (pv - self._prev_pv) / dt
         self._prev_pv = pv
         prop = cfg.kp_percent_per_k * err
+        # feed-forward of the setpoint ramp: the power that heats the zone's mass at that rate
+        deriv = deriv + cfg.ramp_feedforward_percent_per_k_per_min * self._wsp_rate_k_per_min
         unsat = prop + self._integral + deriv
         # anti-windup: integrate only while the output is not pushing against a limit
         frozen = ((unsat >= 100.0) & (err > 0)) | ((unsat <= 0.0) & (err < 0)) | self.tc_broken
@@ -517,7 +522,9 @@ def _ramp(current: FloatArray, target: FloatArray, rate_k_per_min: float, dt: fl
     if rate_k_per_min <= 0:
         return target.copy()
     step = rate_k_per_min * dt / 60.0
-    out: FloatArray = current + np.clip(target - current, -step, step)
+    diff = target - current
+    # land exactly on the target (a + (b - a) need not equal b in floating point)
+    out: FloatArray = np.where(np.abs(diff) <= step, target, current + np.sign(diff) * step)
     return out
 
 

@@ -23,6 +23,7 @@ import logging
 import math
 import socket
 from collections.abc import Callable
+from datetime import UTC
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -255,12 +256,15 @@ class FurnaceServer:
                 self._version = version
                 self.publishes += 1
             aspace = self.server.iserver.aspace
+            stamp = ua.DateTime.now(UTC)  # OPC UA timestamps are wall-clock UTC
             for nid, getter, vtype in nodes:
                 value = getter()
                 if not force and nid in self._last and _same(self._last[nid], value):
                     continue
                 self._last[nid] = value
-                dv = ua.DataValue(ua.Variant(value, vtype))
+                dv = ua.DataValue(
+                    ua.Variant(value, vtype), SourceTimestamp=stamp, ServerTimestamp=stamp
+                )
                 await aspace.write_attribute_value(nid, AttributeIds.Value, dv)
 
     async def apply(self, action: Callable[[], None]) -> ua.StatusCode:

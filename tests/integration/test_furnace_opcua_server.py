@@ -10,6 +10,7 @@ import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -220,6 +221,10 @@ async def test_setpoint_writes_act_at_once_and_heat_the_zone(rig: Rig, cl: Ua) -
     assert isinstance(pv, float) and abs(pv - 400.0) < 2.0
     profile = await cl.read("Furnace.Profile")
     assert isinstance(profile, list) and profile[1] == pv
+    dv = await cl.node("Furnace.Zones.Zone2.ProcessValue").read_data_value()
+    assert dv.SourceTimestamp is not None  # wall-clock UTC of the value's last change
+    age = datetime.now(UTC) - dv.SourceTimestamp.replace(tzinfo=UTC)
+    assert timedelta(0) <= age < timedelta(seconds=60)
     assert await cl.read("Furnace.Clock.SimTime") == pytest.approx(1800.0)
 
 

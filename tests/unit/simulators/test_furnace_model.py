@@ -14,6 +14,7 @@ from couponlab.simulators.furnace import (
     FurnaceModel,
     ProgramState,
 )
+from couponlab.simulators.furnace.model import _ramp
 from couponlab.simulators.world import Coupon, World, WorldConfig
 
 GRADIENT = np.linspace(1000.0, 800.0, 8)
@@ -109,7 +110,7 @@ def test_ramp_limit_is_honoured_and_zero_means_unlimited() -> None:
     world.advance(25 * 60.0)
     assert np.all(model.working_c == 500.0)
     # the process follows the ramp closely (no runaway lead, no big lag)
-    assert np.all(np.abs(model.temperature_c - 500.0) < 10.0)
+    assert np.all(np.abs(model.temperature_c - 500.0) < 2.0)
     model.set_ramp_rate(0.0)
     model.set_setpoints(np.full(8, 300.0))
     world.advance(1.0)
@@ -405,3 +406,35 @@ def test_noise_is_seeded_by_the_world() -> None:
         world.advance(600)
         runs.append(model.pv_c.copy())
     assert np.array_equal(runs[0], runs[1])
+
+
+def test_ramp_lands_exactly_on_the_target_so_dwells_start() -> None:
+    rng = np.random.default_rng(5)
+    for _ in range(40):
+        current = rng.uniform(0, 1200, 8)
+        target = rng.uniform(0, 1200, 8)
+        rate = float(rng.uniform(30.0, 100.0))
+        for _ in range(3000):
+            if np.array_equal(current, target):
+                break
+            nxt = _ramp(current, target, rate, 1.0)
+            assert np.all(np.abs(nxt - current) <= rate / 60.0 + 1e-9)
+            current = nxt
+        assert np.array_equal(current, target)
+
+
+@pytest.mark.parametrize(("feedforward", "bound"), [(2.0, 1.0), (0.0, 5.0)])
+def test_ramp_feedforward_keeps_the_zones_on_a_feasible_ramp(
+    feedforward: float, bound: float
+) -> None:
+    world, model = furnace(ramp_feedforward_percent_per_k_per_min=feedforward)
+    model.load_program(list(GRADIENT), [10.0], [1800.0])
+    model.start_program()
+    worst = 0.0
+    while model.program_state == ProgramState.RUNNING:
+        world.advance(1.0)
+        worst = max(worst, float(np.abs(model.temperature_c - model.working_c).max()))
+    assert model.program_state == ProgramState.COMPLETE
+    assert worst < bound, worst  # with feed-forward within 1 K all along a 10 K/min ramp
+    if feedforward == 0.0:
+        assert worst > 2.0  # a PI loop alone lags a ramp: the feed-forward is what helps
