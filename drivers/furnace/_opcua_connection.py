@@ -254,7 +254,12 @@ class OpcUaConnection:
         )
 
     async def _open_once(self) -> Client:
-        client = Client(self.url, timeout=self.timeout)
+        # asyncua's supervisor probes the server every watchdog interval and declares the
+        # link lost if a probe takes longer than that interval: keep it well above a busy
+        # moment of a shared machine (requests detect a dead link by themselves anyway).
+        client = Client(
+            self.url, timeout=self.timeout, watchdog_intervall=max(5.0, 2 * self.timeout)
+        )
         try:
             async with asyncio.timeout(self.timeout):
                 await client.connect()
