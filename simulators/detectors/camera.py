@@ -1,0 +1,349 @@
+"""Twin of the surface camera: 2-D frames (default 1024 x 1024, 16-bit) of the coupon under
+the stage, written by the camera itself to an HDF5 file on a path the driver sets, as an
+area detector's file plugin does (docs/decisions/0030-camera-writes-its-own-hdf5.md,
+protocol: docs/protocols/camera-scpi.md).
+
+A frame images a field of view centred on the stage position. Its intensity follows the
+oxide thickness (thin-film interference: ``0.5 + 0.4 cos(4 pi n t / lambda)``) and the
+composition (brighter with more Cr), on the holder's dark background off the coupon; noise
+is added from a bank of pre-drawn noise frames (a twin simplification that keeps a frame's
+cost near a memory copy, so the file path, not the noise, sets the frame rate).
+
+File layout: ``/entry/data/data`` (N, H, W) uint16, ``/entry/instrument/x`` and ``/y``
+(N,) float64 stage position (mm) at each frame's mid-exposure, ``/entry/instrument/time``
+(N,) float64 instrument time (s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from couponlab.labfile import DeviceEntry
+from couponlab.simulators.detectors._acquisition import StageLike
+from couponlab.simulators.detectors._opc_server import OpcDispatcher
+from couponlab.simulators.detectors._scpi_twin import ScpiTwin, load_config, quoted
+from couponlab.simulators.scpi import (
+    DATA_OUT_OF_RANGE,
+    EXECUTION_ERROR,
+    SETTINGS_CONFLICT,
+    ScpiError,
+    ieee_block,
+    parse_float,
+)
+from couponlab.simulators.world import World
+
+log = logging.getLogger(__name__)
+
+DATA = "/entry/data/data"
+X = "/entry/instrument/x"
+Y = "/entry/instrument/y"
+TIME = "/entry/instrument/time"
+MAX_FRAMES = 1_000_000
+
+
+class CameraConfig(BaseModel):
+    """Parameters of the camera twin (``twin_config``); defaults are *typical*."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stage: str = ""
+    """Device name of the stage the camera rides on ("" = a fixed, empty view)."""
+    idn: str = "couponlab,CAM-1M,SIM0005,1.0"
+    height: int = Field(default=1024, ge=8, le=8192)
+    width: int = Field(default=1024, ge=8, le=8192)
+    pixel_size_um: float = Field(default=10.0, gt=0)
+    """Size of a pixel on the coupon, um (1024 px of 10 um: a 10.24 mm field of view)."""
+    exposure_range_s: tuple[float, float] = (1e-5, 10.0)
+    readout_s: float = Field(default=1e-4, ge=0)
+    """Minimum gap between exposures, s."""
+    default_exposure_s: float = Field(default=0.01, gt=0)
+    full_well: int = Field(default=60000, ge=1000, le=64000)
+    noise_frames: int = Field(default=8, ge=1, le=64)
+    noise_counts: int = Field(default=400, ge=0, le=2000)
+    """Peak-to-peak span of the additive noise, counts."""
+
+
+class CameraModel:
+    """Acquisition state, frame synthesis and the HDF5 writer (twins' thread only)."""
+
+    def __init__(self, world: World, config: CameraConfig) -> None:
+        self.world = world
+        self.config = config
+        self.exposure = config.default_exposure_s
+        self.period = config.default_exposure_s + config.readout_s
+        self.frames = 1
+        self.directory = ""
+        self.name = ""
+        self.file: h5py.File | None = None
+        self.full_name = ""
+        self.written = 0
+        self.acquired = 0
+        self.task: asyncio.Task[None] | None = None
+        self.error = ""
+        h, w = config.height, config.width
+        rng = world.rng
+        self.noise = rng.integers(
+            0, config.noise_counts + 1, size=(config.noise_frames, h, w), dtype=np.uint16
+        )
+        self._base_key: tuple[float, float, str] | None = None
+        self._base = np.zeros((h, w), dtype=np.uint16)
+        self.last = np.zeros((h, w), dtype=np.uint16)
+
+    # -- synthesis -------------------------------------------------------------------------
+    def _stage(self) -> StageLike | None:
+        if not self.config.stage:
+            return None
+        model = self.world.instruments.get(self.config.stage)
+        return model if hasattr(model, "position_at") else None  # type: ignore[return-value]
+
+    def base_image(self, x: float, y: float, coupon_id: str, coupon: Any) -> np.ndarray[Any, Any]:
+        """Return the noiseless image (uint16) centred on work position (x, y) mm."""
+        key = (round(x, 4), round(y, 4), coupon_id)
+        if key == self._base_key:
+            return self._base
+        cfg = self.config
+        px = cfg.pixel_size_um * 1e-3
+        u = x + (np.arange(cfg.width) - (cfg.width - 1) / 2) * px
+        v = y + (np.arange(cfg.height) - (cfg.height - 1) / 2) * px
+        dark = 0.05
+        col = np.full(cfg.width, dark)
+        if coupon is not None:
+            on = (u >= 0) & (u <= coupon.length_mm)
+            t = coupon.oxide_thickness_at(np.clip(u, 0, coupon.length_mm))
+            comp = coupon.composition_at(np.clip(u, 0, coupon.length_mm))
+            cr = comp.get("Cr", np.zeros_like(u))
+            fringe = 0.5 + 0.4 * np.cos(4 * math.pi * 2.2 * t / 550e-9)
+            col = np.where(on, fringe * (0.8 + 0.4 * cr), dark)
+            rows_on = (v >= 0) & (v <= coupon.width_mm)
+        else:
+            rows_on = np.zeros(cfg.height, dtype=bool)
+        scale = cfg.full_well - cfg.noise_counts
+        img = np.where(rows_on[:, None], col[None, :], dark) * scale
+        self._base = np.clip(img, 0, scale).astype(np.uint16)
+        self._base_key = key
+        return self._base
+
+    def frame(self, t: float) -> tuple[np.ndarray[Any, Any], float, float]:
+        """Return (frame, x, y): the image at instrument time ``t`` and where the stage was."""
+        stage = self._stage()
+        if stage is None:
+            x = y = math.nan
+            base = self.base_image(0.0, 0.0, "", None)
+        else:
+            x, y = stage.position_at(t)
+            coupon = stage.coupon()
+            base = self.base_image(x, y, coupon.coupon_id if coupon else "", coupon)
+        k = int(self.world.rng.integers(self.config.noise_frames))
+        np.add(base, self.noise[k], out=self.last)
+        return self.last, x, y
+
+    # -- file --------------------------------------------------------------------------------
+    def open_file(self) -> None:
+        """Create the HDF5 file ``<directory>/<name>.h5`` with empty datasets."""
+        if self.file is not None:
+            raise ScpiError(SETTINGS_CONFLICT, "Settings conflict; a file is already open")
+        directory = Path(self.directory)
+        if not self.directory or not directory.is_absolute() or not directory.is_dir():
+            raise ScpiError(EXECUTION_ERROR, f"Execution error; no directory {self.directory!r}")
+        if not self.name:
+            raise ScpiError(EXECUTION_ERROR, "Execution error; no file name set")
+        path = directory / f"{self.name}.h5"
+        h, w = self.config.height, self.config.width
+        try:
+            f = h5py.File(path, "x", libver="latest")
+        except OSError as exc:
+            raise ScpiError(
+                EXECUTION_ERROR, f"Execution error; cannot create {path}: {exc}"
+            ) from exc
+        f.create_dataset(DATA, (0, h, w), maxshape=(None, h, w), chunks=(1, h, w), dtype="<u2")
+        for name in (X, Y, TIME):
+            f.create_dataset(name, (0,), maxshape=(None,), chunks=(1024,), dtype="<f8")
+        f.swmr_mode = True
+        self.file = f
+        self.full_name = str(path)
+        self.written = 0
+
+    def close_file(self) -> None:
+        """Stop acquiring and close the file."""
+        self.stop()
+        if self.file is not None:
+            with contextlib.suppress(Exception):
+                self.file.close()
+        self.file = None
+
+    def _write(self, frame: np.ndarray[Any, Any], t: float, x: float, y: float) -> None:
+        f = self.file
+        assert f is not None
+        n = self.written
+        data = f[DATA]
+        data.resize(n + 1, axis=0)
+        data.id.write_direct_chunk((n, 0, 0), frame.tobytes())
+        for name, value in ((X, x), (Y, y), (TIME, t)):
+            ds = f[name]
+            ds.resize(n + 1, axis=0)
+            ds[n] = value
+        data.flush()
+        for name in (X, Y, TIME):
+            f[name].flush()
+        self.written = n + 1
+
+    # -- acquisition -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start taking ``frames`` frames, one every ``period`` s, into the open file."""
+        if self.file is None:
+            raise ScpiError(SETTINGS_CONFLICT, "Settings conflict; open a file first")
+        if self.task is not None and not self.task.done():
+            raise ScpiError(SETTINGS_CONFLICT, "Settings conflict; already acquiring")
+        self.acquired = 0
+        self.error = ""
+        self.task = asyncio.get_running_loop().create_task(self._acquire(self.world.now))
+
+    def stop(self) -> None:
+        """Stop acquiring (frames already written stay)."""
+        if self.task is not None:
+            self.task.cancel()
+            self.task = None
+
+    def busy(self) -> bool:
+        """Return whether frames are being taken."""
+        return self.task is not None and not self.task.done()
+
+    async def _acquire(self, t0: float) -> None:
+        try:
+            for k in range(self.frames):
+                due = t0 + k * self.period + self.exposure
+                while True:
+                    self.world.sync()
+                    left = (due - self.world.now) / self.world.speedup
+                    if left <= 0:
+                        break
+                    await asyncio.sleep(left if left > 1e-3 else 0)
+                frame, x, y = self.frame(due - self.exposure / 2)
+                self.acquired = k + 1
+                self._write(frame, due - self.exposure / 2, x, y)
+                if k % 8 == 7:
+                    await asyncio.sleep(0)  # let the other twins answer
+        except (OSError, ValueError, RuntimeError) as exc:
+            self.error = str(exc)
+            log.error("camera acquisition failed: %s", exc)
+
+
+def make_dispatcher(model: CameraModel) -> OpcDispatcher:
+    """Build the camera's command set."""
+    cfg = model.config
+
+    def pending() -> float:
+        if not model.busy():
+            return 0.0
+        return max(1e-9, (model.frames - model.written) * model.period)
+
+    d = OpcDispatcher(cfg.idn, model.world, pending)
+
+    def set_exposure(args: list[str]) -> None:
+        v = parse_float(args, 0, "exposure")
+        lo, hi = cfg.exposure_range_s
+        if not lo <= v <= hi:
+            raise ScpiError(
+                DATA_OUT_OF_RANGE, f"Data out of range; exposure {v:g} not in [{lo:g},{hi:g}]"
+            )
+        model.exposure = v
+        model.period = max(model.period, v + cfg.readout_s)
+
+    def set_period(args: list[str]) -> None:
+        v = parse_float(args, 0, "period")
+        low = model.exposure + cfg.readout_s
+        if not low - 1e-12 <= v <= 3600:
+            raise ScpiError(DATA_OUT_OF_RANGE, f"Data out of range; period {v:g} below {low:g}")
+        model.period = v
+
+    def set_frames(args: list[str]) -> None:
+        v = parse_float(args, 0, "frames")
+        if v != int(v) or not 1 <= v <= MAX_FRAMES:
+            raise ScpiError(DATA_OUT_OF_RANGE, f"Data out of range; frames {v:g}")
+        model.frames = int(v)
+
+    def set_path(args: list[str]) -> None:
+        if model.file is not None:
+            raise ScpiError(SETTINGS_CONFLICT, "Settings conflict; close the file first")
+        model.directory = quoted(args[0]) if args else ""
+
+    def set_name(args: list[str]) -> None:
+        if model.file is not None:
+            raise ScpiError(SETTINGS_CONFLICT, "Settings conflict; close the file first")
+        name = quoted(args[0]) if args else ""
+        if not name or "/" in name or name.startswith("."):
+            raise ScpiError(DATA_OUT_OF_RANGE, f"Data out of range; file name {name!r}")
+        model.name = name
+
+    def status() -> str:
+        state = "ERROR" if model.error else "BUSY" if model.busy() else "IDLE"
+        return f"{state},{model.acquired},{model.written}"
+
+    d.register("CONF:EXP", set_exposure)
+    d.register("CONF:EXP?", lambda a: f"{model.exposure:g}")
+    d.register("CONF:EXP:LIM?", lambda a: "{:g},{:g}".format(*cfg.exposure_range_s))
+    d.register("CONF:PER", set_period)
+    d.register("CONF:PER?", lambda a: f"{model.period:g}")
+    d.register("CONF:READ?", lambda a: f"{cfg.readout_s:g}")
+    d.register("CONF:FRAM", set_frames)
+    d.register("CONF:FRAM?", lambda a: str(model.frames))
+    d.register("SENS:SIZE?", lambda a: f"{cfg.height},{cfg.width}")
+    d.register("SENS:PIX?", lambda a: f"{cfg.pixel_size_um:g}")
+    d.register("FILE:PATH", set_path)
+    d.register("FILE:NAME", set_name)
+    d.register("FILE:OPEN", lambda a: model.open_file())
+    d.register("FILE:CLOS", lambda a: model.close_file())
+    d.register("FILE:FULL?", lambda a: f'"{model.full_name}"')
+    d.register("FILE:NUMC?", lambda a: str(model.written))
+    d.register("ACQ:STAR", lambda a: model.start())
+    d.register("ACQ:STOP", lambda a: model.stop())
+    d.register("ACQ:STAT?", lambda a: status())
+    d.register("ACQ:ERR?", lambda a: f'"{model.error}"')
+    d.register("FRAM:DATA?", lambda a: ieee_block(model.last.astype("<u2").tobytes()))
+
+    def reset() -> None:
+        model.close_file()
+        model.exposure = cfg.default_exposure_s
+        model.period = cfg.default_exposure_s + cfg.readout_s
+        model.frames = 1
+
+    d.reset = reset  # type: ignore[method-assign]
+    return d
+
+
+class CameraTwin(ScpiTwin):
+    """The camera twin: closes its file when stopped."""
+
+    model: CameraModel
+
+    async def stop(self) -> None:
+        """Stop acquiring, close the file and stop serving."""
+        self.model.close_file()
+        await super().stop()
+
+
+async def start_twin(world: World, entry: DeviceEntry) -> ScpiTwin:
+    """Start the camera twin of ``entry`` (``twin_config.stage`` names its stage)."""
+    config = load_config(CameraConfig, entry)
+    model = CameraModel(world, config)
+    twin = CameraTwin(world, entry, make_dispatcher(model))
+    twin.model = model
+    world.register_instrument(entry.name, model)
+    try:
+        await twin.start()
+    except BaseException:
+        world.unregister_instrument(entry.name)
+        raise
+    return twin
+
+
+__all__ = ["CameraConfig", "CameraModel", "CameraTwin", "make_dispatcher", "start_twin"]
