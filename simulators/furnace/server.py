@@ -120,6 +120,9 @@ class _FurnaceAttributeService(AttributeService):
             if handler is None:
                 results.append(_status("BadNotWritable"))
                 continue
+            if wv.IndexRange:  # partial writes of arrays are not supported
+                results.append(_status("BadWriteNotSupported"))
+                continue
             results.append(await self._twin.apply(functools.partial(handler, wv.Value.Value)))
         return results
 
@@ -164,8 +167,6 @@ class FurnaceServer:
         self._version: tuple[int, int] = (-1, -1)
         self._publisher: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
-        self.publishes = 0
-        """Number of publishes that wrote model values (for benchmarks)."""
 
     @property
     def address(self) -> str:
@@ -254,7 +255,6 @@ class FurnaceServer:
             if force or version != self._version:
                 nodes = self._clock + self._dynamic
                 self._version = version
-                self.publishes += 1
             aspace = self.server.iserver.aspace
             stamp = ua.DateTime.now(UTC)  # OPC UA timestamps are wall-clock UTC
             for nid, getter, vtype in nodes:

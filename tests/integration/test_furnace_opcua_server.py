@@ -435,6 +435,19 @@ async def test_reads_follow_the_wall_clock(rig: Rig, cl: Ua) -> None:
     assert rig.bg.call(lambda: rig.model.ticks) > ticks0
 
 
+async def test_partial_array_writes_are_refused(rig: Rig, cl: Ua) -> None:
+    wv = ua.WriteValue(
+        NodeId=cl.node("Furnace.SetpointProfile").nodeid,
+        AttributeId=ua.AttributeIds.Value,
+        IndexRange="2",
+        Value=ua.DataValue(ua.Variant([300.0], ua.VariantType.Double)),
+    )
+    params = ua.WriteParameters(NodesToWrite=[wv])
+    codes = await cl.client.uaclient.write(params)
+    assert codes[0].value == ua.StatusCodes.BadWriteNotSupported
+    assert await cl.read("Furnace.SetpointProfile") == [25.0] * N
+
+
 def test_port_zero_resolves_and_fixed_port_is_used(free_port: int) -> None:
     bg = BackgroundLoop("furnace-ports")
     try:
@@ -448,9 +461,10 @@ def test_port_zero_resolves_and_fixed_port_is_used(free_port: int) -> None:
             bg.run(twin.stop())
         assert "furnace1" not in world.instruments
         assert bg.run(_other_tasks()) == []  # the server left nothing running on its loop
-        fixed = bg.run(start_twin(world, entry(f"opc.tcp://127.0.0.1:{free_port}")))
+        fixed = bg.run(start_twin(world, entry(f"opc.tcp://127.0.0.1:{free_port}", zones=3)))
         try:
             assert fixed.address == f"opc.tcp://127.0.0.1:{free_port}"
+            assert asyncio.run(_zone_layout(fixed.address)) == (3, [True, True, True, False])
         finally:
             bg.run(fixed.stop())
     finally:
@@ -505,6 +519,21 @@ async def test_subscriptions_see_changes_without_reads(rig: Rig, cl: Ua) -> None
         await sub.delete()
     values = [v for v in changes.values if isinstance(v, float)]
     assert len(values) >= 3 and values[-1] > values[0] > 24.0  # heating, seen as it happens
+
+
+async def _zone_layout(address: str) -> tuple[object, list[bool]]:
+    """Return NumZones and which of Zone1..Zone4 exist, read by a fresh client."""
+    async with Client(address, timeout=5) as client:
+        ns = await client.get_namespace_index(NAMESPACE_URI)
+        zones = await client.get_node(ua.NodeId("Furnace.NumZones", ns)).read_value()
+        exists = []
+        for i in range(1, 5):
+            dv = await client.read_attributes(
+                [client.get_node(ua.NodeId(f"Furnace.Zones.Zone{i}.Setpoint", ns))]
+            )
+            status = dv[0].StatusCode
+            exists.append(status is not None and status.is_good())
+        return zones, exists
 
 
 async def _other_tasks() -> list[str]:
