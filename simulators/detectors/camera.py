@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,8 @@ X = "/entry/instrument/x"
 Y = "/entry/instrument/y"
 TIME = "/entry/instrument/time"
 MAX_FRAMES = 1_000_000
+FLUSH_S = 0.01
+"""Longest wall time between flushes while acquiring (the last frame is flushed at once)."""
 
 
 class CameraConfig(BaseModel):
@@ -89,6 +92,8 @@ class CameraModel:
         self.acquired = 0
         self.task: asyncio.Task[None] | None = None
         self.error = ""
+        self._pending: list[tuple[float, float, float]] = []
+        self._flushed_at = 0.0
         h, w = config.height, config.width
         rng = world.rng
         self.noise = rng.integers(
@@ -177,24 +182,37 @@ class CameraModel:
         self.stop()
         if self.file is not None:
             with contextlib.suppress(Exception):
+                self._flush()
                 self.file.close()
+        self._pending.clear()
         self.file = None
 
     def _write(self, frame: np.ndarray[Any, Any], t: float, x: float, y: float) -> None:
+        """Write one frame's chunk (the positions wait for the next flush)."""
         f = self.file
         assert f is not None
-        n = self.written
+        n = self.written + len(self._pending)
         data = f[DATA]
         data.resize(n + 1, axis=0)
-        data.id.write_direct_chunk((n, 0, 0), frame.tobytes())
-        for name, value in ((X, x), (Y, y), (TIME, t)):
+        data.id.write_direct_chunk((n, 0, 0), frame)
+        self._pending.append((x, y, t))
+
+    def _flush(self) -> None:
+        """Write the pending positions and flush (SWMR): frames become readable, counted."""
+        f = self.file
+        if f is None or not self._pending:
+            return
+        n0, rows = self.written, np.asarray(self._pending, dtype="<f8")
+        n1 = n0 + rows.shape[0]
+        for col, name in enumerate((X, Y, TIME)):
             ds = f[name]
-            ds.resize(n + 1, axis=0)
-            ds[n] = value
-        data.flush()
-        for name in (X, Y, TIME):
-            f[name].flush()
-        self.written = n + 1
+            ds.resize(n1, axis=0)
+            ds[n0:n1] = rows[:, col]
+            ds.flush()
+        f[DATA].flush()
+        self._pending.clear()
+        self.written = n1
+        self._flushed_at = time.monotonic()
 
     # -- acquisition -------------------------------------------------------------------------
     def start(self) -> None:
@@ -230,8 +248,9 @@ class CameraModel:
                 frame, x, y = self.frame(due - self.exposure / 2)
                 self.acquired = k + 1
                 self._write(frame, due - self.exposure / 2, x, y)
-                if k % 8 == 7:
-                    await asyncio.sleep(0)  # let the other twins answer
+                if k == self.frames - 1 or time.monotonic() - self._flushed_at > FLUSH_S:
+                    self._flush()
+                    await asyncio.sleep(0)  # let the other twins (and the driver) in
         except (OSError, ValueError, RuntimeError) as exc:
             self.error = str(exc)
             log.error("camera acquisition failed: %s", exc)
