@@ -147,9 +147,8 @@ def main() -> int:
             runs = ", ".join(f"{v / mb:.0f}" for v in results[key])
             print(f"  {label:<26}: {med[key] / mb:8.0f} MB/s  (runs: {runs})")
         print(f"  ratio camera/dd, page cache : {med['cam'] / med['dd']:.2f}  (target >= 0.5)")
-        print(
-            f"  ratio camera/dd, durable    : {med['cam_sync'] / med['dd_sync']:.2f}  (target >= 0.5)"
-        )
+        durable = med["cam_sync"] / med["dd_sync"]
+        print(f"  ratio camera/dd, durable    : {durable:.2f}  (target >= 0.5)")
         print(f"  frames per second (page cache): {med['cam'] / FRAME_BYTES:.0f}")
         call_in_bluesky_event_loop(cam.disconnect())
     finally:
