@@ -7,6 +7,7 @@ prove it.
 
 from couponlab.interfaces._lab_device import LabDevice
 from couponlab.interfaces.feeder import DepositionCell, PowderFeeder
+from couponlab.interfaces.frame import TestFrame
 from couponlab.interfaces.furnace import GradientFurnace
 
-__all__ = ["DepositionCell", "GradientFurnace", "LabDevice", "PowderFeeder"]
+__all__ = ["DepositionCell", "GradientFurnace", "LabDevice", "PowderFeeder", "TestFrame"]
