@@ -88,7 +88,9 @@ class FurnaceModel:
         Device name (used as the coupon holder's name and in the world's registry).
     """
 
-    def __init__(self, world: World, config: FurnaceConfig | None = None, name: str = "furnace"):
+    def __init__(
+        self, world: World, config: FurnaceConfig | None = None, name: str = "furnace"
+    ) -> None:
         self.world = world
         self.config = cfg = config or FurnaceConfig()
         self.name = name

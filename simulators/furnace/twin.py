@@ -1,0 +1,68 @@
+"""Start and stop the furnace twin for a lab entry: the model on the world's clock plus its
+OPC UA server (``start_twin`` is what ``simulators/registry.py`` names)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from couponlab.labfile import DeviceEntry
+from couponlab.simulators.furnace.config import FurnaceConfig
+from couponlab.simulators.furnace.model import FurnaceModel
+from couponlab.simulators.furnace.server import FurnaceServer
+from couponlab.simulators.world import World
+
+
+class FurnaceTwin:
+    """A running furnace twin: the model on the world's clock and its OPC UA server.
+
+    Attributes
+    ----------
+    address
+        ``opc.tcp://127.0.0.1:<port>`` with the real port.
+    model
+        The :class:`FurnaceModel` (touch it only on the twins' thread).
+    server
+        The :class:`FurnaceServer`.
+    """
+
+    def __init__(self, model: FurnaceModel, server: FurnaceServer) -> None:
+        self.model = model
+        self.server = server
+        self.address = server.address
+
+    async def stop(self) -> None:
+        """Stop serving, then stop the model (coupon off the carrier, unregistered)."""
+        await self.server.stop()
+        self.model.stop()
+
+
+def _port_of(address: str) -> int:
+    parts = urlsplit(address)
+    if parts.scheme != "opc.tcp":
+        raise ValueError(f"furnace twin address {address!r} must be opc.tcp://host:port")
+    if parts.hostname not in ("127.0.0.1", "localhost"):
+        raise ValueError(f"furnace twin address {address!r}: twins bind 127.0.0.1 only")
+    return parts.port or 0
+
+
+async def start_twin(world: World, entry: DeviceEntry) -> FurnaceTwin:
+    """Start a furnace twin for a lab entry (``twin_config`` -> :class:`FurnaceConfig`).
+
+    Binds 127.0.0.1 and the port of ``entry.address`` (0 picks a free port); the returned
+    twin's ``address`` has the real port.
+    """
+    config = FurnaceConfig.from_twin_config(entry.twin_config)
+    port = _port_of(entry.address)
+    model = FurnaceModel(world, config, entry.name)
+    model.start()
+    server = FurnaceServer(world, model, port=port, publish_period_s=config.publish_period_s)
+    try:
+        await server.start()
+    except BaseException:
+        await server.stop()
+        model.stop()
+        raise
+    return FurnaceTwin(model, server)
+
+
+__all__ = ["FurnaceTwin", "start_twin"]
