@@ -8,6 +8,15 @@ Compared, in alternating blocks (so machine noise hits both alike):
 - raw short query ``FLOW? 1`` against ``await hopper.measured_rate.get_value()`` (one
   ``FLOW? 1`` exchange through the signal) for a single value.
 
+and, to show where the single-value cost goes (same run, same twin):
+
+- transport: ``await transport.query("FLOW? 1")`` (our serial transport alone);
+- default soft signal: ``soft_signal_r_and_setter(float, getter=...)`` over the same getter,
+  i.e. ophyd-async's default construction (10 s signal timeout: ``asyncio.wait_for`` per get),
+  which the driver used before;
+- ophyd-async's own per-get overhead without I/O: ``signal.get_value()`` over a getter that
+  returns a constant, minus awaiting that getter directly.
+
 Usage::
 
     python bench/feeder_read.py [--n 3000] [--blocks 10] [--uvloop]
@@ -23,7 +32,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import serial
+from ophyd_async.core import soft_signal_r_and_setter
 
+from couponlab.drivers.deposition._signals import query_signal_r
 from couponlab.lab import make_device
 from couponlab.testing.feeder import deposition_lab
 from couponlab.twins import BackgroundTwins
@@ -59,6 +70,18 @@ async def timed_async(fn: Callable[[], Awaitable[Any]], n: int) -> float:
     return statistics.median(costs)
 
 
+async def ophyd_overhead(n: int) -> float:
+    """Return ophyd-async's own cost (s) of one ``get_value`` without I/O: the signal over a
+    getter returning a constant, minus awaiting the getter directly."""
+
+    async def const() -> float:
+        return 1.5
+
+    sig = query_signal_r(float, 0.0, const, units="g/min")
+    await sig.connect()
+    return await timed_async(sig.get_value, n) - await timed_async(const, n)
+
+
 async def bench(url: str, feeder: Any, n: int, blocks: int) -> dict[str, float]:
     """Measure every path in ``blocks`` alternating blocks of ``n``; return medians (s)."""
     await feeder.connect()
@@ -66,16 +89,27 @@ async def bench(url: str, feeder: Any, n: int, blocks: int) -> dict[str, float]:
     try:
         raw_stat = raw_round_trip(ser, b"STAT?\n")
         raw_flow = raw_round_trip(ser, b"FLOW? 1\n")
-        signal = feeder.hoppers[1].measured_rate
+        hopper = feeder.hoppers[1]
+        signal = hopper.measured_rate
+        transport = feeder.transport
+        getter = signal._connector.backend._query  # the driver's FLOW? 1 getter
+        default_signal = soft_signal_r_and_setter(float, 0.0, units="g/min", getter=getter)[0]
+        await default_signal.connect()
         for _ in range(200):  # warm up
             raw_stat()
             await feeder.read()
-        res: dict[str, list[float]] = {"raw": [], "device": [], "raw_flow": [], "signal": []}
+            await signal.get_value()
+        res: dict[str, list[float]] = {
+            k: [] for k in ("raw", "device", "raw_flow", "signal", "transport", "default", "ophyd")
+        }
         for _ in range(blocks):
             res["raw"].append(await timed_sync(raw_stat, n))
             res["device"].append(await timed_async(feeder.read, n))
             res["raw_flow"].append(await timed_sync(raw_flow, n))
             res["signal"].append(await timed_async(signal.get_value, n))
+            res["transport"].append(await timed_async(lambda: transport.query("FLOW? 1"), n))
+            res["default"].append(await timed_async(default_signal.get_value, n))
+            res["ophyd"].append(await ophyd_overhead(n))
         return {k: statistics.median(v) for k, v in res.items()}
     finally:
         ser.close()
@@ -110,7 +144,21 @@ def main() -> None:
     print(f"  ratio device / raw                : {r['device'] / r['raw']:8.3f}  (target <= 1.25)")
     print(f"  raw pyserial FLOW? 1              : {us['raw_flow']:8.1f} us")
     print(f"  signal get_value() (FLOW? 1)      : {us['signal']:8.1f} us")
-    print(f"  ratio signal / raw FLOW?          : {r['signal'] / r['raw_flow']:8.3f}")
+    ratio = r["signal"] / r["raw_flow"]
+    print(f"  ratio signal / raw FLOW?          : {ratio:8.3f}  (target <= 1.25)")
+    print("where the single-value cost goes (FLOW? 1):")
+    print(
+        f"  transport.query() alone           : {us['transport']:8.1f} us"
+        f"  ({r['transport'] / r['raw_flow']:.3f} x raw)"
+    )
+    print(
+        f"  default soft signal (10 s timeout): {us['default']:8.1f} us"
+        f"  ({r['default'] / r['raw_flow']:.3f} x raw; the driver's signals before)"
+    )
+    print(
+        f"  ophyd-async get_value, no I/O     : {us['ophyd']:8.1f} us"
+        f"  ({r['ophyd'] / r['raw_flow']:.3f} x raw; SignalR's own per-get cost)"
+    )
 
 
 if __name__ == "__main__":

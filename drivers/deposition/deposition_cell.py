@@ -24,11 +24,10 @@ from ophyd_async.core import (
     SignalR,
     SignalRW,
     StandardReadable,
-    soft_signal_r_and_setter,
-    soft_signal_rw,
 )
 
 from couponlab.drivers.deposition._link import ScpiLink, floats, limit, transport_from_entry
+from couponlab.drivers.deposition._signals import query_signal_r, query_signal_rw
 from couponlab.errors import (
     InputError,
     InstrumentTimeoutError,
@@ -129,23 +128,21 @@ class AsciiDepositionCell(StandardReadable):
             return 100.0 * float(await status_field(6))
 
         with self.add_children_as_readables():
-            self.laser_on: SignalR[bool] = soft_signal_r_and_setter(bool, getter=get_laser)[0]
-            self.laser_power: SignalRW[float] = soft_signal_rw(
-                float, 0.0, units="W", precision=1, getter=get_power, setter=put_power
+            self.laser_on: SignalR[bool] = query_signal_r(bool, False, get_laser)
+            self.laser_power: SignalRW[float] = query_signal_rw(
+                float, 0.0, get_power, put_power, units="W", precision=1
             )
-            self.shield_flow: SignalRW[float] = soft_signal_rw(
-                float, 0.0, units="L/min", precision=2, getter=get_shield, setter=put_shield
+            self.shield_flow: SignalRW[float] = query_signal_rw(
+                float, 0.0, get_shield, put_shield, units="L/min", precision=2
             )
-            self.position: SignalR[float] = soft_signal_r_and_setter(
-                float, 0.0, units="mm", precision=3, getter=get_position
-            )[0]
-            self.moving: SignalR[bool] = soft_signal_r_and_setter(bool, getter=get_moving)[0]
-            self.print_state: SignalR[str] = soft_signal_r_and_setter(
-                str, "idle", getter=get_print_state
-            )[0]
-            self.print_progress: SignalR[float] = soft_signal_r_and_setter(
-                float, 0.0, units="%", precision=1, getter=get_progress
-            )[0]
+            self.position: SignalR[float] = query_signal_r(
+                float, 0.0, get_position, units="mm", precision=3
+            )
+            self.moving: SignalR[bool] = query_signal_r(bool, False, get_moving)
+            self.print_state: SignalR[str] = query_signal_r(str, "idle", get_print_state)
+            self.print_progress: SignalR[float] = query_signal_r(
+                float, 0.0, get_progress, units="%", precision=1
+            )
         super().__init__(name=name)
 
     @classmethod
@@ -189,6 +186,10 @@ class AsciiDepositionCell(StandardReadable):
     async def close(self) -> None:
         """Close the serial link (the instrument keeps its state)."""
         await self._link.close()
+
+    async def disconnect(self) -> None:
+        """Close the serial link (the instrument keeps its state); ``connect()`` reopens it."""
+        await self.close()
 
     @property
     def transport(self) -> SerialLineTransport:

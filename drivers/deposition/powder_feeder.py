@@ -23,7 +23,6 @@ from ophyd_async.core import (
     StandardReadable,
     StandardReadableFormat,
     soft_signal_r_and_setter,
-    soft_signal_rw,
 )
 
 from couponlab.drivers.deposition._link import (
@@ -32,6 +31,7 @@ from couponlab.drivers.deposition._link import (
     limit,
     transport_from_entry,
 )
+from couponlab.drivers.deposition._signals import query_signal_r, query_signal_rw
 from couponlab.errors import InputError, ProtocolError
 from couponlab.interfaces.feeder import FeederStatus, FlowLog, HopperStatus, Powder
 from couponlab.labfile import DeviceEntry
@@ -135,7 +135,7 @@ class FeederLink:
 
     async def number(self, query: str) -> float:
         """Send a single-value query (``FLOW? 1``) and return its number."""
-        reply = await self.link.query(query)
+        reply = await self.link.transport.query(query)
         try:
             return float(reply)
         except ValueError:
@@ -176,46 +176,47 @@ class Hopper(StandardReadable):
     def __init__(self, core: FeederLink, index: int, name: str = "") -> None:
         self._core = core
         self._index = index
-
-        async def number(query: str) -> float:
-            return await core.number(f"{query} {index}")
+        # the single-value queries of this hopper, built once (a get is one exchange)
+        q_rate, q_flow, q_mass, q_gas, q_alarm = (
+            f"{q} {index}" for q in ("RATE?", "FLOW?", "MASS?", "GAS?", "ALRM?")
+        )
 
         async def get_setpoint() -> float:
-            return await number("RATE?")
+            return await core.number(q_rate)
 
         async def put_setpoint(value: float | None) -> float:
             return await core.set_rate(index, 0.0 if value is None else value)
 
         async def get_rate() -> float:
-            return await number("FLOW?")
+            return await core.number(q_flow)
 
         async def get_fill() -> float:
-            return await number("MASS?")
+            return await core.number(q_mass)
 
         async def get_gas() -> float:
-            return await number("GAS?")
+            return await core.number(q_gas)
 
         async def put_gas(value: float | None) -> float:
             return await core.set_gas(index, 0.0 if value is None else value)
 
         async def get_alarm() -> str:
-            reply = await core.link.query(f"ALRM? {index}")
+            reply = await core.link.query(q_alarm)
             return " ".join(_alarms(core.device, reply.strip())) or "none"
 
         with self.add_children_as_readables():
-            self.setpoint: SignalRW[float] = soft_signal_rw(
-                float, 0.0, units="g/min", precision=3, getter=get_setpoint, setter=put_setpoint
+            self.setpoint: SignalRW[float] = query_signal_rw(
+                float, 0.0, get_setpoint, put_setpoint, units="g/min", precision=3
             )
-            self.measured_rate: SignalR[float] = soft_signal_r_and_setter(
-                float, 0.0, units="g/min", precision=3, getter=get_rate
-            )[0]
-            self.fill_mass: SignalR[float] = soft_signal_r_and_setter(
-                float, 0.0, units="g", precision=1, getter=get_fill
-            )[0]
-            self.gas_flow: SignalRW[float] = soft_signal_rw(
-                float, 0.0, units="L/min", precision=2, getter=get_gas, setter=put_gas
+            self.measured_rate: SignalR[float] = query_signal_r(
+                float, 0.0, get_rate, units="g/min", precision=3
             )
-            self.alarm: SignalR[str] = soft_signal_r_and_setter(str, "none", getter=get_alarm)[0]
+            self.fill_mass: SignalR[float] = query_signal_r(
+                float, 0.0, get_fill, units="g", precision=1
+            )
+            self.gas_flow: SignalRW[float] = query_signal_rw(
+                float, 0.0, get_gas, put_gas, units="L/min", precision=2
+            )
+            self.alarm: SignalR[str] = query_signal_r(str, "none", get_alarm)
         with self.add_children_as_readables(StandardReadableFormat.CONFIG_SIGNAL):
             self.powder, self._set_powder = soft_signal_r_and_setter(str, "")
             self.composition, self._set_composition = soft_signal_r_and_setter(str, "")
@@ -276,9 +277,7 @@ class AsciiPowderFeeder(StandardReadable):
             return (await self._core.status()).state
 
         with self.add_children_as_readables():
-            self.feeder_state: SignalR[str] = soft_signal_r_and_setter(
-                str, "idle", getter=get_state
-            )[0]
+            self.feeder_state: SignalR[str] = query_signal_r(str, "idle", get_state)
         super().__init__(name=name)
 
     @classmethod
@@ -313,6 +312,10 @@ class AsciiPowderFeeder(StandardReadable):
     async def close(self) -> None:
         """Close the serial link (the instrument keeps its state)."""
         await self._core.link.close()
+
+    async def disconnect(self) -> None:
+        """Close the serial link (the instrument keeps its state); ``connect()`` reopens it."""
+        await self.close()
 
     @property
     def transport(self) -> SerialLineTransport:
