@@ -203,9 +203,10 @@ async def check_test_to_fracture(ctx: FrameConformance) -> None:
 async def check_stop_holds(ctx: FrameConformance) -> None:
     """``stop()`` during a test stops the crosshead; the test ends ``STOP``, data complete."""
     f = ctx.frame
+    slow = iframe.TestSettings(crosshead_rate="0.5 mm/min", sample_rate=ctx.settings.sample_rate)
     try:
         await f.mount(ctx.coupon_id, ctx.position)
-        await f.configure_test(ctx.settings)
+        await f.configure_test(slow)  # slow, so the stop lands long before fracture
         await f.kickoff()
         for _ in range(10_000):  # stop once loaded, well before fracture whatever the speed
             if (await f.read())[f"{f.name}-force"]["value"] > 1000.0:
