@@ -186,7 +186,7 @@ async def test_every_node_exists_with_type_units_and_range(rig: Rig, cl: Ua) -> 
         assert await cl.node(path).read_node_class() == ua.NodeClass.Method, path
 
 
-async def test_units_codes_and_ranges(cl: Ua) -> None:
+async def _units_codes_and_ranges(cl: Ua) -> None:
     eu = await cl.node("Furnace.Zones.Zone1.Setpoint.EngineeringUnits").read_value()
     assert eu.UnitId == 4408652  # UNECE "CEL"
     eu = await cl.node("Furnace.RampRate.EngineeringUnits").read_value()
@@ -197,7 +197,7 @@ async def test_units_codes_and_ranges(cl: Ua) -> None:
     assert (rng.Low, rng.High) == (0.0, 100.0)
 
 
-async def test_static_values(cl: Ua) -> None:
+async def test_static_values_units_and_ranges(cl: Ua) -> None:
     assert await cl.read("Furnace.NumZones") == N
     assert await cl.read("Furnace.TubeLength") == 300.0
     positions = await cl.read("Furnace.ZonePositions")
@@ -208,6 +208,7 @@ async def test_static_values(cl: Ua) -> None:
     assert await cl.read("Furnace.State") == "standby"
     assert await cl.read("Furnace.Program.State") == "idle"
     assert await cl.read("Furnace.Program.Segment") == -1
+    await _units_codes_and_ranges(cl)
 
 
 async def test_setpoint_writes_act_at_once_and_heat_the_zone(rig: Rig, cl: Ua) -> None:
@@ -283,6 +284,7 @@ async def test_one_request_writes_several_nodes_with_per_node_status(rig: Rig, c
     assert codes[1].value == ua.StatusCodes.BadOutOfRange
     assert await cl.read("Furnace.RampRate") == 5.0
     assert await cl.read("Furnace.Zones.Zone2.Setpoint") == 25.0
+    await _partial_array_writes_are_refused(cl)
 
 
 def _same(a: object, b: object) -> bool:
@@ -399,6 +401,7 @@ async def test_stuck_heater_trips_the_interlock(rig: Rig, cl: Ua) -> None:
 
 
 async def test_thermocouple_break_reads_nan(rig: Rig, cl: Ua) -> None:
+    await _fault_injection_is_visible_at_the_next_read(rig, cl)
     await cl.write("Furnace.SetpointProfile", [300.0] * N, ua.VariantType.Double)
     rig.advance(300)
     rig.bg.call(rig.model.break_thermocouple, 2)
@@ -435,7 +438,7 @@ async def test_reads_follow_the_wall_clock(rig: Rig, cl: Ua) -> None:
     assert rig.bg.call(lambda: rig.model.ticks) > ticks0
 
 
-async def test_partial_array_writes_are_refused(rig: Rig, cl: Ua) -> None:
+async def _partial_array_writes_are_refused(cl: Ua) -> None:
     wv = ua.WriteValue(
         NodeId=cl.node("Furnace.SetpointProfile").nodeid,
         AttributeId=ua.AttributeIds.Value,
@@ -483,7 +486,7 @@ def test_non_loopback_address_is_refused() -> None:
         bg.stop()
 
 
-async def test_fault_injection_is_visible_at_the_next_read(rig: Rig, cl: Ua) -> None:
+async def _fault_injection_is_visible_at_the_next_read(rig: Rig, cl: Ua) -> None:
     assert await cl.read("Furnace.Zones.Zone6.ThermocoupleBroken") is False
     rig.bg.call(rig.model.break_thermocouple, 5)  # no time passes
     assert await cl.read("Furnace.Zones.Zone6.ThermocoupleBroken") is True
