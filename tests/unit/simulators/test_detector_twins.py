@@ -1,0 +1,198 @@
+"""Detector and stage twins at the command level (no sockets): kinematics, the waiting
+*OPC?, acquisitions in instrument time, physics against the world's ground truth."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from couponlab.simulators.detectors import oxide_profiler, thermocouple_scanner, xrf_probe
+from couponlab.simulators.detectors.camera import CameraConfig, CameraModel
+from couponlab.simulators.stage.xy_stage import StageConfig, StageDispatcher, StageModel
+from couponlab.simulators.world import Coupon, World, WorldConfig
+
+
+def world_with_coupon(thickness_m: float = 1e-6) -> World:
+    w = World(WorldConfig(speedup=1.0, seed=5))
+    w.pause()
+    c = w.add_coupon(Coupon("C1", length_mm=60.0, width_mm=10.0))
+    cr = np.linspace(0.1, 0.4, c.x_mm.size)
+    c.set_composition({"Cr": cr, "Ni": 1 - cr})
+    c.oxide_x2_m2[:] = thickness_m**2
+    return w
+
+
+def stage_on(w: World) -> StageDispatcher:
+    model = StageModel(w, StageConfig())
+    w.register_instrument("stage", model)
+    d = StageDispatcher(model)
+    assert d.handle('SAMP:LOAD "C1",60,10;:SYST:ERR?') == '0,"No error"'
+    return d
+
+
+def test_stage_moves_at_its_velocity_in_virtual_time() -> None:
+    w = world_with_coupon()
+    d = stage_on(w)
+    assert d.handle("VEL 10;:MOV:X 20;:SYST:ERR?;:STAT?") == '0,"No error";1,0,0.0000,0.0000,2,0'
+    w.advance(1.0)
+    assert d.handle("POS?") == "10.0000,0.0000"
+    w.advance(1.5)
+    assert d.handle("STAT?") == "0,0,20.0000,0.0000,0,0"
+    assert len(d.model.move_starts) == 1
+
+
+def test_stage_refuses_targets_outside_its_travel_and_bad_coupons() -> None:
+    w = world_with_coupon()
+    d = stage_on(w)
+    assert d.handle("MOV:Y 81;:SYST:ERR?") == '-222,"Data out of range; Y 81 not in [-20,80]"'
+    assert d.handle("POS?") == "0.0000,0.0000"
+    assert d.handle("VEL 60;:SYST:ERR?").startswith("-222")
+    assert d.handle('SAMP:LOAD "C1",60,12;:SYST:ERR?').startswith(
+        '-200,"Execution error; coupon C1'
+    )
+    assert d.handle("SAMP?") == '"C1",60,10'
+
+
+def test_opc_waits_for_the_move_then_answers_the_rest_of_the_line() -> None:
+    w = world_with_coupon()
+    w.set_speedup(1e4)
+    w.resume()
+    d = stage_on(w)
+
+    async def run() -> str:
+        reply = d.handle("VEL 50;:MOV:X 50;:SYST:ERR?;:*OPC?;:STAT?")
+        assert asyncio.iscoroutine(reply)  # 1 s of motion: the reply must wait
+        return str(await reply)
+
+    assert asyncio.run(run()) == '0,"No error";1;0,0,50.0000,0.0000,0,0'
+    assert d.handle("*OPC?") == "1"  # nothing pending: answers at once
+
+
+def profiler_on(w: World) -> tuple[StageDispatcher, object]:
+    s = stage_on(w)
+    p = oxide_profiler.make_dispatcher(w, oxide_profiler.ProfilerConfig(stage="stage"))
+    return s, p
+
+
+def test_profiler_measurement_takes_its_dwell_and_reads_the_oxide() -> None:
+    w = world_with_coupon(2e-6)
+    s, p = profiler_on(w)
+    assert p.handle("ACQ?") == "IDLE,0,nan,nan"  # type: ignore[attr-defined]
+    s.handle("MOV:X 30")
+    w.advance(5.0)
+    assert p.handle("CONF:DWEL 1;:INIT;:SYST:ERR?;:ACQ?") == '0,"No error";BUSY,1,nan,nan'  # type: ignore[attr-defined]
+    w.advance(1.0)
+    state, left, t, flag = p.handle("ACQ?").split(",")  # type: ignore[attr-defined]
+    assert (state, float(left), float(flag)) == ("DONE", 0.0, 0.0)
+    sigma = math.hypot(2e-9, 0.01 * 2e-6) * math.sqrt(0.1 / 1.0)
+    assert float(t) == pytest.approx(2e-6, abs=6 * sigma)
+
+
+@pytest.mark.parametrize(
+    ("thickness", "x", "flag"), [(25e-6, 30, 2.0), (10e-9, 30, 1.0), (1e-6, -5, 1.0)]
+)
+def test_profiler_flags_out_of_range(thickness: float, x: float, flag: float) -> None:
+    w = world_with_coupon(thickness)
+    cfg = oxide_profiler.ProfilerConfig(stage="stage")
+    stage_on(w).handle(f"MOV:X {x}")
+    w.advance(10.0)
+    head = oxide_profiler.ProfilerHead(w, cfg, "stage")
+    t, f = head.sample(w.now, x, 5.0, 0.1)
+    assert math.isnan(t)
+    assert f == flag
+
+
+def test_profiler_noise_grows_with_thickness_and_falls_with_dwell() -> None:
+    w = world_with_coupon(5e-6)
+    cfg = oxide_profiler.ProfilerConfig(stage="stage")
+    stage_on(w)
+    head = oxide_profiler.ProfilerHead(w, cfg, "stage")
+    short = np.std([head.sample(0.0, 30.0, 5.0, 0.01)[0] for _ in range(400)])
+    long = np.std([head.sample(0.0, 30.0, 5.0, 1.0)[0] for _ in range(400)])
+    expected_long = math.hypot(2e-9, 0.01 * 5e-6) * math.sqrt(0.1)
+    assert long == pytest.approx(expected_long, rel=0.15)
+    assert short / long == pytest.approx(10.0, rel=0.2)
+
+
+def test_line_starts_with_the_stage_and_records_its_positions() -> None:
+    w = world_with_coupon(1e-6)
+    s, p = profiler_on(w)
+    assert (
+        p.handle("LINE:CONF 10,0.1;:LINE:ARM;:SYST:ERR?;:LINE:STAT?") == '0,"No error";ARMED,0,10'
+    )  # type: ignore[attr-defined]
+    t0 = w.now
+    w.advance(3.0)  # armed, stage still: nothing yet
+    assert p.handle("LINE:STAT?") == "ARMED,0,10"  # type: ignore[attr-defined]
+    s.handle("VEL 10;:MOV:X 20")
+    w.advance(0.55)
+    assert p.handle("LINE:STAT?") == "RUNNING,5,10"  # type: ignore[attr-defined]
+    w.advance(1.0)
+    raw = p.handle("LINE:DATA?")  # type: ignore[attr-defined]
+    assert isinstance(raw, bytes)
+    header = int(raw[1:2])
+    rows = np.frombuffer(raw[2 + header : -1], dtype="<f8").reshape(-1, 5)
+    np.testing.assert_allclose(rows[:, 1], 0.5 + np.arange(10))  # 10 mm/s, mid-sample
+    np.testing.assert_allclose(rows[:, 0] - t0, 3.05 + 0.1 * np.arange(10))
+    assert p.handle("LINE:STAT?") == "DONE,10,10"  # type: ignore[attr-defined]
+
+
+def test_xrf_needs_its_source_and_counts_scale_with_dwell() -> None:
+    w = world_with_coupon()
+    stage_on(w)
+    d, head = xrf_probe.make_dispatcher(w, xrf_probe.XrfConfig(stage="stage"))
+    assert d.handle("INIT;:SYST:ERR?") == '-221,"Settings conflict; X-ray source is off"'
+    head.source_on = True
+    counts, cr, ni, fe, al = head.sample(0.0, 60.0, 5.0, 10.0)
+    assert counts == pytest.approx(2e5, rel=0.02)
+    assert cr == pytest.approx(0.4, abs=4 * math.sqrt(0.24 / counts))
+    assert (fe, al) == (0.0, 0.0)
+    assert cr + ni == pytest.approx(1.0)
+
+
+class Ramp:
+    def temperature_along(self, x_mm: np.ndarray) -> np.ndarray:
+        return 1300.0 - 1.0 * np.asarray(x_mm, float)
+
+
+def test_scanner_reads_the_furnace_in_c_or_k() -> None:
+    w = World(WorldConfig(seed=2))
+    w.register_instrument("oven", Ramp())
+    cfg = thermocouple_scanner.ScannerConfig(
+        furnace="oven", positions_mm=tuple(range(0, 60, 5)), carrier_offset_mm=20.0
+    )
+    model = thermocouple_scanner.ScannerModel(w, cfg)
+    d = thermocouple_scanner.make_dispatcher(model)
+    celsius = np.asarray([float(v) for v in str(d.handle("READ?")).split(",")])
+    d.handle("UNIT:TEMP K")
+    kelvin = np.asarray([float(v) for v in str(d.handle("READ?")).split(",")])
+    true_k = 1300.0 - (20.0 + np.arange(0, 60, 5))
+    np.testing.assert_allclose(kelvin - model.offset_error_k, true_k, atol=0.6)
+    np.testing.assert_allclose(kelvin - celsius, 273.15, atol=0.8)
+    model.break_channel(2)
+    assert str(d.handle("READ?")).split(",")[2] == "+9.9000E+37"
+    assert d.handle("ROUT:COUN?") == "12"
+
+
+def test_camera_writes_frames_with_positions(tmp_path: Path) -> None:
+    w = world_with_coupon(1e-6)
+    stage_on(w)
+    m = CameraModel(w, CameraConfig(stage="stage", height=32, width=48))
+    m.directory, m.name = str(tmp_path), "f"
+    m.open_file()
+    for k in range(3):
+        frame, x, y = m.frame(0.0)
+        assert frame.dtype == np.uint16
+        assert frame.shape == (32, 48)
+        m._write(frame, float(k), x, y)
+    assert m.written == 0  # not flushed: not counted
+    m._flush()
+    assert m.written == 3
+    m.close_file()
+    with h5py.File(tmp_path / "f.h5", "r") as f:
+        assert f["/entry/data/data"].shape == (3, 32, 48)
+        np.testing.assert_allclose(f["/entry/instrument/time"][:], [0.0, 1.0, 2.0])
