@@ -172,14 +172,20 @@ def gradient_oxidation_hold(
         uid: str = yield from bps.open_run(md=start_md)
         yield from bps.clear_checkpoint()  # a pause aborts: the hold cannot be resumed
         yield from bps.mv(furnace, gradient)
-        yield from bps.abs_set(furnace, program, group=HOLD_GROUP)
+        held = yield from bps.abs_set(furnace, program, group=HOLD_GROUP)
         yield from bps.trigger_and_read([furnace])
         # ticks count from the clock read just after the first event, so that event k is
         # recorded at least k * interval of instrument time after the first
         t0 = float((yield from bps.rd(furnace.clock)))
         for k in range(1, ticks + 1):
             yield from bps.abs_set(furnace.clock, t0 + k * interval_s, group=TICK_GROUP)
-            yield from bps.wait(group=TICK_GROUP, watch=(HOLD_GROUP,))
+            # (bluesky 1.15.1's `wait(watch=...)` logs a CancelledError traceback from a
+            # done-callback every time the watched group outlives the wait, so the program's
+            # status is checked after each tick instead: a failed hold ends the plan within
+            # one interval of instrument time)
+            yield from bps.wait(group=TICK_GROUP)
+            if held is not None and held.done and not held.success:
+                yield from bps.wait(group=HOLD_GROUP)  # raises the program's error
             yield from bps.trigger_and_read([furnace])
         yield from bps.wait(group=HOLD_GROUP)
         yield from bps.close_run()

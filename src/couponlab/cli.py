@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from collections.abc import Sequence
 from importlib import resources
@@ -99,7 +100,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 # -- demo ----------------------------------------------------------------------------------
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from couponlab.demo import run_demo
+    from couponlab.plans.demo import run_demo
 
     code: int = run_demo(_lab_arg(args.lab), out_dir=Path(args.out))
     return code
@@ -135,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``couponlab`` command; return its exit code."""
     args = build_parser().parse_args(argv)
+    # asyncua warns about its security defaults on every connection; keep errors only
+    logging.getLogger("asyncua").setLevel(logging.ERROR)
     try:
         code: int = args.func(args)
     except CouponlabError as exc:

@@ -26,3 +26,7 @@ class LabDevice(Readable[Any], Protocol):
     async def safe_state(self) -> None:
         """Put the instrument into its safe state (heaters to standby, feeders off ...)."""
         ...
+
+    async def disconnect(self) -> None:
+        """Close the link to the instrument (``connect()`` opens it again)."""
+        ...
