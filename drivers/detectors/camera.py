@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bluesky.protocols import Reading
+from event_model import DataKey
 from ophyd_async.core import (
     DetectorAcquireLogic,
     DetectorDataLogic,
@@ -199,7 +201,7 @@ class ScpiCamera(StandardDetector):
         self.exposure, _ = soft_signal_r_and_setter(float, 0.0, units="s")
         self.period, _ = soft_signal_r_and_setter(float, 0.0, units="s")
         self.frames_written, _ = soft_signal_r_and_setter(
-            int, 0, getter=self._state.frames_written, poll_period=FRAMES_POLL_S
+            int, 0, units="frames", getter=self._state.frames_written, poll_period=FRAMES_POLL_S
         )
         self.add_detector_logics(
             CameraTriggerLogic(self._state, self.exposure, self.period),
@@ -244,6 +246,20 @@ class ScpiCamera(StandardDetector):
         (period,) = await self._link.query_floats("CONF:PER?", 1)
         self.exposure._connector.backend.set_value(exposure)  # type: ignore[attr-defined]
         self.period._connector.backend.set_value(period)  # type: ignore[attr-defined]
+
+    async def describe(self) -> dict[str, DataKey]:
+        """Describe the frame count, and the frames' stream keys once prepared."""
+        own: dict[str, DataKey] = await self.frames_written.describe()
+        if self._prepare_ctx is None:
+            return own
+        return {**(await super().describe()), **own}
+
+    async def read(self) -> dict[str, Reading[Any]]:
+        """Read how many frames the open file holds (the frames are stream assets)."""
+        own: dict[str, Reading[Any]] = await self.frames_written.read(cached=False)
+        if self._prepare_ctx is None:
+            return own
+        return {**(await super().read()), **own}
 
     def frame_shape(self) -> tuple[int, int]:
         """Return (height, width) of a frame, pixels."""
