@@ -83,7 +83,9 @@ def test_messages_ramp_hold_record_on_the_clock_and_standby(
     assert [m.args[0] for m in clock_sets] == [T0 + 1200.0, T0 + 2400.0, T0 + 3600.0]
     assert all(m.kwargs["group"] == TICK_GROUP for m in clock_sets)
     tick_waits = [m for m in msgs if m.command == "wait" and m.kwargs["group"] == TICK_GROUP]
-    assert len(tick_waits) == 3 and all(m.kwargs["watch"] == (HOLD_GROUP,) for m in tick_waits)
+    # no `watch=`: bluesky 1.15.1 logs a CancelledError traceback for it; the plan checks the
+    # hold's status after each tick instead (tested against the twin's interlock)
+    assert len(tick_waits) == 3 and all(not m.kwargs.get("watch") for m in tick_waits)
     reads = [m for m in msgs if m.command == "read"]
     assert all(m.obj is furnace for m in reads) and len(reads) == 4
     assert msgs[-1] == Msg("stop", furnace)
