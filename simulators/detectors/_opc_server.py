@@ -51,8 +51,12 @@ class OpcDispatcher(ScpiDispatcher):
             head = super().handle(";".join(parts[:i]))
             if isinstance(head, bytes):
                 return head
+            self.world.sync()  # an operation shorter than this line's handling is over
             if self.pending_s() <= 0:
-                break
+                tail = super().handle(";".join(parts[i + 1 :])) if i + 1 < len(parts) else None
+                if isinstance(tail, bytes):
+                    tail = tail.decode("ascii", errors="replace").rstrip("\n")
+                return ";".join(p for p in (head, "1", tail) if p)
             return self._wait_then(head, ";".join(parts[i + 1 :]))
         return super().handle(line)
 

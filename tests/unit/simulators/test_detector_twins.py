@@ -65,6 +65,7 @@ def test_opc_waits_for_the_move_then_answers_the_rest_of_the_line() -> None:
     d = stage_on(w)
 
     async def run() -> str:
+        w.sync()  # as the server does before every line
         reply = d.handle("VEL 50;:MOV:X 50;:SYST:ERR?;:*OPC?;:STAT?")
         assert asyncio.iscoroutine(reply)  # 1 s of motion: the reply must wait
         return str(await reply)
