@@ -1,6 +1,9 @@
 """Fly-style line scan: the stage moves continuously along one axis while each detector
-samples a hardware-timed line that starts with the stage's motion, recording the stage
-position of every sample; the samples reach the documents as one event page per detector."""
+samples on the way, in hardware time. Spot heads (profiler, XRF probe) take a line of
+samples that starts with the stage's motion and record the stage position of each sample
+(one event page per head); a camera takes one frame per pulse of the stage's
+position-compare output, written to its HDF5 file with the position of each frame and
+referenced by stream documents."""
 
 from __future__ import annotations
 
@@ -10,9 +13,10 @@ from typing import Any
 import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
 from bluesky.utils import MsgGenerator
+from ophyd_async.core import DetectorTrigger, TriggerInfo
 
 from couponlab.errors import InputError
-from couponlab.interfaces.detectors import LineSampler, LineSpec, Stage
+from couponlab.interfaces.detectors import Camera, LineSampler, LineSpec, Stage
 from couponlab.plans.coupon_positions import (
     axis_points,
     coupon_metadata,
@@ -26,7 +30,7 @@ FLY_GROUP = "fly_line_scan.fly"
 
 
 def fly_line_scan(
-    detectors: Sequence[LineSampler],
+    detectors: Sequence[LineSampler | Camera],
     stage: Stage,
     *,
     start: Any,
@@ -35,15 +39,18 @@ def fly_line_scan(
     points: int,
     velocity: Any,
     axis: str = "x",
+    exposure: Any | None = None,
     md: dict[str, Any] | None = None,
 ) -> MsgGenerator[str]:
     """Fly the stage along a line of the mounted coupon while the detectors sample it.
 
     The line runs from ``start`` to ``stop`` along ``axis`` at ``at`` on the other axis. The
     stage first moves to the start at its current speed, then runs the line at
-    ``velocity``; each detector takes ``points`` samples of ``period = length / velocity /
-    points`` seconds each (which is also their dwell), starting with that motion. The
-    stage's previous speed is restored at the end, also on failure or abort.
+    ``velocity``; each spot head takes ``points`` samples of ``period = length / velocity /
+    points`` seconds each (which is also their dwell), starting with that motion; a camera
+    takes ``points`` frames of ``exposure`` s, one per pulse of the stage's position-compare
+    output every ``length / points`` mm from the start. The stage's previous speed is
+    restored and its pulses switched off at the end, also on failure or abort.
 
     Everything is checked when the plan is called, before any message exists: a mounted
     coupon; start, stop and ``at`` on the coupon and within the soft limits; ``velocity``
@@ -52,7 +59,7 @@ def fly_line_scan(
     Parameters
     ----------
     detectors
-        Line samplers (oxide profiler, XRF probe).
+        Line samplers (oxide profiler, XRF probe) and cameras.
     stage
         The stage carrying the heads.
     start, stop
@@ -65,13 +72,16 @@ def fly_line_scan(
         Stage speed along the line, mm/s (or a speed quantity).
     axis
         ``"x"`` (along the coupon, the default) or ``"y"``.
+    exposure
+        Exposure of each camera frame, s (default: half the time between pulses).
     md
         Metadata merged into the run's start document.
 
     Yields
     ------
     Msg
-        Messages of one run with one stream ``<detector>_line`` per detector.
+        Messages of one run with one stream ``<detector>_line`` per detector (event pages
+        for spot heads, stream resources and datums for cameras).
 
     See Also
     --------
@@ -82,9 +92,10 @@ def fly_line_scan(
     if not detectors:
         raise InputError(stage.name, "fly_line_scan needs at least one detector")
     for det in detectors:
-        if not isinstance(det, LineSampler):
+        if not isinstance(det, LineSampler | Camera):
             raise InputError(
-                getattr(det, "name", ""), "this detector cannot sample a line (not a LineSampler)"
+                getattr(det, "name", ""),
+                "this detector cannot sample a line (neither a LineSampler nor a Camera)",
             )
     mount = mounted_coupon(stage)
     a0, a1, n = axis_points(stage, mount, axis, start, stop, points)
@@ -96,9 +107,20 @@ def fly_line_scan(
         raise InputError(stage.name, "a fly line needs start != stop")
     period = length / v / n
     spec = LineSpec(n, period)
-    for det in detectors:
-        det.check_line(spec)
+    heads = [d for d in detectors if isinstance(d, LineSampler)]
+    cameras = [d for d in detectors if isinstance(d, Camera) and not isinstance(d, LineSampler)]
+    for head in heads:
+        head.check_line(spec)
     to_magnitude(period, "s", what="sample period", low=0.0)
+    spacing = stage.check_pulse_spacing(length / n) if cameras else 0.0
+    exposure_s = exposure if exposure is not None else period / 2
+    frames = TriggerInfo(
+        number_of_events=n,
+        trigger=DetectorTrigger.EXTERNAL_EDGE,
+        livetime=cameras[0].check_exposure(exposure_s, period) if cameras else 0.0,
+    )
+    for cam in cameras:
+        cam.check_exposure(exposure_s, period)
     _md: dict[str, Any] = {
         **coupon_metadata(mount),
         "plan_name": "fly_line_scan",
@@ -111,9 +133,11 @@ def fly_line_scan(
             "points": n,
             "velocity": v,
             "axis": axis,
+            "exposure": describe_arg(exposure),
         },
         "line": {"axis": axis, "start_mm": a0, "stop_mm": a1, "at_mm": b},
         "sample_period_s": period,
+        "pulse_spacing_mm": spacing,
         "velocity_mm_s": v,
     }
     _md.update(md or {})
@@ -121,13 +145,17 @@ def fly_line_scan(
     targets = (stage.x, a0, stage.y, b) if axis == "x" else (stage.x, b, stage.y, a0)
 
     def fly() -> MsgGenerator[None]:
-        for det in detectors:
-            yield from bps.declare_stream(det, name=f"{det.name}_line", collect=True)
         yield from bps.mv(*targets)
         yield from bps.mv(stage.velocity, v)
-        for det in detectors:
-            yield from bps.prepare(det, spec, group=PREPARE_GROUP)
+        if cameras:
+            yield from bps.mv(stage.pulse_spacing, spacing)
+        for head in heads:
+            yield from bps.prepare(head, spec, group=PREPARE_GROUP)
+        for cam in cameras:
+            yield from bps.prepare(cam, frames, group=PREPARE_GROUP)  # armed for pulses
         yield from bps.wait(group=PREPARE_GROUP)
+        for det in detectors:
+            yield from bps.declare_stream(det, name=f"{det.name}_line", collect=True)
         for det in detectors:
             yield from bps.kickoff(det, wait=True)
         yield from bps.abs_set(fly_axis, a1, group=FLY_GROUP)
@@ -141,6 +169,8 @@ def fly_line_scan(
         previous = yield from bps.rd(stage.velocity)
 
         def restore() -> MsgGenerator[None]:
+            if cameras:
+                yield from bps.mv(stage.pulse_spacing, 0.0)
             yield from bps.mv(stage.velocity, previous)
 
         inner = bpp.stage_wrapper(bpp.run_wrapper(fly(), md=_md), list(detectors))

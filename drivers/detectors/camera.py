@@ -40,7 +40,7 @@ from ophyd_async.core import (
 )
 
 from couponlab.drivers.detectors._scpi_link import ScpiConnector, ScpiLink
-from couponlab.errors import InputError, ProtocolError
+from couponlab.errors import InputError, OutOfLimitsError, ProtocolError
 from couponlab.labfile import DeviceEntry
 from couponlab.units import to_magnitude
 
@@ -91,9 +91,21 @@ class CameraTriggerLogic(DetectorTriggerLogic):
             await link.command(f"CONF:EXP {livetime:.9g}")
         (exposure,) = await link.query_floats("CONF:EXP?", 1)
         period = exposure + max(deadtime, self._s.readout)
-        await link.command(f"CONF:PER {period:.9g};:CONF:FRAM {max(num, 1)}")
+        await link.command(f"TRIG:SOUR INT;:CONF:PER {period:.9g};:CONF:FRAM {max(num, 1)}")
         self._exposure._connector.backend.set_value(exposure)  # type: ignore[attr-defined]
         self._period._connector.backend.set_value(period)  # type: ignore[attr-defined]
+
+    async def prepare_edge(self, num: int, livetime: float) -> None:
+        """One frame of ``livetime`` s (0 keeps the exposure) per pulse of the stage's
+        position-compare output (``TRIG:SOUR EXT``)."""
+        link = self._s.link
+        if livetime:
+            lo, hi = self._s.exposure_limits
+            to_magnitude(livetime, "s", device=self._s.name, what="exposure", low=lo, high=hi)
+            await link.command(f"CONF:EXP {livetime:.9g}")
+        (exposure,) = await link.query_floats("CONF:EXP?", 1)
+        await link.command(f"TRIG:SOUR EXT;:CONF:FRAM {max(num, 1)}")
+        self._exposure._connector.backend.set_value(exposure)  # type: ignore[attr-defined]
 
     async def default_trigger_info(self) -> TriggerInfo:
         """One frame at the current exposure."""
@@ -265,10 +277,16 @@ class ScpiCamera(StandardDetector):
         """Return (height, width) of a frame, pixels."""
         return self._state.shape
 
-    def check_exposure(self, value: Any) -> float:
-        """Return ``value`` in s if the camera allows it as an exposure time."""
+    def check_exposure(self, value: Any, period: float | None = None) -> float:
+        """Return ``value`` in s if the camera allows it as an exposure time (and, with
+        ``period`` in s, if a frame every ``period`` leaves time for the readout)."""
         lo, hi = self._state.exposure_limits
-        return to_magnitude(value, "s", device=self.name, what="exposure", low=lo, high=hi)
+        exposure = to_magnitude(value, "s", device=self.name, what="exposure", low=lo, high=hi)
+        if period is not None and exposure + self._state.readout > period:
+            raise OutOfLimitsError(
+                self.name, "exposure + readout", exposure + self._state.readout, 0, period, "s"
+            )
+        return exposure
 
     async def identify(self) -> str:
         """Return the camera's ``*IDN?``."""

@@ -22,7 +22,7 @@ from ophyd_async.core import (
 )
 
 from couponlab.drivers.detectors._scpi_link import ScpiConnector, ScpiLink
-from couponlab.errors import InputError, InstrumentError, ProtocolError
+from couponlab.errors import InputError, InstrumentError, OutOfLimitsError, ProtocolError
 from couponlab.interfaces.detectors import CouponMount
 from couponlab.labfile import DeviceEntry
 from couponlab.units import to_magnitude
@@ -126,6 +126,9 @@ class ScpiXyStage(StandardReadable):
         self.add_readables([self.x, self.y])
         with self.add_children_as_readables(StandardReadableFormat.CONFIG_SIGNAL):
             self.velocity = soft_signal_rw(float, 0.0, units="mm/s", setter=self._set_velocity)
+            self.pulse_spacing = soft_signal_rw(
+                float, 0.0, units="mm", setter=self._set_pulse_spacing
+            )
             self.coupon_id, self._set_coupon_id = soft_signal_r_and_setter(str, "")
             self.coupon_length, self._set_coupon_length = soft_signal_r_and_setter(
                 float, 0.0, units="mm"
@@ -178,6 +181,8 @@ class ScpiXyStage(StandardReadable):
                 ),
             )
         self._velocity_limits = (vlo, vhi)
+        (spacing,) = await self._link.query_floats("PSO:DIST?", 1)
+        self.pulse_spacing._connector.backend.set_value(spacing)  # type: ignore[attr-defined]
         (v,) = await self._link.query_floats("VEL?", 1)
         self._velocity = v
         self.velocity._connector.backend.set_value(v)  # type: ignore[attr-defined]
@@ -238,6 +243,17 @@ class ScpiXyStage(StandardReadable):
         v = self.check_velocity(value)
         await self._link.command(f"VEL {v:.6g}")
         self._velocity = v
+
+    def check_pulse_spacing(self, value: Any) -> float:
+        """Return ``value`` in mm if it is a valid position-compare spacing (0 = off)."""
+        mm = to_magnitude(value, "mm", device=self.name, what="pulse spacing", low=0, high=1000)
+        if 0 < mm < 0.001:
+            raise OutOfLimitsError(self.name, "pulse spacing", mm, 0.001, 1000, "mm")
+        return mm
+
+    async def _set_pulse_spacing(self, value: float | None) -> None:
+        mm = self.check_pulse_spacing(value)
+        await self._link.command(f"PSO:DIST {mm:.6g}")
 
     def _apply_status(self, reply: str) -> tuple[list[bool], list[float]]:
         try:
@@ -301,8 +317,9 @@ class ScpiXyStage(StandardReadable):
         return ("moving" if any(mv) else "idle") + where
 
     async def safe_state(self) -> None:
-        """Stop both axes (the stage's safe state: no motion)."""
+        """Stop both axes and the position-compare output (the stage's safe state)."""
         await self.halt()
+        await self._link.command("PSO:DIST 0")
 
     async def disconnect(self) -> None:
         """Close the link to the stage."""

@@ -35,6 +35,7 @@ from couponlab.simulators.detectors._scpi_twin import ScpiTwin, load_config, quo
 from couponlab.simulators.scpi import (
     DATA_OUT_OF_RANGE,
     EXECUTION_ERROR,
+    ILLEGAL_PARAMETER,
     SETTINGS_CONFLICT,
     ScpiError,
     ieee_block,
@@ -84,6 +85,10 @@ class CameraModel:
         self.exposure = config.default_exposure_s
         self.period = config.default_exposure_s + config.readout_s
         self.frames = 1
+        self.trigger_source = "INT"
+        """``INT``: frames every period from ACQ:STAR; ``EXT``: one frame per pulse of the
+        stage's position-compare output after ACQ:STAR."""
+        self.missed = 0
         self.directory = ""
         self.name = ""
         self.file: h5py.File | None = None
@@ -222,8 +227,12 @@ class CameraModel:
         if self.task is not None and not self.task.done():
             raise ScpiError(SETTINGS_CONFLICT, "Settings conflict; already acquiring")
         self.acquired = 0
+        self.missed = 0
         self.error = ""
-        self.task = asyncio.get_running_loop().create_task(self._acquire(self.world.now))
+        if self.trigger_source == "EXT" and self._stage() is None:
+            raise ScpiError(SETTINGS_CONFLICT, "Settings conflict; no stage wired for EXT")
+        acquire = self._acquire_ext if self.trigger_source == "EXT" else self._acquire
+        self.task = asyncio.get_running_loop().create_task(acquire(self.world.now))
 
     def stop(self) -> None:
         """Stop acquiring (frames already written stay)."""
@@ -235,22 +244,58 @@ class CameraModel:
         """Return whether frames are being taken."""
         return self.task is not None and not self.task.done()
 
+    async def _wait_until(self, due: float) -> None:
+        while True:
+            self.world.sync()
+            left = (due - self.world.now) / self.world.speedup
+            if left <= 0:
+                return
+            await asyncio.sleep(left if left > 1e-3 else 0)
+
+    def _take(self, k: int, start: float) -> None:
+        frame, x, y = self.frame(start + self.exposure / 2)
+        self.acquired = k + 1
+        self._write(frame, start + self.exposure / 2, x, y)
+        if k == self.frames - 1 or time.monotonic() - self._flushed_at > FLUSH_S:
+            self._flush()
+
+    async def _acquire_ext(self, armed: float) -> None:
+        """One frame per stage pulse after ``armed``; pulses during an exposure or readout
+        are missed (counted in ``missed``)."""
+        stage = self._stage()
+        assert stage is not None
+        busy_until = -math.inf
+        k = 0
+        seen = 0
+        try:
+            while k < self.frames:
+                pulses = stage.pulse_times(armed) if hasattr(stage, "pulse_times") else []
+                if seen >= len(pulses):
+                    await asyncio.sleep(1e-3)
+                    self.world.sync()
+                    continue
+                start = pulses[seen]
+                seen += 1
+                if start < busy_until:
+                    self.missed += 1
+                    continue
+                await self._wait_until(start + self.exposure)
+                self._take(k, start)
+                busy_until = start + self.exposure + self.config.readout_s
+                k += 1
+                await asyncio.sleep(0)
+        except (OSError, ValueError, RuntimeError) as exc:
+            self.error = str(exc)
+            log.error("camera acquisition failed: %s", exc)
+
     async def _acquire(self, t0: float) -> None:
         try:
             for k in range(self.frames):
-                due = t0 + k * self.period + self.exposure
-                while True:
-                    self.world.sync()
-                    left = (due - self.world.now) / self.world.speedup
-                    if left <= 0:
-                        break
-                    await asyncio.sleep(left if left > 1e-3 else 0)
-                frame, x, y = self.frame(due - self.exposure / 2)
-                self.acquired = k + 1
-                self._write(frame, due - self.exposure / 2, x, y)
-                if k == self.frames - 1 or time.monotonic() - self._flushed_at > FLUSH_S:
-                    self._flush()
-                    await asyncio.sleep(0)  # let the other twins (and the driver) in
+                start = t0 + k * self.period
+                await self._wait_until(start + self.exposure)
+                self._take(k, start)
+                if self.written == k + 1:
+                    await asyncio.sleep(0)  # flushed: let the other twins (and the driver) in
         except (OSError, ValueError, RuntimeError) as exc:
             self.error = str(exc)
             log.error("camera acquisition failed: %s", exc)
@@ -313,6 +358,17 @@ def make_dispatcher(model: CameraModel) -> OpcDispatcher:
     d.register("CONF:PER", set_period)
     d.register("CONF:PER?", lambda a: f"{model.period:g}")
     d.register("CONF:READ?", lambda a: f"{cfg.readout_s:g}")
+
+    def set_source(args: list[str]) -> None:
+        if model.busy():
+            raise ScpiError(SETTINGS_CONFLICT, "Settings conflict; acquiring")
+        if len(args) != 1 or args[0].upper() not in ("INT", "EXT"):
+            raise ScpiError(ILLEGAL_PARAMETER, "Illegal parameter value; TRIG:SOUR INT|EXT")
+        model.trigger_source = args[0].upper()
+
+    d.register("TRIG:SOUR", set_source)
+    d.register("TRIG:SOUR?", lambda a: model.trigger_source)
+    d.register("TRIG:MISS?", lambda a: str(model.missed))
     d.register("CONF:FRAM", set_frames)
     d.register("CONF:FRAM?", lambda a: str(model.frames))
     d.register("SENS:SIZE?", lambda a: f"{cfg.height},{cfg.width}")
@@ -334,6 +390,7 @@ def make_dispatcher(model: CameraModel) -> OpcDispatcher:
         model.exposure = cfg.default_exposure_s
         model.period = cfg.default_exposure_s + cfg.readout_s
         model.frames = 1
+        model.trigger_source = "INT"
 
     d.reset = reset  # type: ignore[method-assign]
     return d

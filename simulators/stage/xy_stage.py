@@ -86,6 +86,10 @@ class StageModel:
         """Virtual times at which a move started (the stage's 'motion start' trigger out)."""
         self.coupon_id = ""
         self.coupon_size_mm = (0.0, 0.0)
+        self.pulse_spacing = 0.0
+        """Position-compare output: a pulse every this many mm of travel (0 = off)."""
+        self._pulsed_moves: list[tuple[float, float, float, float]] = []
+        """(start time, travel mm, velocity mm/s, spacing mm) of moves made with pulses on."""
 
     # -- geometry --------------------------------------------------------------------------
     def limits(self) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -135,6 +139,27 @@ class StageModel:
             self._motion[i] = _AxisMotion(pos, target, now, self.velocity)
         self.move_starts.append(now)
         del self.move_starts[:-64]
+        if self.pulse_spacing > 0:
+            travel = max(abs(self._motion[i].target - self._motion[i].start) for i in targets)
+            self._pulsed_moves.append((now, travel, self.velocity, self.pulse_spacing))
+            del self._pulsed_moves[:-64]
+
+    def pulse_times(self, after: float) -> list[float]:
+        """Return the times of the position-compare pulses of moves started at or after
+        ``after``: one at each move's start and one every ``pulse_spacing`` mm of travel of
+        its longest axis (pulses of a move cut short by STOP are not removed)."""
+        out: list[float] = []
+        for t0, travel, v, d in self._pulsed_moves:
+            if t0 >= after:
+                n = math.floor(travel / d + 1e-9) + 1
+                out.extend(t0 + k * d / v for k in range(n))
+        return out
+
+    def set_pulse_spacing(self, mm: float) -> None:
+        """Set the position-compare spacing, mm (0 = off, else 0.001..1000)."""
+        if mm != 0 and not 0.001 <= mm <= 1000:
+            raise ScpiError(DATA_OUT_OF_RANGE, f"Data out of range; PSO:DIST {mm:g}")
+        self.pulse_spacing = mm
 
     def stop(self) -> None:
         """Stop both axes where they are."""
@@ -200,6 +225,8 @@ class StageDispatcher(OpcDispatcher):
         self.register(
             "LIM?", lambda a: "{:g},{:g},{:g},{:g}".format(*m.limits()[0], *m.limits()[1])
         )
+        self.register("PSO:DIST", lambda a: m.set_pulse_spacing(parse_float(a, 0, "spacing")))
+        self.register("PSO:DIST?", lambda a: f"{m.pulse_spacing:g}")
         self.register("SAMP:LOAD", self._load)
         self.register("SAMP:UNL", lambda a: m.unload())
         self.register(
@@ -225,6 +252,7 @@ class StageDispatcher(OpcDispatcher):
         """``*RST``: stop and restore the default velocity (the coupon stays mounted)."""
         self.model.stop()
         self.model.velocity = self.model.config.default_velocity_mm_s
+        self.model.pulse_spacing = 0.0
 
 
 async def start_twin(world: World, entry: DeviceEntry) -> ScpiTwin:

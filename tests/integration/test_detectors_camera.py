@@ -132,3 +132,36 @@ def test_a_directory_the_camera_cannot_reach_is_reported(rig: Rig) -> None:
 
 async def _prepare(cam: Any, info: TriggerInfo) -> None:
     await cam.prepare(info)
+
+
+def test_fly_line_scan_takes_a_frame_per_stage_pulse(rig: Rig) -> None:
+    from couponlab.plans.fly_line_scan import fly_line_scan
+
+    rig.RE(
+        fly_line_scan(
+            [rig.cam], rig.stage, start=5, stop=45, at=5, points=8, velocity=20, exposure=0.01
+        )
+    )
+    (start,) = rig.of("start")
+    assert start["coupon_id"] == COUPON
+    assert start["pulse_spacing_mm"] == pytest.approx(5.0)
+    (resource,) = [r for r in rig.of("stream_resource") if r["data_key"] == "cam"]
+    assert max(d["indices"]["stop"] for d in rig.of("stream_datum")) == 8
+    path = Path(resource["uri"].removeprefix("file://localhost"))
+    with h5py.File(path, "r") as f:
+        x = f["/entry/instrument/x"][:]
+        assert f["/entry/data/data"].shape == (8, 1024, 1024)
+    # a pulse every 5 mm from the start; mid-exposure 0.1 mm further at 20 mm/s
+    np.testing.assert_allclose(x, 5.0 + 5.0 * np.arange(8) + 0.1, atol=1e-6)
+    assert call_in_bluesky_event_loop(rig.stage.pulse_spacing.get_value()) == 0.0
+
+
+def test_fly_line_scan_refuses_frames_faster_than_the_camera(rig: Rig) -> None:
+    from couponlab.plans.fly_line_scan import fly_line_scan
+
+    with pytest.raises(OutOfLimitsError, match="exposure"):
+        # a pulse every 0.5 mm at 40 mm/s: 12.5 ms apart, too short for a 20 ms exposure
+        fly_line_scan(
+            [rig.cam], rig.stage, start=5, stop=45, at=5, points=80, velocity=40, exposure=0.02
+        )
+    assert rig.docs == []

@@ -95,6 +95,9 @@ class Stage(LabDevice, Protocol):
     y: StageAxis
     velocity: SignalRW[float]
     """Speed of later moves of each axis, mm/s."""
+    pulse_spacing: SignalRW[float]
+    """Position-compare output: a trigger pulse at each move's start and every this many mm
+    of travel (0 = off); a camera prepared for external triggers takes a frame per pulse."""
 
     def mounted(self) -> CouponMount | None:
         """Return the mounted coupon (as last read from the stage), or None."""
@@ -114,6 +117,10 @@ class Stage(LabDevice, Protocol):
 
     def check_velocity(self, value: Any) -> float:
         """Return ``value`` in mm/s if inside the stage's velocity limits."""
+        ...
+
+    def check_pulse_spacing(self, value: Any) -> float:
+        """Return ``value`` in mm if it is a valid pulse spacing (0 = off)."""
         ...
 
 
@@ -192,8 +199,9 @@ class Camera(LabDevice, Triggerable, Preparable, Flyable, WritesStreamAssets, Pr
         """Return (height, width) of a frame, pixels."""
         ...
 
-    def check_exposure(self, value: Any) -> float:
-        """Return ``value`` in s if the camera allows it as an exposure time."""
+    def check_exposure(self, value: Any, period: float | None = None) -> float:
+        """Return ``value`` in s if the camera allows it as an exposure time (and, with
+        ``period`` in s, if a frame every ``period`` leaves time for the readout)."""
         ...
 
 
