@@ -246,6 +246,11 @@ class SpotHeadDevice(StandardReadable):
             return f"line-{line.lower()}"
         return "measuring" if acq == "BUSY" else "idle"
 
+    @AsyncStatus.wrap
+    async def unstage(self) -> None:
+        """Abort any measurement or line at the end of a run."""
+        await self._link.command("ABOR")
+
     async def stop(self, success: bool = True) -> None:
         """Abort any measurement or line."""
         await self._link.command("ABOR")
