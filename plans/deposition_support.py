@@ -30,7 +30,7 @@ class Record:
     name
         Prefix of the data keys.
     values
-        Field -> value (number, string, or 1-D array).
+        Field -> value (number, string, or array of any shape, e.g. a (ny, nx) map).
     units
         Field -> unit string (numbers and arrays).
     """
@@ -66,7 +66,8 @@ class Record:
         out: dict[str, DataKey] = {}
         for f, v in self._values.items():
             if isinstance(v, list | tuple | np.ndarray):
-                key = DataKey(source="computed", dtype="array", shape=[len(v)], dtype_numpy="<f8")
+                shape: list[int | None] = [int(n) for n in np.shape(v)]
+                key = DataKey(source="computed", dtype="array", shape=shape, dtype_numpy="<f8")
             elif isinstance(v, str):
                 key = DataKey(source="computed", dtype="string", shape=[])
             else:

@@ -32,25 +32,23 @@ from couponlab.errors import InputError
 from couponlab.interfaces.feeder import (
     CompositionMap,
     DepositionCell,
-    Powder,
     PowderFeeder,
     PrintJob,
 )
-from couponlab.plans.calibrate_feeder import FeederCalibration, HopperCalibration
+from couponlab.plans.calibrate_feeder import FeederCalibration
 from couponlab.plans.deposition_support import Record, call
+from couponlab.plans.feed_model import (
+    Channel,
+    invert_lag,
+    nnls,
+    powder_mix,
+    simulate_channel,
+)
+from couponlab.plans.graded_target import GradedTarget, row_errors, tracked_target
+from couponlab.plans.track_schedule import plan_tracks
 from couponlab.units import to_magnitude
 
 FloatArray = NDArray[np.float64]
-
-
-@dataclass(frozen=True)
-class Channel:
-    """One feed channel of the cell: its feeder, hopper, powder and calibration."""
-
-    feeder: str
-    hopper: int
-    powder: Powder
-    calibration: HopperCalibration | None
 
 
 @dataclass(frozen=True)
@@ -68,83 +66,6 @@ class PrintRecord:
 def new_coupon_id() -> str:
     """Return a fresh coupon id, ``C<yyyymmdd>-<8 hex>``."""
     return f"C{time.strftime('%Y%m%d')}-{uuid.uuid4().hex[:8]}"
-
-
-def nnls(a: FloatArray, b: FloatArray, iterations: int = 200) -> FloatArray:
-    """Solve ``min ||a x - b||`` with ``x >= 0`` (Lawson-Hanson active set)."""
-    n = a.shape[1]
-    x = np.zeros(n)
-    passive = np.zeros(n, bool)
-    w = a.T @ (b - a @ x)
-    for _ in range(iterations):
-        if passive.all() or w[~passive].max(initial=-np.inf) <= 1e-12:
-            break
-        j = int(np.argmax(np.where(passive, -np.inf, w)))
-        passive[j] = True
-        for _ in range(2 * n + 2):
-            z = np.zeros(n)
-            z[passive] = np.linalg.lstsq(a[:, passive], b, rcond=None)[0]
-            if (z[passive] > 0).all():
-                x = z
-                break
-            mask = passive & (z <= 0)
-            alpha = np.min(x[mask] / (x[mask] - z[mask]))
-            x = x + alpha * (z - x)
-            passive &= x > 1e-12
-        w = a.T @ (b - a @ x)
-    return x
-
-
-def powder_mix(target: CompositionMap, powders: Sequence[Powder]) -> FloatArray:
-    """Return the mass fraction of each powder at each target node, shape (nx, nchannels).
-
-    Fractions are non-negative and sum to 1 (a heavily weighted row enforces the sum).
-
-    Raises
-    ------
-    InputError
-        The target needs an element that no powder contains.
-    """
-    elements = sorted(set(target.fractions) | {e for p in powders for e in p.composition})
-    missing = [
-        e for e in target.fractions if not any(p.composition.get(e, 0) > 0 for p in powders)
-    ]
-    if missing:
-        raise InputError("", f"no powder contains {missing}; powders: {[p.name for p in powders]}")
-    a = np.array([[p.composition.get(e, 0.0) for p in powders] for e in elements], float)
-    a = np.vstack([a, 100.0 * np.ones(len(powders))])
-    nx = target.x_mm.size
-    mix = np.zeros((nx, len(powders)))
-    for i in range(nx):
-        b = np.array([float(target.fractions.get(e, np.zeros(nx))[i]) for e in elements] + [100.0])
-        w = nnls(a, b)
-        mix[i] = w / w.sum() if w.sum() > 0 else w
-    return mix
-
-
-def invert_lag(q: FloatArray, tau: float, h: float) -> FloatArray:
-    """Return piecewise-constant commands ``u`` whose first-order lag output (time constant
-    ``tau`` s, step ``h`` s, zero-order hold) follows ``q``: ``u[n] = (q[n+1] - a q[n]) / (1-a)``.
-    """
-    a = math.exp(-h / tau) if tau > 0 else 0.0
-    nxt = np.append(q[1:], q[-1])
-    u: FloatArray = (nxt - a * q) / (1.0 - a)
-    return u
-
-
-def simulate_channel(u: FloatArray, delay: float, tau: float, gain: float, h: float) -> FloatArray:
-    """Return the nozzle flow of a channel (delay + lag + gain) for commands ``u`` at step h."""
-    a = math.exp(-h / tau) if tau > 0 else 0.0
-    y = np.zeros_like(u)
-    state = 0.0
-    for n in range(u.size):
-        y[n] = state
-        state = a * state + (1 - a) * gain * u[n]
-    shift = round(delay / h)
-    out = np.zeros_like(y)
-    if shift < y.size:
-        out[shift:] = y[: y.size - shift]
-    return out
 
 
 def plan_schedule(
@@ -231,11 +152,20 @@ def _gas_setter(feeder: PowderFeeder, hopper: int, flow: float) -> Callable[[], 
 
 
 def map_error(a: CompositionMap, b: CompositionMap) -> float:
-    """Return the rms difference of two maps' fractions (over all elements, on a's grid)."""
+    """Return the rms difference of two maps' fractions (over all elements, on a's grid).
+
+    A 2-D ``a`` is compared node by node with ``b`` resampled on its grid (a map along x
+    only counts as uniform across y); a map along x with the mean across y of a 2-D ``b``.
+    """
+    if a.y_mm is not None:
+        return float(np.sqrt(np.mean(np.square(row_errors(a, b)))))
     diffs = []
     for e in set(a.fractions) | set(b.fractions):
         fa = a.fractions.get(e, np.zeros(a.x_mm.size))
-        fb = np.interp(a.x_mm, b.x_mm, b.fractions.get(e, np.zeros(b.x_mm.size)))
+        fb_raw = np.asarray(b.fractions.get(e, np.zeros(b.x_mm.size)), float)
+        if fb_raw.ndim == 2:
+            fb_raw = fb_raw.mean(axis=0)
+        fb = np.interp(a.x_mm, b.x_mm, fb_raw)
         diffs.append(np.asarray(fa) - fb)
     return float(np.sqrt(np.mean(np.square(diffs))))
 
@@ -243,7 +173,7 @@ def map_error(a: CompositionMap, b: CompositionMap) -> float:
 def print_graded_coupon(
     cell: DepositionCell,
     feeders: Sequence[PowderFeeder],
-    target: CompositionMap,
+    target: GradedTarget,
     calibrations: Mapping[str, FeederCalibration] | None = None,
     *,
     coupon_id: str | None = None,
@@ -254,9 +184,18 @@ def print_graded_coupon(
     shield_gas: Any = 15.0,
     feedforward: bool = True,
     print_timeout: float = 600.0,
+    length: Any = None,
+    width: Any = None,
+    hatch: Any = None,
+    track_run_in: Any = 2.0,
     md: dict[str, Any] | None = None,
 ) -> MsgGenerator[PrintRecord]:
     """Print one graded coupon to ``target`` and record its identity and maps.
+
+    A map along x only is printed as one full-width pass (the original form). Any 2-D form
+    (a map on the coupon's (y, x) grid, a function of (x, y), or one composition per track;
+    :mod:`couponlab.plans.graded_target`) is printed as tracks along x stepped across y
+    (:mod:`couponlab.plans.track_schedule`, decision 0013), which needs a multi-track cell.
 
     Parameters
     ----------
@@ -265,7 +204,9 @@ def print_graded_coupon(
     feeders
         The feeders behind the cell's channels (matched by device name).
     target
-        Target element fractions along the coupon (x from 0 to the coupon length, mm).
+        Target element fractions: a :class:`~couponlab.interfaces.feeder.CompositionMap`
+        along x (single pass) or on a (y, x) grid, a function ``f(x_mm, y_mm)`` returning
+        ``{element: fractions}``, or a sequence of ``{element: fraction}``, one per track.
     calibrations
         Feeder name -> calibration (from
         :func:`~couponlab.plans.calibrate_feeder.calibrate_feeder`); needed for feed-forward.
@@ -281,14 +222,25 @@ def print_graded_coupon(
         Lead and lag-invert the commands (True) or switch naively (False).
     print_timeout
         Wall-clock limit of the print, s.
+    length, width
+        Coupon size (mm) for a target function (default 60 x 10) or a per-track list
+        (width, default 10); a map gives its own.
+    hatch
+        Spacing of the tracks, mm (default: the cell's ``hatch_mm``); the per-track form
+        spreads its tracks evenly across the width instead.
+    track_run_in
+        Path before x = 0 of every track after the first, mm (the first track's run-in lets
+        every channel settle from rest).
     md
         Extra run metadata.
 
     Yields
     ------
     Msg
-        One run: start metadata with coupon id, print parameters, target, predicted map and
-        calibration; the ``as_built`` stream with the as-built map (twins only).
+        One run: start metadata with coupon id, print parameters (tracks, hatch, bead width,
+        run-ins and transitions for a multi-track print), target, predicted map and
+        calibration; the ``as_built`` stream with the as-built map, 2-D for tracks, and its
+        rms error overall and per row (twins only).
 
     Returns
     -------
@@ -297,6 +249,9 @@ def print_graded_coupon(
 
     Raises
     ------
+    InputError
+        A malformed target, a 2-D target for a cell that prints one pass only, feed-forward
+        without calibrations; nothing is sent.
     InterlockTrippedError
         The cell aborted the print (empty hopper, clog, gas or shielding loss); the cell and
         feeders are in their safe state.
@@ -304,6 +259,7 @@ def print_graded_coupon(
     See Also
     --------
     couponlab.plans.calibrate_feeder.calibrate_feeder
+    couponlab.plans.graded_target.tracked_target
     """
     v = to_magnitude(speed, "mm/s", device=cell.name, what="speed", low=0.1, high=200.0)
     p = to_magnitude(power, "W", device=cell.name, what="laser power", low=1.0)
@@ -326,17 +282,66 @@ def print_graded_coupon(
             )
         )
     max_rate = min(f.max_rate for f in feeders)
-    job, predicted = plan_schedule(
-        channels,
-        target,
-        coupon_id=cid,
-        speed_mm_s=v,
-        power_w=p,
-        total_rate_g_min=total,
-        max_rate_g_min=max_rate,
-        feedforward=feedforward,
-    )
-    used = {k for _, rates in job.points for k, r in enumerate(rates) if r > 0}
+    single = isinstance(target, CompositionMap) and target.y_mm is None
+    parameters: dict[str, Any]
+    if single:
+        assert isinstance(target, CompositionMap)
+        target_map = target
+        job, predicted = plan_schedule(
+            channels,
+            target,
+            coupon_id=cid,
+            speed_mm_s=v,
+            power_w=p,
+            total_rate_g_min=total,
+            max_rate_g_min=max_rate,
+            feedforward=feedforward,
+        )
+        parameters = {"schedule_points": len(job.points)}
+    else:
+        geometry = cell.track_geometry
+        if geometry is None:
+            raise InputError(cell.name, "a 2-D target needs a cell that prints tracks")
+
+        def mm(value: Any, what: str) -> float:
+            return to_magnitude(value, "mm", device=cell.name, what=what, low=0.0)
+
+        tracked = tracked_target(
+            target,
+            length_mm=None if length is None else mm(length, "length"),
+            width_mm=None if width is None else mm(width, "width"),
+            hatch_mm=geometry.hatch_mm if hatch is None else mm(hatch, "hatch"),
+            device=cell.name,
+        )
+        run_in = mm(track_run_in, "track run-in")
+        plan = plan_tracks(
+            channels,
+            tracked,
+            coupon_id=cid,
+            speed_mm_s=v,
+            power_w=p,
+            total_rate_g_min=total,
+            max_rate_g_min=max_rate,
+            feedforward=feedforward,
+            geometry=geometry,
+            track_run_in_mm=run_in,
+        )
+        job, predicted, target_map = plan.job, plan.predicted, tracked.target
+        ys = [float(y) for y in tracked.tracks_y_mm]
+        parameters = {
+            "width_mm": tracked.width_mm,
+            "tracks": len(ys),
+            "tracks_y_mm": ys,
+            "hatch_mm": float(np.mean(np.diff(ys))),
+            "bead_width_mm": geometry.bead_width_mm,
+            "rapid_speed_mm_s": geometry.rapid_speed_mm_s,
+            "first_run_in_mm": plan.first_run_in_mm,
+            "track_run_in_mm": plan.track_run_in_mm,
+            "transitions_s": list(plan.transitions_s),
+            "schedule_points": sum(len(t.points) for t in job.tracks),
+        }
+    schedules = [tr.points for tr in job.tracks] if job.tracks else [job.points]
+    used = {k for points in schedules for _, rates in points for k, r in enumerate(rates) if r > 0}
     metadata: dict[str, Any] = {
         "plan_name": "print_graded_coupon",
         "plan_args": {
@@ -348,19 +353,23 @@ def print_graded_coupon(
             "carrier_gas_l_min": cgas,
             "shield_gas_l_min": sgas,
             "feedforward": feedforward,
+            "target_form": _target_form(target),
+            "hatch": None if hatch is None else str(hatch),
+            "track_run_in": str(track_run_in),
         },
         "coupon_id": cid,
         "sample": cid,
         "print_parameters": {
+            "mode": "single_pass" if single else "tracks",
             "length_mm": job.length_mm,
             "x_start_mm": job.x_start_mm,
             "x_end_mm": job.x_end_mm,
             "speed_mm_s": v,
             "power_w": p,
-            "schedule_points": len(job.points),
             "channels": [f"{c.feeder}:{c.hopper}" for c in channels],
             "powders": {f"{c.feeder}:{c.hopper}": c.powder.name for c in channels},
             "feedforward": feedforward,
+            **parameters,
         },
         "calibration": {
             f"{c.feeder}:{c.hopper}": (
@@ -370,7 +379,7 @@ def print_graded_coupon(
             )
             for c in channels
         },
-        "target_map": target.to_dict(),
+        "target_map": target_map.to_dict(),
         "predicted_map": predicted.to_dict(),
         **(md or {}),
     }
@@ -384,16 +393,22 @@ def print_graded_coupon(
         yield from call(lambda: cell.load_print(job))
         yield from call(cell.start_print)
         yield from call(lambda: cell.wait_print(timeout=print_timeout))
-        as_built = yield from call(cell.as_built_map)
+        as_built = yield from call(cell.as_built_map if single else cell.as_built_map_xy)
         result["as_built"] = as_built
         if as_built is not None:
             values: dict[str, Any] = {"x": as_built.x_mm}
             units = {"x": "mm"}
+            if as_built.y_mm is not None:
+                values["y"] = as_built.y_mm
+                units["y"] = "mm"
             for e, frac in as_built.fractions.items():
                 values[e] = frac
                 units[e] = "mass fraction"
-            values["rms_error"] = map_error(target, as_built)
+            values["rms_error"] = map_error(target_map, as_built)
             units["rms_error"] = "mass fraction"
+            if not single:
+                values["row_rms_error"] = row_errors(target_map, as_built)
+                units["row_rms_error"] = "mass fraction"
             yield from bps.trigger_and_read([Record("as_built", values, units)], name="as_built")
         yield from bps.close_run()
 
@@ -403,7 +418,13 @@ def print_graded_coupon(
             yield from call(f.safe_state)
 
     yield from bpp.finalize_wrapper(body(), safe())
-    return PrintRecord(cid, job, target, predicted, result.get("as_built"), metadata)
+    return PrintRecord(cid, job, target_map, predicted, result.get("as_built"), metadata)
+
+
+def _target_form(target: GradedTarget) -> str:
+    if isinstance(target, CompositionMap):
+        return "map_xy" if target.y_mm is not None else "map_x"
+    return "function" if callable(target) else "per_track"
 
 
 __all__ = [

@@ -13,6 +13,8 @@ from couponlab.transports import SerialLineTransport
 from couponlab.units import to_magnitude
 
 _ERROR = re.compile(r'^\s*([+-]?\d+)\s*,\s*"(.*)"\s*$')
+_STATUS_TAIL = re.compile(r'(?:^|;)(\s*[+-]?\d+\s*,\s*"[^"]*"\s*)$')
+"""The error status that ends a ``query;:SYST:ERR?`` reply (its message may hold ``;``)."""
 NO_ERROR = 0
 
 
@@ -82,12 +84,15 @@ class ScpiLink:
     async def checked_query(self, command: str) -> str:
         """Send a query with an error check; return its reply or raise the reported error."""
         reply = await self.transport.query(f"{command};:SYST:ERR?")
-        value, sep, status = reply.rpartition(";")
-        if not sep:
-            parse_error(self.device, command, reply)
+        m = _STATUS_TAIL.search(reply)
+        if m is None:
+            raise ProtocolError(
+                self.device, f"unexpected error-status reply to {command!r}: {reply!r}"
+            )
+        parse_error(self.device, command, m.group(1))
+        if m.start(1) == 0:  # a failed query sends no reply of its own, only the status
             raise ProtocolError(self.device, f"no reply to {command!r}: {reply!r}")
-        parse_error(self.device, command, status)
-        return value
+        return reply[: m.start()]
 
     async def close(self) -> None:
         """Close the transport."""

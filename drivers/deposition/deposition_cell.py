@@ -1,10 +1,12 @@
 """ophyd-async device for an L-DED deposition cell speaking the couponlab ASCII serial protocol
-(docs/protocols/deposition-cell-serial.md): laser, shielding gas, one motion axis along the
-coupon, and print programs whose feed schedule the cell plays to the feeders' hoppers.
+(docs/protocols/deposition-cell-serial.md): laser, shielding gas, an x-y stage, and print
+programs of one or more tracks whose feed schedules the cell plays to the feeders' hoppers.
 
 The laser interlock lives in the cell and is mirrored here: :meth:`set_laser` reads the
 shielding-gas flow first and refuses to send ``LAS ON`` without it. A print job is validated
-whole (coupon id, path, speed, power, every schedule point) before its first byte is sent.
+whole (coupon id, size, tracks, paths, speed, power, every schedule point) before its first
+byte is sent. A cell that does not answer ``LIM:TRK?`` (one full-width pass only) still
+works for single-pass jobs; multi-track jobs are then refused before anything is sent.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from couponlab.errors import (
     OutOfLimitsError,
     ProtocolError,
 )
-from couponlab.interfaces.feeder import CompositionMap, PrintJob
+from couponlab.interfaces.feeder import CompositionMap, PrintJob, TrackGeometry
 from couponlab.labfile import DeviceEntry
 from couponlab.transports import SerialLineTransport
 from couponlab.units import to_magnitude
@@ -45,6 +47,7 @@ COUPON_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,39}$")
 POINTS_PER_LINE = 40
 """Schedule points sent per line (compound ``PRNT:PT ...;PRNT:PT ...``)."""
 _PRINT_STATES = {"IDLE", "RUNNING", "DONE", "ABORTED"}
+_NO_TRACKS = "this cell does not print tracks (it did not answer LIM:TRK? at connect)"
 
 
 class CellLimits:
@@ -61,6 +64,8 @@ class CellLimits:
         self.x_min = -300.0
         self.x_max = 400.0
         self.max_points = 5000
+        self.tracks: TrackGeometry | None = None
+        """Track geometry of a multi-track cell (``LIM:TRK?``), None for a single-pass one."""
 
 
 class AsciiDepositionCell(StandardReadable):
@@ -127,6 +132,12 @@ class AsciiDepositionCell(StandardReadable):
         async def get_progress() -> float:
             return 100.0 * float(await status_field(6))
 
+        async def get_position_y() -> float:
+            return float(await status_field(7))
+
+        async def get_track() -> int:
+            return int(await status_field(8))
+
         with self.add_children_as_readables():
             self.laser_on: SignalR[bool] = query_signal_r(bool, False, get_laser)
             self.laser_power: SignalRW[float] = query_signal_rw(
@@ -143,6 +154,10 @@ class AsciiDepositionCell(StandardReadable):
             self.print_progress: SignalR[float] = query_signal_r(
                 float, 0.0, get_progress, units="%", precision=1
             )
+            self.position_y: SignalR[float] = query_signal_r(
+                float, 0.0, get_position_y, units="mm", precision=3
+            )
+            self.track: SignalR[int] = query_signal_r(int, 0, get_track)
         super().__init__(name=name)
 
     @classmethod
@@ -175,6 +190,14 @@ class AsciiDepositionCell(StandardReadable):
         lm.max_power = min(lm.max_power, lim[0])
         lm.max_speed, lm.min_shield, lm.max_shield = lim[1], lim[2], lim[3]
         lm.x_min, lm.x_max, lm.max_points = lim[4], lim[5], int(lim[6])
+        try:
+            geo = floats(self.name, "LIM:TRK?", await self._link.checked_query("LIM:TRK?"), 6)
+        except ProtocolError as exc:
+            if "Undefined header" not in exc.message:
+                raise
+            lm.tracks = None  # a single-pass cell
+        else:
+            lm.tracks = TrackGeometry(geo[0], geo[1], geo[2], geo[3], geo[4], int(geo[5]))
         chans = (await self._link.checked_query("PRNT:CHAN?")).strip()
         self._channels = []
         for item in filter(None, chans.split(",")):
@@ -224,6 +247,54 @@ class AsciiDepositionCell(StandardReadable):
             raise OutOfLimitsError(self.name, "speed", v, "> 0", self.limits.max_speed, "mm/s")
         return v
 
+    def _y(self, value: Any, what: str) -> float:
+        geo = self.limits.tracks
+        if geo is None:
+            raise InputError(self.name, f"{what}: {_NO_TRACKS}")
+        return to_magnitude(
+            value, "mm", device=self.name, what=what, low=geo.y_min_mm, high=geo.y_max_mm
+        )
+
+    def _schedule(self, points: Sequence[tuple[float, Sequence[float]]], where: str) -> list[str]:
+        """Validate schedule points; return their ``PRNT:PT`` lines."""
+        if not points:
+            raise InputError(self.name, f"{where}needs at least one schedule point")
+        nchan = len(self._channels)
+        lines, last = [], -math.inf
+        for k, (x, rates) in enumerate(points):
+            xv = float(x)
+            if not math.isfinite(xv) or xv < last:
+                raise InputError(
+                    self.name, f"{where}schedule point {k}: x = {x} is not finite or goes back"
+                )
+            last = xv
+            if len(rates) != nchan:
+                raise InputError(
+                    self.name,
+                    f"{where}schedule point {k} has {len(rates)} rates, the cell has {nchan}",
+                )
+            checked = [
+                to_magnitude(
+                    r,
+                    "g/min",
+                    device=self.name,
+                    what=f"{where}rate of channel {c} at point {k}",
+                    low=0.0,
+                    high=self.limits.max_rate,
+                )
+                for c, r in enumerate(rates)
+            ]
+            lines.append("PRNT:PT " + ",".join([f"{xv:.4f}"] + [f"{r:.4f}" for r in checked]))
+        return lines
+
+    def _path(self, xs_in: Any, xe_in: Any, length: float, where: str) -> tuple[float, float]:
+        xs, xe = self._x(xs_in, f"{where}x_start"), self._x(xe_in, f"{where}x_end")
+        if xs > 0.0 or xe < length:
+            raise InputError(
+                self.name, f"{where}path {xs:g}..{xe:g} mm must cover the coupon 0..{length:g} mm"
+            )
+        return xs, xe
+
     def validate_job(self, job: PrintJob) -> list[str]:
         """Check a whole print job and return the lines that would load it (nothing sent).
 
@@ -231,7 +302,8 @@ class AsciiDepositionCell(StandardReadable):
         ------
         InputError
             Any field out of range, a malformed coupon id, a path that does not cover the
-            coupon, schedule points going backwards or with the wrong number of rates.
+            coupon, schedule points going backwards or with the wrong number of rates, too
+            many points or tracks, a track off the coupon, or tracks on a single-pass cell.
         """
         if not COUPON_ID.match(job.coupon_id):
             raise InputError(
@@ -242,53 +314,58 @@ class AsciiDepositionCell(StandardReadable):
         length = to_magnitude(
             job.length_mm, "mm", device=self.name, what="coupon length", low=1.0, high=300.0
         )
-        xs, xe = self._x(job.x_start_mm, "x_start"), self._x(job.x_end_mm, "x_end")
-        if xs > 0.0 or xe < length:
-            raise InputError(
-                self.name,
-                f"path {xs:g}..{xe:g} mm must cover the coupon 0..{length:g} mm",
+        width = None
+        if job.width_mm is not None:
+            width = to_magnitude(
+                job.width_mm, "mm", device=self.name, what="coupon width", low=1.0, high=100.0
             )
         speed = self._speed(job.speed_mm_s)
         power = self._power(job.power_w)
         if power <= 0:
             raise OutOfLimitsError(self.name, "laser power", power, "> 0", self.limits.max_power)
-        if not job.points:
-            raise InputError(self.name, "a print job needs at least one schedule point")
-        if len(job.points) > self.limits.max_points:
+        if not job.tracks:
+            xs, xe = self._path(job.x_start_mm, job.x_end_mm, length, "")
+            body = self._schedule(job.points, "a print job ")
+            head = ["PRNT:CLR", f"COUP {job.coupon_id},{length:.3f}"]
+            if width is not None:
+                head[1] += f",{width:.3f}"
+            head.append(f"PRNT:PATH {xs:.4f},{xe:.4f},{speed:.4f},{power:.2f}")
+            if len(body) > self.limits.max_points:
+                raise InputError(
+                    self.name, f"{len(body)} schedule points, at most {self.limits.max_points}"
+                )
+            return head + body
+        return self._validate_tracks(job, length, width, speed, power)
+
+    def _validate_tracks(
+        self, job: PrintJob, length: float, width: float | None, speed: float, power: float
+    ) -> list[str]:
+        geo = self.limits.tracks
+        if geo is None:
+            raise InputError(self.name, _NO_TRACKS)
+        if job.points:
+            raise InputError(self.name, "a multi-track job carries its points in its tracks")
+        if len(job.tracks) > geo.max_tracks:
+            raise InputError(self.name, f"{len(job.tracks)} tracks, at most {geo.max_tracks}")
+        w = 10.0 if width is None else width
+        lines = ["PRNT:CLR", f"COUP {job.coupon_id},{length:.3f},{w:.3f}"]
+        npoints = 0
+        for n, track in enumerate(job.tracks, start=1):
+            where = f"track {n}: "
+            y = self._y(track.y_mm, f"{where}y")
+            if not -geo.bead_width_mm <= y <= w + geo.bead_width_mm:
+                raise InputError(self.name, f"{where}y = {y:g} mm misses the coupon 0..{w:g} mm")
+            xs, xe = self._path(track.x_start_mm, track.x_end_mm, length, where)
+            body = self._schedule(track.points, where)
+            npoints += len(body)
+            lines.append(f"PRNT:TRK {y:.4f}")
+            lines.append(f"PRNT:PATH {xs:.4f},{xe:.4f},{speed:.4f},{power:.2f}")
+            lines.extend(body)
+        if npoints > self.limits.max_points:
             raise InputError(
-                self.name, f"{len(job.points)} schedule points, at most {self.limits.max_points}"
+                self.name, f"{npoints} schedule points, at most {self.limits.max_points}"
             )
-        nchan = len(self._channels)
-        lines, last = [], -math.inf
-        for k, (x, rates) in enumerate(job.points):
-            xv = float(x)
-            if not math.isfinite(xv) or xv < last:
-                raise InputError(
-                    self.name, f"schedule point {k}: x = {x} is not finite or goes back"
-                )
-            last = xv
-            if len(rates) != nchan:
-                raise InputError(
-                    self.name, f"schedule point {k} has {len(rates)} rates, the cell has {nchan}"
-                )
-            checked = [
-                to_magnitude(
-                    r,
-                    "g/min",
-                    device=self.name,
-                    what=f"rate of channel {c} at point {k}",
-                    low=0.0,
-                    high=self.limits.max_rate,
-                )
-                for c, r in enumerate(rates)
-            ]
-            lines.append("PRNT:PT " + ",".join([f"{xv:.4f}"] + [f"{r:.4f}" for r in checked]))
-        head = [
-            "PRNT:CLR",
-            f"COUP {job.coupon_id},{length:.3f}",
-            f"PRNT:PATH {xs:.4f},{xe:.4f},{speed:.4f},{power:.2f}",
-        ]
-        return head + lines
+        return lines
 
     # -- DepositionCell interface -------------------------------------------------------------
     @property
@@ -327,10 +404,19 @@ class AsciiDepositionCell(StandardReadable):
         """Set the travel speed of manual moves, mm/s."""
         await self._link.command(f"MOT:SPD {self._speed(speed):.4f}")
 
-    async def move_to(self, x: Any, timeout: float = 60.0) -> None:
-        """Move the nozzle to ``x`` mm and wait (wall-clock ``timeout`` s) until it stops."""
+    @property
+    def track_geometry(self) -> TrackGeometry | None:
+        """Return the cell's track geometry (``LIM:TRK?``), None for a single-pass cell."""
+        return self.limits.tracks
+
+    async def move_to(self, x: Any, timeout: float = 60.0, y: Any = None) -> None:
+        """Move the nozzle to ``x`` (and ``y``) mm and wait (wall-clock ``timeout`` s) until
+        it stops."""
         xv = self._x(x, "x")
-        await self._link.command(f"MOT:MOVE {xv:.4f}")
+        if y is None:
+            await self._link.command(f"MOT:MOVE {xv:.4f}")
+        else:
+            await self._link.command(f"MOT:MOVE {xv:.4f},{self._y(y, 'y'):.4f}")
         deadline = time.monotonic() + timeout
         while (await self._status())[4] == "1":
             if time.monotonic() > deadline:
@@ -339,16 +425,30 @@ class AsciiDepositionCell(StandardReadable):
             await asyncio.sleep(0.02)
 
     async def load_print(self, job: PrintJob) -> None:
-        """Validate ``job`` whole, then create its coupon and load path and schedule."""
+        """Validate ``job`` whole, then create its coupon and load its tracks, paths and
+        schedules (one ``PRNT:TRK;PRNT:PATH`` line per track, points in compound lines)."""
         lines = self.validate_job(job)
-        head, points = lines[:3], lines[3:]
-        for line in head:
-            await self._link.command(line)
-        for k in range(0, len(points), POINTS_PER_LINE):
-            await self._link.command(";".join(points[k : k + POINTS_PER_LINE]))
+        await self._link.command(lines[0])
+        await self._link.command(lines[1])
+        chunk: list[str] = []
+        for line in lines[2:]:
+            if not line.startswith("PRNT:PT ") and chunk:
+                await self._link.command(";".join(chunk))
+                chunk = []
+            chunk.append(line)
+            if len(chunk) >= POINTS_PER_LINE:
+                await self._link.command(";".join(chunk))
+                chunk = []
+        if chunk:
+            await self._link.command(";".join(chunk))
+        npoints = sum(line.startswith("PRNT:PT ") for line in lines)
         count = int(await self._link.checked_query("PRNT:COUN?"))
-        if count != len(points):
-            raise ProtocolError(self.name, f"cell holds {count} of {len(points)} points")
+        if count != npoints:
+            raise ProtocolError(self.name, f"cell holds {count} of {npoints} points")
+        if job.tracks:
+            tracks = int(await self._link.checked_query("PRNT:TRK:COUN?"))
+            if tracks != len(job.tracks):
+                raise ProtocolError(self.name, f"cell holds {tracks} of {len(job.tracks)} tracks")
 
     async def start_print(self) -> None:
         """Start the loaded program (the cell refuses it with a reason if it cannot)."""
@@ -404,6 +504,24 @@ class AsciiDepositionCell(StandardReadable):
             fractions[e] = values
         return CompositionMap(x, fractions)
 
+    async def as_built_map_xy(self) -> CompositionMap | None:
+        """Return the as-built map of the last printed coupon on its (y, x) grid from a twin
+        (``SIM:MAP:XY?``); None from a real cell, which cannot measure composition."""
+        try:
+            elements = (await self._link.checked_query("SIM:MAP:ELEM?")).strip()
+        except ProtocolError as exc:
+            if "Undefined header" in exc.message:
+                return None
+            raise
+        x = np.array(floats(self.name, "SIM:MAP:X?", await self._link.checked_query("SIM:MAP:X?")))
+        y = np.array(floats(self.name, "SIM:MAP:Y?", await self._link.checked_query("SIM:MAP:Y?")))
+        fractions = {}
+        for e in filter(None, elements.split(",")):
+            reply = await self._link.checked_query(f"SIM:MAP:XY? {e}")
+            values = np.array(floats(self.name, "SIM:MAP:XY?", reply, x.size * y.size))
+            fractions[e] = values.reshape(y.size, x.size)
+        return CompositionMap(x, fractions, y)
+
     async def stop(self, success: bool = True) -> None:
         """Laser off, axis stopped, feeders off, any print aborted."""
         await self._link.command("STOP")
@@ -427,14 +545,20 @@ class AsciiDepositionCell(StandardReadable):
         await self.stop()
 
     async def _status(self) -> list[str]:
-        reply = await self._link.query("STAT?")
+        """Return the status fields: laser, power, gas, x, moving, state, progress, y, track
+        (``STAT:EXT?``; a single-pass cell's ``STAT?`` gets y = 0 and track 0)."""
+        query = "STAT?" if self.limits.tracks is None else "STAT:EXT?"
+        reply = await self._link.query(query)
         parts = reply.split(",")
-        if len(parts) != 7 or parts[5] not in _PRINT_STATES:
-            raise ProtocolError(self.name, f"malformed STAT? reply: {reply!r}")
+        n = 7 if query == "STAT?" else 10
+        if len(parts) != n or parts[5] not in _PRINT_STATES:
+            raise ProtocolError(self.name, f"malformed {query} reply: {reply!r}")
+        if n == 7:
+            parts += ["0.0", "0", "0"]
         return parts
 
     async def read(self) -> dict[str, Reading[Any]]:
-        """Read laser, gas, axis and print state in one ``STAT?`` exchange."""
+        """Read laser, gas, stage, track and print state in one ``STAT:EXT?`` exchange."""
         if self._mock is not None:
             return await super().read()
         s = await self._status()
@@ -448,9 +572,11 @@ class AsciiDepositionCell(StandardReadable):
                 (self.moving, s[4] == "1"),
                 (self.print_state, s[5].lower()),
                 (self.print_progress, 100.0 * float(s[6])),
+                (self.position_y, float(s[7])),
+                (self.track, int(s[8])),
             ]
         except ValueError:
-            raise ProtocolError(self.name, f"garbled STAT? reply: {s!r}") from None
+            raise ProtocolError(self.name, f"garbled status reply: {s!r}") from None
         return {sig.name: Reading(value=v, timestamp=ts, alarm_severity=0) for sig, v in values}
 
 

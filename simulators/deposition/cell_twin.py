@@ -10,7 +10,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from couponlab.labfile import DeviceEntry
-from couponlab.simulators.deposition.cell_model import CellConfig, CellModel, PrintProgram
+from couponlab.simulators.deposition.cell_model import (
+    CellConfig,
+    CellModel,
+    PrintProgram,
+    TrackProgram,
+)
 from couponlab.simulators.deposition.feeder_twin import parse_socket_address
 from couponlab.simulators.line_server import LineServer
 from couponlab.simulators.scpi import (
@@ -23,7 +28,7 @@ from couponlab.simulators.scpi import (
     ScpiError,
     parse_float,
 )
-from couponlab.simulators.world import World
+from couponlab.simulators.world import Coupon, World
 
 COUPON_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,39}$")
 """Coupon ids the cell accepts: 1-40 characters, letters, digits, ``_.-``."""
@@ -51,7 +56,9 @@ class CellProtocol(ScpiDispatcher):
         self.model = model
         reg = self.register
         reg("LIM?", lambda a: self._limits())
+        reg("LIM:TRK?", lambda a: self._track_limits())
         reg("STAT?", lambda a: self._status())
+        reg("STAT:EXT?", lambda a: self._status_ext())
         reg("LAS", self._laser)
         reg("LAS?", lambda a: "1" if model.laser_on else "0")
         reg("LAS:POW", self._power)
@@ -62,13 +69,16 @@ class CellProtocol(ScpiDispatcher):
         reg("MOT:SPD?", lambda a: _fmt(model.speed))
         reg("MOT:MOVE", self._move)
         reg("MOT:POS?", lambda a: _fmt(model.x))
+        reg("MOT:POS:Y?", lambda a: _fmt(model.y))
         reg("COUP", self._coupon)
         reg("COUP?", lambda a: model.coupon_id)
         reg("PRNT:CHAN?", lambda a: ",".join(f"{f}:{i}" for f, i in model.channels()))
         reg("PRNT:CLR", lambda a: self._clear())
         reg("PRNT:PATH", self._path)
         reg("PRNT:PT", self._point)
-        reg("PRNT:COUN?", lambda a: str(len(model.program.points)))
+        reg("PRNT:TRK", self._track)
+        reg("PRNT:TRK:COUN?", lambda a: str(len(model.program.tracks)))
+        reg("PRNT:COUN?", lambda a: str(model.program.point_count()))
         reg("PRNT:STRT", lambda a: self._start())
         reg("PRNT:STAT?", lambda a: model.print_state)
         reg("PRNT:REAS?", lambda a: model.reason)
@@ -76,7 +86,9 @@ class CellProtocol(ScpiDispatcher):
         reg("STOP", lambda a: model.stop())
         reg("SIM:MAP:ELEM?", lambda a: ",".join(sorted(self._coupon_map())))
         reg("SIM:MAP:X?", lambda a: self._map_x())
+        reg("SIM:MAP:Y?", lambda a: self._map_y())
         reg("SIM:MAP?", self._map)
+        reg("SIM:MAP:XY?", self._map_xy)
 
     def reset(self) -> None:
         """``*RST``: the safe state (laser off, axis stopped, feeders off), program cleared."""
@@ -99,6 +111,15 @@ class CellProtocol(ScpiDispatcher):
             )
             + f",{c.max_points}"
         )
+
+    def _track_limits(self) -> str:
+        c = self.model.config
+        values = (c.bead_width_mm, c.hatch_mm, c.rapid_speed_mm_s, c.y_min_mm, c.y_max_mm)
+        return ",".join(_fmt(v) for v in values) + f",{c.max_tracks}"
+
+    def _status_ext(self) -> str:
+        m = self.model
+        return f"{self._status()},{_fmt(m.y)},{m.track},{len(m.program.tracks)}"
 
     def _status(self) -> str:
         m = self.model
@@ -142,20 +163,26 @@ class CellProtocol(ScpiDispatcher):
     def _move(self, args: list[str]) -> None:
         c = self.model.config
         x = _in(parse_float(args, 0, "x"), c.x_min_mm, c.x_max_mm, "x", "mm")
+        y = None
+        if len(args) > 1:
+            y = _in(parse_float(args, 1, "y"), c.y_min_mm, c.y_max_mm, "y", "mm")
         try:
-            self.model.move(x)
+            self.model.move(x, y)
         except RuntimeError as exc:
             raise ScpiError(SETTINGS_CONFLICT, f"Settings conflict; {exc}") from None
 
     def _coupon(self, args: list[str]) -> None:
         if len(args) < 2:
-            raise ScpiError(MISSING_PARAMETER, "Missing parameter; COUP id,length_mm")
+            raise ScpiError(MISSING_PARAMETER, "Missing parameter; COUP id,length_mm[,width_mm]")
         cid = args[0]
         if not COUPON_ID.match(cid):
             raise ScpiError(ILLEGAL_PARAMETER, f"Illegal parameter value; coupon id {cid!r}")
         length = _in(parse_float(args, 1, "length"), 1.0, 300.0, "length", "mm")
+        width = 10.0
+        if len(args) > 2:
+            width = _in(parse_float(args, 2, "width"), 1.0, 100.0, "width", "mm")
         try:
-            self.model.select_coupon(cid, length)
+            self.model.select_coupon(cid, length, width)
         except (RuntimeError, ValueError) as exc:
             raise ScpiError(SETTINGS_CONFLICT, f"Settings conflict; {exc}") from None
 
@@ -174,8 +201,20 @@ class CellProtocol(ScpiDispatcher):
             raise ScpiError(
                 DATA_OUT_OF_RANGE, "Data out of range; need x_end > x_start, speed > 0, power > 0"
             )
-        prog = self.model.program
-        prog.x_start, prog.x_end, prog.speed, prog.power = xs, xe, v, p
+        if self.model.busy():
+            raise ScpiError(SETTINGS_CONFLICT, "Settings conflict; busy")
+        track = self.model.program.current()
+        track.x_start, track.x_end, track.speed, track.power = xs, xe, v, p
+
+    def _track(self, args: list[str]) -> None:
+        m = self.model
+        c = m.config
+        y = _in(parse_float(args, 0, "y"), c.y_min_mm, c.y_max_mm, "y", "mm")
+        if m.busy():
+            raise ScpiError(SETTINGS_CONFLICT, "Settings conflict; busy")
+        if len(m.program.tracks) >= c.max_tracks:
+            raise ScpiError(EXECUTION_ERROR, f"Execution error; more than {c.max_tracks} tracks")
+        m.program.tracks.append(TrackProgram(y=y))
 
     def _point(self, args: list[str]) -> None:
         m = self.model
@@ -185,18 +224,21 @@ class CellProtocol(ScpiDispatcher):
                 MISSING_PARAMETER,
                 f"Missing parameter; PRNT:PT takes x and {len(chans)} rates, got {len(args)}",
             )
-        if len(m.program.points) >= m.config.max_points:
+        if m.busy():
+            raise ScpiError(SETTINGS_CONFLICT, "Settings conflict; busy")
+        if m.program.point_count() >= m.config.max_points:
             raise ScpiError(
                 EXECUTION_ERROR, f"Execution error; more than {m.config.max_points} points"
             )
         x = parse_float(args, 0, "x")
-        if m.program.points and x < m.program.points[-1][0]:
+        track = m.program.current()
+        if track.points and x < track.points[-1][0]:
             raise ScpiError(DATA_OUT_OF_RANGE, f"Data out of range; x={x:g} mm goes backwards")
         rates = []
         for k, (f, i) in enumerate(chans, start=1):
             top = m.feeder(f).config.max_rate_g_min
             rates.append(_in(parse_float(args, k, "rate"), 0.0, top, f"{f}:{i} rate", "g/min"))
-        m.program.points.append((x, tuple(rates)))
+        track.points.append((x, tuple(rates)))
 
     def _start(self) -> None:
         try:
@@ -204,19 +246,32 @@ class CellProtocol(ScpiDispatcher):
         except (RuntimeError, ValueError, KeyError) as exc:
             raise ScpiError(SETTINGS_CONFLICT, f"Settings conflict; {exc}") from None
 
-    def _coupon_map(self) -> dict[str, list[float]]:
+    def _printed(self) -> Coupon:
         m = self.model
         if not m.coupon_id:
             raise ScpiError(EXECUTION_ERROR, "Execution error; no coupon selected")
         coupon = m.world.coupon(m.coupon_id)
         if not coupon.composition:
             raise ScpiError(EXECUTION_ERROR, f"Execution error; coupon {m.coupon_id} not printed")
-        # the cell prints along x: report the map along x (the mean across the width)
+        return coupon
+
+    def _coupon_map(self) -> dict[str, list[float]]:
+        # SIM:MAP? reports the map along x: the mean across the width (as before tracks)
+        coupon = self._printed()
         nx = coupon.x_mm.size
         return {
             e: np.asarray(c, float).reshape(-1, nx).mean(axis=0).tolist()
             for e, c in coupon.composition.items()
         }
+
+    def _map_y(self) -> str:
+        return ",".join(f"{y:.3f}" for y in self._printed().y_mm)
+
+    def _map_xy(self, args: list[str]) -> str:
+        comp = self._printed().composition
+        if not args or args[0] not in comp:
+            raise ScpiError(ILLEGAL_PARAMETER, f"Illegal parameter value; element {args[:1]}")
+        return ",".join(f"{v:.6f}" for v in np.asarray(comp[args[0]], float).ravel())
 
     def _map_x(self) -> str:
         self._coupon_map()

@@ -81,13 +81,34 @@ class FlowLog:
 
 
 @dataclass(frozen=True)
+class Track:
+    """One track of a multi-track print: a pass along +x at ``y_mm`` across the coupon.
+
+    The nozzle moves from ``x_start_mm`` to ``x_end_mm`` (covering the coupon, 0..length)
+    with the laser on; ``points`` is the track's feed schedule, as in :class:`PrintJob`.
+    Between tracks the laser is off and the feeders hold the last rates of the finished track.
+    """
+
+    y_mm: float
+    x_start_mm: float
+    x_end_mm: float
+    points: Sequence[tuple[float, Sequence[float]]]
+
+
+@dataclass(frozen=True)
 class PrintJob:
     """A print program for the deposition cell.
 
-    The nozzle moves from ``x_start_mm`` to ``x_end_mm`` at ``speed_mm_s`` with the laser at
-    ``power_w``; the path must cover the coupon (``x_start_mm <= 0``,
-    ``x_end_mm >= length_mm``). ``points`` is the feed schedule: from position ``x`` (mm) on,
-    channel ``k`` (see :attr:`DepositionCell.channels`) runs at ``rates[k]`` g/min.
+    Single pass (``tracks`` empty, the original form): the nozzle moves from ``x_start_mm``
+    to ``x_end_mm`` at ``speed_mm_s`` with the laser at ``power_w``; the path must cover the
+    coupon (``x_start_mm <= 0``, ``x_end_mm >= length_mm``) and the bead is taken as wide as
+    the coupon. ``points`` is the feed schedule: from position ``x`` (mm) on, channel ``k``
+    (see :attr:`DepositionCell.channels`) runs at ``rates[k]`` g/min.
+
+    Multi-track (``tracks`` given, see :meth:`from_tracks`): the tracks are printed in order
+    at ``speed_mm_s`` and ``power_w``, each with its own path and schedule; ``points`` is then
+    empty and ``x_start_mm``/``x_end_mm`` are the extremes of the tracks' paths.
+    ``width_mm`` is the coupon's width (None: the cell's default, 10 mm on the twin).
     """
 
     coupon_id: str
@@ -97,20 +118,83 @@ class PrintJob:
     speed_mm_s: float
     power_w: float
     points: Sequence[tuple[float, Sequence[float]]]
+    tracks: Sequence[Track] = ()
+    width_mm: float | None = None
+
+    @classmethod
+    def from_tracks(
+        cls,
+        coupon_id: str,
+        length_mm: float,
+        width_mm: float,
+        speed_mm_s: float,
+        power_w: float,
+        tracks: Sequence[Track],
+    ) -> PrintJob:
+        """Return a multi-track job (``x_start_mm``/``x_end_mm`` from the tracks)."""
+        xs = min((t.x_start_mm for t in tracks), default=0.0)
+        xe = max((t.x_end_mm for t in tracks), default=0.0)
+        return cls(coupon_id, length_mm, xs, xe, speed_mm_s, power_w, (), tuple(tracks), width_mm)
+
+
+@dataclass(frozen=True)
+class TrackGeometry:
+    """What a multi-track cell reports about the tracks it lays (``LIM:TRK?``).
+
+    Attributes
+    ----------
+    bead_width_mm
+        Width of one track, mm (about 95 % of its mass).
+    hatch_mm
+        The cell's default spacing of neighbouring tracks, mm.
+    rapid_speed_mm_s
+        Speed of the laser-off moves between tracks, mm/s.
+    y_min_mm, y_max_mm
+        Range of the y axis (across the coupon), mm.
+    max_tracks
+        Most tracks in one program.
+    """
+
+    bead_width_mm: float
+    hatch_mm: float
+    rapid_speed_mm_s: float
+    y_min_mm: float
+    y_max_mm: float
+    max_tracks: int
 
 
 @dataclass(frozen=True)
 class CompositionMap:
-    """Element mass fractions along a coupon's x axis (mm)."""
+    """Element mass fractions on a coupon: along x (mm) only, or on the grid
+    ``y_mm`` x ``x_mm`` (arrays shaped (ny, nx), x along the length, y across the width).
+
+    Attributes
+    ----------
+    x_mm
+        Nodes along the coupon's length, mm.
+    fractions
+        Element -> mass fractions, shaped (nx,) without ``y_mm``, (ny, nx) with it.
+    y_mm
+        Nodes across the coupon's width, mm; None for a map along x only.
+    """
 
     x_mm: FloatArray
     fractions: Mapping[str, FloatArray] = field(default_factory=dict)
+    y_mm: FloatArray | None = None
+
+    @property
+    def is_2d(self) -> bool:
+        """Return whether the map is on an (y, x) grid."""
+        return self.y_mm is not None
 
     def to_dict(self) -> dict[str, Any]:
-        """Return plain lists, for run metadata (``{"x_mm": [...], "Cr": [...], ...}``)."""
+        """Return plain lists, for run metadata (``{"x_mm": [...], "Cr": [...], ...}``; with
+        ``"y_mm"`` and nested lists (rows along x, one per y) for a 2-D map)."""
         out: dict[str, Any] = {"x_mm": [float(x) for x in self.x_mm]}
+        if self.y_mm is not None:
+            out["y_mm"] = [float(y) for y in self.y_mm]
         for e, f in sorted(self.fractions.items()):
-            out[e] = [float(v) for v in f]
+            out[e] = np.asarray(f, float).tolist()
         return out
 
 
@@ -187,6 +271,12 @@ class DepositionCell(LabDevice, Protocol):
         """Move the nozzle to ``x`` (mm) at the travel speed and wait until it is there."""
         ...
 
+    @property
+    def track_geometry(self) -> TrackGeometry | None:
+        """Return the cell's track geometry, or None for a cell that prints one full-width
+        pass only (known after connect)."""
+        ...
+
     async def load_print(self, job: PrintJob) -> None:
         """Create the job's coupon in the cell and load its path and schedule."""
         ...
@@ -201,7 +291,13 @@ class DepositionCell(LabDevice, Protocol):
         ...
 
     async def as_built_map(self) -> CompositionMap | None:
-        """Return the printed coupon's as-built map (twins only; None on hardware)."""
+        """Return the printed coupon's as-built map along x, the mean across its width
+        (twins only; None on hardware)."""
+        ...
+
+    async def as_built_map_xy(self) -> CompositionMap | None:
+        """Return the printed coupon's as-built map on its (y, x) grid (twins only; None on
+        hardware)."""
         ...
 
     async def stop(self) -> None:
@@ -218,4 +314,6 @@ __all__ = [
     "Powder",
     "PowderFeeder",
     "PrintJob",
+    "Track",
+    "TrackGeometry",
 ]

@@ -14,7 +14,7 @@ import math
 from typing import Any
 
 from couponlab.errors import InputError, InterlockTrippedError
-from couponlab.interfaces.feeder import DepositionCell, PowderFeeder, PrintJob
+from couponlab.interfaces.feeder import DepositionCell, PowderFeeder, PrintJob, Track
 from couponlab.labfile import DeviceEntry, LabFile
 from couponlab.units import Q_
 
@@ -135,7 +135,10 @@ async def check_deposition_cell(cell: DepositionCell) -> None:
     assert (await cell.identify()).strip(), "empty identity"
     chans = list(cell.channels)
     assert chans, "the cell has no feed channels"
-    await _check_describe(cell, {"-laser_power": "W", "-shield_flow": "L/min", "-position": "mm"})
+    await _check_describe(
+        cell,
+        {"-laser_power": "W", "-shield_flow": "L/min", "-position": "mm", "-position_y": "mm"},
+    )
     await _refused(cell, lambda: cell.set_shield_gas("5 W"), "a shielding gas in W")
     await _refused(cell, lambda: cell.set_shield_gas(-1.0), "a negative shielding gas")
     await _refused(cell, lambda: cell.set_laser(False, 1e9), "a laser power of 1 GW")
@@ -155,6 +158,7 @@ async def check_deposition_cell(cell: DepositionCell) -> None:
     }
     for what, job in bad_jobs.items():
         await _refused(cell, lambda job=job: cell.load_print(job), what)
+    await _check_tracks(cell, len(chans))
     await cell.set_shield_gas(0.0)
     try:
         await cell.set_laser(True)
@@ -166,6 +170,31 @@ async def check_deposition_cell(cell: DepositionCell) -> None:
     await cell.stop()
     await cell.safe_state()
     assert await cell.state() == "standby", "safe state is not standby"
+
+
+async def _check_tracks(cell: DepositionCell, nchan: int) -> None:
+    """Check the track geometry and that bad multi-track jobs are refused before a byte."""
+    geo = cell.track_geometry
+    rates = [0.0] * nchan
+
+    def job(*tracks: Track) -> PrintJob:
+        return PrintJob.from_tracks("TRK-1", 20.0, 10.0, 10.0, 300.0, tracks)
+
+    good = Track(5.0, -10.0, 25.0, [(-10.0, rates)])
+    if geo is None:  # a cell that prints one full-width pass: tracks are refused
+        await _refused(cell, lambda: cell.load_print(job(good)), "tracks on a single-pass cell")
+        return
+    assert geo.bead_width_mm > 0 and geo.hatch_mm > 0 and geo.rapid_speed_mm_s > 0, geo
+    assert geo.y_min_mm < geo.y_max_mm and geo.max_tracks >= 1, geo
+    bad = {
+        "a track off the y axis": job(Track(geo.y_max_mm + 1.0, -10.0, 25.0, good.points)),
+        "a track off the coupon": job(Track(10.0 + 3 * geo.bead_width_mm, -10, 25, good.points)),
+        "a track not covering the coupon": job(Track(5.0, 2.0, 25.0, [(2.0, rates)])),
+        "a track without points": job(good, Track(6.0, -10.0, 25.0, [])),
+        "more tracks than the cell holds": job(*[good] * (geo.max_tracks + 1)),
+    }
+    for what, bad_job in bad.items():
+        await _refused(cell, lambda bad_job=bad_job: cell.load_print(bad_job), what)
 
 
 __all__ = ["check_deposition_cell", "check_powder_feeder", "deposition_lab"]

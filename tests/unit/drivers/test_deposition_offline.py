@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from couponlab.drivers.deposition import AsciiDepositionCell, AsciiPowderFeeder
-from couponlab.drivers.deposition._link import parse_error
+from couponlab.drivers.deposition._link import ScpiLink, parse_error
 from couponlab.errors import InputError, InterlockTrippedError, ProtocolError, UnitError
-from couponlab.interfaces.feeder import PrintJob
+from couponlab.interfaces.feeder import PrintJob, Track, TrackGeometry
 from couponlab.transports import SerialLineTransport
 
 
@@ -49,3 +49,71 @@ def test_error_replies_become_typed_errors() -> None:
         parse_error("dut", "RATE 1,45", '-222,"Data out of range; RATE 1,45"')
     with pytest.raises(ProtocolError, match="unexpected"):
         parse_error("dut", "RATE 1,5", "garbage")
+
+
+def _cell(port: int) -> tuple[SerialLineTransport, AsciiDepositionCell]:
+    t = transport(port)
+    cell = AsciiDepositionCell(t, name="dut")
+    cell._channels = [("f1", 1), ("f1", 2)]
+    return t, cell
+
+
+async def test_tracks_are_refused_by_a_cell_without_tracks(free_port: int) -> None:
+    t, cell = _cell(free_port)  # before connect: no LIM:TRK? answer, so no tracks
+    job = PrintJob.from_tracks("C-2", 20, 10, 10, 400, [Track(2.0, -5, 21, [(-5.0, [1.0, 0.0])])])
+    with pytest.raises(InputError, match="does not print tracks"):
+        await cell.load_print(job)
+    assert t.bytes_written == 0 and not t.connected
+
+
+def test_a_multi_track_job_becomes_track_path_and_points(free_port: int) -> None:
+    _, cell = _cell(free_port)
+    cell.limits.tracks = TrackGeometry(1.6, 1.0, 50.0, -50.0, 150.0, 3)
+    tracks = [
+        Track(0.0, -5, 21, [(-5.0, [1.0, 0.0]), (3.0, [0.5, 0.5])]),
+        Track(10.0, -2.0, 21, [(-2.0, [0.0, 1.0])]),
+    ]
+    lines = cell.validate_job(PrintJob.from_tracks("C-3", 20, 10, 10, 400, tracks))
+    assert lines == [
+        "PRNT:CLR",
+        "COUP C-3,20.000,10.000",
+        "PRNT:TRK 0.0000",
+        "PRNT:PATH -5.0000,21.0000,10.0000,400.00",
+        "PRNT:PT -5.0000,1.0000,0.0000",
+        "PRNT:PT 3.0000,0.5000,0.5000",
+        "PRNT:TRK 10.0000",
+        "PRNT:PATH -2.0000,21.0000,10.0000,400.00",
+        "PRNT:PT -2.0000,0.0000,1.0000",
+    ]
+    with pytest.raises(InputError, match=r"track 2: y = 12 mm misses the coupon 0\.\.10 mm"):
+        cell.validate_job(
+            PrintJob.from_tracks("C-4", 20, 10, 10, 400, [tracks[0], Track(12.0, -2, 21, [])])
+        )
+    with pytest.raises(InputError, match="4 tracks, at most 3"):
+        cell.validate_job(PrintJob.from_tracks("C-5", 20, 10, 10, 400, [tracks[0]] * 4))
+    with pytest.raises(InputError, match="carries its points in its tracks"):
+        cell.validate_job(PrintJob("C-6", 20, -5, 21, 10, 400, [(-5.0, [1.0, 0.0])], tracks))
+
+
+class CannedTransport:
+    """Answers every query with the next canned reply."""
+
+    device = "dut"
+
+    def __init__(self, *replies: str) -> None:
+        self.replies = list(replies)
+
+    async def query(self, command: str, **kw: object) -> str:
+        return self.replies.pop(0)
+
+
+async def test_checked_query_finds_the_status_whatever_the_message_holds() -> None:
+    link = ScpiLink(
+        CannedTransport(  # type: ignore[arg-type]
+            '-113,"Undefined header; LIM:TRK?"', ';0,"No error"', 'a;b;0,"No error"'
+        )
+    )
+    with pytest.raises(ProtocolError, match=r"Undefined header; LIM:TRK\? \(-113\)"):
+        await link.checked_query("LIM:TRK?")
+    assert await link.checked_query("PRNT:REAS?") == ""  # an empty reply is a reply
+    assert await link.checked_query("X?") == "a;b"
