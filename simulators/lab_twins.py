@@ -7,10 +7,9 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from couponlab.labfile import LabFile
 from couponlab.simulators.registry import RunningTwin, twin_starter
 from couponlab.simulators.world import World, WorldConfig
-
-from couponlab.labfile import LabFile
 
 
 @dataclass

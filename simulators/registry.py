@@ -10,9 +10,8 @@ import importlib
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from couponlab.simulators.world import World
-
 from couponlab.labfile import DeviceEntry
+from couponlab.simulators.world import World
 
 TWINS: dict[str, str] = {
     "gradient_furnace": "couponlab.simulators.furnace:start_twin",

@@ -14,15 +14,20 @@ from couponlab.session import Session
 
 def test_session_runs_a_hold_and_logs_it(tmp_path: Path) -> None:
     lab = load_lab(sample_lab_path())
-    lab = lab.model_copy(update={
-        "devices": [d for d in lab.devices if d.family == "gradient_furnace"],
-        "world": {**lab.world, "speedup": 5000},
-    })
+    lab = lab.model_copy(
+        update={
+            "devices": [d for d in lab.devices if d.family == "gradient_furnace"],
+            "world": {**lab.world, "speedup": 5000},
+        }
+    )
     with Session(lab, out_dir=tmp_path) as s:
         furnace = s.devices["furnace1"]
         assert "furnace" in s.call(furnace.identify).lower()  # type: ignore[attr-defined]
-        result = s.run(gradient_oxidation_hold(furnace, "900 degC", "850 degC", "2 h", "30 min",
-                                               ramp_rate="50 K/min"))
+        result = s.run(
+            gradient_oxidation_hold(
+                furnace, "900 degC", "850 degC", "2 h", "30 min", ramp_rate="50 K/min"
+            )
+        )
         assert result.exit_status == "success"
         assert s.call(furnace.state) == "standby"  # type: ignore[attr-defined]
     (path,) = tmp_path.glob("*.jsonl")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import re
 import pkgutil
+import re
 from typing import Any
 
 import pytest

@@ -7,12 +7,12 @@ import asyncio
 from collections.abc import Callable, Iterator
 
 import pytest
+
+from couponlab.errors import ConnectionLostError, InstrumentTimeoutError, ProtocolError
 from couponlab.simulators.background import BackgroundLoop
 from couponlab.simulators.line_server import LineServer
 from couponlab.simulators.scpi import ScpiDispatcher, ieee_block
 from couponlab.simulators.world import World
-
-from couponlab.errors import ConnectionLostError, InstrumentTimeoutError, ProtocolError
 from couponlab.transports import (
     Backoff,
     LineTransport,

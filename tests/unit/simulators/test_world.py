@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from couponlab.simulators.world import R_GAS, Coupon, FloatArray, World, WorldConfig
 
 
