@@ -5,17 +5,16 @@ The cell prints track after track along +x; between tracks the laser is off, the
 makes a rapid move to the next track's start, and the feeders hold the last rates of the
 finished track (docs/decisions/0013-multi-track-printing.md). The planner lays the whole
 program on one time line of steps ``h = step_mm / speed`` (tracks, then transitions of
-``distance / rapid speed``), puts the wanted nozzle flow of every channel on it (during a
-transition: the next track's first value, so the switch is wanted the moment the finished
-track ends) and then:
+``distance / rapid speed``), puts the wanted nozzle flow of every channel on it and then:
 
-- naive switching commands each track's own flow from that track's first point on, so the
-  powder of the previous track is still in the lines for ``delay + a few tau`` after the
-  next track starts;
-- feed-forward leads every channel by its calibrated delay and inverts its lag against its
-  simulated state (:func:`~couponlab.plans.feed_model.lead_and_invert`), so the new
-  composition is commanded ``delay`` before the finished track ends and arrives during the
-  transition.
+- naive switching commands each track's own flow from that track's first point on (the
+  feeders hold the finished track's rates through the transition), so the powder of the
+  previous track is still in the lines for ``delay + a few tau`` after the next track starts;
+- feed-forward wants the next track's flow from the moment the finished track ends (nothing
+  is deposited during the move), leads every channel by its calibrated delay and inverts its
+  lag against its simulated state (:func:`~couponlab.plans.feed_model.lead_and_invert`), so
+  the new composition is commanded ``delay`` before the finished track ends and settles
+  during the transition.
 
 Only what the cell can play is commanded: each track's schedule points by position, the
 last one held through the transition. The prediction simulates exactly that.
@@ -185,10 +184,15 @@ def plan_tracks(
             t_move = math.hypot(x[-1] - nxt[0], ys[k + 1] - ys[k]) / geometry.rapid_speed_mm_s
             transitions.append(t_move)
             n_move = max(1, round(t_move / h))
-            q_next = np.array(
-                [np.interp(nxt[0], target.x_mm, mixes[k + 1][:, c]) for c in range(nch)]
-            )
-            wanted.append(np.repeat((q_next * total_rate_g_min)[:, None], n_move, axis=1))
+            # nothing is deposited during the move: feed-forward wants the next track's
+            # flow from the moment this track ends, naive switching keeps this track's
+            if feedforward:
+                q_move = total_rate_g_min * np.array(
+                    [np.interp(nxt[0], target.x_mm, mixes[k + 1][:, c]) for c in range(nch)]
+                )
+            else:
+                q_move = q[:, -1]
+            wanted.append(np.repeat(q_move[:, None], n_move, axis=1))
             n += n_move
         else:
             wanted.append(q[:, steps:])  # the end point, so the last command has a slot

@@ -82,7 +82,7 @@ def test_feedforward_follows_a_y_graded_target_much_better_than_naive(setup: Set
     truth_naive = setup.truth(naive.coupon_id, target)
     truth_ff = setup.truth(ff.coupon_id, target)
     err_naive, err_ff = map_error(target, truth_naive), map_error(target, truth_ff)
-    # measured (seed 23): feed-forward about 0.003, naive about 0.022 mass fraction rms
+    # measured (seed 23): feed-forward about 0.0034, naive about 0.032 mass fraction rms
     assert err_ff < 0.008, err_ff
     assert err_ff < 0.3 * err_naive, (err_ff, err_naive)
     # naive switching leaves the previous track's powder at the start of every track:
