@@ -1,16 +1,22 @@
 """Print a graded coupon to a target composition map, with feed-forward of the calibrated
 powder-delivery dynamics.
 
-The target map (element fractions along x) becomes a powder mix per position (non-negative
-least squares over the hoppers' powders), then a desired nozzle flow per channel. Naive
-switching commands each channel with that flow at the position where it is wanted, so the
-powder arrives one transport delay and one lag later (a whole gradient shifted and smeared
-by ``speed * (delay + tau)``). Feed-forward leads each command by its channel's calibrated
-delay and inverts its first-order lag (exactly, for piecewise-constant commands), so the
-powder arrives where it is wanted. The cell plays the schedule by position, in its own time.
+A target along x (element fractions along the coupon) is printed as one full-width pass:
+it becomes a powder mix per position (non-negative least squares over the hoppers'
+powders), then a desired nozzle flow per channel. Naive switching commands each channel with
+that flow at the position where it is wanted, so the powder arrives one transport delay and
+one lag later (a whole gradient shifted and smeared by ``speed * (delay + tau)``).
+Feed-forward leads each command by its channel's calibrated delay and inverts its first-order
+lag (exactly, for piecewise-constant commands), so the powder arrives where it is wanted.
+
+A 2-D target (graded across the coupon's width, y) is printed as tracks along x stepped
+across y (:mod:`couponlab.plans.track_schedule`, decision 0013); there the delay bites at
+every track's start, and feed-forward switches each channel a delay before the previous
+track ends. The cell plays every schedule by position, in its own time.
 
 Every print gets a coupon id; its parameters, target, predicted map and calibration go into
-the run's start document, and (from a twin) the as-built map into the ``as_built`` stream.
+the run's start document, and (from a twin) the as-built map, 2-D for tracks, into the
+``as_built`` stream.
 """
 
 from __future__ import annotations

@@ -5,7 +5,12 @@ docs/protocols/deposition-cell-serial.md), served over TCP so that pyserial reac
 with ``socket://host:port``. The cell finds its feeders in the world by device name.
 """
 
-from couponlab.simulators.deposition.cell_model import CellConfig, CellModel, PrintProgram
+from couponlab.simulators.deposition.cell_model import (
+    CellConfig,
+    CellModel,
+    PrintProgram,
+    TrackProgram,
+)
 from couponlab.simulators.deposition.feeder_model import (
     ALARM_CLOG,
     ALARM_EMPTY,
@@ -25,4 +30,5 @@ __all__ = [
     "FeederModel",
     "HopperConfig",
     "PrintProgram",
+    "TrackProgram",
 ]
