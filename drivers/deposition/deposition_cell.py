@@ -506,15 +506,17 @@ class AsciiDepositionCell(StandardReadable):
 
     async def as_built_map_xy(self) -> CompositionMap | None:
         """Return the as-built map of the last printed coupon on its (y, x) grid from a twin
-        (``SIM:MAP:XY?``); None from a real cell, which cannot measure composition."""
+        (``SIM:MAP:XY?``); None from a real cell, which cannot measure composition, or from
+        a twin without 2-D maps."""
         try:
+            y_reply = await self._link.checked_query("SIM:MAP:Y?")
             elements = (await self._link.checked_query("SIM:MAP:ELEM?")).strip()
         except ProtocolError as exc:
             if "Undefined header" in exc.message:
                 return None
             raise
         x = np.array(floats(self.name, "SIM:MAP:X?", await self._link.checked_query("SIM:MAP:X?")))
-        y = np.array(floats(self.name, "SIM:MAP:Y?", await self._link.checked_query("SIM:MAP:Y?")))
+        y = np.array(floats(self.name, "SIM:MAP:Y?", y_reply))
         fractions = {}
         for e in filter(None, elements.split(",")):
             reply = await self._link.checked_query(f"SIM:MAP:XY? {e}")

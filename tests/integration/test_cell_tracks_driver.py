@@ -110,35 +110,35 @@ async def test_move_with_y_and_bad_tracks_refused_before_sending(
 
 
 class LegacyCellProtocol(CellProtocol):
-    """The cell protocol as it was before tracks (decision 0013): no track headers."""
+    """The cell protocol as it was before tracks (decision 0013): no track headers; with
+    ``sim=False`` no twin-only map queries either, as a real cell."""
 
-    def __init__(self, model: CellModel) -> None:
+    def __init__(self, model: CellModel, sim: bool = True) -> None:
         super().__init__(model)
-        for header in NEW_HEADERS:
+        gone = NEW_HEADERS if sim else (*NEW_HEADERS, "SIM:MAP:ELEM?", "SIM:MAP:X?", "SIM:MAP?")
+        for header in gone:
             del self._handlers[header]
 
 
-@pytest.fixture
-def legacy_cell() -> Iterator[tuple[World, int]]:
+@pytest.fixture(params=[True, False], ids=["legacy-twin", "legacy-hardware"])
+def legacy_cell(request: pytest.FixtureRequest) -> Iterator[tuple[World, int, bool]]:
     bg = BackgroundLoop("legacy-cell")
     world = World(WorldConfig(speedup=20.0, seed=4))
     FeederModel(world, FeederConfig(), "feeder1")
-    server = LineServer(
-        world,
-        LegacyCellProtocol(CellModel(world, CellConfig(feeders=["feeder1"]), "cell1")).handle,
-    )
+    model = CellModel(world, CellConfig(feeders=["feeder1"]), "cell1")
+    server = LineServer(world, LegacyCellProtocol(model, sim=request.param).handle)
     try:
         bg.run(server.start())
-        yield world, server.port
+        yield world, server.port, request.param
         bg.run(server.stop())
     finally:
         bg.stop()
 
 
 async def test_the_driver_still_drives_a_cell_without_tracks(
-    legacy_cell: tuple[World, int],
+    legacy_cell: tuple[World, int, bool],
 ) -> None:
-    _, port = legacy_cell
+    _, port, sim = legacy_cell
     cell = AsciiDepositionCell(
         SerialLineTransport("old", f"socket://127.0.0.1:{port}"), name="old"
     )
@@ -156,5 +156,9 @@ async def test_the_driver_still_drives_a_cell_without_tracks(
                 PrintJob.from_tracks("OLD-2", 20.0, 10.0, 10.0, 400.0, _tracks([1.0] * 4))
             )
         assert cell.transport.bytes_written == before
+        # no 2-D map from a cell without tracks; no map at all from a real cell
+        assert await cell.as_built_map_xy() is None
+        if not sim:
+            assert await cell.as_built_map() is None
     finally:
         await cell.close()
