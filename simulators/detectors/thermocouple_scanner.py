@@ -7,8 +7,9 @@ thermocouple error (drawn once per channel, sigma about 1 K, *typical* of type K
 per reading. It is independent of the furnace's own zone thermocouples: it asks the furnace
 twin (found by name in the world) for ``temperature_along(x_mm)`` at the carrier's position.
 
-Where the carrier sits along the tube: the furnace model's ``carrier_offset_mm`` if it has
-one, else the offset of a coupon the furnace holds, else ``carrier_offset_mm`` of this config.
+Where the carrier sits along the tube: the furnace model's ``carrier_offset_mm`` (or
+``offset_mm``, as the gradient-furnace twin names it) if it has one, else the offset of a
+coupon the furnace holds, else ``carrier_offset_mm`` of this config.
 Without the furnace in the world the thermocouples read the ambient temperature.
 """
 
@@ -71,9 +72,10 @@ class ScannerModel:
         furnace = self.world.instruments.get(self.config.furnace) if self.config.furnace else None
         if furnace is None:
             return self.config.carrier_offset_mm
-        own = getattr(furnace, "carrier_offset_mm", None)
-        if isinstance(own, int | float):
-            return float(own)
+        for attr in ("carrier_offset_mm", "offset_mm"):
+            own = getattr(furnace, attr, None)
+            if isinstance(own, int | float) and not isinstance(own, bool):
+                return float(own)
         for c in self.world.coupons.values():
             if c.holder is furnace:
                 return c.offset_mm

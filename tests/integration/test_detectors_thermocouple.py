@@ -3,6 +3,7 @@ not K), independent of the furnace's zone thermocouples; open thermocouples read
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +15,7 @@ from couponlab.drivers.detectors import ScpiThermocoupleScanner
 from couponlab.errors import InputError, ProtocolError
 from couponlab.interfaces.detectors import ThermocoupleScanner
 from couponlab.lab import make_device
+from couponlab.labfile import LabFile
 
 
 @pytest.fixture
@@ -91,3 +93,51 @@ async def test_channel_count_must_match_positions(scanner: tuple[BackgroundTwins
     await wrong.disconnect()
     with pytest.raises(InputError, match="positions_mm"):
         ScpiThermocoupleScanner(entry.address, positions_mm=[float("nan")])
+
+
+def test_reads_the_gradient_furnace_twin_independently_of_its_zone_thermocouples() -> None:
+    """With the real furnace twin: the scanner reads the tube's true temperature at the
+    carrier, even where a zone thermocouple of the furnace is broken."""
+    lab = detector_lab(furnace="furnace1").model_dump()
+    lab["devices"].insert(
+        0,
+        {
+            "name": "furnace1",
+            "family": "gradient_furnace",
+            "driver": "couponlab.drivers.furnace:OpcUaGradientFurnace",
+            "address": "opc.tcp://127.0.0.1:0",
+            "twin": True,
+        },
+    )
+    lab["devices"] = [d for d in lab["devices"] if d["name"] in ("furnace1", "tcs")]
+    twins = BackgroundTwins(LabFile.model_validate(lab))
+    try:
+        furnace = twins.world.instruments["furnace1"]
+
+        def set_gradient() -> None:
+            twins.world.pause()  # hold the field still while it is read
+            n = furnace.temperature_c.size
+            furnace.temperature_c[:] = np.linspace(1000.0, 600.0, n)
+            furnace.tc_broken[2] = True  # the furnace's own thermocouple: not ours
+            furnace.offset_mm = 80.0
+
+        twins.call(set_gradient)
+        truth_c = twins.call(
+            lambda: furnace.temperature_along(80.0 + np.asarray(POSITIONS)) - 273.15
+        )
+        tcs = ScpiThermocoupleScanner.from_lab_entry(twins.lab.device("tcs"))
+
+        async def scan() -> Any:
+            await tcs.connect(timeout=5.0)
+            try:
+                await tcs.trigger()
+                return await tcs.temperatures.get_value()
+            finally:
+                await tcs.disconnect()
+
+        temps = asyncio.run(scan())
+        assert np.all(np.isfinite(temps))
+        assert np.all(np.abs(temps - truth_c) < 5.0)
+        assert float(np.ptp(truth_c)) > 50.0  # a real gradient along the carrier
+    finally:
+        twins.stop()
