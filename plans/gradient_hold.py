@@ -9,10 +9,12 @@ time and the same plan runs on hardware unchanged.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
+from bluesky.protocols import Readable
 from bluesky.utils import MsgGenerator
 
 from couponlab.errors import InputError, OutOfLimitsError
@@ -53,6 +55,7 @@ def gradient_oxidation_hold(
     tolerance: QuantityLike = "2 K",
     coupon_id: str | None = None,
     coupon_offset: QuantityLike = 0.0,
+    detectors: Sequence[Readable[Any]] = (),
     md: dict[str, Any] | None = None,
 ) -> MsgGenerator[str]:
     """Hold a coupon in a linear temperature gradient and record the profile over time.
@@ -89,6 +92,9 @@ def gradient_oxidation_hold(
         Coupon to put on the carrier (recorded as ``coupon_id`` in the start document).
     coupon_offset
         Position of the coupon's start along the tube, mm.
+    detectors
+        Other readables recorded in every event beside the furnace, e.g. a thermocouple
+        scanner on the coupon carrier (the gradient the coupon really saw).
     md
         Metadata merged into the start document (the caller's keys win).
 
@@ -152,11 +158,12 @@ def gradient_oxidation_hold(
         "tolerance": tolerance,
         "coupon_id": coupon_id,
         "coupon_offset": coupon_offset,
+        "detectors": [d.name for d in detectors],
     }
     start_md: dict[str, Any] = {
         "plan_name": "gradient_oxidation_hold",
         "plan_args": {k: _describe(v) for k, v in args.items()},
-        "detectors": [name],
+        "detectors": [name, *(d.name for d in detectors)],
         "coupon_id": coupon_id,
         "hot_end_c": hot_c,
         "cold_end_c": cold_c,
@@ -173,7 +180,7 @@ def gradient_oxidation_hold(
         yield from bps.clear_checkpoint()  # a pause aborts: the hold cannot be resumed
         yield from bps.mv(furnace, gradient)
         held = yield from bps.abs_set(furnace, program, group=HOLD_GROUP)
-        yield from bps.trigger_and_read([furnace])
+        yield from bps.trigger_and_read([furnace, *detectors])
         # ticks count from the clock read just after the first event, so that event k is
         # recorded at least k * interval of instrument time after the first
         t0 = float((yield from bps.rd(furnace.clock)))
@@ -186,7 +193,7 @@ def gradient_oxidation_hold(
             yield from bps.wait(group=TICK_GROUP)
             if held is not None and held.done and not held.success:
                 yield from bps.wait(group=HOLD_GROUP)  # raises the program's error
-            yield from bps.trigger_and_read([furnace])
+            yield from bps.trigger_and_read([furnace, *detectors])
         yield from bps.wait(group=HOLD_GROUP)
         yield from bps.close_run()
         return uid

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from bluesky.simulators import RunEngineSimulator
 from bluesky.utils import Msg, RequestAbort
+from ophyd_async.core import soft_signal_rw
 
 from couponlab.drivers.furnace import OpcUaGradientFurnace
 from couponlab.errors import InputError, InterlockTrippedError, OutOfLimitsError, UnitError
@@ -185,3 +186,15 @@ def test_failure_mid_hold_still_ends_in_standby(
     assert cleanup == Msg("stop", furnace)
     with pytest.raises(type(failure)):
         plan.send(None)
+
+
+def test_extra_detectors_are_read_in_every_event(furnace: OpcUaGradientFurnace) -> None:
+    tcs = soft_signal_rw(float, 0.0, name="tcs")
+    msgs = _sim().simulate_plan(
+        gradient_oxidation_hold(furnace, 900, 600, "2 h", "1 h", detectors=[tcs])
+    )
+    reads = [m.obj for m in msgs if m.command == "read"]
+    assert reads.count(furnace) == 3
+    assert reads.count(tcs) == 3
+    start = next(m for m in msgs if m.command == "open_run")
+    assert start.kwargs["detectors"] == ["furnace1", "tcs"]
