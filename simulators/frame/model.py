@@ -229,6 +229,12 @@ class FrameModel:
     def _run(self) -> Generator[simpy.Event, None, None]:
         while self._running:
             yield self.world.env.timeout(self.cfg.step_s)
+            if self.mode is Mode.IDLE and not self.acquiring:
+                # Nothing moves and nothing is buffered: the next query's catch-up takes the
+                # idle sample, exactly as update() would (it skips to the last one due). Not
+                # running a control block here keeps an idle frame cheap, so a shared world
+                # can run at high speed-ups while the furnace holds for days.
+                continue
             self.update(self.world.now)
 
     @property
