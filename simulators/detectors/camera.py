@@ -125,19 +125,21 @@ class CameraModel:
         u = x + (np.arange(cfg.width) - (cfg.width - 1) / 2) * px
         v = y + (np.arange(cfg.height) - (cfg.height - 1) / 2) * px
         dark = 0.05
-        col = np.full(cfg.width, dark)
         if coupon is not None:
-            on = (u >= 0) & (u <= coupon.length_mm)
-            t = coupon.oxide_thickness_at(np.clip(u, 0, coupon.length_mm))
-            comp = coupon.composition_at(np.clip(u, 0, coupon.length_mm))
-            cr = comp.get("Cr", np.zeros_like(u))
+            # the coupon's 2-D maps (composition graded across y, oxide along x and y)
+            uu, vv = np.meshgrid(np.clip(u, 0, coupon.length_mm), np.clip(v, 0, coupon.width_mm))
+            on = ((u >= 0) & (u <= coupon.length_mm))[None, :] & (
+                (v >= 0) & (v <= coupon.width_mm)
+            )[:, None]
+            t = coupon.oxide_thickness_at(uu.ravel(), vv.ravel()).reshape(uu.shape)
+            comp = coupon.composition_at(uu.ravel(), vv.ravel())
+            cr = comp["Cr"].reshape(uu.shape) if "Cr" in comp else np.zeros_like(uu)
             fringe = 0.5 + 0.4 * np.cos(4 * math.pi * 2.2 * t / 550e-9)
-            col = np.where(on, fringe * (0.8 + 0.4 * cr), dark)
-            rows_on = (v >= 0) & (v <= coupon.width_mm)
+            field = np.where(on, fringe * (0.8 + 0.4 * cr), dark)
         else:
-            rows_on = np.zeros(cfg.height, dtype=bool)
+            field = np.full((cfg.height, cfg.width), dark)
         scale = cfg.full_well - cfg.noise_counts
-        img = np.where(rows_on[:, None], col[None, :], dark) * scale
+        img = field * scale
         self._base = np.clip(img, 0, scale).astype(np.uint16)
         self._base_key = key
         return self._base

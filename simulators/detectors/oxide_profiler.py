@@ -57,7 +57,7 @@ class ProfilerHead:
         u, v = x + cfg.head_offset_mm[0], y + cfg.head_offset_mm[1]
         if coupon is None or not (0 <= u <= coupon.length_mm and 0 <= v <= coupon.width_mm):
             return (math.nan, FLAG_UNDER)
-        true = float(coupon.oxide_thickness_at(u)[0])
+        true = float(coupon.oxide_thickness_at(u, v)[0])
         sigma = math.hypot(cfg.noise_floor_m, cfg.noise_relative * true) * math.sqrt(
             cfg.reference_dwell_s / dwell
         )

@@ -59,7 +59,7 @@ class XrfHead:
         n = len(cfg.elements)
         if coupon is None or not (0 <= u <= coupon.length_mm and 0 <= v <= coupon.width_mm):
             return (0.0, *([math.nan] * n))
-        comp = coupon.composition_at(u)
+        comp = coupon.composition_at(u, v)
         means = [
             cfg.count_rate_cps * dwell * float(comp[e][0]) if e in comp else 0.0
             for e in cfg.elements

@@ -197,3 +197,33 @@ def test_camera_writes_frames_with_positions(tmp_path: Path) -> None:
     with h5py.File(tmp_path / "f.h5", "r") as f:
         assert f["/entry/data/data"].shape == (3, 32, 48)
         np.testing.assert_allclose(f["/entry/instrument/time"][:], [0.0, 1.0, 2.0])
+
+
+def test_heads_read_the_coupon_across_its_width_too() -> None:
+    """A coupon graded across y reads differently at two y on the same x (2-D maps)."""
+    from couponlab.simulators.detectors.oxide_profiler import ProfilerConfig, ProfilerHead
+    from couponlab.simulators.detectors.xrf_probe import XrfConfig, XrfHead
+    from couponlab.simulators.world import Coupon, World
+
+    world = World()
+    coupon = world.add_coupon(Coupon("G1", length_mm=60, width_mm=10))
+    cr = (coupon.y_mm / 10.0)[:, None] * np.ones(coupon.x_mm.size) * 0.5
+    coupon.set_composition({"Cr": cr, "Ni": 1 - cr})
+    coupon.oxide_x2_m2[:] = (np.linspace(1e-6, 5e-6, coupon.y_mm.size) ** 2)[:, None]
+
+    class Stage:
+        def coupon(self) -> Coupon:
+            return coupon
+
+        def position_at(self, t: float) -> tuple[float, float]:
+            return (0.0, 0.0)
+
+    world.register_instrument("stage1", Stage())
+    prof = ProfilerHead(world, ProfilerConfig(stage="stage1"), "stage1")
+    xrf = XrfHead(world, XrfConfig(stage="stage1"))
+    thin, thick = (prof.sample(0.0, 30.0, y, 10.0)[0] for y in (1.0, 9.0))
+    assert thick > 3 * thin
+    lo = xrf.sample(0.0, 30.0, 1.0, 10.0)
+    hi = xrf.sample(0.0, 30.0, 9.0, 10.0)
+    i_cr = 1 + list(XrfConfig(stage="stage1").elements).index("Cr")
+    assert hi[i_cr] > lo[i_cr] + 0.2
