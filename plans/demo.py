@@ -1,8 +1,17 @@
-"""The main job: a simulated campaign on the twins of a lab, with its results printed.
+"""The main job: a whole simulated coupon campaign on the twins of a lab, results printed.
 
-Step 1 (issue 2): a gradient-oxidation hold on the furnace twin; prints the temperature
-profile along the coupon as the instrument recorded it. Later steps (printing, measuring,
-testing) are added as their instrument families land.
+1. calibrate the powder feeder (transport delay and lag of each hopper used);
+2. print a coupon graded across its width, 0 -> 50 % Cr in Ni, with feed-forward;
+3. oxidise it on the furnace carrier in a gradient along its length (1100 -> 800 degC), as a
+   furnace program, recording the furnace profile and the carrier's thermocouples;
+4. mount it on the stage and map oxide thickness (profiler) and composition (XRF);
+5. fit the oxidation activation energy of every composition row from one exposure, and
+   compare with the simulated world's ground truth;
+6. pull a tensile specimen cut from the coupon.
+
+Every step is a bluesky plan from :mod:`couponlab.plans` on devices built from the lab file;
+only two lines reach into the simulation (virtual-time speed and the ground truth), through
+``Session.twins``. Every run's documents are in ``out_dir``.
 """
 
 from __future__ import annotations
@@ -13,15 +22,26 @@ from typing import Any
 
 import numpy as np
 
-from couponlab.data import event_table, read_run
+from couponlab.data import event_table
 from couponlab.labfile import LabFile
 from couponlab.session import Session
 
+COUPON_LENGTH_MM, COUPON_WIDTH_MM = 60.0, 10.0
 HOT_C, COLD_C = 1100.0, 800.0
-"""Gradient of the demo hold, degC."""
-HOLD = "20 h"
-INTERVAL = "1 h"
-COUPON_LENGTH_MM = 60.0
+HOLD_H = 50.0
+X_POINTS = np.linspace(3.0, 57.0, 10)
+"""Profiler positions along the coupon (the temperature axis), mm."""
+Y_ROWS = np.array([1.0, 3.0, 5.0, 7.0, 9.0])
+"""Composition rows across the coupon, mm."""
+MAX_Q_ERROR_KJ = 5.0
+"""The demo fails (exit code 1) if a fitted Q is further than this from the truth, kJ/mol
+(neighbouring rows differ by about 14 kJ/mol)."""
+
+
+def _cr_across(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+    """Target: 0 % Cr at y = 0 to 50 % Cr at y = 10 mm, Ni balance, uniform along x."""
+    cr = 0.5 * y / COUPON_WIDTH_MM + 0.0 * x
+    return {"Cr": cr, "Ni": 1.0 - cr}
 
 
 def _first(lab: LabFile, family: str) -> str:
@@ -31,64 +51,197 @@ def _first(lab: LabFile, family: str) -> str:
     return names[0]
 
 
-def _hold_table(run_file: Path, furnace: str, offset_mm: float) -> list[str]:
-    """Return lines: the recorded profile interpolated along the coupon, first and last."""
-    table = event_table(run_file)
-    profiles = np.asarray(table[f"{furnace}-profile"], float)
-    times = np.asarray(table[f"{furnace}-clock-sim_time"], float)
-    start = next(d for n, d in read_run(run_file) if n == "start")
-    positions = np.asarray(start["zone_positions_mm"], float)
-    x = np.arange(0.0, COUPON_LENGTH_MM + 1e-9, 10.0)
-    lines = [f"{'t (h)':>7} | " + " ".join(f"x={v:4.0f}mm" for v in x)]
-    for k in (0, len(profiles) // 2, len(profiles) - 1):
-        t_along = np.interp(offset_mm + x, positions, profiles[k])
-        rel_h = (times[k] - times[0]) / 3600
-        lines.append(f"{rel_h:7.1f} | " + " ".join(f"{v:6.1f} C " for v in t_along))
-    return lines
-
-
 def run_demo(lab: LabFile, out_dir: Path) -> int:
     """Run the simulated campaign on ``lab`` (every device a twin); print the results.
 
-    Returns the process exit code.
+    Returns the process exit code: 0 when every step ran and every row's fitted activation
+    energy is within :data:`MAX_Q_ERROR_KJ` of the simulated world's truth, else 1.
     """
+    from couponlab.plans.calibrate_feeder import calibrate_feeder
     from couponlab.plans.gradient_hold import gradient_oxidation_hold
+    from couponlab.plans.oxidation_analysis import fit_per_row
+    from couponlab.plans.print_graded import map_error, print_graded_coupon
+    from couponlab.plans.raster_map import raster_map
+    from couponlab.plans.tensile_test import tensile_test
 
     if not all(d.twin for d in lab.devices):
         raise SystemExit("the demo drives twins only: use a lab whose devices are all twins")
-    furnace_name = _first(lab, "gradient_furnace")
-    t0 = time.monotonic()
-    print(f"couponlab demo: lab {lab.name!r}, {len(lab.devices)} twins; documents in {out_dir}/")
+    names = {
+        f: _first(lab, f)
+        for f in (
+            "gradient_furnace",
+            "powder_feeder",
+            "deposition_cell",
+            "xy_stage",
+            "oxide_profiler",
+            "xrf_probe",
+            "thermocouple_scanner",
+            "test_frame",
+        )
+    }
+    t_start = time.monotonic()
+    print(
+        f"couponlab demo: lab {lab.name!r}, {len(lab.devices)} twins; run documents in {out_dir}/"
+    )
     with Session(lab, out_dir=out_dir) as s:
-        furnace: Any = s.devices[furnace_name]
-        print(f"  {furnace_name}: {s.call(furnace.identify)}")
-        positions = (s.call(furnace.read_profile)).positions_mm
+        dev: dict[str, Any] = {f: s.devices[n] for f, n in names.items()}
+        for f in ("gradient_furnace", "powder_feeder", "test_frame"):
+            print(f"  {names[f]:<10} {s.call(dev[f].identify)}")
+        world = s.twins.world
+
+        # -- 1. calibrate -------------------------------------------------------------
+        s.twins.call(world.set_speedup, 20.0)  # simulation only: resolve seconds of delay
+        feeder, cell = dev["powder_feeder"], dev["deposition_cell"]
+        print("\n[1] feeder calibration (step response of hoppers 1 and 2)")
+        cal = s.run(calibrate_feeder(feeder, [1, 2])).plan_result
+        for line in _calibration_lines(cal):
+            print("    " + line)
+
+        # -- 2. print -------------------------------------------------------------------
+        print(
+            f"\n[2] print a {COUPON_LENGTH_MM:g} x {COUPON_WIDTH_MM:g} mm coupon graded "
+            "across its width: 0 -> 50 % Cr in Ni, feed-forward"
+        )
+        rec = s.run(
+            print_graded_coupon(
+                cell,
+                [feeder],
+                _cr_across,
+                {names["powder_feeder"]: cal},
+                length=COUPON_LENGTH_MM,
+                width=COUPON_WIDTH_MM,
+            )
+        ).plan_result
+        coupon = rec.coupon_id
+        as_built_err = map_error(rec.target, rec.as_built) if rec.as_built else float("nan")
+        print(f"    coupon {coupon}: as-built vs target, RMS Cr error {as_built_err:.4f}")
+
+        # -- 3. oxidise -------------------------------------------------------------------
+        s.twins.call(world.set_speedup, 5000.0)  # simulation only: hours in seconds
+        furnace = dev["gradient_furnace"]
+        positions = s.call(furnace.read_profile).positions_mm
         offset = float(positions[0] + positions[-1]) / 2 - COUPON_LENGTH_MM / 2
         print(
-            f"\n[1] gradient-oxidation hold: {HOT_C:g} -> {COLD_C:g} degC over the tube, "
-            f"{HOLD} (instrument time), profile every {INTERVAL}"
+            f"\n[3] oxidise on the furnace carrier: {HOT_C:g} -> {COLD_C:g} degC along the "
+            f"coupon, {HOLD_H:g} h, with the carrier thermocouples"
         )
         s.run(
             gradient_oxidation_hold(
                 furnace,
                 f"{HOT_C} degC",
                 f"{COLD_C} degC",
-                HOLD,
-                INTERVAL,
+                f"{HOLD_H} h",
+                "5 h",
                 ramp_rate="25 K/min",
-                md={
-                    "zone_positions_mm": [float(p) for p in positions],
-                    "coupon_offset_mm": offset,
-                },
+                hot_position=offset,
+                cold_position=offset + COUPON_LENGTH_MM,
+                coupon_id=coupon,
+                coupon_offset=offset,
+                detectors=[dev["thermocouple_scanner"]],
             )
         )
-        run_file = s.log.paths[-1]
+        hold_run = s.log.paths[-1]
+        s.call(lambda: furnace.load_coupon("", 0.0))  # off the carrier
+        t_x, t_c = _coupon_temperatures(hold_run, names["thermocouple_scanner"], lab)
+        print("    carrier thermocouples at the end of the hold:")
         print(
-            f"    temperature along a {COUPON_LENGTH_MM:g} mm coupon centred in the tube "
-            f"(offset {offset:.0f} mm):"
+            "    "
+            + "  ".join(f"{x:4.0f}mm {t:6.1f}C" for x, t in list(zip(t_x, t_c, strict=True))[::2])
         )
-        for line in _hold_table(run_file, furnace_name, offset):
-            print("    " + line)
-        print(f"    run documents: {run_file}")
-    print(f"\ndone in {time.monotonic() - t0:.1f} s wall time")
-    return 0
+
+        # -- 4. map -------------------------------------------------------------------------
+        s.twins.call(world.set_speedup, 50.0)
+        stage, profiler, xrf = dev["xy_stage"], dev["oxide_profiler"], dev["xrf_probe"]
+        s.call(lambda: stage.load_coupon(coupon, COUPON_LENGTH_MM, COUPON_WIDTH_MM))
+        print(f"\n[4] map oxide thickness and composition: {X_POINTS.size} x {Y_ROWS.size} points")
+        s.run(
+            raster_map(
+                [profiler, xrf],
+                stage,
+                (X_POINTS[0], X_POINTS[-1], X_POINTS.size),
+                (Y_ROWS[0], Y_ROWS[-1], Y_ROWS.size),
+                dwell="0.2 s",
+                snake=False,
+            )
+        )
+        table = event_table(s.log.paths[-1])
+        thickness_m = _grid(table, f"{names['oxide_profiler']}-thickness") * 1e-9
+        cr = _grid(table, f"{names['xrf_probe']}-fraction_cr")
+
+        # -- 5. fit ---------------------------------------------------------------------------
+        temps_k = np.interp(X_POINTS, t_x, t_c) + 273.15
+        fits = fit_per_row(thickness_m, temps_k, HOLD_H * 3600.0)
+        truth = s.twins.call(lambda: _true_q(world, coupon))  # simulation only: ground truth
+        print("\n[5] activation energy per composition row (one exposure, thickness vs 1/T)")
+        print(
+            f"    {'y mm':>5} {'Cr (XRF)':>9} {'Q fit kJ/mol':>13} {'+/-':>5} "
+            f"{'Q true':>7} {'points':>6}"
+        )
+        worst = 0.0
+        for y, row_cr, fit, q in zip(Y_ROWS, cr, fits, truth(Y_ROWS), strict=True):
+            worst = max(worst, abs(fit.activation_energy_kj_per_mol - q))
+            print(
+                f"    {y:5.1f} {np.nanmean(row_cr):9.3f} "
+                f"{fit.activation_energy_kj_per_mol:13.1f} {fit.stderr_kj_per_mol:5.1f} "
+                f"{q:7.1f} {fit.n_points:6d}"
+            )
+        print(f"    largest |fit - truth|: {worst:.1f} kJ/mol")
+        recovered = worst <= MAX_Q_ERROR_KJ
+        if not recovered:
+            print(
+                f"    FAILED: the campaign did not recover the world's activation energies "
+                f"within {MAX_Q_ERROR_KJ:g} kJ/mol"
+            )
+
+        # -- 6. tensile ---------------------------------------------------------------------
+        s.call(stage.unload_coupon)
+        s.twins.call(world.set_speedup, 200.0)
+        print("\n[6] tensile test (ASTM E8M sub-size) of a specimen from the coupon centre")
+        result = s.run(tensile_test(dev["test_frame"], coupon, "30 mm")).plan_result
+        print(
+            f"    E {result.modulus:.0f} GPa, YS(0.2%) {result.yield_strength:.0f} MPa, "
+            f"UTS {result.uts:.0f} MPa, uniform el. {result.uniform_elongation:.1f} %, "
+            f"total el. {result.total_elongation:.1f} %"
+        )
+    print(
+        f"\ndone in {time.monotonic() - t_start:.0f} s wall time; {len(s.log.paths)} runs "
+        f"in {out_dir}/"
+    )
+    return 0 if recovered else 1
+
+
+def _calibration_lines(cal: Any) -> list[str]:
+    return [
+        f"hopper {h.hopper} ({h.powder}): transport delay {h.delay_s:.2f} s, "
+        f"time constant {h.tau_s:.2f} s"
+        for h in cal.hoppers.values()
+    ]
+
+
+def _coupon_temperatures(run: Path, scanner: str, lab: LabFile) -> tuple[Any, Any]:
+    """Return (positions mm, temperatures degC) of the carrier thermocouples, last event."""
+    table = event_table(run)
+    key = next(k for k in table if k.startswith(f"{scanner}-") and "temp" in k)
+    positions = np.asarray(lab.device(scanner).settings["positions_mm"], float)
+    return positions, np.asarray(table[key][-1], float)
+
+
+def _grid(table: dict[str, list[Any]], key: str) -> Any:
+    """Return a raster column as a (rows, columns) array (rows: y, columns: x)."""
+    values = np.asarray(table[key], float)
+    return values.reshape(Y_ROWS.size, X_POINTS.size)
+
+
+def _true_q(world: Any, coupon_id: str) -> Any:
+    """Simulation ground truth: Q (kJ/mol) of the as-built composition at rows y (mm)."""
+    c = world.coupon(coupon_id)
+    model = world.config.oxidation
+
+    def at(y: Any) -> Any:
+        out = []
+        for yy in y:
+            comp = c.composition_at(X_POINTS, np.full_like(X_POINTS, yy))
+            out.append(float(np.mean(model.activation_energy(comp))) / 1e3)
+        return np.asarray(out)
+
+    return at

@@ -1,0 +1,33 @@
+"""The main job end to end: print, oxidise, map, fit, pull -- and the fit recovers the
+simulated world's activation energies (the demo exits non-zero when it does not)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from couponlab.cli import sample_lab_path
+from couponlab.data import read_run
+from couponlab.labfile import load_lab
+from couponlab.plans.demo import run_demo
+
+
+@pytest.mark.timeout(400)
+def test_demo_campaign_recovers_q_and_logs_every_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_demo(load_lab(sample_lab_path()), out_dir=tmp_path) == 0
+    out = capsys.readouterr().out
+    assert "largest |fit - truth|" in out
+    runs = sorted(tmp_path.glob("*.jsonl"))
+    plans = {next(d for n, d in read_run(p) if n == "start")["plan_name"] for p in runs}
+    assert {
+        "calibrate_feeder",
+        "print_graded_coupon",
+        "gradient_oxidation_hold",
+        "raster_map",
+        "tensile_test",
+    } <= plans
+    for p in runs:  # every run closed cleanly
+        assert list(read_run(p))[-1][1].get("exit_status") == "success"
