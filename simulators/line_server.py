@@ -3,6 +3,10 @@
 One handler call per received line, on the event loop that also drives the world, so a
 reply sees the world at "now" (:meth:`World.sync` runs before every line). The server binds
 127.0.0.1 by default; port 0 picks a free port, read back from :attr:`LineServer.port`.
+
+A handler may return an awaitable instead of a reply (an IEEE 488.2 ``*OPC?`` that waits
+for a pending operation, see ``simulators/detectors/_opc_server.py``); the server awaits it
+before writing, so that client's next line waits too.
 """
 
 from __future__ import annotations
@@ -10,15 +14,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from couponlab.simulators.world import World
 
 log = logging.getLogger(__name__)
 
-LineHandler = Callable[[str], "str | bytes | None"]
+LineHandler = Callable[[str], "str | bytes | Awaitable[str | bytes | None] | None"]
 """Takes one received line (without terminator); returns a reply line (terminator added),
-raw bytes (sent as they are), or None (no reply)."""
+raw bytes (sent as they are), None (no reply), or an awaitable of one of these (a deferred
+reply, e.g. a waiting ``*OPC?``)."""
 
 
 class LineServer:
@@ -29,7 +34,7 @@ class LineServer:
     world
         World to bring up to date before each line.
     handler
-        Called once per line.
+        Called once per line; may return an awaitable reply (awaited before writing).
     host, port
         Where to listen (127.0.0.1 and a free port by default).
     terminator
@@ -103,6 +108,10 @@ class LineServer:
                 reply = self.handler(line)
                 if reply is None:
                     continue
+                if not isinstance(reply, (str, bytes)):  # a deferred reply
+                    reply = await reply
+                    if reply is None:
+                        continue
                 data = (
                     reply
                     if isinstance(reply, bytes)

@@ -3,25 +3,20 @@
 
 :class:`OpcDispatcher` handles the commands of a line up to ``*OPC?``; if an operation is
 pending it returns a coroutine that sleeps until the operation ends (virtual time / speed-up),
-brings the world up to date and handles the rest of the line. :class:`OpcLineServer` awaits
-such replies before writing them. A driver may thus send ``MOV:X 12;:SYST:ERR?;:*OPC?;:STAT?``
-and get the settled state in one exchange (docs/protocols/xy-stage-scpi.md).
+brings the world up to date and handles the rest of the line;
+:class:`~couponlab.simulators.line_server.LineServer` awaits such replies before writing
+them. A driver may thus send ``MOV:X 12;:SYST:ERR?;:*OPC?;:STAT?`` and get the settled
+state in one exchange (docs/protocols/xy-stage-scpi.md).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import inspect
-import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
-from couponlab.simulators.line_server import LineServer
 from couponlab.simulators.scpi import ScpiDispatcher
 from couponlab.simulators.world import World
-
-log = logging.getLogger(__name__)
 
 
 class OpcDispatcher(ScpiDispatcher):
@@ -75,47 +70,4 @@ class OpcDispatcher(ScpiDispatcher):
         return ";".join(p for p in (head, "1", tail) if p)
 
 
-class OpcLineServer(LineServer):
-    """A :class:`LineServer` that awaits replies given as coroutines (a waiting ``*OPC?``)."""
-
-    async def _serve_client(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._conns.add(task)
-        term = self.terminator.encode(self.encoding)
-        try:
-            while True:
-                try:
-                    raw = await reader.readuntil(term)
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    break
-                except asyncio.LimitOverrunError:
-                    log.warning("line too long from client; closing")
-                    break
-                line = raw[: -len(term)].decode(self.encoding, errors="replace").rstrip("\r")
-                self.world.sync()
-                reply: Any = self.handler(line)
-                if inspect.iscoroutine(reply):
-                    coro: Coroutine[Any, Any, str] = reply
-                    reply = await coro
-                if reply is None:
-                    continue
-                data = (
-                    reply
-                    if isinstance(reply, bytes)
-                    else (reply + self.terminator).encode(self.encoding, errors="replace")
-                )
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            self._conns.discard(task)
-            writer.close()
-            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
-                await writer.wait_closed()
-
-
-__all__ = ["OpcDispatcher", "OpcLineServer"]
+__all__ = ["OpcDispatcher"]

@@ -14,7 +14,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from couponlab.labfile import DeviceEntry
-from couponlab.simulators.detectors._opc_server import OpcLineServer
+from couponlab.simulators.line_server import LineServer
 from couponlab.simulators.scpi import ScpiDispatcher
 from couponlab.simulators.world import World
 
@@ -70,7 +70,7 @@ class ScpiTwin:
         host, port = parse_socket_address(entry.address)
         dispatcher.register("SYST:CLOC?", lambda a: f"{world.now:.6f}")
         dispatcher.register("SYST:CLOC:RATE?", lambda a: f"{world.speedup:g}")
-        self.server = OpcLineServer(world, dispatcher.handle, host=host, port=port)
+        self.server = LineServer(world, dispatcher.handle, host=host, port=port)
         self.address = entry.address
 
     async def start(self) -> None:
