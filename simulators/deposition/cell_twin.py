@@ -5,11 +5,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import numpy as np
 
 from couponlab.labfile import DeviceEntry
+from couponlab.simulators._line_twin import LineTwin
 from couponlab.simulators.deposition.cell_model import (
     CellConfig,
     CellModel,
@@ -17,7 +17,6 @@ from couponlab.simulators.deposition.cell_model import (
     TrackProgram,
 )
 from couponlab.simulators.deposition.feeder_twin import parse_socket_address
-from couponlab.simulators.line_server import LineServer
 from couponlab.simulators.scpi import (
     DATA_OUT_OF_RANGE,
     EXECUTION_ERROR,
@@ -284,19 +283,20 @@ class CellProtocol(ScpiDispatcher):
         return ",".join(f"{v:.6f}" for v in comp[args[0]])
 
 
-@dataclass
-class CellTwin:
+class CellTwin(LineTwin[CellModel]):
     """A running cell twin: its model, protocol, server and resolved address."""
 
-    model: CellModel
-    protocol: CellProtocol
-    server: LineServer
-    address: str
-
-    async def stop(self) -> None:
-        """Stop serving and take the model out of the world's instrument registry."""
-        await self.server.stop()
-        self.model.world.unregister_instrument(self.model.name)
+    def __init__(self, model: CellModel, protocol: CellProtocol, host: str, port: int) -> None:
+        super().__init__(
+            model.world,
+            model.name,
+            model,
+            protocol.handle,
+            host=host,
+            port=port,
+            address=f"socket://{host}:{port}",
+        )
+        self.protocol = protocol
 
 
 async def start_twin(world: World, entry: DeviceEntry) -> CellTwin:
@@ -304,14 +304,9 @@ async def start_twin(world: World, entry: DeviceEntry) -> CellTwin:
     host, port = parse_socket_address(entry.name, entry.address)
     config = CellConfig.model_validate(entry.twin_config)
     model = CellModel(world, config, entry.name)
-    protocol = CellProtocol(model)
-    server = LineServer(world, protocol.handle, host=host, port=port)
-    try:
-        await server.start()
-    except BaseException:
-        world.unregister_instrument(entry.name)
-        raise
-    return CellTwin(model, protocol, server, f"socket://{host}:{server.port}")
+    twin = CellTwin(model, CellProtocol(model), host, port)
+    await twin.start()
+    return twin
 
 
 __all__ = ["COUPON_ID", "CellProtocol", "CellTwin", "start_twin"]

@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from couponlab.labfile import DeviceEntry
+from couponlab.simulators._line_twin import LineTwin
 from couponlab.simulators.deposition.feeder_model import FeederConfig, FeederModel
-from couponlab.simulators.line_server import LineServer
 from couponlab.simulators.scpi import (
     DATA_OUT_OF_RANGE,
     ILLEGAL_PARAMETER,
@@ -140,19 +138,20 @@ class FeederProtocol(ScpiDispatcher):
         return " ".join(f"{t:.4f} {sp:.4f} {fl:.4f}" for t, sp, fl in self.model.log)
 
 
-@dataclass
-class FeederTwin:
+class FeederTwin(LineTwin[FeederModel]):
     """A running feeder twin: its model, protocol, server and resolved address."""
 
-    model: FeederModel
-    protocol: FeederProtocol
-    server: LineServer
-    address: str
-
-    async def stop(self) -> None:
-        """Stop serving and take the model out of the world's instrument registry."""
-        await self.server.stop()
-        self.model.world.unregister_instrument(self.model.name)
+    def __init__(self, model: FeederModel, protocol: FeederProtocol, host: str, port: int) -> None:
+        super().__init__(
+            model.world,
+            model.name,
+            model,
+            protocol.handle,
+            host=host,
+            port=port,
+            address=f"socket://{host}:{port}",
+        )
+        self.protocol = protocol
 
 
 async def start_twin(world: World, entry: DeviceEntry) -> FeederTwin:
@@ -160,14 +159,9 @@ async def start_twin(world: World, entry: DeviceEntry) -> FeederTwin:
     host, port = parse_socket_address(entry.name, entry.address)
     config = FeederConfig.model_validate(entry.twin_config)
     model = FeederModel(world, config, entry.name)
-    protocol = FeederProtocol(model)
-    server = LineServer(world, protocol.handle, host=host, port=port)
-    try:
-        await server.start()
-    except BaseException:
-        world.unregister_instrument(entry.name)
-        raise
-    return FeederTwin(model, protocol, server, f"socket://{host}:{server.port}")
+    twin = FeederTwin(model, FeederProtocol(model), host, port)
+    await twin.start()
+    return twin
 
 
 __all__ = ["FeederProtocol", "FeederTwin", "parse_socket_address", "start_twin"]

@@ -14,7 +14,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from couponlab.labfile import DeviceEntry
-from couponlab.simulators.line_server import LineServer
+from couponlab.simulators._line_twin import LineTwin
 from couponlab.simulators.scpi import ScpiDispatcher
 from couponlab.simulators.world import World
 
@@ -50,8 +50,8 @@ def load_config(model: type[C], entry: DeviceEntry, **defaults: object) -> C:
         raise ValueError(f"{entry.name}: invalid twin_config:\n{exc}") from exc
 
 
-class ScpiTwin:
-    """A running SCPI twin: a dispatcher served by a :class:`LineServer` on 127.0.0.1.
+class ScpiTwin(LineTwin[object]):
+    """A running SCPI twin: a :class:`LineTwin` serving a dispatcher on 127.0.0.1.
 
     Parameters
     ----------
@@ -61,28 +61,35 @@ class ScpiTwin:
         The lab entry; its address gives host and port (0 = a free port).
     dispatcher
         The twin's command set.
+    model
+        The model registered in the world as ``entry.name`` on :meth:`start` (None: none).
     """
 
-    def __init__(self, world: World, entry: DeviceEntry, dispatcher: ScpiDispatcher) -> None:
-        self.world = world
-        self.entry = entry
-        self.dispatcher = dispatcher
+    def __init__(
+        self,
+        world: World,
+        entry: DeviceEntry,
+        dispatcher: ScpiDispatcher,
+        model: object | None = None,
+    ) -> None:
         host, port = parse_socket_address(entry.address)
         dispatcher.register("SYST:CLOC?", lambda a: f"{world.now:.6f}")
         dispatcher.register("SYST:CLOC:RATE?", lambda a: f"{world.speedup:g}")
-        self.server = LineServer(world, dispatcher.handle, host=host, port=port)
-        self.address = entry.address
+        super().__init__(
+            world,
+            entry.name,
+            model,
+            dispatcher.handle,
+            host=host,
+            port=port,
+            address=entry.address,
+        )
+        self.entry = entry
+        self.dispatcher = dispatcher
 
-    async def start(self) -> None:
-        """Start listening; :attr:`address` becomes the resolved address."""
-        await self.server.start()
-        self.address = format_like(self.entry.address, self.server.host, self.server.port)
-
-    async def stop(self) -> None:
-        """Stop listening, close the clients and leave the world."""
-        await self.server.stop()
-        if self.world.instruments.get(self.entry.name) is not None:
-            self.world.unregister_instrument(self.entry.name)
+    def resolved_address(self) -> str:
+        """Return the entry's address with the bound port (same notation)."""
+        return format_like(self.entry.address, self.server.host, self.server.port)
 
 
 def quoted(arg: str) -> str:

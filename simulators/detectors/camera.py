@@ -413,14 +413,8 @@ async def start_twin(world: World, entry: DeviceEntry) -> ScpiTwin:
     """Start the camera twin of ``entry`` (``twin_config.stage`` names its stage)."""
     config = load_config(CameraConfig, entry)
     model = CameraModel(world, config)
-    twin = CameraTwin(world, entry, make_dispatcher(model))
-    twin.model = model
-    world.register_instrument(entry.name, model)
-    try:
-        await twin.start()
-    except BaseException:
-        world.unregister_instrument(entry.name)
-        raise
+    twin = CameraTwin(world, entry, make_dispatcher(model), model)
+    await twin.start()
     return twin
 
 

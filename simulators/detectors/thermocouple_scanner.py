@@ -135,13 +135,8 @@ async def start_twin(world: World, entry: DeviceEntry) -> ScpiTwin:
         defaults["positions_mm"] = entry.settings["positions_mm"]
     config = load_config(ScannerConfig, entry, **defaults)
     model = ScannerModel(world, config)
-    twin = ScpiTwin(world, entry, make_dispatcher(model))
-    world.register_instrument(entry.name, model)
-    try:
-        await twin.start()
-    except BaseException:
-        world.unregister_instrument(entry.name)
-        raise
+    twin = ScpiTwin(world, entry, make_dispatcher(model), model)
+    await twin.start()
     return twin
 
 

@@ -102,13 +102,8 @@ async def start_twin(world: World, entry: DeviceEntry) -> ScpiTwin:
     """Start the XRF twin of ``entry`` (``twin_config.stage`` names its stage)."""
     config = load_config(XrfConfig, entry)
     dispatcher, head = make_dispatcher(world, config)
-    twin = ScpiTwin(world, entry, dispatcher)
-    world.register_instrument(entry.name, head)
-    try:
-        await twin.start()
-    except BaseException:
-        world.unregister_instrument(entry.name)
-        raise
+    twin = ScpiTwin(world, entry, dispatcher, head)
+    await twin.start()
     return twin
 
 

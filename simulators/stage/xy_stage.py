@@ -259,13 +259,8 @@ async def start_twin(world: World, entry: DeviceEntry) -> ScpiTwin:
     """Start the stage twin of ``entry`` and register its model in the world by name."""
     config = load_config(StageConfig, entry)
     model = StageModel(world, config)
-    twin = ScpiTwin(world, entry, StageDispatcher(model))
-    world.register_instrument(entry.name, model)
-    try:
-        await twin.start()
-    except BaseException:
-        world.unregister_instrument(entry.name)
-        raise
+    twin = ScpiTwin(world, entry, StageDispatcher(model), model)
+    await twin.start()
     return twin
 
 
