@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -74,8 +75,9 @@ async def _check(lab: LabFile, timeout: float) -> int:
     failures = 0
     for entry in lab.devices:
         print(f"== {entry.name} ({entry.family}) at {entry.address}")
+        device: Any = None
         try:
-            device: Any = make_device(entry)
+            device = make_device(entry)
             await device.connect(timeout=timeout)
             print(f"   identity : {await device.identify()}")
             print(f"   state    : {await device.state()}")
@@ -90,6 +92,10 @@ async def _check(lab: LabFile, timeout: float) -> int:
         except Exception as exc:  # a connect error from ophyd-async wraps the cause
             failures += 1
             print(f"   FAILED   : {type(exc).__name__}: {exc}")
+        finally:
+            if device is not None and hasattr(device, "disconnect"):
+                with contextlib.suppress(Exception):
+                    await device.disconnect()
     print(f"{len(lab.devices) - failures} of {len(lab.devices)} device(s) OK")
     return 1 if failures else 0
 
