@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from ophyd_async.core import Device, DeviceConnector
 
+from couponlab.drivers._scpi_link import ScpiLineLink
 from couponlab.errors import InstrumentTimeoutError, ProtocolError
 from couponlab.transports import LineTransport, TcpLineTransport, VisaLineTransport
 
@@ -39,7 +40,7 @@ def make_transport(device: str, address: str, *, timeout: float = 2.0) -> LineTr
     return VisaLineTransport(device, address, timeout=timeout)
 
 
-class ScpiLink:
+class ScpiLink(ScpiLineLink):
     """Request/reply with error checking and instrument-timed polling.
 
     Parameters
@@ -53,43 +54,12 @@ class ScpiLink:
     """
 
     def __init__(self, device: str, address: str, *, timeout: float = 2.0) -> None:
-        self.device = device
-        self.address = address
-        self.transport = make_transport(device, address, timeout=timeout)
-        self.clock_rate = 1.0
-        """Instrument seconds per wall second (read at connect)."""
+        super().__init__(device, address, make_transport(device, address, timeout=timeout))
 
     async def open(self) -> None:
         """Connect and read the instrument's clock rate."""
         await self.transport.connect()
-        rate = await self.query_floats("SYST:CLOC:RATE?", 1)
-        if not rate[0] > 0:
-            raise ProtocolError(self.device, f"clock rate {rate[0]} is not > 0")
-        self.clock_rate = rate[0]
-
-    async def close(self) -> None:
-        """Close the link."""
-        await self.transport.close()
-
-    async def query(self, command: str) -> str:
-        """Send a query and return its reply."""
-        return await self.transport.query(command)
-
-    async def query_floats(self, command: str, n: int | None = None) -> list[float]:
-        """Send a query whose reply is comma-separated numbers (``n`` of them if given)."""
-        reply = await self.transport.query(command)
-        try:
-            values = [float(v) for v in reply.split(",")]
-        except ValueError:
-            raise ProtocolError(
-                self.device, f"reply to {command!r} is not numbers: {reply!r}"
-            ) from None
-        if n is not None and len(values) != n:
-            raise ProtocolError(
-                self.device,
-                f"reply to {command!r} has {len(values)} values, expected {n}: {reply!r}",
-            )
-        return values
+        await self.read_clock_rate()
 
     async def command(self, command: str, then: str = "") -> str:
         """Send a setting with its error check in one exchange; return the reply of ``then``.
@@ -110,10 +80,6 @@ class ScpiLink:
         if then and not sep:
             raise ProtocolError(self.device, f"no reply to {then!r} in {reply!r}")
         return rest
-
-    async def block(self, command: str) -> bytes:
-        """Send a query whose reply is an IEEE 488.2 block."""
-        return await self.transport.query_block(command)
 
     def short(self, instrument_s: float) -> bool:
         """Return whether an operation of ``instrument_s`` ends within OPC_WAIT_MAX_S."""

@@ -213,7 +213,7 @@ class SpotHeadDevice(StandardReadable):
 
     async def collect_pages(self) -> AsyncIterator[PartialEventPage]:
         """Yield the samples taken since the last collect as one event page."""
-        raw = await self._link.block("LINE:DATA?")
+        raw = await self._link.query_block("LINE:DATA?")
         width = 3 + self._n_values
         if len(raw) % (8 * width):
             raise ProtocolError(
