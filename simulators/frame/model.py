@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
 from couponlab.simulators.frame.material import MechanicsModel, SpecimenCurve
-from couponlab.simulators.world import World
+from couponlab.simulators.world import Coupon, World
 
 FloatArray = NDArray[np.float64]
 COLUMNS = 4
@@ -136,6 +136,8 @@ class Specimen:
 
     coupon_id: str
     x_mm: float
+    y_mm: float | None
+    """Centre of the gauge across the coupon, mm (``None``: unknown coupon, centre line)."""
     composition: dict[str, float]
     from_coupon: bool
     curve: SpecimenCurve
@@ -310,28 +312,36 @@ class FrameModel:
         self.gauge_length, self.width, self.thickness = gauge, width, thickness
         self.reduced_length = reduced
 
-    def mount(self, coupon_id: str, x_mm: float) -> None:
-        """Grip a specimen cut from ``coupon_id`` with its gauge centred at ``x_mm``.
+    def mount(self, coupon_id: str, x_mm: float, y_mm: float | None = None) -> None:
+        """Grip a specimen cut from ``coupon_id`` with its gauge centred at ``(x_mm, y_mm)``.
 
-        The material is the mean composition over the gauge length around ``x_mm`` on that
-        coupon; an id the world does not know gets the configured default material.
+        Coupon coordinates are mm from the coupon's corner: x along its length
+        (0 .. length), y across its width (0 .. width); ``y_mm`` ``None`` is the centre line.
+        The specimen's gauge length runs along x. Its material is the mean composition over
+        the gauge section: x within +/- gauge/2 and y within +/- specimen width/2 of the
+        centre, clipped to the coupon. An id the world does not know gets the configured
+        default material (``y_mm`` is then only checked to be finite and >= 0).
         """
         self._catch_up()
         if self.mode is not Mode.IDLE or self.acquiring:
             raise FrameError(-221, "Settings conflict; frame is moving")
         if self.specimen is not None:
             raise FrameError(-221, "Settings conflict; a specimen is already mounted")
+        if y_mm is not None and not (math.isfinite(y_mm) and y_mm >= 0.0):
+            raise FrameError(-222, f"Data out of range; y={y_mm} must be >= 0 mm")
         coupon = self.world.coupons.get(coupon_id)
+        y_at: float | None = y_mm
         if coupon is not None and coupon.composition:
             if not 0.0 <= x_mm <= coupon.length_mm:
                 raise FrameError(
                     -222, f"Data out of range; x={x_mm} outside coupon 0..{coupon.length_mm} mm"
                 )
-            half = self.gauge_length / 2
-            xs = np.linspace(max(0.0, x_mm - half), min(coupon.length_mm, x_mm + half), 51)
-            comp = {e: float(np.mean(v)) for e, v in coupon.composition_at(xs).items()}
-            total = sum(comp.values())
-            comp = {e: v / total for e, v in comp.items() if v > 0}
+            if y_mm is not None and not y_mm <= coupon.width_mm:
+                raise FrameError(
+                    -222, f"Data out of range; y={y_mm} outside coupon 0..{coupon.width_mm} mm"
+                )
+            y_at = coupon.width_mm / 2 if y_mm is None else y_mm
+            comp = _gauge_mean(coupon, x_mm, y_at, self.gauge_length / 2, self.width / 2)
             from_coupon = True
         else:
             comp = dict(self.cfg.default_material)
@@ -344,6 +354,7 @@ class FrameModel:
         spec = Specimen(
             coupon_id=coupon_id,
             x_mm=x_mm,
+            y_mm=y_at,
             composition=comp,
             from_coupon=from_coupon,
             curve=curve,
@@ -740,6 +751,23 @@ class FrameModel:
         if spec is None:
             return ""
         return ",".join(f"{e}={c:.4f}" for e, c in sorted(spec.composition.items()))
+
+
+def _gauge_mean(
+    coupon: Coupon, x_mm: float, y_mm: float, half_gauge: float, half_width: float
+) -> dict[str, float]:
+    """Return the mean composition (fractions summing to 1) over the gauge section.
+
+    The section is x in ``x_mm`` +/- ``half_gauge`` and y in ``y_mm`` +/- ``half_width``
+    (mm), clipped to the coupon, sampled on a 51 x 25 grid of bilinear interpolations.
+    """
+    xs = np.linspace(max(0.0, x_mm - half_gauge), min(coupon.length_mm, x_mm + half_gauge), 51)
+    ys = np.linspace(max(0.0, y_mm - half_width), min(coupon.width_mm, y_mm + half_width), 25)
+    gx, gy = np.meshgrid(xs, ys)
+    at = coupon.composition_at(gx.ravel(), gy.ravel())
+    comp = {e: float(np.mean(v)) for e, v in at.items()}
+    total = sum(comp.values())
+    return {e: v / total for e, v in comp.items() if v > 0}
 
 
 def mechanics_from_world(world: World) -> MechanicsModel:

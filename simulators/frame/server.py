@@ -68,9 +68,18 @@ class FrameScpi(ScpiDispatcher):
             "SPEC:DIM?",
             lambda a: f"{m.gauge_length:g},{m.width:g},{m.thickness:g},{m.reduced_length:g}",
         )
-        reg("SPEC:LOAD", lambda a: self._do(m.mount, _quoted(a, 0), parse_float(a, 1, "x")))
+        reg(
+            "SPEC:LOAD",
+            lambda a: self._do(
+                m.mount,
+                _quoted(a, 0),
+                parse_float(a, 1, "x"),
+                parse_float(a, 2, "y") if len(a) > 2 else None,
+            ),
+        )
         reg("SPEC:REM", lambda a: self._do(m.remove))
         reg("SPEC?", lambda a: self._specimen())
+        reg("SPEC:POS?", lambda a: self._specimen_position())
         reg("SPEC:COMP?", lambda a: f'"{m.composition_text()}"')
         reg("CTRL:STAR", lambda a: self._do(m.start_test))
         reg("CTRL:STOP", lambda a: self._do(m.stop))
@@ -113,6 +122,13 @@ class FrameScpi(ScpiDispatcher):
             return '"",0,NONE'
         state = "BROKEN" if spec.fractured else "INTACT"
         return f'"{spec.coupon_id}",{spec.x_mm:g},{state}'
+
+    def _specimen_position(self) -> str:
+        spec = self.model.specimen
+        if spec is None:
+            return "NAN,NAN"
+        y = "NAN" if spec.y_mm is None else f"{spec.y_mm:g}"
+        return f"{spec.x_mm:g},{y}"
 
     def _data_status(self) -> str:
         m = self.model

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from couponlab.simulators.frame.material import MechanicsModel, SpecimenCurve
+from couponlab.simulators.frame.material import MechanicsModel, Scatter, SpecimenCurve
 from couponlab.simulators.frame.model import Fault, FrameConfig, FrameError, FrameModel, Mode
 from couponlab.simulators.world import Coupon, World
 
@@ -208,6 +208,77 @@ def test_specimen_material_comes_from_the_coupon_in_the_world() -> None:
     m.remove()
     with pytest.raises(FrameError, match="outside coupon"):
         m.mount("g1", 80.0)
+
+
+def _across_graded(world: World) -> Coupon:
+    """A 60 x 10 mm coupon graded across y only: 316L-like at y=0 to IN625-like at y=10."""
+    coupon = world.add_coupon(Coupon("y1", length_mm=60.0, width_mm=10.0))
+    t = np.broadcast_to((coupon.y_mm / 10.0)[:, None], coupon.shape)
+    coupon.set_composition({e: S316.get(e, 0.0) * (1 - t) + IN625[e] * t for e in IN625})
+    return coupon
+
+
+def _ni_at(m: FrameModel, x: float, y: float | None) -> float:
+    m.mount("y1", x, y)
+    assert m.specimen is not None and m.specimen.from_coupon
+    ni = m.specimen.composition["Ni"]
+    m.remove()
+    return ni
+
+
+def test_specimen_across_the_width_averages_its_own_band_clipped_to_the_coupon() -> None:
+    world, m = _frame()
+    _across_graded(world)
+    # Ni = 0.12 + 0.56 * t, t = y / 10; a 6 mm wide specimen spans y +/- 3 mm, clipped.
+    assert _ni_at(m, 30.0, 2.0) == pytest.approx(0.12 + 0.56 * 0.25, abs=1e-6)  # y 0..5
+    assert _ni_at(m, 30.0, 8.0) == pytest.approx(0.12 + 0.56 * 0.75, abs=1e-6)  # y 5..10
+    assert _ni_at(m, 30.0, 10.0) == pytest.approx(0.12 + 0.56 * 0.85, abs=1e-6)  # y 7..10
+    centre = _ni_at(m, 30.0, None)  # the old form: the centre line
+    assert centre == pytest.approx(0.12 + 0.56 * 0.5, abs=1e-6)
+    assert centre == _ni_at(m, 30.0, 5.0)
+    m.set_geometry(25.0, 2.0, 2.0, 32.0)  # a 2 mm wide specimen spans y 0..2 at y=1
+    assert _ni_at(m, 30.0, 1.0) == pytest.approx(0.12 + 0.56 * 0.1, abs=1e-6)
+    m.mount("y1", 30.0, 8.0)
+    assert m.specimen is not None and (m.specimen.x_mm, m.specimen.y_mm) == (30.0, 8.0)
+
+
+def test_more_strengthening_element_across_y_gives_a_stronger_specimen() -> None:
+    world = World()
+    world.pause()
+    none = Scatter(modulus=0.0, yield_stress=0.0, hardening=0.0, ductility=0.0)
+    m = FrameModel(world, FrameConfig(), MechanicsModel(scatter=none))
+    _across_graded(world)
+    uts = {}
+    for y in (2.0, 5.0, 8.0):
+        m.mount("y1", 30.0, y)
+        assert m.specimen is not None
+        uts[y] = m.specimen.curve.truth.uts_mpa
+        m.remove()
+    # nominal UTS: about 668 MPa (Ni 0.26), 704 (Ni 0.40), 729 (Ni 0.54)
+    assert uts[5.0] > uts[2.0] + 20.0
+    assert uts[8.0] > uts[5.0] + 15.0
+    assert uts[8.0] > uts[2.0] + 45.0
+
+
+@pytest.mark.parametrize("y", [10.5, -0.1, float("nan"), float("inf")])
+def test_specimen_off_the_coupon_across_is_refused(y: float) -> None:
+    world, m = _frame()
+    _across_graded(world)
+    with pytest.raises(FrameError, match="Data out of range; y=") as info:
+        m.mount("y1", 30.0, y)
+    assert info.value.code == -222 and m.specimen is None
+
+
+def test_unknown_coupon_takes_any_y_at_or_above_zero() -> None:
+    _world, m = _frame()
+    m.mount("unknown", 10.0, 42.0)
+    assert m.specimen is not None and m.specimen.y_mm == 42.0 and not m.specimen.from_coupon
+    m.remove()
+    m.mount("unknown", 10.0)
+    assert m.specimen is not None and m.specimen.y_mm is None
+    m.remove()
+    with pytest.raises(FrameError, match="y=-1"):
+        m.mount("unknown", 10.0, -1.0)
 
 
 def test_settings_refused_while_a_test_runs() -> None:
