@@ -92,6 +92,8 @@ def tensile_test(
     coupon_id: str,
     position: QuantityLike,
     *,
+    across: QuantityLike | None = None,
+    coupon_width: QuantityLike | None = None,
     geometry: iframe.SpecimenGeometry | None = None,
     settings: iframe.TestSettings | None = None,
     preload: QuantityLike = "50 N",
@@ -100,12 +102,12 @@ def tensile_test(
 ) -> MsgGenerator[TensileResult]:
     """Pull one specimen to fracture following ASTM E8/E8M and analyse its curve.
 
-    The plan (1) mounts the specimen cut from ``coupon_id`` at ``position`` along the coupon
-    and sends the test settings (every value validated before a byte is sent), (2) opens a
-    run, (3) preloads to ``preload`` to take up slack, (4) starts the test and collects the
-    samples while it runs (StreamResource/StreamDatum of the frame's HDF5 file, stream
-    ``curve``), until the frame detects the break, is stopped or faults, (5) checks that
-    every sample the frame produced is in the file, analyses the curve and emits the
+    The plan (1) mounts the specimen cut from ``coupon_id`` at (``position``, ``across``) on
+    the coupon and sends the test settings (every value validated before a byte is sent),
+    (2) opens a run, (3) preloads to ``preload`` to take up slack, (4) starts the test and
+    collects the samples while it runs (StreamResource/StreamDatum of the frame's HDF5 file,
+    stream ``curve``), until the frame detects the break, is stopped or faults, (5) checks
+    that every sample the frame produced is in the file, analyses the curve and emits the
     properties in the ``results`` stream, and (6) always unloads and returns the crosshead,
     whatever happened.
 
@@ -116,7 +118,15 @@ def tensile_test(
     coupon_id
         Identity of the coupon the specimen was cut from (recorded, and sent to the frame).
     position
-        Centre of the gauge length along the coupon, mm.
+        Centre of the gauge length along the coupon (x), mm.
+    across
+        Centre of the specimen across the coupon's width (y), mm from the coupon's edge;
+        ``None`` is the coupon's centre line. The gauge length runs along x and the
+        specimen's width spans ``across`` +/- width/2 (clipped to the coupon), so on a coupon
+        graded across its width each ``across`` tests a different composition.
+    coupon_width
+        Width of the coupon, mm, when the plan knows it: ``across`` is then checked against
+        it before a byte is sent (otherwise the frame refuses an ``across`` off the coupon).
     geometry
         Specimen dimensions; E8M sub-size sheet (25 x 6 mm, thickness from the lab file) by
         default.
@@ -128,7 +138,8 @@ def tensile_test(
     flush_period
         Wall-clock period of ``collect`` while the test runs, s (> 0).
     md
-        Extra run metadata, merged over the plan's own.
+        Extra run metadata, merged over the plan's own. The plan records
+        ``sample = {coupon_id, position, across}`` (``across`` ``None``: centre line).
 
     Yields
     ------
@@ -166,12 +177,18 @@ def tensile_test(
             "frame": repr(frame.name),
             "coupon_id": coupon_id,
             "position": str(position),
+            "across": None if across is None else str(across),
+            "coupon_width": None if coupon_width is None else str(coupon_width),
             "geometry": iframe.describe_geometry(geometry),
             "settings": {k: str(v) for k, v in asdict(settings).items()},
             "preload": str(preload),
         },
         "standard": "ASTM E8/E8M",
-        "sample": {"coupon_id": coupon_id, "position": str(position)},
+        "sample": {
+            "coupon_id": coupon_id,
+            "position": str(position),
+            "across": None if across is None else str(across),
+        },
         "detectors": [frame.name],
     }
     plan_md.update(md or {})
@@ -216,7 +233,11 @@ def tensile_test(
             raise error
 
     def run() -> MsgGenerator[TensileResult]:
-        yield from _call(lambda: frame.mount(coupon_id, position, geometry))
+        yield from _call(
+            lambda: frame.mount(
+                coupon_id, position, geometry, across=across, coupon_width=coupon_width
+            )
+        )
         yield from _call(lambda: frame.configure_test(settings))
         yield from bpp.run_wrapper(test(), md=plan_md)
         return found[0]

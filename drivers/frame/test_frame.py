@@ -74,6 +74,10 @@ class ScpiTestFrame(StandardReadable):
     specimen_thickness
         Default specimen thickness, mm (from the lab file), used when a mount request does
         not give one.
+    coupon_width
+        Width of the lab's coupons, mm (0.5 .. 1000), when known: a mount's ``across``
+        position is then checked to lie in 0 .. width before a byte is sent. ``None``
+        (default) leaves that check to the frame, which knows the coupon in the twin.
     data_dir
         Directory of the curve files (created if missing); a temporary one by default.
     timeout
@@ -94,6 +98,7 @@ class ScpiTestFrame(StandardReadable):
         *,
         limits: dict[str, Any] | None = None,
         specimen_thickness: Any = "2 mm",
+        coupon_width: Any = None,
         data_dir: str | Path | None = None,
         timeout: float = 2.0,
         poll_period: float = 0.05,
@@ -102,6 +107,13 @@ class ScpiTestFrame(StandardReadable):
         self._lab_limits = dict(limits or {})
         self._default_thickness = to_magnitude(
             specimen_thickness, "mm", device=name, what="specimen_thickness", low=0.1, high=20
+        )
+        self._coupon_width = (
+            None
+            if coupon_width is None
+            else to_magnitude(
+                coupon_width, "mm", device=name, what="coupon_width", low=0.5, high=1000.0
+            )
         )
         self._data_dir = Path(data_dir) if data_dir else None
         self._poll_period = to_magnitude(
@@ -146,19 +158,22 @@ class ScpiTestFrame(StandardReadable):
         self.fault = scpi_r(str, link, "STAT:FAUL?", str)
         self.slips = scpi_r(int, link, "STAT:SLIP?", int)
         self.composition = scpi_r(str, link, "SPEC:COMP?", parse_quoted)
+        self.specimen_site = scpi_r(str, link, "SPEC:POS?", str)
         super().__init__(name=name)
 
     # -- construction and connection --------------------------------------------------------
     @classmethod
     def from_lab_entry(cls, entry: DeviceEntry) -> ScpiTestFrame:
         """Build the device from a lab-file entry (``limits``; ``settings``:
-        ``specimen_thickness``, ``data_dir``, ``timeout``, ``poll_period``)."""
+        ``specimen_thickness``, ``coupon_width``, ``data_dir``, ``timeout``,
+        ``poll_period``)."""
         s = entry.settings
         return cls(
             entry.address,
             name=entry.name,
             limits=entry.limits,
             specimen_thickness=s.get("specimen_thickness", "2 mm"),
+            coupon_width=s.get("coupon_width"),
             data_dir=s.get("data_dir"),
             timeout=float(s.get("timeout", 2.0)),
             poll_period=s.get("poll_period", 0.05),
@@ -278,8 +293,17 @@ class ScpiTestFrame(StandardReadable):
         coupon_id: str,
         position: Any,
         geometry: SpecimenGeometry | None = None,
+        *,
+        across: Any = None,
+        coupon_width: Any = None,
     ) -> None:
-        """Grip a specimen from ``coupon_id`` centred at ``position`` mm along the coupon."""
+        """Grip a specimen from ``coupon_id`` centred at ``(position, across)`` on the coupon.
+
+        ``position`` is mm along the coupon (x, 0 .. 1000), ``across`` mm across it (y,
+        >= 0, at most ``coupon_width`` (this call's, else the lab file's) when known;
+        ``None`` is the coupon's centre line and sends the two-argument ``SPEC:LOAD``).
+        The gauge length runs along x.
+        """
         if not isinstance(coupon_id, str) or not _COUPON_ID.match(coupon_id):
             raise InputError(
                 self.name,
@@ -287,6 +311,19 @@ class ScpiTestFrame(StandardReadable):
                 "semicolons or line breaks",
             )
         x = to_magnitude(position, "mm", device=self.name, what="position", low=0.0, high=1000.0)
+        width_of_coupon = self._coupon_width
+        if coupon_width is not None:
+            width_of_coupon = to_magnitude(
+                coupon_width, "mm", device=self.name, what="coupon_width", low=0.5, high=1000.0
+            )
+        y = (
+            None
+            if across is None
+            else to_magnitude(
+                across, "mm", device=self.name, what="across", low=0.0,
+                high=1000.0 if width_of_coupon is None else width_of_coupon,
+            )
+        )  # fmt: skip
         g = geometry or SpecimenGeometry()
         gauge = to_magnitude(g.gauge_length, "mm", device=self.name, what="gauge_length",
                              low=5.0, high=200.0)  # fmt: skip
@@ -304,7 +341,8 @@ class ScpiTestFrame(StandardReadable):
         await self._link_obj.send(
             f"SPEC:DIM {_num(gauge)},{_num(width)},{_num(thick)},{_num(reduced)}"
         )
-        await self._link_obj.send(f'SPEC:LOAD "{coupon_id}",{_num(x)}')
+        site = _num(x) if y is None else f"{_num(x)},{_num(y)}"
+        await self._link_obj.send(f'SPEC:LOAD "{coupon_id}",{site}')
         self._area, self._gauge = width * thick, gauge
 
     @AsyncStatus.wrap

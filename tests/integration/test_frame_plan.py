@@ -12,13 +12,16 @@ from typing import Any
 
 import bluesky.plan_stubs as bps
 import h5py
+import numpy as np
 import pytest
 from bluesky import RunEngine
 
 from couponlab.drivers.frame import ScpiTestFrame
+from couponlab.errors import OutOfLimitsError, ProtocolError
 from couponlab.interfaces import frame as iframe
 from couponlab.plans.tensile_test import tensile_test
 from couponlab.simulators.frame import FrameModel
+from couponlab.simulators.frame.material import MechanicsModel, Scatter
 from couponlab.simulators.world import Coupon
 from couponlab.testing.frame import FRAME_CHECKS, FrameConformance, frame_lab
 from couponlab.twins import BackgroundTwins
@@ -38,6 +41,12 @@ def _add_coupons(twins: BackgroundTwins) -> None:
     x = c.x_mm / 60.0  # Fe-rich (316L-like) at x=0 to Ni-rich (IN625-like) at x=60
     c.set_composition(
         {"Fe": 0.70 - 0.65 * x, "Cr": 0.18 + 0.04 * x, "Ni": 0.12 + 0.56 * x, "Al": 0.05 * x}
+    )
+
+    y = twins.world.add_coupon(Coupon("ygrad1", length_mm=60.0, width_mm=10.0))
+    t = np.broadcast_to((y.y_mm / 10.0)[:, None], y.shape)  # the same grade, across y
+    y.set_composition(
+        {"Fe": 0.70 - 0.65 * t, "Cr": 0.18 + 0.04 * t, "Ni": 0.12 + 0.56 * t, "Al": 0.05 * t}
     )
 
 
@@ -143,6 +152,72 @@ def test_composition_along_the_coupon_changes_the_properties(
     engine(bps.wait_for([lambda: frame.dismount()]))
     ni_rich = engine(tensile_test(frame, "grad1", 47.0, settings=FAST)).plan_result
     assert ni_rich.uts > fe_rich.uts + 40.0
+
+
+@pytest.fixture
+def no_scatter(twins: BackgroundTwins) -> Iterator[None]:
+    """The twin's specimens without specimen-to-specimen scatter while the test runs."""
+    model = _model(twins)
+    saved = model.mechanics
+    none = Scatter(modulus=0.0, yield_stress=0.0, hardening=0.0, ductility=0.0)
+    twins.call(setattr, model, "mechanics", MechanicsModel(scatter=none))
+    try:
+        yield
+    finally:
+        twins.call(setattr, model, "mechanics", saved)
+
+
+def _site(twins: BackgroundTwins) -> tuple[float, float | None, float]:
+    spec = _model(twins).specimen
+    assert spec is not None
+    return spec.x_mm, spec.y_mm, spec.composition["Ni"]
+
+
+def test_composition_across_the_coupon_changes_the_properties(
+    twins: BackgroundTwins,
+    env: tuple[RunEngine, ScpiTestFrame, list[tuple[str, dict[str, Any]]]],
+    no_scatter: None,
+) -> None:
+    engine, frame, docs = env
+    fe_rich = engine(
+        tensile_test(frame, "ygrad1", 30.0, across="2 mm", coupon_width="10 mm", settings=FAST)
+    ).plan_result
+    x, y, ni_low = twins.call(_site, twins)
+    assert (x, y) == (30.0, 2.0)
+    engine(bps.wait_for([lambda: frame.dismount()]))
+    ni_rich = engine(tensile_test(frame, "ygrad1", 30.0, across=8.0, settings=FAST)).plan_result
+    x, y, ni_high = twins.call(_site, twins)
+    assert (x, y) == (30.0, 8.0)
+    assert ni_high > ni_low + 0.25  # y 5..10 against y 0..5 of the specimen's 6 mm width
+    assert ni_rich.uts > fe_rich.uts + 45.0  # nominal about 729 against 668 MPa
+    starts = [d for n, d in docs if n == "start"]
+    assert [s["sample"] for s in starts] == [
+        {"coupon_id": "ygrad1", "position": "30.0", "across": "2 mm"},
+        {"coupon_id": "ygrad1", "position": "30.0", "across": "8.0"},
+    ]
+    assert starts[0]["plan_args"]["across"] == "2 mm"
+    assert starts[0]["plan_args"]["coupon_width"] == "10 mm"
+    assert starts[1]["plan_args"]["coupon_width"] is None
+    engine(bps.wait_for([lambda: frame.dismount()]))
+    centre = engine(tensile_test(frame, "ygrad1", 30.0, settings=FAST)).plan_result
+    x, y, ni_centre = twins.call(_site, twins)
+    assert (x, y) == (30.0, 5.0)  # no across: the centre line, as before
+    assert ni_low < ni_centre < ni_high
+    assert fe_rich.uts < centre.uts < ni_rich.uts
+    assert [d for n, d in docs if n == "start"][-1]["sample"]["across"] is None
+
+
+def test_across_off_the_coupon_is_refused_before_the_run_opens(
+    twins: BackgroundTwins, env: tuple[RunEngine, ScpiTestFrame, list[tuple[str, dict[str, Any]]]]
+) -> None:
+    engine, frame, docs = env
+    with pytest.raises(OutOfLimitsError, match="across"):
+        engine(tensile_test(frame, "ygrad1", 30.0, across="11 mm", coupon_width="1 cm"))
+    assert twins.call(lambda: _model(twins).specimen) is None
+    with pytest.raises(ProtocolError, match=r"-222.*y=11"):  # no width known: the frame says
+        engine(tensile_test(frame, "ygrad1", 30.0, across="11 mm"))
+    assert twins.call(lambda: _model(twins).specimen) is None
+    assert not [d for n, d in docs if n == "start"]
 
 
 def test_overforce_ends_the_run_failed_with_the_frame_unloaded(

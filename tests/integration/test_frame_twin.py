@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from couponlab.errors import InstrumentTimeoutError
+from couponlab.simulators.world import Coupon
 from couponlab.testing.frame import frame_lab
 from couponlab.transports import VisaLineTransport
 from couponlab.twins import BackgroundTwins
@@ -69,6 +70,49 @@ async def test_specimen_mount_and_refusals(link: VisaLineTransport) -> None:
     assert await link.query("SPEC:REM;SPEC:LOAD k9,10;:SYST:ERR?") == (
         '-224,"Illegal parameter value; expected a quoted string"'
     )
+
+
+def _add_across_graded(twins: BackgroundTwins) -> None:
+    """A 60 x 10 mm coupon "yg" graded across y: Ni 0.12 at y=0 to 0.68 at y=10."""
+    coupon = twins.world.add_coupon(Coupon("yg", length_mm=60.0, width_mm=10.0))
+    t = np.broadcast_to((coupon.y_mm / 10.0)[:, None], coupon.shape)
+    coupon.set_composition(
+        {"Fe": 0.70 - 0.65 * t, "Cr": 0.18 + 0.04 * t, "Ni": 0.12 + 0.56 * t, "Al": 0.05 * t}
+    )
+
+
+def _ni(comp: str) -> float:
+    fractions = dict(item.split("=") for item in comp.strip('"').split(","))
+    return float(fractions["Ni"])
+
+
+async def test_specimen_cut_across_the_width_old_and_new_load_forms(
+    link: VisaLineTransport, twins: BackgroundTwins
+) -> None:
+    await twins.acall(_add_across_graded, twins)
+    # the old two-argument form: the centre line (y = 5 on a 10 mm wide coupon)
+    assert await link.query('SPEC:DIM 25,6,2,32;SPEC:LOAD "yg",30;:SYST:ERR?') == OK
+    assert await link.query("SPEC?") == '"yg",30,INTACT'
+    assert await link.query("SPEC:POS?") == "30,5"
+    centre = _ni(await link.query("SPEC:COMP?"))
+    assert centre == pytest.approx(0.12 + 0.56 * 0.5, abs=1e-3)
+    # y = 8: the 6 mm wide specimen spans y 5..10, Ni-richer
+    assert await link.query('SPEC:REM;SPEC:LOAD "yg",30,8;:SYST:ERR?') == OK
+    assert await link.query("SPEC:POS?") == "30,8"
+    assert _ni(await link.query("SPEC:COMP?")) == pytest.approx(0.12 + 0.56 * 0.75, abs=1e-3)
+    # y = 2 (y 0..5), Fe-richer
+    assert await link.query('SPEC:REM;SPEC:LOAD "yg",30,2;:SYST:ERR?') == OK
+    assert _ni(await link.query("SPEC:COMP?")) == pytest.approx(0.12 + 0.56 * 0.25, abs=1e-3)
+    # off the coupon, or not a number: refused, nothing mounted
+    for bad in ("10.5", "-1", "NAN"):
+        reply = await link.query(f'SPEC:REM;SPEC:LOAD "yg",30,{bad};:SYST:ERR?')
+        assert reply.startswith("-222,") and "y=" in reply, reply
+        assert await link.query("SPEC?") == '"",0,NONE'
+        assert await link.query("SPEC:POS?") == "NAN,NAN"
+    reply = await link.query('SPEC:LOAD "yg",30,wide;:SYST:ERR?')
+    assert reply.startswith("-224,")
+    # an unknown coupon takes y as given (the default material)
+    assert await link.query('SPEC:LOAD "k9",10,3.5;SPEC:POS?;:SYST:ERR?') == f"10,3.5;{OK}"
 
 
 async def test_block_transfer_of_a_running_test(link: VisaLineTransport) -> None:

@@ -181,9 +181,19 @@ class TestFrame(LabDevice, Flyable, Collectable, WritesStreamAssets, Stoppable, 
         coupon_id: str,
         position: QuantityLike,
         geometry: SpecimenGeometry | None = None,
+        *,
+        across: QuantityLike | None = None,
+        coupon_width: QuantityLike | None = None,
     ) -> AsyncStatus[None]:
-        """Grip a specimen cut from ``coupon_id`` with its gauge centred at ``position`` (mm
-        along the coupon), with ``geometry`` (E8M sub-size by default)."""
+        """Grip a specimen cut from ``coupon_id`` with its gauge centred at (``position``,
+        ``across``), with ``geometry`` (E8M sub-size by default).
+
+        Coupon coordinates are mm from the coupon's corner: ``position`` along its length
+        (x), ``across`` across its width (y, >= 0; ``None`` is the centre line). The gauge
+        length runs along x; the specimen's width spans ``across`` +/- width/2 (clipped to
+        the coupon). ``coupon_width`` (mm), when given, bounds ``across`` before a byte is
+        sent; otherwise the frame (or the lab file's ``coupon_width``) does.
+        """
         ...
 
     def dismount(self) -> AsyncStatus[None]:

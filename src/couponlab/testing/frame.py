@@ -146,6 +146,10 @@ def bad_requests(limits: iframe.FrameLimits) -> list[tuple[str, Callable[[Any], 
         ("position in wrong units", lambda f: f.mount("c1", "10 N")),
         ("thickness too large",
          lambda f: f.mount("c1", 10.0, iframe.SpecimenGeometry(thickness="30 mm"))),
+        ("across below the coupon's edge", lambda f: f.mount("c1", 10.0, across="-1 mm")),
+        ("across in wrong units", lambda f: f.mount("c1", 10.0, across="3 N")),
+        ("across beyond the coupon's width",
+         lambda f: f.mount("c1", 10.0, across="12 mm", coupon_width="10 mm")),
         ("preload above force limit", lambda f: f.preload(f"{limits.capacity_n * 2} N")),
     ]  # fmt: skip
 

@@ -101,6 +101,50 @@ async def test_configure_and_mount_send_exactly_these_bytes() -> None:
     assert not link.exchanges
 
 
+async def test_mount_across_sends_the_three_argument_form_in_mm() -> None:
+    frame, link = await _connected(
+        [
+            ("SPEC:DIM 25,6,2,32;:SYST:ERR?", OK),
+            ('SPEC:LOAD "C-7",12.5,2.5;:SYST:ERR?', OK),
+            ("SPEC:DIM 25,6,2,32;:SYST:ERR?", OK),
+            ('SPEC:LOAD "C-7",30,0;:SYST:ERR?', OK),
+        ]
+    )
+    await frame.mount("C-7", "12.5 mm", across="0.25 cm")
+    await frame.mount("C-7", 30, across=0)
+    assert not link.exchanges
+
+
+async def test_across_is_bounded_by_the_coupon_width_before_a_byte_is_sent() -> None:
+    frame = ScpiTestFrame("TCPIP::127.0.0.1::5025::SOCKET", name="frame1", coupon_width="10 mm")
+    link = Scripted(
+        [
+            ("*CLS", ""),
+            ("SYST:CLOC:RATE?", "1"),
+            ("SYST:LIM?", LIMITS),
+            ("SPEC:DIM 25,6,2,32;:SYST:ERR?", OK),
+            ('SPEC:LOAD "C-7",30,10;:SYST:ERR?', OK),
+            ("SPEC:DIM 25,6,2,32;:SYST:ERR?", OK),
+            ('SPEC:LOAD "C-7",30,15;:SYST:ERR?', OK),
+        ]
+    )
+    frame._link_obj.transport = link
+    await frame._open()
+    sent = len(link.sent)
+    with pytest.raises(OutOfLimitsError, match=r"across = 10\.5 .*\[0, 10\] mm"):
+        await frame.mount("C-7", 30.0, across="10.5 mm")
+    with pytest.raises(OutOfLimitsError, match=r"across = 12 .*\[0, 11\] mm"):
+        await frame.mount("C-7", 30.0, across=12.0, coupon_width="11 mm")
+    with pytest.raises(OutOfLimitsError, match="coupon_width"):
+        await frame.mount("C-7", 30.0, across=1.0, coupon_width="0 mm")
+    with pytest.raises(UnitError):
+        await frame.mount("C-7", 30.0, across="nan mm")
+    assert len(link.sent) == sent
+    await frame.mount("C-7", 30.0, across="10 mm")  # the coupon's far edge is on it
+    await frame.mount("C-7", 30.0, across=15.0, coupon_width="2 cm")  # this call's coupon
+    assert not link.exchanges
+
+
 async def test_instrument_error_is_a_protocol_error_naming_the_command() -> None:
     frame, _ = await _connected([("CTRL:STAR;:SYST:ERR?", '-200,"Execution error; fault"')])
     with pytest.raises(ProtocolError, match=r"frame1: 'CTRL:STAR' refused.*-200"):
@@ -158,5 +202,10 @@ def test_builds_from_a_lab_entry_without_the_network() -> None:
     frame = ScpiTestFrame.from_lab_entry(entry)
     assert frame.name == "frame1" and frame.address.endswith("::5025::SOCKET")
     assert isinstance(frame, iframe.TestFrame)
+    assert frame._coupon_width is None
+    wide = ScpiTestFrame.from_lab_entry(
+        entry.model_copy(update={"settings": {"coupon_width": "1.2 cm"}})
+    )
+    assert wide._coupon_width == pytest.approx(12.0)
     with pytest.raises(UnitError):
         ScpiTestFrame("TCPIP::h::1::SOCKET", name="f", specimen_thickness="3 N")
