@@ -274,3 +274,26 @@ async def test_conformance(twins: BackgroundTwins, check: str, tmp_path: Path) -
         await FRAME_CHECKS[check](FrameConformance(frame))
     finally:
         await frame.disconnect()
+
+
+async def test_driver_reads_back_the_site_and_uses_the_lab_coupon_width(
+    twins: BackgroundTwins, tmp_path: Path
+) -> None:
+    entry = twins.lab.device("frame1").model_copy(
+        update={"settings": {"coupon_width": "10 mm", "data_dir": str(tmp_path)}}
+    )
+    frame = ScpiTestFrame.from_lab_entry(entry)
+    await frame.connect()
+    try:
+        await frame.mount("ygrad1", "3 cm", across="0.8 cm")
+        assert await frame.specimen_site.get_value() == "30,8"
+        ni = dict(kv.split("=") for kv in (await frame.composition.get_value()).split(","))
+        assert float(ni["Ni"]) == pytest.approx(0.12 + 0.56 * 0.75, abs=1e-3)
+        await frame.dismount()
+        with pytest.raises(OutOfLimitsError, match=r"across = 10\.5 .*\[0, 10\] mm"):
+            await frame.mount("ygrad1", 30.0, across="10.5 mm")
+        assert await frame.specimen_site.get_value() == "NAN,NAN"
+        assert await frame.specimen.get_value() == '"",0,NONE'
+    finally:
+        await frame.dismount()
+        await frame.disconnect()
