@@ -9,14 +9,14 @@ import re
 import numpy as np
 
 from couponlab.labfile import DeviceEntry
-from couponlab.simulators._line_twin import LineTwin
 from couponlab.simulators.deposition.cell_model import (
     CellConfig,
     CellModel,
     PrintProgram,
     TrackProgram,
 )
-from couponlab.simulators.deposition.feeder_twin import parse_socket_address
+from couponlab.simulators.deposition.cell_watchdog import CellWatchdog
+from couponlab.simulators.deposition.feeder_twin import SocketTwin, parse_socket_address
 from couponlab.simulators.scpi import (
     DATA_OUT_OF_RANGE,
     EXECUTION_ERROR,
@@ -88,6 +88,13 @@ class CellProtocol(ScpiDispatcher):
         reg("SIM:MAP:Y?", lambda a: self._map_y())
         reg("SIM:MAP?", self._map)
         reg("SIM:MAP:XY?", self._map_xy)
+        self.watchdog = CellWatchdog(model, self, model.config.watchdog_timeout_s)
+        """Communication watchdog (``SYST:WDOG``); every line feeds it."""
+
+    def handle(self, line: str) -> str | bytes | None:
+        """Feed the watchdog, then handle the line."""
+        self.watchdog.feed()
+        return super().handle(line)
 
     def reset(self) -> None:
         """``*RST``: the safe state (laser off, axis stopped, feeders off), program cleared."""
@@ -283,20 +290,18 @@ class CellProtocol(ScpiDispatcher):
         return ",".join(f"{v:.6f}" for v in comp[args[0]])
 
 
-class CellTwin(LineTwin[CellModel]):
+class CellTwin(SocketTwin[CellModel, CellProtocol]):
     """A running cell twin: its model, protocol, server and resolved address."""
 
-    def __init__(self, model: CellModel, protocol: CellProtocol, host: str, port: int) -> None:
-        super().__init__(
-            model.world,
-            model.name,
-            model,
-            protocol.handle,
-            host=host,
-            port=port,
-            address=f"socket://{host}:{port}",
-        )
-        self.protocol = protocol
+    async def start(self) -> None:
+        """Start listening, then the communication watchdog."""
+        await super().start()
+        self.protocol.watchdog.start()
+
+    async def stop(self) -> None:
+        """Stop the communication watchdog, then serving."""
+        await self.protocol.watchdog.stop()
+        await super().stop()
 
 
 async def start_twin(world: World, entry: DeviceEntry) -> CellTwin:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Generic, Protocol, TypeVar
+
 from couponlab.labfile import DeviceEntry
 from couponlab.simulators._line_twin import LineTwin
 from couponlab.simulators.deposition.feeder_model import FeederConfig, FeederModel
@@ -27,6 +29,32 @@ def parse_socket_address(device: str, address: str) -> tuple[str, int]:
     if not host or not port.isdigit():
         raise ValueError(f"{device}: cannot parse host and port from {address!r}")
     return host, int(port)
+
+
+class _Model(Protocol):
+    world: World
+    name: str
+
+
+M = TypeVar("M", bound=_Model)
+P = TypeVar("P", bound=ScpiDispatcher)
+
+
+class SocketTwin(LineTwin[M], Generic[M, P]):
+    """A deposition twin: ``model`` (registered in its world under its name) served by
+    ``protocol`` at ``socket://host:port`` (port 0: a free port, resolved on start)."""
+
+    def __init__(self, model: M, protocol: P, host: str, port: int) -> None:
+        super().__init__(
+            model.world,
+            model.name,
+            model,
+            protocol.handle,
+            host=host,
+            port=port,
+            address=f"socket://{host}:{port}",
+        )
+        self.protocol = protocol
 
 
 def _fmt(x: float) -> str:
@@ -138,20 +166,8 @@ class FeederProtocol(ScpiDispatcher):
         return " ".join(f"{t:.4f} {sp:.4f} {fl:.4f}" for t, sp, fl in self.model.log)
 
 
-class FeederTwin(LineTwin[FeederModel]):
+class FeederTwin(SocketTwin[FeederModel, FeederProtocol]):
     """A running feeder twin: its model, protocol, server and resolved address."""
-
-    def __init__(self, model: FeederModel, protocol: FeederProtocol, host: str, port: int) -> None:
-        super().__init__(
-            model.world,
-            model.name,
-            model,
-            protocol.handle,
-            host=host,
-            port=port,
-            address=f"socket://{host}:{port}",
-        )
-        self.protocol = protocol
 
 
 async def start_twin(world: World, entry: DeviceEntry) -> FeederTwin:
@@ -164,4 +180,4 @@ async def start_twin(world: World, entry: DeviceEntry) -> FeederTwin:
     return twin
 
 
-__all__ = ["FeederProtocol", "FeederTwin", "parse_socket_address", "start_twin"]
+__all__ = ["FeederProtocol", "FeederTwin", "SocketTwin", "parse_socket_address", "start_twin"]
