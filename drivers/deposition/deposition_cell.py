@@ -38,6 +38,7 @@ from couponlab.errors import (
     ProtocolError,
 )
 from couponlab.interfaces.feeder import CompositionMap, PrintJob, TrackGeometry
+from couponlab.keepalive import KeepAlive
 from couponlab.labfile import DeviceEntry
 from couponlab.transports import SerialLineTransport
 from couponlab.units import to_magnitude
@@ -81,6 +82,12 @@ class AsciiDepositionCell(StandardReadable):
         Lab limit of any feed rate in a print schedule, g/min.
     name
         ophyd name.
+    watchdog
+        Communication watchdog armed at connect (``SYST:WDOG``), s of wall time (0 = off,
+        up to 3600): if this client sends nothing for that long while the cell lases, moves
+        or prints, the cell stops (print aborted, laser off, feeders off). While connected a
+        keep-alive task sends ``SYST:WDOG:EXP?`` every quarter of it. 2 s suits a print (a
+        lost client leaves the laser on for at most 2 s more; polls are 50 ms apart).
     """
 
     family = "deposition_cell"
@@ -93,8 +100,19 @@ class AsciiDepositionCell(StandardReadable):
         max_power: float = 2000.0,
         max_rate: float = 30.0,
         name: str = "",
+        watchdog: float = 0.0,
     ) -> None:
+        if not (math.isfinite(watchdog) and 0.0 <= watchdog <= 3600.0):
+            raise InputError(
+                name or transport.device, f"watchdog = {watchdog} s must be in [0, 3600] (0 = off)"
+            )
         self._link = ScpiLink(transport)
+        self.watchdog_s = float(watchdog)
+        """Communication watchdog armed at connect, s (0 = off)."""
+        self.keepalive = KeepAlive(
+            name or transport.device, self._feed_watchdog, max(self.watchdog_s / 4, 0.01)
+        )
+        """Feeds the watchdog while connected (runs only when ``watchdog_s`` > 0)."""
         self.limits = CellLimits(max_power, max_rate)
         self._channels: list[tuple[str, int]] = []
 
@@ -163,12 +181,20 @@ class AsciiDepositionCell(StandardReadable):
     @classmethod
     def from_lab_entry(cls, entry: DeviceEntry) -> AsciiDepositionCell:
         """Build from a lab entry: ``address``, serial ``settings`` and ``limits``
-        (``max_laser_power``, ``max_feed_rate``)."""
+        (``max_laser_power``, ``max_feed_rate``); ``settings.watchdog_s`` arms the
+        communication watchdog (0 = off, the default; 2 s suggested)."""
         return cls(
             transport_from_entry(entry),
             max_power=limit(entry, "max_laser_power", "W", 2000.0),
             max_rate=limit(entry, "max_feed_rate", "g/min", 30.0),
             name=entry.name,
+            watchdog=to_magnitude(
+                entry.settings.get("watchdog_s", 0.0),
+                "s",
+                device=entry.name,
+                what="watchdog_s",
+                low=0,
+            ),
         )
 
     # -- connection -------------------------------------------------------------------------
@@ -205,10 +231,29 @@ class AsciiDepositionCell(StandardReadable):
             if not feeder or not hopper.isdigit():
                 raise ProtocolError(self.name, f"garbled channel list: {chans!r}")
             self._channels.append((feeder, int(hopper)))
+        if self.watchdog_s > 0:
+            await self._link.command(f"SYST:WDOG {self.watchdog_s:.3f}")
+            self.keepalive.start()
 
     async def close(self) -> None:
-        """Close the serial link (the instrument keeps its state)."""
+        """Stop the keep-alive and close the serial link (the instrument keeps its state;
+        an armed watchdog then stops a cell left lasing, moving or printing)."""
+        await self.keepalive.stop()
         await self._link.close()
+
+    async def _feed_watchdog(self) -> None:
+        await self._link.query("SYST:WDOG:EXP?")
+
+    async def watchdog_status(self) -> tuple[float, bool, str]:
+        """Return the cell's watchdog: (timeout s (0 = off), expired (latched), reason)."""
+        timeout = float(await self._link.checked_query("SYST:WDOG?"))
+        expired = (await self._link.checked_query("SYST:WDOG:EXP?")).strip() == "1"
+        reason = (await self._link.checked_query("SYST:WDOG:REAS?")).strip()
+        return timeout, expired, reason
+
+    async def reset_watchdog(self) -> None:
+        """Clear the latched watchdog indication (the watchdog stays armed)."""
+        await self._link.command("SYST:WDOG:RES")
 
     async def disconnect(self) -> None:
         """Close the serial link (the instrument keeps its state); ``connect()`` reopens it."""

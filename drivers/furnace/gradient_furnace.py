@@ -68,6 +68,7 @@ from couponlab.interfaces.furnace import (
     ProgramAbortedError,
     ProgramSegment,
 )
+from couponlab.keepalive import KeepAlive
 from couponlab.labfile import DeviceEntry
 from couponlab.transports import Backoff
 from couponlab.units import QuantityLike, to_magnitude
@@ -368,6 +369,12 @@ class OpcUaGradientFurnace(StandardReadable):
         Namespace of the address space.
     backoff
         Reconnection policy.
+    watchdog
+        Communication watchdog armed at connect, s of wall time (0 = off, up to 3600):
+        if this client sends nothing for that long while the furnace is out of standby, the
+        furnace goes to standby by itself. While connected, a keep-alive task reads one node
+        every quarter of it. 10 s suits a lab (a few lost polls never trip it; a killed
+        process leaves a hot furnace for at most 10 s more).
     """
 
     _mock_class = FurnaceMock
@@ -387,8 +394,11 @@ class OpcUaGradientFurnace(StandardReadable):
         poll_period: float = 0.05,
         namespace_uri: str = NAMESPACE_URI,
         backoff: Backoff | None = None,
+        watchdog: float = 0.0,
     ) -> None:
         label = name or "furnace"
+        if not (math.isfinite(watchdog) and 0.0 <= watchdog <= 3600.0):
+            raise InputError(label, f"watchdog = {watchdog} s must be in [0, 3600] (0 = off)")
         if isinstance(zones, bool) or not isinstance(zones, int) or not 1 <= zones <= 32:
             raise InputError(label, f"zones = {zones!r} must be an integer in [1, 32]")
         if not 0.005 <= poll_period <= 5.0:
@@ -405,6 +415,10 @@ class OpcUaGradientFurnace(StandardReadable):
         self._stops = 0
         """How many times stop() was called: an action started before a stop ends with it."""
         self._stop_event = asyncio.Event()
+        self.watchdog_s = float(watchdog)
+        """Communication watchdog armed at connect, s (0 = off)."""
+        self.keepalive = KeepAlive(label, self._feed_watchdog, max(self.watchdog_s / 4, 0.01))
+        """Feeds the watchdog while connected (runs only when ``watchdog_s`` > 0)."""
         with self.add_children_as_readables(StandardReadableFormat.HINTED_UNCACHED_SIGNAL):
             self.profile: SignalR[Float64Array] = _r(conn, Float64Array, "Furnace.Profile", "degC")
         with self.add_children_as_readables(StandardReadableFormat.UNCACHED_SIGNAL):
@@ -444,7 +458,8 @@ class OpcUaGradientFurnace(StandardReadable):
 
         ``address``: ``opc.tcp://host:port``; ``limits``: ``max_temperature`` (pint string);
         ``settings``: ``zones`` (default 8), ``timeout_s`` (2), ``poll_period_s`` (0.05),
-        ``namespace_uri``. Unknown keys are refused (a typo must not go unnoticed).
+        ``namespace_uri``, ``watchdog_s`` (0 = off; 10 s suggested). Unknown keys are
+        refused (a typo must not go unnoticed).
         """
         settings = dict(entry.settings)
         limits = dict(entry.limits)
@@ -458,6 +473,9 @@ class OpcUaGradientFurnace(StandardReadable):
                 settings.pop("poll_period_s", 0.05), "s", device=name, what="poll_period_s"
             ),
             "namespace_uri": str(settings.pop("namespace_uri", NAMESPACE_URI)),
+            "watchdog": to_magnitude(
+                settings.pop("watchdog_s", 0.0), "s", device=name, what="watchdog_s", low=0
+            ),
             "max_temperature": limits.pop("max_temperature", None),
         }
         if settings:
@@ -495,14 +513,49 @@ class OpcUaGradientFurnace(StandardReadable):
                 raise ProtocolError(
                     self.name, f"instrument has {n} zones; the lab file says {self._zones}"
                 )
+            if self.watchdog_s > 0:
+                await self.connection.write(
+                    "Furnace.Watchdog.Timeout", ua.Variant(self.watchdog_s, ua.VariantType.Double)
+                )
+                self.keepalive.start()
 
     async def disconnect(self) -> None:
-        """Close the OPC UA client (subscriptions included); no task is left running."""
+        """Stop the keep-alive, close the OPC UA client; no task is left running.
+
+        The watchdog stays armed: a furnace left out of standby goes to standby once the
+        timeout passes (that is the point; see :attr:`watchdog_s`).
+        """
+        await self.keepalive.stop()
         await self.connection.disconnect()
 
     async def close(self) -> None:
         """Close the OPC UA client (the same as :meth:`disconnect`)."""
-        await self.connection.disconnect()
+        await self.disconnect()
+
+    async def _feed_watchdog(self) -> None:
+        await self.connection.read(["Furnace.Watchdog.Expired"], "watchdog keep-alive")
+
+    # -- communication watchdog ------------------------------------------------------------
+    @typed_errors
+    async def watchdog_status(self) -> tuple[float, bool, str]:
+        """Return the instrument's watchdog: (timeout s (0 = off), expired, reason).
+
+        ``expired`` is latched when the watchdog sent the furnace to standby, until
+        :meth:`reset_watchdog`. One request.
+        """
+        timeout, expired, reason = await self.connection.read(
+            ["Furnace.Watchdog.Timeout", "Furnace.Watchdog.Expired", "Furnace.Watchdog.Reason"],
+            "read the watchdog",
+        )
+        values = [
+            dv.Value.Value if dv.Value is not None else None for dv in (timeout, expired, reason)
+        ]
+        return float(values[0] or 0.0), bool(values[1]), str(values[2] or "")
+
+    @typed_errors
+    async def reset_watchdog(self) -> None:
+        """Clear the latched watchdog indication (the watchdog stays armed)."""
+        await self.connection.call("Furnace.Watchdog", "Furnace.Watchdog.Reset", [])
 
     # -- LabDevice -------------------------------------------------------------------------
     @typed_errors

@@ -78,6 +78,8 @@ class CellConfig(BaseModel):
     """Integration step while moving, s of virtual time."""
     max_points: int = Field(default=5000, ge=2)
     """Most schedule points in one print program."""
+    watchdog_timeout_s: float = Field(default=0.0, ge=0, le=3600)
+    """Communication watchdog at power-on, s of wall time (0 = off; ``SYST:WDOG`` sets it)."""
     manufacturer: str = "couponlab"
     model: str = "DC-1 L-DED cell (twin)"
     serial_number: str = "TWIN-DC-0001"

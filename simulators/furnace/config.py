@@ -77,6 +77,9 @@ class FurnaceConfig(BaseModel):
     """Longest dwell of one segment, s (about 116 days)."""
     publish_period_s: float = Field(default=0.05, gt=0, le=10)
     """Wall-clock period of the server's background publish (subscriptions), s."""
+    watchdog_timeout_s: float = Field(default=0.0, ge=0, le=3600)
+    """Communication watchdog at power-on, s of wall time (0 = off; a client arms it by
+    writing ``Furnace.Watchdog.Timeout``)."""
 
     # -- identity ---------------------------------------------------------------------------
     manufacturer: str = "couponlab"

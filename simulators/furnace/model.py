@@ -124,6 +124,10 @@ class FurnaceModel:
         self.interlock_limit_c = cfg.interlock_default_c
         self.tripped = False
         self.trip_reason = ""
+        # communication watchdog (the timer itself lives in the server: wall time)
+        self.watchdog_expired = False
+        """Latched when the watchdog put the furnace in standby (cleared by a reset)."""
+        self.watchdog_reason = ""
         # carrier
         self.coupon_id = ""
         self.offset_mm = 0.0
@@ -444,6 +448,24 @@ class FurnaceModel:
             self.segment = -1
             self.target_c = self.working_c.copy()
             self.mode = "manual"
+
+    @property
+    def active(self) -> bool:
+        """Return whether the furnace heats to anything but standby (manual or program)."""
+        return self.mode != "standby"
+
+    @_mutates
+    def watchdog_expire(self, reason: str) -> None:
+        """The client went silent: go to standby (as :meth:`standby`) and latch ``reason``."""
+        self.standby()
+        self.watchdog_expired = True
+        self.watchdog_reason = reason
+
+    @_mutates
+    def reset_watchdog(self) -> None:
+        """Clear the latched watchdog indication (the watchdog stays armed)."""
+        self.watchdog_expired = False
+        self.watchdog_reason = ""
 
     @_mutates
     def set_interlock_limit(self, limit_c: float) -> None:

@@ -9,6 +9,14 @@ in the namespace ``urn:couponlab:gradient-furnace``. Values are kept fresh two w
 * a publish task does the same every ``publish_period_s`` of wall time, so subscriptions see
   changes without anyone reading.
 
+Every request that touches a furnace node (a read, a write, a method call) feeds the
+communication watchdog (:class:`~couponlab.simulators.watchdog.CommWatchdog`, wall time):
+when it is armed (``Furnace.Watchdog.Timeout`` > 0) and no such request arrives for the
+timeout while the furnace is out of standby, the furnace goes to standby and latches
+``Furnace.Watchdog.Expired`` / ``Reason``. Requests to namespace 0 only (asyncua's own
+session keep-alive reads of the server status) do not feed it: it watches the controlling
+application, not the client library.
+
 Client writes go through :class:`_FurnaceAttributeService`, which validates each write to a
 furnace node and acts on the model at once, returning a per-node status code (Bad codes leave
 everything unchanged). Methods return Bad status codes the same way.
@@ -39,6 +47,7 @@ from asyncua.ua.status_codes import StatusCodes
 
 from couponlab.simulators.furnace.model import CommandRefusedError, FurnaceModel
 from couponlab.simulators.furnace.units import eu_information
+from couponlab.simulators.watchdog import MAX_TIMEOUT_S, CommWatchdog
 from couponlab.simulators.world import World
 
 log = logging.getLogger(__name__)
@@ -110,6 +119,7 @@ class _FurnaceAttributeService(AttributeService):
                 one = ua.WriteParameters(NodesToWrite=[wv])
                 results.extend(await super().write(one, user))
                 continue
+            self._twin.watchdog.feed()
             if wv.AttributeId != AttributeIds.Value:
                 results.append(_status("BadUserAccessDenied"))
                 continue
@@ -164,6 +174,11 @@ class FurnaceServer:
         self._version: tuple[int, int] = (-1, -1)
         self._publisher: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self.watchdog = CommWatchdog(
+            lambda: self.model.active,
+            self._watchdog_trip,
+            timeout_s=model.config.watchdog_timeout_s,
+        )
 
     @property
     def address(self) -> str:
@@ -200,11 +215,13 @@ class FurnaceServer:
                 continue
             self.port = port
             self._publisher = asyncio.create_task(self._publish_loop(), name="furnace-publish")
+            self.watchdog.start()
             return
         raise OSError(f"could not bind a free port on {self.host}") from last_error
 
     async def stop(self) -> None:
-        """Stop publishing and serving (idempotent)."""
+        """Stop watching, publishing and serving (idempotent)."""
+        await self.watchdog.stop()
         if self._publisher is not None:
             self._publisher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -227,6 +244,7 @@ class FurnaceServer:
         params = event.request_params
         nodes = getattr(params, "NodesToRead", None) or []
         if any(r.NodeId.NamespaceIndex == self.ns for r in nodes):
+            self.watchdog.feed()
             await self.publish()
 
     async def _publish_loop(self) -> None:
@@ -274,6 +292,23 @@ class FurnaceServer:
             return _status(exc.status)
         await self.publish()
         return ua.StatusCode()
+
+    async def _watchdog_trip(self, reason: str) -> None:
+        """The client went silent: standby and latch ``reason`` (if still active at "now")."""
+
+        def expire() -> None:
+            if self.model.active:
+                self.model.watchdog_expire(reason)
+
+        await self.apply(expire)
+
+    def _set_watchdog_timeout(self, variant: ua.Variant) -> None:
+        value = float(_scalar(variant, _V.Double))
+        try:
+            self.watchdog.set_timeout(value)
+        except ValueError as exc:
+            raise CommandRefusedError("BadOutOfRange", str(exc)) from None
+        self._version = (-1, -1)  # not a model change: republish the nodes anyway
 
     # -- the address space ------------------------------------------------------------------
     def nid(self, path: str) -> ua.NodeId:
@@ -408,6 +443,20 @@ class FurnaceServer:
         await self._var(lock, "Furnace.Interlock.Reason", lambda: m.trip_reason, _V.String)
         await self._method(lock, "Furnace.Interlock.Reset", [], lambda args: m.reset_interlock())
 
+        dog = await self._obj(furnace, "Furnace.Watchdog")
+        await self._var(
+            dog,
+            "Furnace.Watchdog.Timeout",
+            lambda: self.watchdog.timeout_s,
+            _V.Double,
+            "s",
+            (0, MAX_TIMEOUT_S),
+            write=self._set_watchdog_timeout,
+        )
+        await self._var(dog, "Furnace.Watchdog.Expired", lambda: m.watchdog_expired, _V.Boolean)
+        await self._var(dog, "Furnace.Watchdog.Reason", lambda: m.watchdog_reason, _V.String)
+        await self._method(dog, "Furnace.Watchdog.Reset", [], lambda args: m.reset_watchdog())
+
         carrier = await self._obj(furnace, "Furnace.Carrier")
         await self._var(
             carrier,
@@ -513,6 +562,7 @@ class FurnaceServer:
         ]
 
         async def call(_parent: ua.NodeId, *variants: ua.Variant) -> ua.StatusCode | list[Any]:
+            self.watchdog.feed()
             if len(variants) < n_args:
                 return _status("BadArgumentsMissing")
             if len(variants) > n_args:
