@@ -15,6 +15,7 @@ from couponlab.simulators.deposition.cell_model import (
     PrintProgram,
     TrackProgram,
 )
+from couponlab.simulators.deposition.cell_watchdog import CellWatchdog
 from couponlab.simulators.deposition.feeder_twin import SocketTwin, parse_socket_address
 from couponlab.simulators.scpi import (
     DATA_OUT_OF_RANGE,
@@ -87,6 +88,13 @@ class CellProtocol(ScpiDispatcher):
         reg("SIM:MAP:Y?", lambda a: self._map_y())
         reg("SIM:MAP?", self._map)
         reg("SIM:MAP:XY?", self._map_xy)
+        self.watchdog = CellWatchdog(model, self, model.config.watchdog_timeout_s)
+        """Communication watchdog (``SYST:WDOG``); every line feeds it."""
+
+    def handle(self, line: str) -> str | bytes | None:
+        """Feed the watchdog, then handle the line."""
+        self.watchdog.feed()
+        return super().handle(line)
 
     def reset(self) -> None:
         """``*RST``: the safe state (laser off, axis stopped, feeders off), program cleared."""
@@ -284,6 +292,16 @@ class CellProtocol(ScpiDispatcher):
 
 class CellTwin(SocketTwin[CellModel, CellProtocol]):
     """A running cell twin: its model, protocol, server and resolved address."""
+
+    async def start(self) -> None:
+        """Start listening, then the communication watchdog."""
+        await super().start()
+        self.protocol.watchdog.start()
+
+    async def stop(self) -> None:
+        """Stop the communication watchdog, then serving."""
+        await self.protocol.watchdog.stop()
+        await super().stop()
 
 
 async def start_twin(world: World, entry: DeviceEntry) -> CellTwin:
