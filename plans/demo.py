@@ -7,7 +7,7 @@
 4. mount it on the stage and map oxide thickness (profiler) and composition (XRF);
 5. fit the oxidation activation energy of every composition row from one exposure, and
    compare with the simulated world's ground truth;
-6. pull a tensile specimen cut from the coupon.
+6. pull tensile specimens cut from the coupon at two compositions.
 
 Every step is a bluesky plan from :mod:`couponlab.plans` on devices built from the lab file;
 only two lines reach into the simulation (virtual-time speed and the ground truth), through
@@ -33,6 +33,8 @@ X_POINTS = np.linspace(3.0, 57.0, 10)
 """Profiler positions along the coupon (the temperature axis), mm."""
 Y_ROWS = np.array([1.0, 3.0, 5.0, 7.0, 9.0])
 """Composition rows across the coupon, mm."""
+TENSILE_ACROSS_MM = (3.0, 7.0)
+"""Where the tensile specimens are cut across the coupon (the 6 mm wide gauge spans y +/- 3)."""
 MAX_Q_ERROR_KJ = 5.0
 """The demo fails (exit code 1) if a fitted Q is further than this from the truth, kJ/mol
 (neighbouring rows differ by about 14 kJ/mol)."""
@@ -141,7 +143,6 @@ def run_demo(lab: LabFile, out_dir: Path) -> int:
             )
         )
         hold_run = s.log.paths[-1]
-        s.call(lambda: furnace.load_coupon("", 0.0))  # off the carrier
         t_x, t_c = _coupon_temperatures(hold_run, names["thermocouple_scanner"], lab)
         print("    carrier thermocouples at the end of the hold:")
         print(
@@ -196,13 +197,21 @@ def run_demo(lab: LabFile, out_dir: Path) -> int:
         # -- 6. tensile ---------------------------------------------------------------------
         s.call(stage.unload_coupon)
         s.twins.call(world.set_speedup, 200.0)
-        print("\n[6] tensile test (ASTM E8M sub-size) of a specimen from the coupon centre")
-        result = s.run(tensile_test(dev["test_frame"], coupon, "30 mm")).plan_result
         print(
-            f"    E {result.modulus:.0f} GPa, YS(0.2%) {result.yield_strength:.0f} MPa, "
-            f"UTS {result.uts:.0f} MPa, uniform el. {result.uniform_elongation:.1f} %, "
-            f"total el. {result.total_elongation:.1f} %"
+            "\n[6] tensile tests (ASTM E8M sub-size, gauge along x at x = 30 mm) of specimens "
+            "cut at two compositions"
         )
+        frame = dev["test_frame"]
+        for across in TENSILE_ACROSS_MM:
+            result = s.run(tensile_test(frame, coupon, "30 mm", across=f"{across} mm")).plan_result
+            s.call(frame.dismount)  # the broken specimen out of the grips
+            row_cr = float(np.interp(across, Y_ROWS, np.nanmean(cr, axis=1)))
+            print(
+                f"    y = {across:g} mm (Cr {row_cr:.2f}): E {result.modulus:.0f} GPa, "
+                f"YS(0.2%) {result.yield_strength:.0f} MPa, UTS {result.uts:.0f} MPa, "
+                f"uniform el. {result.uniform_elongation:.1f} %, "
+                f"total el. {result.total_elongation:.1f} %"
+            )
     print(
         f"\ndone in {time.monotonic() - t_start:.0f} s wall time; {len(s.log.paths)} runs "
         f"in {out_dir}/"

@@ -55,19 +55,23 @@ def gradient_oxidation_hold(
     tolerance: QuantityLike = "2 K",
     coupon_id: str | None = None,
     coupon_offset: QuantityLike = 0.0,
+    remove_coupon: bool = True,
     detectors: Sequence[Readable[Any]] = (),
     md: dict[str, Any] | None = None,
 ) -> MsgGenerator[str]:
     """Hold a coupon in a linear temperature gradient and record the profile over time.
 
-    The plan (1) puts ``coupon_id`` on the carrier if one is given, (2) opens a run,
-    (3) ramps the zones to the gradient and waits until every zone is within ``tolerance``,
-    (4) starts a one-segment furnace program that dwells ``duration`` at that gradient,
-    (5) records one event of the furnace (whole profile, setpoints, state, interlock and the
-    instrument clock) at the start, then one each time the instrument clock has advanced
-    another ``interval`` (event k comes at least k * interval after the first), and
-    (6) waits for the program to complete. Whatever happens -- completion, an error, a
-    tripped interlock, pause or abort -- the furnace is sent to standby at the end.
+    The plan (1) opens a run, (2) ramps the zones to the gradient and waits until every zone
+    is within ``tolerance``, (3) puts ``coupon_id`` on the carrier if one is given (into the
+    hot furnace, so that the coupon's exposure is the hold, not the ramp), (4) starts a
+    one-segment furnace program that dwells ``duration`` at that gradient, (5) records one
+    event of the furnace (whole profile, setpoints, state, interlock and the instrument
+    clock) at the start, then one each time the instrument clock has advanced another
+    ``interval`` (event k comes at least k * interval after the first), and (6) waits for
+    the program to complete. Whatever happens -- completion, an error, a tripped interlock,
+    pause or abort -- the furnace is sent to standby at the end, and then (with
+    ``remove_coupon``) the coupon is taken off the carrier rather than left to cool with the
+    furnace.
 
     A pause aborts the run: a hold cannot be paused (its time is the instrument's), so the
     run has no checkpoint after it opens.
@@ -92,6 +96,9 @@ def gradient_oxidation_hold(
         Coupon to put on the carrier (recorded as ``coupon_id`` in the start document).
     coupon_offset
         Position of the coupon's start along the tube, mm.
+    remove_coupon
+        Take the coupon off the carrier when the hold ends (True: its exposure is the hold;
+        False: it stays in the cooling furnace).
     detectors
         Other readables recorded in every event beside the furnace, e.g. a thermocouple
         scanner on the coupon carrier (the gradient the coupon really saw).
@@ -158,6 +165,7 @@ def gradient_oxidation_hold(
         "tolerance": tolerance,
         "coupon_id": coupon_id,
         "coupon_offset": coupon_offset,
+        "remove_coupon": remove_coupon,
         "detectors": [d.name for d in detectors],
     }
     start_md: dict[str, Any] = {
@@ -174,11 +182,11 @@ def gradient_oxidation_hold(
     start_md.update(md or {})
 
     def hold() -> MsgGenerator[str]:
-        if coupon_id is not None:
-            yield from bps.mv(furnace, CouponPlacement(coupon_id, coupon_offset))
         uid: str = yield from bps.open_run(md=start_md)
         yield from bps.clear_checkpoint()  # a pause aborts: the hold cannot be resumed
         yield from bps.mv(furnace, gradient)
+        if coupon_id is not None:  # into the hot furnace: the exposure is the hold
+            yield from bps.mv(furnace, CouponPlacement(coupon_id, coupon_offset))
         held = yield from bps.abs_set(furnace, program, group=HOLD_GROUP)
         yield from bps.trigger_and_read([furnace, *detectors])
         # ticks count from the clock read just after the first event, so that event k is
@@ -198,7 +206,12 @@ def gradient_oxidation_hold(
         yield from bps.close_run()
         return uid
 
-    uid: str = yield from bpp.finalize_wrapper(hold(), bps.stop(furnace))
+    def finish() -> MsgGenerator[None]:
+        yield from bps.stop(furnace)
+        if coupon_id is not None and remove_coupon:
+            yield from bps.mv(furnace, CouponPlacement("", 0.0))
+
+    uid: str = yield from bpp.finalize_wrapper(hold(), finish())
     return uid
 
 

@@ -92,14 +92,48 @@ def test_messages_ramp_hold_record_on_the_clock_and_standby(
     assert msgs[-1] == Msg("stop", furnace)
 
 
-def test_coupon_is_loaded_before_the_run(furnace: OpcUaGradientFurnace) -> None:
+def test_coupon_goes_in_hot_and_comes_out_after_standby(furnace: OpcUaGradientFurnace) -> None:
+    """The coupon's exposure is the hold: it goes onto the carrier once the gradient is
+    reached, before the hold program starts, and comes off after the furnace is in standby."""
     msgs = _sim().simulate_plan(
         gradient_oxidation_hold(
             furnace, 900, 600, "2 h", "1 h", coupon_id="C-017", coupon_offset="20 mm"
         )
     )
-    assert _commands(msgs)[:3] == ["set", "wait", "open_run"]
-    assert msgs[0].args[0] == CouponPlacement("C-017", "20 mm")
+    placements = [
+        i
+        for i, m in enumerate(msgs)
+        if m.command == "set" and isinstance(m.args[0], CouponPlacement)
+    ]
+    assert [msgs[i].args[0] for i in placements] == [
+        CouponPlacement("C-017", "20 mm"),
+        CouponPlacement("", 0.0),
+    ]
+    gradient = next(
+        i
+        for i, m in enumerate(msgs)
+        if m.command == "set" and isinstance(m.args[0], GradientSetpoint)
+    )
+    program = next(
+        i
+        for i, m in enumerate(msgs)
+        if m.command == "set" and isinstance(m.args[0], FurnaceProgram)
+    )
+    stop = next(i for i, m in enumerate(msgs) if m.command == "stop")
+    assert gradient < placements[0] < program
+    assert stop < placements[1]
+
+
+def test_coupon_can_stay_in_the_cooling_furnace(furnace: OpcUaGradientFurnace) -> None:
+    msgs = _sim().simulate_plan(
+        gradient_oxidation_hold(
+            furnace, 900, 600, "2 h", "1 h", coupon_id="C-1", remove_coupon=False
+        )
+    )
+    placements = [
+        m.args[0] for m in msgs if m.command == "set" and isinstance(m.args[0], CouponPlacement)
+    ]
+    assert placements == [CouponPlacement("C-1", 0.0)]
 
 
 def test_metadata_records_plan_and_merges_md(furnace: OpcUaGradientFurnace) -> None:
