@@ -4,10 +4,12 @@ one round trip: ``RATE 1,5;:SYST:ERR?``)."""
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
 from couponlab.errors import InputError, InterlockTrippedError, ProtocolError
+from couponlab.keepalive import KeepAlive
 from couponlab.labfile import DeviceEntry
 from couponlab.transports import SerialLineTransport
 from couponlab.units import to_magnitude
@@ -99,6 +101,61 @@ class ScpiLink:
         await self.transport.close()
 
 
+class LinkWatchdog:
+    """The driver's side of the instrument's communication watchdog (``SYST:WDOG``).
+
+    :meth:`arm` (at connect) sets the timeout and starts a keep-alive that sends
+    ``SYST:WDOG:EXP?`` every quarter of it; :meth:`stop` (at close) stops the keep-alive and
+    leaves the watchdog armed, so an instrument left active stops by itself.
+
+    Parameters
+    ----------
+    link
+        The checked link.
+    timeout_s
+        Watchdog timeout, s of wall time (0 = off: nothing is sent; up to 3600).
+    """
+
+    def __init__(self, link: ScpiLink, timeout_s: float) -> None:
+        if not (math.isfinite(timeout_s) and 0.0 <= timeout_s <= 3600.0):
+            raise InputError(
+                link.device, f"watchdog = {timeout_s} s must be in [0, 3600] (0 = off)"
+            )
+        self.link = link
+        self.timeout_s = float(timeout_s)
+        self.keepalive = KeepAlive(link.device, self._feed, max(self.timeout_s / 4, 0.01))
+
+    async def _feed(self) -> None:
+        await self.link.query("SYST:WDOG:EXP?")
+
+    async def arm(self) -> None:
+        """Set the instrument's timeout and start feeding it (nothing when off)."""
+        if self.timeout_s > 0:
+            await self.link.command(f"SYST:WDOG {self.timeout_s:.3f}")
+            self.keepalive.start()
+
+    async def stop(self) -> None:
+        """Stop feeding (the instrument's watchdog stays armed)."""
+        await self.keepalive.stop()
+
+    async def status(self) -> tuple[float, bool, str]:
+        """Return the instrument's watchdog: (timeout s (0 = off), expired (latched), reason)."""
+        timeout = float(await self.link.checked_query("SYST:WDOG?"))
+        expired = (await self.link.checked_query("SYST:WDOG:EXP?")).strip() == "1"
+        reason = (await self.link.checked_query("SYST:WDOG:REAS?")).strip()
+        return timeout, expired, reason
+
+    async def reset(self) -> None:
+        """Clear the latched indication (the watchdog stays armed)."""
+        await self.link.command("SYST:WDOG:RES")
+
+
+def watchdog_setting(entry: DeviceEntry) -> float:
+    """Return ``settings.watchdog_s`` of ``entry``, s (0 = off when absent)."""
+    value: Any = entry.settings.get("watchdog_s", 0.0)
+    return to_magnitude(value, "s", device=entry.name, what="watchdog_s", low=0)
+
+
 def floats(device: str, command: str, reply: str, count: int | None = None) -> list[float]:
     """Parse a comma-separated reply of numbers (exactly ``count`` if given)."""
     parts = reply.split(",")
@@ -120,4 +177,12 @@ def limit(entry: DeviceEntry, key: str, unit: str, default: float) -> float:
     return to_magnitude(value, unit, device=entry.name, what=f"limits.{key}", low=0)
 
 
-__all__ = ["ScpiLink", "floats", "limit", "parse_error", "transport_from_entry"]
+__all__ = [
+    "LinkWatchdog",
+    "ScpiLink",
+    "floats",
+    "limit",
+    "parse_error",
+    "transport_from_entry",
+    "watchdog_setting",
+]

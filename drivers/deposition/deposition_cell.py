@@ -28,7 +28,14 @@ from ophyd_async.core import (
     StandardReadable,
 )
 
-from couponlab.drivers.deposition._link import ScpiLink, floats, limit, transport_from_entry
+from couponlab.drivers.deposition._link import (
+    LinkWatchdog,
+    ScpiLink,
+    floats,
+    limit,
+    transport_from_entry,
+    watchdog_setting,
+)
 from couponlab.drivers.deposition._signals import query_signal_r, query_signal_rw
 from couponlab.errors import (
     InputError,
@@ -38,7 +45,6 @@ from couponlab.errors import (
     ProtocolError,
 )
 from couponlab.interfaces.feeder import CompositionMap, PrintJob, TrackGeometry
-from couponlab.keepalive import KeepAlive
 from couponlab.labfile import DeviceEntry
 from couponlab.transports import SerialLineTransport
 from couponlab.units import to_magnitude
@@ -102,16 +108,11 @@ class AsciiDepositionCell(StandardReadable):
         name: str = "",
         watchdog: float = 0.0,
     ) -> None:
-        if not (math.isfinite(watchdog) and 0.0 <= watchdog <= 3600.0):
-            raise InputError(
-                name or transport.device, f"watchdog = {watchdog} s must be in [0, 3600] (0 = off)"
-            )
         self._link = ScpiLink(transport)
-        self.watchdog_s = float(watchdog)
+        self._watchdog = LinkWatchdog(self._link, watchdog)
+        self.watchdog_s = self._watchdog.timeout_s
         """Communication watchdog armed at connect, s (0 = off)."""
-        self.keepalive = KeepAlive(
-            name or transport.device, self._feed_watchdog, max(self.watchdog_s / 4, 0.01)
-        )
+        self.keepalive = self._watchdog.keepalive
         """Feeds the watchdog while connected (runs only when ``watchdog_s`` > 0)."""
         self.limits = CellLimits(max_power, max_rate)
         self._channels: list[tuple[str, int]] = []
@@ -188,13 +189,7 @@ class AsciiDepositionCell(StandardReadable):
             max_power=limit(entry, "max_laser_power", "W", 2000.0),
             max_rate=limit(entry, "max_feed_rate", "g/min", 30.0),
             name=entry.name,
-            watchdog=to_magnitude(
-                entry.settings.get("watchdog_s", 0.0),
-                "s",
-                device=entry.name,
-                what="watchdog_s",
-                low=0,
-            ),
+            watchdog=watchdog_setting(entry),
         )
 
     # -- connection -------------------------------------------------------------------------
@@ -231,29 +226,21 @@ class AsciiDepositionCell(StandardReadable):
             if not feeder or not hopper.isdigit():
                 raise ProtocolError(self.name, f"garbled channel list: {chans!r}")
             self._channels.append((feeder, int(hopper)))
-        if self.watchdog_s > 0:
-            await self._link.command(f"SYST:WDOG {self.watchdog_s:.3f}")
-            self.keepalive.start()
+        await self._watchdog.arm()
 
     async def close(self) -> None:
         """Stop the keep-alive and close the serial link (the instrument keeps its state;
         an armed watchdog then stops a cell left lasing, moving or printing)."""
-        await self.keepalive.stop()
+        await self._watchdog.stop()
         await self._link.close()
-
-    async def _feed_watchdog(self) -> None:
-        await self._link.query("SYST:WDOG:EXP?")
 
     async def watchdog_status(self) -> tuple[float, bool, str]:
         """Return the cell's watchdog: (timeout s (0 = off), expired (latched), reason)."""
-        timeout = float(await self._link.checked_query("SYST:WDOG?"))
-        expired = (await self._link.checked_query("SYST:WDOG:EXP?")).strip() == "1"
-        reason = (await self._link.checked_query("SYST:WDOG:REAS?")).strip()
-        return timeout, expired, reason
+        return await self._watchdog.status()
 
     async def reset_watchdog(self) -> None:
         """Clear the latched watchdog indication (the watchdog stays armed)."""
-        await self._link.command("SYST:WDOG:RES")
+        await self._watchdog.reset()
 
     async def disconnect(self) -> None:
         """Close the serial link (the instrument keeps its state); ``connect()`` reopens it."""

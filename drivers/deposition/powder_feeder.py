@@ -26,10 +26,12 @@ from ophyd_async.core import (
 )
 
 from couponlab.drivers.deposition._link import (
+    LinkWatchdog,
     ScpiLink,
     floats,
     limit,
     transport_from_entry,
+    watchdog_setting,
 )
 from couponlab.drivers.deposition._signals import query_signal_r, query_signal_rw
 from couponlab.errors import InputError, ProtocolError
@@ -253,6 +255,11 @@ class AsciiPowderFeeder(StandardReadable):
         Lab limit of any carrier-gas flow, L/min.
     name
         ophyd name.
+    watchdog
+        Communication watchdog armed at connect (``SYST:WDOG``), s of wall time (0 = off,
+        up to 3600): if this client sends nothing for that long while a hopper feeds, every
+        hopper goes to 0 g/min. While connected a keep-alive task sends ``SYST:WDOG:EXP?``
+        every quarter of it. 2 s suits a print, like the cell's.
     """
 
     family = "powder_feeder"
@@ -266,10 +273,16 @@ class AsciiPowderFeeder(StandardReadable):
         max_rate: float = 30.0,
         max_gas: float = 10.0,
         name: str = "",
+        watchdog: float = 0.0,
     ) -> None:
         if not 1 <= hoppers <= 16:
             raise InputError(transport.device, f"hoppers = {hoppers} is outside 1..16")
         self._core = FeederLink(ScpiLink(transport), hoppers, max_rate, max_gas)
+        self._watchdog = LinkWatchdog(self._core.link, watchdog)
+        self.watchdog_s = self._watchdog.timeout_s
+        """Communication watchdog armed at connect, s (0 = off)."""
+        self.keepalive = self._watchdog.keepalive
+        """Feeds the watchdog while connected (runs only when ``watchdog_s`` > 0)."""
         with self.add_children_as_readables():
             self.hoppers = DeviceVector({i: Hopper(self._core, i) for i in range(1, hoppers + 1)})
 
@@ -283,14 +296,15 @@ class AsciiPowderFeeder(StandardReadable):
     @classmethod
     def from_lab_entry(cls, entry: DeviceEntry) -> AsciiPowderFeeder:
         """Build from a lab entry: ``address`` (port or ``socket://``), ``settings``
-        (``hoppers``, serial framing, ``timeout``) and ``limits`` (``max_feed_rate``,
-        ``max_gas_flow``)."""
+        (``hoppers``, serial framing, ``timeout``, ``watchdog_s`` (0 = off, the default;
+        2 s suggested)) and ``limits`` (``max_feed_rate``, ``max_gas_flow``)."""
         return cls(
             transport_from_entry(entry),
             hoppers=int(entry.settings.get("hoppers", 4)),
             max_rate=limit(entry, "max_feed_rate", "g/min", 30.0),
             max_gas=limit(entry, "max_gas_flow", "L/min", 10.0),
             name=entry.name,
+            watchdog=watchdog_setting(entry),
         )
 
     # -- connection -------------------------------------------------------------------------
@@ -308,10 +322,21 @@ class AsciiPowderFeeder(StandardReadable):
         await self._core.open()
         for i, hopper in self.hoppers.items():
             hopper._configured(self._core.powders[i])
+        await self._watchdog.arm()
 
     async def close(self) -> None:
-        """Close the serial link (the instrument keeps its state)."""
+        """Stop the keep-alive and close the serial link (the instrument keeps its state;
+        an armed watchdog then stops a feeder left feeding)."""
+        await self._watchdog.stop()
         await self._core.link.close()
+
+    async def watchdog_status(self) -> tuple[float, bool, str]:
+        """Return the feeder's watchdog: (timeout s (0 = off), expired (latched), reason)."""
+        return await self._watchdog.status()
+
+    async def reset_watchdog(self) -> None:
+        """Clear the latched watchdog indication (the watchdog stays armed)."""
+        await self._watchdog.reset()
 
     async def disconnect(self) -> None:
         """Close the serial link (the instrument keeps its state); ``connect()`` reopens it."""

@@ -191,6 +191,11 @@ class CellModel:
         """Return the measured shielding-gas flow, L/min."""
         return self.shield_setpoint if self.shield_supply_ok else 0.0
 
+    @property
+    def active(self) -> bool:
+        """Return whether the cell lases, moves or prints (what a lost client must stop)."""
+        return self.laser_on or self.busy() or self.print_state == "RUNNING"
+
     def busy(self) -> bool:
         """Return whether a move or a print is running."""
         return self._activity is not None and self._activity.is_alive

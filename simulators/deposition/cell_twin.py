@@ -15,8 +15,8 @@ from couponlab.simulators.deposition.cell_model import (
     PrintProgram,
     TrackProgram,
 )
-from couponlab.simulators.deposition.cell_watchdog import CellWatchdog
 from couponlab.simulators.deposition.feeder_twin import SocketTwin, parse_socket_address
+from couponlab.simulators.deposition.line_watchdog import LineWatchdog
 from couponlab.simulators.scpi import (
     DATA_OUT_OF_RANGE,
     EXECUTION_ERROR,
@@ -88,7 +88,9 @@ class CellProtocol(ScpiDispatcher):
         reg("SIM:MAP:Y?", lambda a: self._map_y())
         reg("SIM:MAP?", self._map)
         reg("SIM:MAP:XY?", self._map_xy)
-        self.watchdog = CellWatchdog(model, self, model.config.watchdog_timeout_s)
+        self.watchdog = LineWatchdog(
+            model.world, self, lambda: model.active, model.stop, model.config.watchdog_timeout_s
+        )
         """Communication watchdog (``SYST:WDOG``); every line feeds it."""
 
     def handle(self, line: str) -> str | bytes | None:

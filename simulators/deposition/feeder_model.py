@@ -98,6 +98,8 @@ class FeederConfig(BaseModel):
     """... for this long, s."""
     dt_s: float = Field(default=0.02, gt=0, le=0.2)
     """Integration step while anything flows, s of virtual time."""
+    watchdog_timeout_s: float = Field(default=0.0, ge=0, le=3600)
+    """Communication watchdog at power-on, s of wall time (0 = off; ``SYST:WDOG`` sets it)."""
     log_capacity: int = Field(default=20000, ge=10)
     """Most samples the data logger keeps."""
     manufacturer: str = "couponlab"
@@ -213,6 +215,11 @@ class FeederModel:
         for h in self.hoppers:
             h.setpoint = 0.0
         self.wake()
+
+    @property
+    def active(self) -> bool:
+        """Return whether any hopper is commanded to feed (what a lost client must stop)."""
+        return any(h.setpoint > 0 for h in self.hoppers)
 
     def clear_alarms(self) -> None:
         """Clear latched CLOG and GAS alarms; EMPTY stays until the hopper is refilled."""

@@ -8,6 +8,7 @@ from typing import Generic, Protocol, TypeVar
 from couponlab.labfile import DeviceEntry
 from couponlab.simulators._line_twin import LineTwin
 from couponlab.simulators.deposition.feeder_model import FeederConfig, FeederModel
+from couponlab.simulators.deposition.line_watchdog import LineWatchdog
 from couponlab.simulators.scpi import (
     DATA_OUT_OF_RANGE,
     ILLEGAL_PARAMETER,
@@ -87,6 +88,19 @@ class FeederProtocol(ScpiDispatcher):
         reg("LOG:STOP", lambda a: model.stop_log())
         reg("LOG:COUN?", lambda a: str(len(model.log)))
         reg("LOG:DATA?", lambda a: self._log_data())
+        self.watchdog = LineWatchdog(
+            model.world,
+            self,
+            lambda: model.active,
+            lambda reason: model.stop(),
+            model.config.watchdog_timeout_s,
+        )
+        """Communication watchdog (``SYST:WDOG``); every line feeds it."""
+
+    def handle(self, line: str) -> str | bytes | None:
+        """Feed the watchdog, then handle the line."""
+        self.watchdog.feed()
+        return super().handle(line)
 
     def reset(self) -> None:
         """``*RST``: feeding and gas off, latched alarms cleared, logger off."""
@@ -168,6 +182,16 @@ class FeederProtocol(ScpiDispatcher):
 
 class FeederTwin(SocketTwin[FeederModel, FeederProtocol]):
     """A running feeder twin: its model, protocol, server and resolved address."""
+
+    async def start(self) -> None:
+        """Start listening, then the communication watchdog."""
+        await super().start()
+        self.protocol.watchdog.start()
+
+    async def stop(self) -> None:
+        """Stop the communication watchdog, then serving."""
+        await self.protocol.watchdog.stop()
+        await super().stop()
 
 
 async def start_twin(world: World, entry: DeviceEntry) -> FeederTwin:

@@ -1,41 +1,57 @@
-"""The deposition cell's communication watchdog (docs/protocols/deposition-cell-serial.md,
-"Communication watchdog"; docs/decisions/0008-communication-watchdogs.md).
+"""The communication watchdog of the deposition line twins (cell and feeder): the
+``SYST:WDOG`` commands on their SCPI-style dispatcher and the wall-clock timer
+(docs/protocols/deposition-cell-serial.md and feeder-serial.md, "Communication watchdog";
+docs/decisions/0008-communication-watchdogs.md).
 
 ``SYST:WDOG <s>`` arms it (0 = off, the power-on value unless ``watchdog_timeout_s`` is set
-in the twin config); every line the cell receives feeds it. When no line arrives for the
-timeout (wall seconds of the link) while the cell lases, moves or prints, the cell goes to
-its safe state as ``STOP`` does (print aborted, laser off, axis stopped, its feeders off),
-with the print's reason and ``SYST:WDOG:REAS?`` saying why, and ``SYST:WDOG:EXP?`` latched
-at 1 until ``SYST:WDOG:RES``.
+in the twin config); every line the instrument receives feeds it. When no line arrives for
+the timeout (wall seconds of the link) while the instrument is active, it goes to its safe
+state as ``STOP`` does, ``SYST:WDOG:REAS?`` says why, and ``SYST:WDOG:EXP?`` stays 1 until
+``SYST:WDOG:RES``.
 """
 
 from __future__ import annotations
 
-from couponlab.simulators.deposition.cell_model import CellModel
+from collections.abc import Callable
+
 from couponlab.simulators.scpi import DATA_OUT_OF_RANGE, ScpiDispatcher, ScpiError, parse_float
 from couponlab.simulators.watchdog import MAX_TIMEOUT_S, CommWatchdog
+from couponlab.simulators.world import World
 
 
-class CellWatchdog:
-    """The watchdog of one cell: its commands on ``protocol`` and the wall-clock timer.
+class LineWatchdog:
+    """The watchdog of one line instrument: its commands on ``protocol`` and the timer.
 
     Parameters
     ----------
-    model
-        The cell.
+    world
+        The shared world (synced to "now" before acting).
     protocol
-        The cell's dispatcher (the ``SYST:WDOG`` commands are registered on it; its
+        The instrument's dispatcher (the ``SYST:WDOG`` commands are registered on it; its
         ``handle`` must call :meth:`feed` for every line).
+    is_active
+        Return whether the instrument does something a lost client must stop.
+    safe_state
+        Put the instrument in its safe state, given the reason (as ``STOP`` does).
     timeout_s
         Timeout at power-on, s (0 = off).
     """
 
-    def __init__(self, model: CellModel, protocol: ScpiDispatcher, timeout_s: float = 0.0) -> None:
-        self.model = model
+    def __init__(
+        self,
+        world: World,
+        protocol: ScpiDispatcher,
+        is_active: Callable[[], bool],
+        safe_state: Callable[[str], None],
+        timeout_s: float = 0.0,
+    ) -> None:
+        self.world = world
+        self._is_active = is_active
+        self._safe_state = safe_state
         self.expired = False
-        """Latched when the watchdog stopped the cell (cleared by ``SYST:WDOG:RES``)."""
+        """Latched when the watchdog stopped the instrument (cleared by ``SYST:WDOG:RES``)."""
         self.reason = ""
-        self.timer = CommWatchdog(self.active, self._trip, timeout_s=timeout_s)
+        self.timer = CommWatchdog(is_active, self._trip, timeout_s=timeout_s)
         reg = protocol.register
         reg("SYST:WDOG", self._set)
         reg("SYST:WDOG?", lambda a: f"{self.timer.timeout_s:.3f}")
@@ -47,16 +63,11 @@ class CellWatchdog:
         """A line arrived from a client."""
         self.timer.feed()
 
-    def active(self) -> bool:
-        """Return whether the cell lases, moves or prints (what a lost client must stop)."""
-        m = self.model
-        return m.laser_on or m.busy() or m.print_state == "RUNNING"
-
     async def _trip(self, reason: str) -> None:
-        self.model.world.sync()  # act at "now" (a print may have ended meanwhile)
-        if not self.active():
+        self.world.sync()  # act at "now" (a print may have ended meanwhile)
+        if not self._is_active():
             return
-        self.model.stop(reason)
+        self._safe_state(reason)
         self.expired, self.reason = True, reason
 
     def _set(self, args: list[str]) -> None:
@@ -81,4 +92,4 @@ class CellWatchdog:
         await self.timer.stop()
 
 
-__all__ = ["CellWatchdog"]
+__all__ = ["LineWatchdog"]
