@@ -6,6 +6,9 @@ changes nothing (docs/decisions/0008-communication-watchdogs.md)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -110,6 +113,51 @@ async def test_closed_client_leaves_the_furnace_in_standby(twins: BackgroundTwin
         assert (await reader.watchdog_status())[1:] == (False, "")
     finally:
         await reader.disconnect()
+
+
+_KILLED_CLIENT = """
+import asyncio, sys
+import numpy as np
+from couponlab.drivers.furnace import OpcUaGradientFurnace
+
+async def main() -> None:
+    dev = OpcUaGradientFurnace(sys.argv[1], "furnace1", zones=8, watchdog=float(sys.argv[2]))
+    await dev.connect(timeout=10.0)
+    await dev.setpoint_profile.set(np.full(8, 300.0))
+    print("heating", flush=True)
+    await asyncio.sleep(3600)  # the keep-alive feeds the watchdog until the process dies
+
+asyncio.run(main())
+"""
+
+
+async def test_killed_client_process_leaves_the_furnace_in_standby(
+    twins: BackgroundTwins,
+) -> None:
+    address = twins.lab.device(NAME).address
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-W",
+        "ignore",
+        "-c",
+        _KILLED_CLIENT,
+        address,
+        str(TIMEOUT_S),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 60)
+        assert line.decode().strip() == "heating"
+        assert await twins.acall(lambda: _model(twins).state) == "manual"
+        os.kill(proc.pid, signal.SIGKILL)  # no Standby(), no disconnect: the process is gone
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+    assert await _state_after(twins, "standby", TIMEOUT_S + MARGIN_S) == "standby"
+    assert await twins.acall(lambda: _model(twins).watchdog_expired) is True
 
 
 async def test_client_that_stops_feeding_leaves_the_furnace_in_standby(
