@@ -105,8 +105,9 @@ class LinkWatchdog:
     """The driver's side of the instrument's communication watchdog (``SYST:WDOG``).
 
     :meth:`arm` (at connect) sets the timeout and starts a keep-alive that sends
-    ``SYST:WDOG:EXP?`` every quarter of it; :meth:`stop` (at close) stops the keep-alive and
-    leaves the watchdog armed, so an instrument left active stops by itself.
+    ``SYST:WDOG?`` every quarter of it (and re-arms an instrument that lost the timeout);
+    :meth:`stop` (at close) stops the keep-alive and leaves the watchdog armed, so an
+    instrument left active stops by itself.
 
     Parameters
     ----------
@@ -126,7 +127,14 @@ class LinkWatchdog:
         self.keepalive = KeepAlive(link.device, self._feed, max(self.timeout_s / 4, 0.01))
 
     async def _feed(self) -> None:
-        await self.link.query("SYST:WDOG:EXP?")
+        """One keep-alive query; re-arm if the instrument lost the timeout (restarted)."""
+        reply = await self.link.query("SYST:WDOG?")
+        try:
+            ok = abs(float(reply) - self.timeout_s) < 5e-4
+        except ValueError:
+            ok = False
+        if not ok:
+            await self.link.command(f"SYST:WDOG {self.timeout_s:.3f}")
 
     async def arm(self) -> None:
         """Set the instrument's timeout and start feeding it (nothing when off)."""

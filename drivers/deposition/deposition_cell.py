@@ -92,8 +92,9 @@ class AsciiDepositionCell(StandardReadable):
         Communication watchdog armed at connect (``SYST:WDOG``), s of wall time (0 = off,
         up to 3600): if this client sends nothing for that long while the cell lases, moves
         or prints, the cell stops (print aborted, laser off, feeders off). While connected a
-        keep-alive task sends ``SYST:WDOG:EXP?`` every quarter of it. 2 s suits a print (a
-        lost client leaves the laser on for at most 2 s more; polls are 50 ms apart).
+        keep-alive task sends ``SYST:WDOG?`` every quarter of it (re-arming if needed). 2 s
+        suits a print (a lost client leaves the laser on for at most 2 s more; polls are
+        50 ms apart).
     """
 
     family = "deposition_cell"

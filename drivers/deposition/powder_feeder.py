@@ -258,8 +258,8 @@ class AsciiPowderFeeder(StandardReadable):
     watchdog
         Communication watchdog armed at connect (``SYST:WDOG``), s of wall time (0 = off,
         up to 3600): if this client sends nothing for that long while a hopper feeds, every
-        hopper goes to 0 g/min. While connected a keep-alive task sends ``SYST:WDOG:EXP?``
-        every quarter of it. 2 s suits a print, like the cell's.
+        hopper goes to 0 g/min. While connected a keep-alive task sends ``SYST:WDOG?``
+        every quarter of it (re-arming if needed). 2 s suits a print, like the cell's.
     """
 
     family = "powder_feeder"

@@ -75,6 +75,7 @@ from couponlab.units import QuantityLike, to_magnitude
 
 P = ParamSpec("P")
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 NAMESPACE_URI = "urn:couponlab:gradient-furnace"
 """Namespace of the furnace address space (its index is looked up at connect)."""
@@ -533,7 +534,16 @@ class OpcUaGradientFurnace(StandardReadable):
         await self.disconnect()
 
     async def _feed_watchdog(self) -> None:
-        await self.connection.read(["Furnace.Watchdog.Expired"], "watchdog keep-alive")
+        """One keep-alive read; re-arm if the instrument lost the timeout (restarted)."""
+        (dv,) = await self.connection.read(["Furnace.Watchdog.Timeout"], "watchdog keep-alive")
+        value = dv.Value.Value if dv.Value is not None else None
+        if not isinstance(value, float) or abs(value - self.watchdog_s) > 1e-6:
+            log.warning(
+                "%s: watchdog timeout was %r, re-arming at %g s", self.name, value, self.watchdog_s
+            )
+            await self.connection.write(
+                "Furnace.Watchdog.Timeout", ua.Variant(self.watchdog_s, ua.VariantType.Double)
+            )
 
     # -- communication watchdog ------------------------------------------------------------
     @typed_errors

@@ -149,3 +149,17 @@ async def test_bad_timeouts_are_refused(rig: Rig) -> None:
     reply = await cell.transport.query("SYST:WDOG 7200;:SYST:ERR?")
     assert reply.startswith("-222,")
     assert (await cell.watchdog_status())[0] == 0.0
+
+
+async def test_keepalive_rearms_a_cell_that_lost_the_timeout(rig: Rig) -> None:
+    cell = rig.cell(1.0)
+    other = rig.cell(None)
+    await cell.connect()
+    await other.connect()
+    await other.transport.query("SYST:WDOG 0;:SYST:ERR?")  # as after a power cycle
+    end = time.monotonic() + MARGIN_S
+    timeout = 0.0
+    while timeout != 1.0 and time.monotonic() < end:
+        await asyncio.sleep(0.05)
+        timeout = (await other.watchdog_status())[0]
+    assert timeout == 1.0

@@ -231,3 +231,24 @@ async def test_bad_timeouts_are_refused(twins: BackgroundTwins) -> None:
         assert (await device.watchdog_status())[0] == 0.0
     finally:
         await device.disconnect()
+
+
+async def test_keepalive_rearms_a_furnace_that_lost_the_timeout(twins: BackgroundTwins) -> None:
+    device = _device(twins, 1.0)
+    other = _device(twins, None)
+    await device.connect(timeout=10.0)
+    await other.connect(timeout=10.0)
+    try:
+        # as after a restart of the instrument: its watchdog is off again
+        await other.connection.write(
+            "Furnace.Watchdog.Timeout", ua.Variant(0.0, ua.VariantType.Double)
+        )
+        end = time.monotonic() + MARGIN_S
+        timeout = 0.0
+        while timeout != 1.0 and time.monotonic() < end:
+            await asyncio.sleep(0.05)
+            timeout = (await other.watchdog_status())[0]
+        assert timeout == 1.0
+    finally:
+        await other.disconnect()
+        await device.disconnect()
