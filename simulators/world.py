@@ -258,9 +258,12 @@ class World:
     ----------
     config
         World configuration; defaults to :class:`WorldConfig` defaults.
+    paused
+        Start with virtual time stopped at 0 (tests then step it with :meth:`advance`);
+        pausing right after construction instead would let a little wall time slip in.
     """
 
-    def __init__(self, config: WorldConfig | None = None) -> None:
+    def __init__(self, config: WorldConfig | None = None, *, paused: bool = False) -> None:
         self.config = config or WorldConfig()
         self.env = simpy.Environment()
         self.rng = np.random.default_rng(self.config.seed)
@@ -271,7 +274,7 @@ class World:
         self._speedup = self.config.speedup
         self._wall0 = time.monotonic()
         self._virt0 = 0.0
-        self._paused = False
+        self._paused = paused
         self._listeners: list[Callable[[], None]] = []
         self.env.process(self._oxidise())
 

@@ -115,8 +115,7 @@ def rig() -> Iterator[Rig]:
     """A furnace twin on its own loop and thread, with virtual time paused (tests step it)."""
     bg = BackgroundLoop("furnace-twin")
     try:
-        world = bg.call(World)
-        bg.call(world.pause)
+        world = bg.call(lambda: World(paused=True))
         bg.call(world.add_coupon, Coupon("C1"))
         bg.call(world.coupons["C1"].set_composition, {"Cr": 0.3, "Ni": 0.7})
         twin = bg.run(start_twin(world, entry()))

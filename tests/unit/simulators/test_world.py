@@ -101,3 +101,15 @@ def test_unknown_coupon_lookup() -> None:
 def test_k0_matches_reference() -> None:
     e = WorldConfig().oxidation.elements["Cr"]
     assert e.k0() * math.exp(-250e3 / (R_GAS * 1173.15)) == pytest.approx(3.6e-17)
+
+
+def test_a_world_made_paused_stays_at_zero_until_advanced() -> None:
+    import time
+
+    w = World(WorldConfig(speedup=1e6), paused=True)
+    time.sleep(0.01)
+    w.sync()
+    assert w.now == 0.0
+    w.advance(1800)
+    w.sync()
+    assert w.now == 1800.0
