@@ -15,7 +15,11 @@ from couponlab.simulators.deposition.cell_model import (
     PrintProgram,
     TrackProgram,
 )
-from couponlab.simulators.deposition.feeder_twin import SocketTwin, parse_socket_address
+from couponlab.simulators.deposition.feeder_twin import (
+    SocketTwin,
+    WatchedDispatcher,
+    parse_socket_address,
+)
 from couponlab.simulators.deposition.line_watchdog import LineWatchdog
 from couponlab.simulators.scpi import (
     DATA_OUT_OF_RANGE,
@@ -23,7 +27,6 @@ from couponlab.simulators.scpi import (
     ILLEGAL_PARAMETER,
     MISSING_PARAMETER,
     SETTINGS_CONFLICT,
-    ScpiDispatcher,
     ScpiError,
     parse_float,
 )
@@ -46,7 +49,7 @@ def _in(value: float, low: float, high: float, what: str, unit: str) -> float:
     return value
 
 
-class CellProtocol(ScpiDispatcher):
+class CellProtocol(WatchedDispatcher):
     """The cell's command set on top of the SCPI-style dispatcher (error queue, ``;``)."""
 
     def __init__(self, model: CellModel) -> None:
@@ -294,16 +297,6 @@ class CellProtocol(ScpiDispatcher):
 
 class CellTwin(SocketTwin[CellModel, CellProtocol]):
     """A running cell twin: its model, protocol, server and resolved address."""
-
-    async def start(self) -> None:
-        """Start listening, then the communication watchdog."""
-        await super().start()
-        self.protocol.watchdog.start()
-
-    async def stop(self) -> None:
-        """Stop the communication watchdog, then serving."""
-        await self.protocol.watchdog.stop()
-        await super().stop()
 
 
 async def start_twin(world: World, entry: DeviceEntry) -> CellTwin:

@@ -37,8 +37,14 @@ class _Model(Protocol):
     name: str
 
 
+class WatchedDispatcher(ScpiDispatcher):
+    """A dispatcher with a communication watchdog (the cell's and the feeder's)."""
+
+    watchdog: LineWatchdog
+
+
 M = TypeVar("M", bound=_Model)
-P = TypeVar("P", bound=ScpiDispatcher)
+P = TypeVar("P", bound=WatchedDispatcher)
 
 
 class SocketTwin(LineTwin[M], Generic[M, P]):
@@ -57,12 +63,22 @@ class SocketTwin(LineTwin[M], Generic[M, P]):
         )
         self.protocol = protocol
 
+    async def start(self) -> None:
+        """Start listening, then the communication watchdog."""
+        await super().start()
+        self.protocol.watchdog.start()
+
+    async def stop(self) -> None:
+        """Stop the communication watchdog, then serving."""
+        await self.protocol.watchdog.stop()
+        await super().stop()
+
 
 def _fmt(x: float) -> str:
     return f"{x:.4f}"
 
 
-class FeederProtocol(ScpiDispatcher):
+class FeederProtocol(WatchedDispatcher):
     """The feeder's command set on top of the SCPI-style dispatcher (error queue, ``;``)."""
 
     def __init__(self, model: FeederModel) -> None:
@@ -183,16 +199,6 @@ class FeederProtocol(ScpiDispatcher):
 class FeederTwin(SocketTwin[FeederModel, FeederProtocol]):
     """A running feeder twin: its model, protocol, server and resolved address."""
 
-    async def start(self) -> None:
-        """Start listening, then the communication watchdog."""
-        await super().start()
-        self.protocol.watchdog.start()
-
-    async def stop(self) -> None:
-        """Stop the communication watchdog, then serving."""
-        await self.protocol.watchdog.stop()
-        await super().stop()
-
 
 async def start_twin(world: World, entry: DeviceEntry) -> FeederTwin:
     """Start the feeder twin of ``entry`` (address ``socket://127.0.0.1:PORT``, 0: free)."""
@@ -204,4 +210,11 @@ async def start_twin(world: World, entry: DeviceEntry) -> FeederTwin:
     return twin
 
 
-__all__ = ["FeederProtocol", "FeederTwin", "SocketTwin", "parse_socket_address", "start_twin"]
+__all__ = [
+    "FeederProtocol",
+    "FeederTwin",
+    "SocketTwin",
+    "WatchedDispatcher",
+    "parse_socket_address",
+    "start_twin",
+]
