@@ -114,9 +114,7 @@ class Session:
 
         def plan() -> Generator[Msg, Any, None]:
             for dev in self.devices.values():
-                close = getattr(dev, "disconnect", None) or getattr(dev, "close", None)
-                if close is not None:
-                    yield from bps.wait_for([close])
+                yield from bps.wait_for([getattr(dev, "disconnect")])  # noqa: B009
 
         self.RE(plan())
 
