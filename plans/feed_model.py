@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import optimize
 
 from couponlab.errors import InputError
 from couponlab.interfaces.feeder import CompositionMap, Powder
@@ -33,39 +34,15 @@ class Channel:
     calibration: HopperCalibration | None
 
 
-def nnls(a: FloatArray, b: FloatArray, iterations: int = 200) -> FloatArray:
-    """Solve ``min ||a x - b||`` with ``x >= 0`` (Lawson-Hanson active set)."""
-    n = a.shape[1]
-    x = np.zeros(n)
-    passive = np.zeros(n, bool)
-    w = a.T @ (b - a @ x)
-    for _ in range(iterations):
-        if passive.all() or w[~passive].max(initial=-np.inf) <= 1e-12:
-            break
-        j = int(np.argmax(np.where(passive, -np.inf, w)))
-        passive[j] = True
-        for _ in range(2 * n + 2):
-            z = np.zeros(n)
-            z[passive] = np.linalg.lstsq(a[:, passive], b, rcond=None)[0]
-            if (z[passive] > 0).all():
-                x = z
-                break
-            mask = passive & (z <= 0)
-            alpha = np.min(x[mask] / (x[mask] - z[mask]))
-            x = x + alpha * (z - x)
-            passive &= x > 1e-12
-        w = a.T @ (b - a @ x)
-    return x
-
-
 def mix_fractions(
     fractions: Mapping[str, FloatArray], powders: Sequence[Powder], decimals: int = 9
 ) -> FloatArray:
     """Return the mass fraction of each powder that reaches the element ``fractions`` at each
     of N points (arrays shaped (N,)), shape (N, npowders).
 
-    Fractions are non-negative and sum to 1 (non-negative least squares, a heavily weighted
-    row enforces the sum); identical compositions (to ``decimals``) are solved once.
+    Fractions are non-negative and sum to 1 (non-negative least squares,
+    :func:`scipy.optimize.nnls`, on the element rows plus a row of 100s that enforces the sum);
+    identical compositions (to ``decimals``) are solved once.
 
     Raises
     ------
@@ -90,7 +67,7 @@ def mix_fractions(
     unique, inverse = np.unique(np.round(b_all.T, decimals), axis=0, return_inverse=True)
     solved = np.zeros((unique.shape[0], len(powders)))
     for i, row in enumerate(unique):
-        w = nnls(a, np.append(row, 100.0))
+        w, _residual = optimize.nnls(a, np.append(row, 100.0))
         solved[i] = w / w.sum() if w.sum() > 0 else w
     mix: FloatArray = solved[np.asarray(inverse).ravel()]
     return mix
@@ -168,7 +145,6 @@ __all__ = [
     "invert_lag",
     "lead_and_invert",
     "mix_fractions",
-    "nnls",
     "powder_mix",
     "simulate_channel",
 ]

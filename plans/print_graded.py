@@ -46,7 +46,6 @@ from couponlab.plans.deposition_support import Record, call
 from couponlab.plans.feed_model import (
     Channel,
     invert_lag,
-    nnls,
     powder_mix,
     simulate_channel,
 )
@@ -439,7 +438,6 @@ __all__ = [
     "invert_lag",
     "map_error",
     "new_coupon_id",
-    "nnls",
     "plan_schedule",
     "powder_mix",
     "print_graded_coupon",

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from couponlab.interfaces.feeder import CompositionMap, FlowLog, Powder
+from couponlab.plans import feed_model
 from couponlab.plans.calibrate_feeder import fit_step_response
 from couponlab.plans.print_graded import invert_lag, powder_mix, simulate_channel
 
@@ -51,3 +52,51 @@ def test_inverted_lag_delivers_the_wanted_flow() -> None:
     y = simulate_channel(u, 0.0, tau, 1.0, h)
     assert np.max(np.abs(y - q)) < 1e-9  # exact for piecewise-constant commands
     assert np.max(np.abs(simulate_channel(q, 0.0, tau, 1.0, h) - q)) > 1.0  # naive lags
+
+
+def test_powder_mix_solves_each_distinct_composition_with_scipy_nnls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """mix_fractions hands scipy.optimize.nnls the element-by-powder matrix with a row of
+    100s under it and the target with 100 appended, once per distinct composition, and uses
+    the solution it gets back (normalised to sum 1)."""
+    calls: list[tuple[np.ndarray, np.ndarray]] = []
+    answers = [np.array([3.0, 1.0, 0.0]), np.array([0.0, 2.0, 2.0])]
+
+    def fake_nnls(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, float]:
+        calls.append((a.copy(), b.copy()))
+        return answers[len(calls) - 1], 0.0
+
+    monkeypatch.setattr(feed_model.optimize, "nnls", fake_nnls)
+    powders = [
+        Powder("Ni", {"Ni": 1.0}),
+        Powder("Ni-50Cr", {"Ni": 0.5, "Cr": 0.5}),
+        Powder("Fe", {"Fe": 1.0}),
+    ]
+    cr = np.array([0.1, 0.2, 0.1])  # two distinct compositions, the first one twice
+    mix = feed_model.mix_fractions({"Cr": cr, "Ni": 1 - cr}, powders)
+
+    assert len(calls) == 2
+    # elements sorted (Cr, Fe, Ni), one column per powder, then the sum row
+    expected_a = np.array(
+        [[0.0, 0.5, 0.0], [0.0, 0.0, 1.0], [1.0, 0.5, 0.0], [100.0, 100.0, 100.0]]
+    )
+    for a, _ in calls:
+        np.testing.assert_array_equal(a, expected_a)
+    np.testing.assert_allclose(calls[0][1], [0.1, 0.0, 0.9, 100.0])
+    np.testing.assert_allclose(calls[1][1], [0.2, 0.0, 0.8, 100.0])
+    np.testing.assert_allclose(mix, [[0.75, 0.25, 0.0], [0.0, 0.5, 0.5], [0.75, 0.25, 0.0]])
+
+
+def test_powder_mix_of_the_bundled_hoppers_does_not_warn() -> None:
+    """The bundled feeder's four powders and 32.5 % Cr, where the old hand-written solver
+    divided 0 by 0 (warnings are errors here): solved, non-negative, on target."""
+    powders = [
+        Powder("Ni", {"Ni": 1.0}),
+        Powder("Ni-50Cr", {"Ni": 0.5, "Cr": 0.5}),
+        Powder("Fe", {"Fe": 1.0}),
+        Powder("Al", {"Al": 1.0}),
+    ]
+    cr = np.array([0.0, 0.325, 0.5])
+    mix = feed_model.mix_fractions({"Cr": cr, "Ni": 1 - cr}, powders)
+    np.testing.assert_allclose(mix, [[1, 0, 0, 0], [0.35, 0.65, 0, 0], [0, 1, 0, 0]], atol=1e-9)
