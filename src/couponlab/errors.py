@@ -7,6 +7,7 @@ without parsing messages.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -78,6 +79,40 @@ class InterlockTrippedError(InstrumentError):
     """An interlock in the instrument has tripped; it is in its safe state until reset."""
 
 
+class SafeStateError(InstrumentError):
+    """One or more devices did not reach their safe state (the lab is NOT safe).
+
+    Parameters
+    ----------
+    failures
+        Device name -> the error that kept it from its safe state (a timeout, a refusal,
+        a lost link), in the order the devices were tried.
+    reached
+        Names of the devices that did reach their safe state.
+    """
+
+    def __init__(self, failures: Mapping[str, BaseException], reached: Sequence[str] = ()) -> None:
+        self.failures = dict(failures)
+        self.reached = list(reached)
+        why = "; ".join(_named(name, exc) for name, exc in self.failures.items())
+        super().__init__("", f"{len(self.failures)} device(s) NOT in their safe state: {why}")
+
+
+def _named(device: str, exc: BaseException) -> str:
+    text = describe_error(exc)
+    return text if text.startswith(f"{device}:") else f"{device}: {text}"
+
+
+def describe_error(exc: BaseException) -> str:
+    """Return ``"<message> (<ErrorType>)"``, or just the type when the message is empty.
+
+    A couponlab error's message already names its device, so this reads as one line:
+    ``furnace1: no reply to call Furnace.Standby() within 2 s (InstrumentTimeoutError)``.
+    """
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{text} ({type(exc).__name__})" if text else type(exc).__name__
+
+
 __all__ = [
     "ConnectionLostError",
     "CouponlabError",
@@ -87,5 +122,7 @@ __all__ = [
     "InterlockTrippedError",
     "OutOfLimitsError",
     "ProtocolError",
+    "SafeStateError",
     "UnitError",
+    "describe_error",
 ]

@@ -14,11 +14,14 @@ every document is appended to ``<out_dir>/<uid>.jsonl`` as it is emitted
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Generator
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from pathlib import Path
 from typing import Any, TypeVar
 
-import bluesky.plan_stubs as bps
 from bluesky import RunEngine
 from bluesky.run_engine import RunEngineResult
 from bluesky.utils import Msg
@@ -26,10 +29,18 @@ from ophyd_async.core import Device
 from ophyd_async.plan_stubs import ensure_connected
 
 from couponlab.data import DocumentLog
+from couponlab.errors import (
+    CouponlabError,
+    InstrumentTimeoutError,
+    SafeStateError,
+    describe_error,
+)
+from couponlab.failure import set_lab_state
 from couponlab.lab import make_device
 from couponlab.labfile import LabFile, load_lab
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def _bundled_lab() -> Path:
@@ -50,6 +61,10 @@ class Session:
     connect_timeout
         Connection timeout per device, s.
     """
+
+    lab_state: str = "open"
+    """What safe_state() or close() last found: ``"safe (...)"`` or ``"NOT SAFE: ..."``."""
+    _safe_state_error: SafeStateError | None = None
 
     def __init__(
         self, lab: LabFile, out_dir: str | Path = "runs", connect_timeout: float = 10.0
@@ -87,43 +102,117 @@ class Session:
         assert isinstance(result, RunEngineResult)
         return result
 
-    def call(self, fn: Callable[[], Awaitable[T]]) -> T:
+    def call(self, fn: Callable[[], Awaitable[T]], timeout: float | None = None) -> T:
         """Await ``fn()`` on the RunEngine's loop (where the devices live) and return it.
 
-        For example ``s.call(furnace.identify)`` or ``s.call(furnace.read_profile)``.
+        For example ``s.call(furnace.identify)`` or ``s.call(furnace.read_profile)``. The
+        device's own error is raised as is (an :class:`~couponlab.errors.InstrumentError`,
+        an :class:`~couponlab.errors.InputError` ...). Works while the RunEngine is idle or
+        paused. Ctrl-C cancels the call.
+
+        Parameters
+        ----------
+        fn
+            A function of no arguments returning an awaitable.
+        timeout
+            Longest wait, s of wall time (None: the device's own timeouts bound it).
+
+        Raises
+        ------
+        InstrumentTimeoutError
+            ``fn()`` did not finish within ``timeout`` (it is cancelled).
         """
-        out: list[T] = []
+        return self._on_loop(_awaited(fn), timeout, getattr(fn, "__qualname__", repr(fn)))
 
-        async def wrapped() -> None:
-            out.append(await fn())
+    def _on_loop(self, coro: Coroutine[Any, Any, T], timeout: float | None, what: str) -> T:
+        future = asyncio.run_coroutine_threadsafe(coro, self.RE.loop)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            message = f"{what} did not finish within {timeout:g} s"
+            raise InstrumentTimeoutError("", message) from None
+        except BaseException:  # Ctrl-C (KeyboardInterrupt) included: do not leave it running
+            future.cancel()
+            raise
 
-        self.run(bps.wait_for([wrapped]))
-        return out[0]
+    def _each_device(self, method: str, timeout: float) -> dict[str, BaseException | None]:
+        """Call ``method()`` of every device at once, each bounded by ``timeout`` s.
 
-    def safe_state(self) -> None:
-        """Put every device in its safe state (on the RunEngine's loop)."""
+        Returns device name -> None (done) or the error it raised.
+        """
+        devices = dict(self.devices)
 
-        def plan() -> Generator[Msg, Any, None]:
-            for dev in self.devices.values():
-                yield from bps.wait_for([getattr(dev, "safe_state")])  # noqa: B009
+        async def one(name: str, device: Device) -> BaseException | None:
+            try:
+                await asyncio.wait_for(getattr(device, method)(), timeout)
+            except CouponlabError as exc:  # the device's own (typed) error
+                return exc
+            except TimeoutError as exc:  # wait_for's, or ophyd-async's wrapping a typed one
+                cause = exc.__cause__ if isinstance(exc.__cause__, CouponlabError) else None
+                return cause or InstrumentTimeoutError(
+                    name, f"{method}() did not finish within {timeout:g} s"
+                )
+            except Exception as exc:
+                return exc
+            return None
 
-        self.RE(plan())
+        async def every() -> dict[str, BaseException | None]:
+            results = await asyncio.gather(*(one(n, d) for n, d in devices.items()))
+            return dict(zip(devices, results, strict=True))
 
-    def disconnect(self) -> None:
-        """Close every device's link (on the RunEngine's loop)."""
+        return self._on_loop(every(), timeout + 5.0, f"{method} of every device")
 
-        def plan() -> Generator[Msg, Any, None]:
-            for dev in self.devices.values():
-                yield from bps.wait_for([getattr(dev, "disconnect")])  # noqa: B009
+    def safe_state(self, timeout: float = 10.0) -> None:
+        """Put every device in its safe state, all at once, each within ``timeout`` s.
 
-        self.RE(plan())
+        Sets :attr:`lab_state` to ``"safe"`` or to the devices that failed.
+
+        Raises
+        ------
+        SafeStateError
+            One or more devices did not reach their safe state; it lists each with why.
+            (Every other device was still sent to its safe state.)
+        """
+        results = self._each_device("safe_state", timeout)
+        failures = {n: e for n, e in results.items() if e is not None}
+        if failures:
+            error = SafeStateError(failures, [n for n, e in results.items() if e is None])
+            self.lab_state = f"NOT SAFE: {error.message}"
+            raise error
+        self.lab_state = f"safe (all {len(results)} device(s) in their safe state)"
+
+    def disconnect(self, timeout: float = 5.0) -> dict[str, BaseException]:
+        """Close every device's link, all at once, each within ``timeout`` s.
+
+        Returns device name -> error for the links that did not close cleanly (also logged
+        as warnings); closing a link leaves no device less safe, so this does not raise.
+        """
+        results = self._each_device("disconnect", timeout)
+        failures = {n: e for n, e in results.items() if e is not None}
+        for name, exc in failures.items():
+            log.warning("%s: disconnect failed: %s", name, describe_error(exc))
+        return failures
 
     def close(self) -> None:
-        """Make every device safe, disconnect, close the log and stop the twins (idempotent)."""
+        """End a paused run (abort), make every device safe, disconnect, close the log and
+        stop the twins.
+
+        Raises
+        ------
+        SafeStateError
+            A device did not reach its safe state (raised again by every later ``close``):
+            everything else is still closed and stopped.
+        """
         try:
+            if self.RE.state == "paused":  # end the run: its clean-up runs, it is marked
+                with contextlib.suppress(Exception):  # (a clean-up error is logged by bluesky)
+                    self.RE.abort(reason="session closed while the run was paused")
             if self.devices:
                 try:
                     self.safe_state()
+                except SafeStateError as exc:
+                    self._safe_state_error = exc
                 finally:
                     self.disconnect()
         finally:
@@ -132,12 +221,27 @@ class Session:
             if self.twins is not None:
                 self.twins.stop()
                 self.twins = None
+        if self._safe_state_error is not None:
+            raise self._safe_state_error
 
     def __enter__(self) -> Session:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        """Close; if an error is already on its way, it stays the error raised (the cause),
+        and the clean-up's outcome is attached to it (:func:`couponlab.failure.lab_state`)."""
+        if exc is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except Exception as cleanup:
+            log.error("clean-up after %s failed", describe_error(exc), exc_info=cleanup)
+        set_lab_state(exc, self.lab_state)
+
+
+async def _awaited(fn: Callable[[], Awaitable[T]]) -> T:
+    return await fn()
 
 
 __all__ = ["Session"]

@@ -1,0 +1,78 @@
+"""Say what went wrong in one line: the root cause of an error, and the lab's state after it.
+
+Errors reach the user wrapped: bluesky wraps a device's failure in ``FailedStatus``,
+ophyd-async turns a typed timeout into a bare ``TimeoutError`` whose ``__cause__`` is the
+typed error, and a failed connect is a ``NotConnectedError`` holding one error per device.
+:func:`root_cause` digs out the device's own error; :func:`set_lab_state` /
+:func:`lab_state` carry what the clean-up found (safe or not) on the error itself, so the
+first line a user sees can say both (see ``couponlab.cli``).
+"""
+
+from __future__ import annotations
+
+from couponlab.errors import CouponlabError, describe_error
+
+_LAB_STATE = "couponlab_lab_state"
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """Return the device's own error inside ``exc`` (``exc`` itself when there is none).
+
+    Follows, at most 20 levels deep: bluesky ``FailedStatus(status)`` to
+    ``status.exception()``; an error whose ``__cause__`` is a couponlab error; ophyd-async's
+    ``NotConnectedError`` to the first device error it holds.
+    """
+    seen: set[int] = set()
+    current = exc
+    for _ in range(20):
+        if id(current) in seen or isinstance(current, CouponlabError):
+            return current
+        seen.add(id(current))
+        inner = _inner(current)
+        if inner is None:
+            return current
+        current = inner
+    return current
+
+
+def _inner(exc: BaseException) -> BaseException | None:
+    if type(exc).__name__ == "FailedStatus" and exc.args:
+        getter = getattr(exc.args[0], "exception", None)
+        if callable(getter):
+            inner = getter()
+            if isinstance(inner, BaseException):
+                return inner
+    sub_errors = getattr(exc, "sub_errors", None)  # ophyd-async NotConnectedError
+    if isinstance(sub_errors, dict) and sub_errors:
+        values = [e for e in sub_errors.values() if isinstance(e, BaseException)]
+        typed = [e for e in values if isinstance(root_cause(e), CouponlabError)]
+        if typed or values:
+            return (typed or values)[0]
+    if isinstance(exc.__cause__, BaseException):
+        return exc.__cause__
+    return None
+
+
+def set_lab_state(exc: BaseException, state: str) -> None:
+    """Record on ``exc`` the lab's state after the clean-up that followed it."""
+    try:
+        setattr(exc, _LAB_STATE, state)
+    except AttributeError:  # an exception type without __dict__: say it in a note instead
+        exc.add_note(f"lab state: {state}")
+
+
+def lab_state(exc: BaseException) -> str | None:
+    """Return the lab state recorded by :func:`set_lab_state` (None: no clean-up ran)."""
+    state = getattr(exc, _LAB_STATE, None)
+    return state if isinstance(state, str) else None
+
+
+def one_line(exc: BaseException) -> str:
+    """Return ``"<device>: <what happened> (<ErrorType>); lab: <state>"`` for ``exc``."""
+    cause = root_cause(exc)
+    state = lab_state(exc) or lab_state(cause)
+    text = describe_error(cause)
+    return f"{text}; lab: {state}" if state else text
+
+
+__all__ = ["lab_state", "one_line", "root_cause", "set_lab_state"]
