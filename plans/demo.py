@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from couponlab.data import event_table
+from couponlab.errors import InputError
 from couponlab.labfile import LabFile
 from couponlab.session import Session
 
@@ -49,7 +50,7 @@ def _cr_across(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
 def _first(lab: LabFile, family: str) -> str:
     names = [d.name for d in lab.by_family(family)]
     if not names:
-        raise SystemExit(f"lab {lab.name!r} has no {family}: the demo needs one")
+        raise InputError("", f"lab {lab.name!r} has no {family}: the demo needs one")
     return names[0]
 
 
@@ -58,6 +59,15 @@ def run_demo(lab: LabFile, out_dir: Path) -> int:
 
     Returns the process exit code: 0 when every step ran and every row's fitted activation
     energy is within :data:`MAX_Q_ERROR_KJ` of the simulated world's truth, else 1.
+
+    Raises
+    ------
+    InputError
+        The lab is not all twins, or lacks a family the demo needs (nothing started).
+    CouponlabError, bluesky.utils.RunEngineInterrupted, KeyboardInterrupt
+        A device failed, or Ctrl-C: the run is ended (aborted if it was paused) and every
+        device put in its safe state before the error leaves; the lab's state after that
+        clean-up rides on the error (:func:`couponlab.failure.lab_state`).
     """
     from couponlab.plans.calibrate_feeder import calibrate_feeder
     from couponlab.plans.gradient_hold import gradient_oxidation_hold
@@ -67,7 +77,7 @@ def run_demo(lab: LabFile, out_dir: Path) -> int:
     from couponlab.plans.tensile_test import tensile_test
 
     if not all(d.twin for d in lab.devices):
-        raise SystemExit("the demo drives twins only: use a lab whose devices are all twins")
+        raise InputError("", "the demo drives twins only: use a lab whose devices are all twins")
     names = {
         f: _first(lab, f)
         for f in (

@@ -4,6 +4,10 @@
                                   port per instrument, 127.0.0.1); Ctrl-C / SIGTERM stops it
 ``couponlab check LABFILE``       connect to every device; print identity, state, readbacks
 ``couponlab demo``                run the main job: a simulated campaign on the twins
+
+Global options: ``--debug`` (full tracebacks on the screen too) and ``--log FILE`` (where the
+log goes: ``<out>/couponlab.log`` for ``demo``, ``runs/couponlab.log`` otherwise). Exit codes
+are :class:`ExitCode` (README's command table).
 """
 
 from __future__ import annotations
@@ -13,15 +17,53 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import Sequence
+import traceback
+from collections.abc import Iterator, Sequence
+from enum import IntEnum
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from couponlab.errors import CouponlabError
+from couponlab.errors import CouponlabError, InputError
+from couponlab.failure import cleanup_failures, lab_state, one_line, root_cause
 from couponlab.labfile import LabFile, load_lab
+
+
+class ExitCode(IntEnum):
+    """Exit codes of the ``couponlab`` command (stable; documented in README)."""
+
+    OK = 0
+    """Everything ran, and every result check passed."""
+    CHECK_FAILED = 1
+    """Everything ran, but a result check failed (``demo``: a fitted activation energy too
+    far from the truth; ``check``: a device did not answer)."""
+    USAGE = 2
+    """Bad command line, lab file or input refused before anything was sent."""
+    DEVICE_FAULT = 3
+    """An instrument or its link failed (timeout, refusal, interlock, lost connection, a
+    device that did not reach its safe state)."""
+    INTERNAL = 4
+    """An unexpected error: a bug (the traceback is in the log file)."""
+    INTERRUPTED = 130
+    """Ctrl-C (the run was ended and the lab put in its safe state)."""
+
+
+def exit_code(exc: BaseException) -> ExitCode:
+    """Return the exit code for an error that ended a command."""
+    from bluesky.utils import RunEngineInterrupted
+
+    if isinstance(exc, KeyboardInterrupt | RunEngineInterrupted):
+        return ExitCode.INTERRUPTED
+    cause = root_cause(exc)
+    if isinstance(cause, InputError):
+        return ExitCode.USAGE
+    if isinstance(cause, CouponlabError):
+        return ExitCode.DEVICE_FAULT
+    if type(exc).__name__ == "NotConnectedError":  # ophyd-async: a device did not connect
+        return ExitCode.DEVICE_FAULT
+    return ExitCode.INTERNAL
 
 
 def sample_lab_path() -> Path:
@@ -112,6 +154,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``couponlab`` command."""
     p = argparse.ArgumentParser(prog="couponlab", description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--debug", action="store_true", help="show full tracebacks (always in the log file)"
+    )
+    p.add_argument(
+        "--log",
+        metavar="FILE",
+        help="log file (default: <out>/couponlab.log for demo, else runs/couponlab.log)",
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     twin = sub.add_parser("twin", help="digital twins").add_subparsers(
@@ -136,18 +186,95 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``couponlab`` command; return its exit code."""
-    args = build_parser().parse_args(argv)
+_FAILURE_LOG = "couponlab.cli.failure"
+"""Logger of the failure report (to the log file only: the screen gets :func:`_report`)."""
+
+
+class _LazyFileHandler(logging.FileHandler):
+    """A log file (and its folder) created only when the first record arrives."""
+
+    def _open(self) -> Any:
+        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        return super()._open()
+
+
+class _OneLineFormatter(logging.Formatter):
+    """``couponlab: <logger>: <message>`` without the traceback (that is in the log file)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"couponlab: {record.levelname.lower()}: {record.getMessage()}"
+
+
+def _log_path(args: argparse.Namespace) -> Path:
+    if args.log:
+        return Path(args.log)
+    return Path(getattr(args, "out", None) or "runs") / "couponlab.log"
+
+
+@contextlib.contextmanager
+def _logging(path: Path, debug: bool) -> Iterator[None]:
+    """Send every log record (INFO and up) to ``path``; warnings of couponlab (one line) or,
+    with ``debug``, everything with tracebacks, to stderr. Undone on exit."""
+    root = logging.getLogger()
+    old_level = root.level
+    to_file = _LazyFileHandler(path, encoding="utf-8", delay=True)
+    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    to_screen = logging.StreamHandler(sys.stderr)
+    if debug:
+        to_screen.setLevel(logging.DEBUG)
+    else:
+        to_screen.setLevel(logging.WARNING)
+        to_screen.addFilter(lambda r: r.name.startswith("couponlab") and r.name != _FAILURE_LOG)
+        to_screen.setFormatter(_OneLineFormatter())
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    root.addHandler(to_file)
+    root.addHandler(to_screen)
     # asyncua warns about its security defaults on every connection; keep errors only
     logging.getLogger("asyncua").setLevel(logging.ERROR)
     try:
-        code: int = args.func(args)
-    except CouponlabError as exc:
-        print(f"couponlab: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+        yield
+    finally:
+        root.removeHandler(to_screen)
+        root.removeHandler(to_file)
+        to_file.close()
+        root.setLevel(old_level)
+
+
+def _report(exc: BaseException, code: ExitCode, path: Path, debug: bool) -> None:
+    """Log the whole error; print its cause and the lab's state first, clean-up after."""
+    logging.getLogger(_FAILURE_LOG).error(
+        "command failed (exit code %d): %s", int(code), one_line(exc), exc_info=exc
+    )
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    if code == ExitCode.INTERRUPTED:
+        state = lab_state(exc)
+        print(f"couponlab: interrupted; lab: {state or 'unknown'}", file=sys.stderr)
+    else:
+        print(f"couponlab: {one_line(exc)}", file=sys.stderr)
+    for line in cleanup_failures(exc):
+        print(f"  clean-up: {line}", file=sys.stderr)
+    if code == ExitCode.INTERNAL or not debug:
+        print(
+            f"  full traceback: {path}" + ("" if debug else " (or run with --debug)"),
+            file=sys.stderr,
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``couponlab`` command; return its exit code (:class:`ExitCode`)."""
+    args = build_parser().parse_args(argv)  # a usage error exits 2 here (argparse)
+    path = _log_path(args)
+    with _logging(path, args.debug):
+        try:
+            code: int = args.func(args)
+        except Exception as exc:
+            failed = exit_code(exc)
+            _report(exc, failed, path, args.debug)
+            return int(failed)
+        except KeyboardInterrupt as exc:
+            _report(exc, ExitCode.INTERRUPTED, path, args.debug)
+            return int(ExitCode.INTERRUPTED)
     return code
 
 

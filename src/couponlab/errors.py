@@ -94,13 +94,16 @@ class SafeStateError(InstrumentError):
     def __init__(self, failures: Mapping[str, BaseException], reached: Sequence[str] = ()) -> None:
         self.failures = dict(failures)
         self.reached = list(reached)
-        why = "; ".join(_named(name, exc) for name, exc in self.failures.items())
+        why = "; ".join(self.lines())
         super().__init__("", f"{len(self.failures)} device(s) NOT in their safe state: {why}")
 
-
-def _named(device: str, exc: BaseException) -> str:
-    text = describe_error(exc)
-    return text if text.startswith(f"{device}:") else f"{device}: {text}"
+    def lines(self) -> list[str]:
+        """Return one ``"<device>: <why> (<ErrorType>)"`` line per device not made safe."""
+        out = []
+        for name, exc in self.failures.items():
+            text = describe_error(exc)
+            out.append(text if text.startswith(f"{name}:") else f"{name}: {text}")
+        return out
 
 
 def describe_error(exc: BaseException) -> str:

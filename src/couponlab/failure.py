@@ -10,7 +10,7 @@ first line a user sees can say both (see ``couponlab.cli``).
 
 from __future__ import annotations
 
-from couponlab.errors import CouponlabError, describe_error
+from couponlab.errors import CouponlabError, SafeStateError, describe_error
 
 _LAB_STATE = "couponlab_lab_state"
 
@@ -53,18 +53,27 @@ def _inner(exc: BaseException) -> BaseException | None:
     return None
 
 
-def set_lab_state(exc: BaseException, state: str) -> None:
-    """Record on ``exc`` the lab's state after the clean-up that followed it."""
-    try:
-        setattr(exc, _LAB_STATE, state)
-    except AttributeError:  # an exception type without __dict__: say it in a note instead
-        exc.add_note(f"lab state: {state}")
+def set_lab_state(exc: BaseException, state: str, cleanup: BaseException | None = None) -> None:
+    """Record on ``exc`` the lab's state after the clean-up that followed it, and the
+    clean-up's own failure if it had one (a :class:`~couponlab.errors.SafeStateError`)."""
+    setattr(exc, _LAB_STATE, (state, cleanup))
 
 
 def lab_state(exc: BaseException) -> str | None:
     """Return the lab state recorded by :func:`set_lab_state` (None: no clean-up ran)."""
-    state = getattr(exc, _LAB_STATE, None)
-    return state if isinstance(state, str) else None
+    recorded = getattr(exc, _LAB_STATE, None)
+    return recorded[0] if isinstance(recorded, tuple) else None
+
+
+def cleanup_failures(exc: BaseException) -> list[str]:
+    """Return one line per failure of the clean-up that followed ``exc`` (device first)."""
+    recorded = getattr(exc, _LAB_STATE, None)
+    cleanup = recorded[1] if isinstance(recorded, tuple) else None
+    if cleanup is None:
+        return []
+    if isinstance(cleanup, SafeStateError):
+        return cleanup.lines()
+    return [describe_error(cleanup)]
 
 
 def one_line(exc: BaseException) -> str:
@@ -75,4 +84,4 @@ def one_line(exc: BaseException) -> str:
     return f"{text}; lab: {state}" if state else text
 
 
-__all__ = ["lab_state", "one_line", "root_cause", "set_lab_state"]
+__all__ = ["cleanup_failures", "lab_state", "one_line", "root_cause", "set_lab_state"]

@@ -178,7 +178,7 @@ class Session:
         failures = {n: e for n, e in results.items() if e is not None}
         if failures:
             error = SafeStateError(failures, [n for n, e in results.items() if e is None])
-            self.lab_state = f"NOT SAFE: {error.message}"
+            self.lab_state = f"NOT SAFE ({', '.join(failures)} not in their safe state)"
             raise error
         self.lab_state = f"safe (all {len(results)} device(s) in their safe state)"
 
@@ -233,11 +233,14 @@ class Session:
         if exc is None:
             self.close()
             return
+        cleanup: Exception | None = None
         try:
             self.close()
-        except Exception as cleanup:
-            log.error("clean-up after %s failed", describe_error(exc), exc_info=cleanup)
-        set_lab_state(exc, self.lab_state)
+        except Exception as error:  # the clean-up's failure is secondary: never the cause
+            cleanup = error
+            exc.add_note(f"clean-up: {describe_error(error)}")
+            log.info("clean-up after %s failed", describe_error(exc), exc_info=error)
+        set_lab_state(exc, self.lab_state, cleanup)
 
 
 async def _awaited(fn: Callable[[], Awaitable[T]]) -> T:
