@@ -68,7 +68,13 @@ def _bytes_sent(device: Any) -> int | None:
 
 
 async def _refused(device: Any, coro_fn: Any, what: str) -> None:
+    """Check that ``coro_fn()`` raises InputError and sent no byte (the driver must expose
+    its transport's byte counter, ``device.transport.bytes_written``, to prove that)."""
     before = _bytes_sent(device)
+    assert before is not None, (
+        f"{device.name}: cannot prove that refused input sends nothing: the driver exposes no "
+        "transport.bytes_written"
+    )
     try:
         await coro_fn()
     except InputError:
@@ -76,7 +82,9 @@ async def _refused(device: Any, coro_fn: Any, what: str) -> None:
     else:
         raise AssertionError(f"{device.name}: {what} was accepted")
     after = _bytes_sent(device)
-    assert before == after, f"{device.name}: {what} sent {after - before} bytes before refusing"  # type: ignore[operator]
+    assert after is not None and before == after, (
+        f"{device.name}: {what} sent {(after or 0) - before} bytes before refusing"
+    )
 
 
 async def _check_describe(device: Any, expected_units: dict[str, str]) -> None:

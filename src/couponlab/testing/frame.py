@@ -205,27 +205,44 @@ async def check_test_to_fracture(ctx: FrameConformance) -> None:
 
 
 async def check_stop_holds(ctx: FrameConformance) -> None:
-    """``stop()`` during a test stops the crosshead; the test ends ``STOP``, data complete."""
+    """``stop()`` during a test stops the crosshead and holds the load; the test ends
+    ``STOP`` with every sample written.
+
+    Independent of timing: the specimen is preloaded to 1000 N (the frame holds it there)
+    before the test starts at the frame's slowest crosshead and sample rates, so the stop,
+    sent once ``state()`` says the test runs, lands long before a fracture however long the
+    host or the instrument takes to answer (about 9 h of instrument time to fracture).
+    """
     f = ctx.frame
-    slow = iframe.TestSettings(crosshead_rate="0.5 mm/min", sample_rate=ctx.settings.sample_rate)
+    lim = await f.limits()
+    slowest = iframe.TestSettings(
+        crosshead_rate=f"{lim.crosshead_rate_mm_per_min[0]} mm/min",
+        sample_rate=f"{lim.sample_rate_hz[0]} Hz",
+    )
     try:
         await f.mount(ctx.coupon_id, ctx.position)
-        await f.configure_test(slow)  # slow, so the stop lands long before fracture
+        await f.configure_test(ctx.settings)
+        await f.preload("1000 N")
+        await f.configure_test(slowest)
         await f.kickoff()
-        for _ in range(10_000):  # stop once loaded, well before fracture whatever the speed
-            if (await f.read())[f"{f.name}-force"]["value"] > 1000.0:
-                break
-            await asyncio.sleep(0.001)
+        state = await f.state()
+        _require(state == "test", ctx.name, f"state {state!r} is not 'test' after kickoff()")
         await f.stop()
         await asyncio.wait_for(asyncio.ensure_future(_await(f.complete())), ctx.timeout)
         outcome = await f.outcome()
         _require(outcome.end == "STOP", ctx.name, f"stopped test ended {outcome.end}")
         _require(outcome.written == outcome.samples, ctx.name, "samples lost after stop")
-        p1 = (await f.read())[f"{f.name}-position"]["value"]
-        await asyncio.sleep(0.05)
-        p2 = (await f.read())[f"{f.name}-position"]["value"]
+        state = await f.state()
+        _require(state == "idle", ctx.name, f"state {state!r} is not 'idle' after stop()")
+        r1 = await f.read()
+        r2 = await f.read()
+        force = r1[f"{f.name}-force"]["value"]
+        _require(force > 500.0, ctx.name, f"stop() did not hold the load: {force:.1f} N left")
+        p1, p2 = r1[f"{f.name}-position"]["value"], r2[f"{f.name}-position"]["value"]
         _require(abs(p2 - p1) < 0.01, ctx.name, f"crosshead still moving after stop: {p1}->{p2}")
     finally:
+        await f.stop()
+        await f.configure_test(ctx.settings)
         await _finish(f)
 
 
