@@ -22,12 +22,14 @@ import math
 import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 import simpy
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
+
+from couponlab.simulators.oxidation_regimes import RegimeParameters, ScaleState, grow, spall
 
 R_GAS = 8.314462618
 """Gas constant, J/(mol K)."""
@@ -67,16 +69,26 @@ def _default_elements() -> dict[str, ElementOxidation]:
 
 
 class OxidationModel(BaseModel):
-    """Oxide growth of a composition: a mixing rule over its elements.
+    """Oxide growth on the world's coupons: which law, and its parameters.
 
-    For element fractions ``c_i`` (summing to 1): ``Q = sum c_i Q_i`` and
-    ``ln k0 = sum c_i ln k0_i``. So every composition has one true activation energy,
-    :meth:`activation_energy`, that an oxidation campaign should recover.
+    ``law="regimes"`` (the default) is the Ni-Cr physics of
+    :mod:`couponlab.simulators.oxidation_regimes`: a critical Cr content between a fast NiO
+    scale and a slow chromia scale, a transient, chromia volatilisation and spallation on
+    cooling (ground truth: :mod:`couponlab.simulators.oxidation_truth`).
+
+    ``law="mixing"`` is plain parabolic growth with a mixing rule over the elements: for
+    element fractions ``c_i`` (summing to 1), ``Q = sum c_i Q_i`` and
+    ``ln k0 = sum c_i ln k0_i``. It is the same law the simplest analysis fits, so it tests
+    an instrument chain, never a method.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    law: Literal["regimes", "mixing"] = "regimes"
+    regimes: RegimeParameters = Field(default_factory=RegimeParameters)
+    """Parameters of the regime law (``law="regimes"``)."""
     elements: dict[str, ElementOxidation] = Field(default_factory=_default_elements)
+    """Per-element parameters of the mixing law (``law="mixing"``)."""
     step_s: float = Field(default=60.0, gt=0)
     """Integration step of oxide growth, s of virtual time."""
 
@@ -86,7 +98,7 @@ class OxidationModel(BaseModel):
             raise KeyError(f"no oxidation parameters for element(s) {sorted(unknown)}")
 
     def activation_energy(self, composition: Mapping[str, FloatArray | float]) -> FloatArray:
-        """Return the true Q of a composition (per node), J/mol."""
+        """Return Q of a composition under the mixing law (per node), J/mol."""
         self._check(composition)
         return np.asarray(
             sum(
@@ -97,7 +109,7 @@ class OxidationModel(BaseModel):
         )
 
     def ln_k0(self, composition: Mapping[str, FloatArray | float]) -> FloatArray:
-        """Return ln(k0 / (m^2/s)) of a composition (per node)."""
+        """Return ln(k0 / (m^2/s)) of a composition under the mixing law (per node)."""
         self._check(composition)
         return np.asarray(
             sum(
@@ -110,7 +122,7 @@ class OxidationModel(BaseModel):
     def kp(
         self, composition: Mapping[str, FloatArray | float], temperature_k: FloatArray
     ) -> FloatArray:
-        """Return the parabolic rate constant (m^2/s) at ``temperature_k`` (K, per node)."""
+        """Return the mixing law's parabolic rate constant (m^2/s) at ``temperature_k`` (K)."""
         t = np.asarray(temperature_k, float)
         return np.exp(self.ln_k0(composition) - self.activation_energy(composition) / (R_GAS * t))
 
@@ -174,9 +186,13 @@ class Coupon:
     x_mm: FloatArray = field(init=False)
     y_mm: FloatArray = field(init=False)
     oxide_x2_m2: FloatArray = field(init=False)
-    """Square of oxide thickness per node, m^2, shaped (ny, nx) (parabolic growth)."""
+    """Square of the oxide thickness a spot sees per node, m^2, shaped (ny, nx)."""
     exposure_s: float = 0.0
     """Virtual seconds spent in a hot holder."""
+    scales: ScaleState | None = None
+    """State of the regime law's scales (None until first exposed)."""
+    settled: bool = True
+    """True once the coupon, out of any holder, has been checked for spallation."""
 
     def __post_init__(self) -> None:
         nx = round(self.length_mm / self.resolution_mm) + 1
@@ -389,19 +405,45 @@ class World:
         """Put a coupon into a holder (a furnace) at ``offset_mm`` along it, or take it out."""
         c = self.coupon(coupon_id)
         c.holder, c.holder_name, c.offset_mm = holder, holder_name, offset_mm
+        c.settled = False
 
     def _oxidise(self) -> Generator[simpy.Event, None, None]:
-        """SimPy process: integrate parabolic growth, d(x^2)/dt = kp(T, c), for held coupons."""
+        """SimPy process: grow oxide on held coupons every ``step_s`` (the configured law)."""
         model = self.config.oxidation
         dt = model.step_s
+        ambient_k = self.config.ambient_temperature_c + 273.15
         while True:
             yield self.env.timeout(dt)
             for c in self.coupons.values():
-                t = c.temperature_k()
-                if t is None or not c.composition:
+                if not c.composition:
                     continue
-                c.oxide_x2_m2 += model.kp(c.composition, t) * dt
+                t = c.temperature_k()
+                if model.law == "mixing":
+                    if t is not None:
+                        c.oxide_x2_m2 += model.kp(c.composition, t) * dt
+                        c.exposure_s += dt
+                    continue
+                if t is None and (c.settled or c.scales is None):
+                    c.settled = True
+                    continue
+                self._grow_regimes(c, t, ambient_k, dt)
+
+    def _grow_regimes(self, c: Coupon, t: FloatArray | None, ambient_k: float, dt: float) -> None:
+        """Advance one coupon under the regime law (``t``: K along x, None out of a holder)."""
+        params = self.config.oxidation.regimes
+        cr = c.composition.get("Cr", np.zeros(c.shape))
+        if c.scales is None:
+            c.scales = ScaleState.new(c.shape, params, self.rng)
+        if t is None:  # out of the holder: cooled to ambient, check once for spallation
+            spall(c.scales, np.full(c.shape, ambient_k), params)
+            c.settled = True
+        else:
+            temps = np.broadcast_to(t, c.shape)
+            if float(np.max(temps)) > ambient_k + 50.0:  # growth below that is negligible
+                grow(c.scales, cr, temps, dt, params)
                 c.exposure_s += dt
+            spall(c.scales, temps, params)
+        c.oxide_x2_m2 = c.scales.thickness_m(cr, params) ** 2
 
 
 __all__ = [

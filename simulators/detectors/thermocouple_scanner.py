@@ -2,9 +2,18 @@
 the coupon carrier in the furnace, read through a multiplexer over SCPI
 (protocol: docs/protocols/thermocouple-scanner-scpi.md).
 
-Each channel reads the furnace's true local temperature at its position, plus a fixed
-thermocouple error (drawn once per channel, sigma about 1 K, *typical* of type K) and noise
-per reading. It is independent of the furnace's own zone thermocouples: it asks the furnace
+Each channel reads the furnace's true local temperature at its position plus three errors
+(sources: docs/science/oxidation-world.md):
+
+- the thermocouple's tolerance (IEC 60584-1 type K, class 1: +/-1.5 K or +/-0.004 |t|,
+  class 2: +/-2.5 K or +/-0.0075 |t|, whichever is larger): each wire is a fixed fraction
+  ``u`` of that band, drawn uniformly in [-1, 1] once per channel;
+- drift with use: each channel drifts at its own rate (normal, mean 0, sigma
+  ``drift_sigma_k_per_h`` at 1000 degC, scaling linearly from 0 at ``drift_onset_c``),
+  accumulated in virtual time while hot;
+- the scanner's own channel error (sigma ``offset_error_sigma_k``) and noise per reading.
+
+It is independent of the furnace's own zone thermocouples: it asks the furnace
 twin (found by name in the world) for ``temperature_along(x_mm)`` at the carrier's position.
 
 Where the carrier sits along the tube: the furnace model's ``carrier_offset_mm`` (or
@@ -15,7 +24,10 @@ Without the furnace in the world the thermocouples read the ambient temperature.
 
 from __future__ import annotations
 
+from collections.abc import Generator
+
 import numpy as np
+import simpy
 from pydantic import BaseModel, ConfigDict, Field
 
 from couponlab.labfile import DeviceEntry
@@ -38,8 +50,17 @@ class ScannerConfig(BaseModel):
     positions_mm: tuple[float, ...] = tuple(float(x) for x in np.linspace(0.0, 60.0, 12))
     """Thermocouple positions along the carrier, mm from the coupon's start (>= 1)."""
     idn: str = "couponlab,TCS-2700,SIM0004,1.0"
-    offset_error_sigma_k: float = Field(default=1.0, ge=0)
+    tolerance_class: int = Field(default=1, ge=1, le=2)
+    """IEC 60584-1 tolerance class of the type-K thermocouples (1 or 2)."""
+    drift_sigma_k_per_h: float = Field(default=0.02, ge=0)
+    """Spread of the drift rates at 1000 degC, K/h (*typical*: several K after long use)."""
+    drift_onset_c: float = 800.0
+    """Below this a thermocouple does not drift, degC."""
+    offset_error_sigma_k: float = Field(default=0.5, ge=0)
+    """The scanner's own error per channel (reference junction, gain), K."""
     noise_sigma_k: float = Field(default=0.1, ge=0)
+    age_step_s: float = Field(default=600.0, gt=0)
+    """Virtual-time step of the drift integration, s."""
     carrier_offset_mm: float = 0.0
     """Carrier position along the tube when the furnace tells none, mm."""
 
@@ -53,9 +74,15 @@ class ScannerModel:
         self.world = world
         self.config = config
         self.positions = np.asarray(config.positions_mm, float)
-        self.offset_error_k = world.rng.normal(
-            0.0, config.offset_error_sigma_k, self.positions.size
-        )
+        n = self.positions.size
+        self.offset_error_k = world.rng.normal(0.0, config.offset_error_sigma_k, n)
+        self.tolerance_fraction = world.rng.uniform(-1.0, 1.0, n)
+        """Where each thermocouple sits in its tolerance band (-1..1)."""
+        self.drift_rate_k_per_h = world.rng.normal(0.0, config.drift_sigma_k_per_h, n)
+        """Drift rate of each thermocouple at 1000 degC, K/h."""
+        self.drift_k = np.zeros(n)
+        """Drift accumulated so far, K."""
+        world.env.process(self._age())
         self.broken: set[int] = set()
         """Indices (0-based) of open thermocouples."""
         self.unit = "C"
@@ -91,9 +118,33 @@ class ScannerModel:
         )
         return t
 
+    def tolerance_k(self, temperature_c: FloatArray) -> FloatArray:
+        """Return the IEC 60584-1 type-K tolerance (K) of the configured class at degC."""
+        fixed, rel = (1.5, 0.004) if self.config.tolerance_class == 1 else (2.5, 0.0075)
+        out: FloatArray = np.maximum(fixed, rel * np.abs(temperature_c))
+        return out
+
+    def _age(self) -> Generator[simpy.Event, None, None]:
+        """SimPy process: accumulate each thermocouple's drift while it is hot."""
+        dt = self.config.age_step_s
+        while True:
+            yield self.world.env.timeout(dt)
+            t_c = self.true_temperature_k() - 273.15
+            scale = np.clip(
+                (t_c - self.config.drift_onset_c) / (1000.0 - self.config.drift_onset_c), 0, None
+            )
+            self.drift_k += self.drift_rate_k_per_h * scale * dt / 3600.0
+
+    def error_k(self, true_k: FloatArray) -> FloatArray:
+        """Return every channel's error (K) at the true temperatures ``true_k`` (no noise)."""
+        tolerance = self.tolerance_fraction * self.tolerance_k(true_k - 273.15)
+        out: FloatArray = tolerance + self.drift_k + self.offset_error_k
+        return out
+
     def read(self) -> list[float]:
         """Return one scan of every channel in the current unit (OVERFLOW if open)."""
-        t = self.true_temperature_k() + self.offset_error_k
+        true = self.true_temperature_k()
+        t = true + self.error_k(true)
         t = t + self.world.rng.normal(0.0, self.config.noise_sigma_k, t.size)
         if self.unit == "C":
             t = t - 273.15

@@ -172,11 +172,40 @@ def test_scanner_reads_the_furnace_in_c_or_k() -> None:
     d.handle("UNIT:TEMP K")
     kelvin = np.asarray([float(v) for v in str(d.handle("READ?")).split(",")])
     true_k = 1300.0 - (20.0 + np.arange(0, 60, 5))
-    np.testing.assert_allclose(kelvin - model.offset_error_k, true_k, atol=0.6)
+    np.testing.assert_allclose(kelvin - model.error_k(true_k), true_k, atol=0.6)
     np.testing.assert_allclose(kelvin - celsius, 273.15, atol=0.8)
     model.break_channel(2)
     assert str(d.handle("READ?")).split(",")[2] == "+9.9000E+37"
     assert d.handle("ROUT:COUN?") == "12"
+
+
+def test_scanner_thermocouples_sit_in_their_iec_tolerance_and_drift_when_hot() -> None:
+    """Type K class 1: +/-1.5 K or +/-0.004 |t|; drift accumulates only above the onset."""
+    w = World(WorldConfig(seed=3), paused=True)
+    w.register_instrument("oven", Ramp())  # 1300 K - x: 1007..952 degC over the carrier
+    cfg = thermocouple_scanner.ScannerConfig(
+        furnace="oven",
+        positions_mm=tuple(float(x) for x in range(0, 60, 5)),
+        offset_error_sigma_k=0.0,
+        drift_sigma_k_per_h=0.0,
+    )
+    model = thermocouple_scanner.ScannerModel(w, cfg)
+    true_k = model.true_temperature_k()
+    tol = np.maximum(1.5, 0.004 * (true_k - 273.15))
+    err = model.error_k(true_k)
+    assert np.all(np.abs(err) <= tol) and np.abs(err).max() > 0.5 * tol.max()
+    assert len(set(np.sign(err))) == 2  # each wire has its own error, not one common offset
+    class2 = thermocouple_scanner.ScannerModel(w, cfg.model_copy(update={"tolerance_class": 2}))
+    assert class2.tolerance_k(np.array([1000.0]))[0] == pytest.approx(7.5)
+    drifting = thermocouple_scanner.ScannerModel(
+        w, cfg.model_copy(update={"drift_sigma_k_per_h": 0.05})
+    )
+    w.advance(100 * 3600 + 1)  # 600 drift steps of 600 s
+    hot = (true_k - 273.15 - 800.0) / 200.0  # the drift rate scales from 0 at 800 degC
+    np.testing.assert_allclose(
+        drifting.drift_k, drifting.drift_rate_k_per_h * hot * 100, rtol=1e-6
+    )
+    assert model.drift_k.max() == 0.0
 
 
 def test_camera_writes_frames_with_positions(tmp_path: Path) -> None:

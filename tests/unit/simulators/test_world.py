@@ -1,4 +1,5 @@
-"""The shared world: virtual time, coupons, parabolic oxide growth with Arrhenius kp."""
+"""The shared world: virtual time, coupons, and the mixing law of parabolic oxide growth
+(the regime law has its own tests: test_oxidation_regimes.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,16 @@ import math
 import numpy as np
 import pytest
 
-from couponlab.simulators.world import R_GAS, Coupon, FloatArray, World, WorldConfig
+from couponlab.simulators.world import (
+    R_GAS,
+    Coupon,
+    FloatArray,
+    OxidationModel,
+    World,
+    WorldConfig,
+)
+
+MIXING = WorldConfig(oxidation=OxidationModel(law="mixing"))
 
 
 class Uniform:
@@ -24,7 +34,7 @@ class Linear:
 
 
 def test_chromia_grows_about_3_6_um_in_100_h_at_900_c() -> None:
-    w = World()
+    w = World(MIXING)
     w.pause()
     c = w.add_coupon(Coupon("c1"))
     c.set_composition({"Cr": 1.0})
@@ -34,7 +44,7 @@ def test_chromia_grows_about_3_6_um_in_100_h_at_900_c() -> None:
 
 
 def test_gradient_recovers_activation_energy() -> None:
-    w = World()
+    w = World(MIXING)
     c = w.add_coupon(Coupon("c2", length_mm=100))
     c.set_composition({"Cr": 0.3, "Ni": 0.7})
     w.place("c2", Linear())
@@ -49,7 +59,7 @@ def test_gradient_recovers_activation_energy() -> None:
 
 def test_composition_graded_across_y_gives_q_per_row() -> None:
     """Graded across the width, heated along the length: one Q per composition row."""
-    w = World()
+    w = World(MIXING)
     c = w.add_coupon(Coupon("c4", length_mm=100, width_mm=10, resolution_mm=1.0))
     cr = np.linspace(0.0, 1.0, c.y_mm.size)[:, None] * np.ones(c.x_mm.size)
     c.set_composition({"Cr": cr, "Ni": 1 - cr})

@@ -1,0 +1,320 @@
+"""Oxidation regimes of Ni-Cr coupons: the world's oxide physics (parameters and growth step).
+
+What the world grows on every node of a coupon, integrated in time by
+:meth:`couponlab.simulators.world.World` (sources and defaults: docs/science/oxidation-world.md):
+
+- **Two scales.** A fast, non-protective NiO scale (with internal Cr2O3 beneath it, not seen
+  by the profiler) and a slow, protective Cr2O3 scale, each parabolic with Arrhenius
+  ``kp = kp_ref exp(-Q/R (1/T - 1/T_ref))``; chromia's Q and kp depend on the Cr content
+  (more Cr, slower growth).
+- **Critical Cr content.** The surface fraction covered by a continuous chromia scale is
+  ``f = Phi((c_Cr - c_crit) / spread)`` (Phi: the normal CDF: the local Cr content at the
+  surface scatters about the nominal one). The profiler's spot averages the two scales:
+  ``x = f x_chromia + (1 - f) x_NiO``.
+- **Transient.** Before the chromia becomes continuous every element oxidises: the chromia
+  part first grows at the NiO rate, for a time ``t_tr(T)`` (Arrhenius: shorter when hot).
+- **Volatilisation.** Cr2O3 + 3/2 O2 -> 2 CrO3(g) thins the chromia at ``kv(T)`` (Arrhenius),
+  so ``dx/dt = kp / (2x) - kv`` (Tedmon's paralinear law).
+- **Spallation on cooling.** A scale of thickness x cooled by dT from the hottest temperature
+  it saw stores ``E (da dT)**2 x / (1 - nu)`` of elastic energy per area; where that exceeds
+  the interface's fracture energy (a per-node scatter factor times ``G_c``) the scale spalls,
+  leaving ``residual_fraction`` of it.
+
+Every function here is vectorised over node arrays, so a coverage test can grow hundreds of
+coupons at once with the same code the world runs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field
+from scipy.special import ndtr
+
+R_GAS = 8.314462618
+"""Gas constant, J/(mol K)."""
+
+FloatArray = NDArray[np.float64]
+
+
+def _arrhenius(ref: float, q_j: FloatArray | float, t_ref: float, t_k: FloatArray) -> FloatArray:
+    """Return ``ref * exp(-Q/R (1/T - 1/T_ref))``."""
+    out: FloatArray = ref * np.exp(-np.asarray(q_j) / R_GAS * (1.0 / t_k - 1.0 / t_ref))
+    return out
+
+
+class ScaleKinetics(BaseModel):
+    """Parabolic growth of one scale: ``x**2 = kp t``, ``kp = k0 exp(-Q / (R T))``.
+
+    Q and ``ln kp_ref`` may vary linearly with the Cr mass fraction about
+    ``reference_cr`` (slopes per unit fraction, 0..1).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    activation_energy_kj_per_mol: float = Field(gt=0, le=600)
+    """Q at ``reference_cr``, kJ/mol."""
+    kp_ref_m2_per_s: float = Field(gt=0)
+    """kp at ``reference_temperature_k`` and ``reference_cr``, m^2/s."""
+    reference_temperature_k: float = Field(default=1173.15, gt=0)
+    reference_cr: float = Field(default=0.3, ge=0, le=1)
+    q_slope_kj_per_mol: float = 0.0
+    """dQ / d(Cr fraction), kJ/mol per unit fraction."""
+    ln_kp_slope: float = 0.0
+    """d ln(kp_ref) / d(Cr fraction), per unit fraction."""
+
+    def activation_energy_j(self, cr: FloatArray | float) -> FloatArray:
+        """Return Q (J/mol) at Cr fraction ``cr``."""
+        dc = np.asarray(cr, float) - self.reference_cr
+        return np.asarray((self.activation_energy_kj_per_mol + self.q_slope_kj_per_mol * dc) * 1e3)
+
+    def ln_kp_ref(self, cr: FloatArray | float) -> FloatArray:
+        """Return ln(kp / (m^2/s)) at the reference temperature and Cr fraction ``cr``."""
+        dc = np.asarray(cr, float) - self.reference_cr
+        return np.asarray(math.log(self.kp_ref_m2_per_s) + self.ln_kp_slope * dc)
+
+    def ln_k0(self, cr: FloatArray | float) -> FloatArray:
+        """Return ln(k0 / (m^2/s)), the pre-exponential factor at Cr fraction ``cr``."""
+        return np.asarray(
+            self.ln_kp_ref(cr)
+            + self.activation_energy_j(cr) / (R_GAS * self.reference_temperature_k)
+        )
+
+    def kp(self, cr: FloatArray | float, temperature_k: FloatArray) -> FloatArray:
+        """Return kp (m^2/s) at Cr fraction ``cr`` and ``temperature_k`` (K)."""
+        t = np.asarray(temperature_k, float)
+        return np.exp(self.ln_k0(cr) - self.activation_energy_j(cr) / (R_GAS * t))
+
+
+def _nio() -> ScaleKinetics:
+    return ScaleKinetics(activation_energy_kj_per_mol=112.0, kp_ref_m2_per_s=5.0e-16)
+
+
+def _chromia() -> ScaleKinetics:
+    return ScaleKinetics(
+        activation_energy_kj_per_mol=250.0,
+        kp_ref_m2_per_s=3.6e-17,
+        q_slope_kj_per_mol=100.0,
+        ln_kp_slope=-5.0,
+    )
+
+
+class CriticalChromium(BaseModel):
+    """Where a continuous chromia scale forms: ``f = Phi((c - fraction) / spread)``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fraction: float = Field(default=0.20, gt=0, lt=1)
+    """Critical Cr mass fraction (f = 0.5), 0..1."""
+    spread: float = Field(default=0.015, gt=0, le=0.2)
+    """Standard deviation of the local surface Cr content, mass fraction."""
+
+    def protective_fraction(self, cr: FloatArray | float) -> FloatArray:
+        """Return the surface fraction covered by continuous chromia (0..1)."""
+        return np.asarray(ndtr((np.asarray(cr, float) - self.fraction) / self.spread))
+
+
+class Transient(BaseModel):
+    """Transient oxidation: the chromia part grows at the NiO rate for ``t_tr(T)``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    duration_ref_s: float = Field(default=60.0, ge=0)
+    """Transient duration at ``reference_temperature_k``, s."""
+    reference_temperature_k: float = Field(default=1173.15, gt=0)
+    activation_energy_kj_per_mol: float = Field(default=112.0, ge=0)
+    """Q of 1 / t_tr (Cr supply to the surface), kJ/mol."""
+
+    def duration_s(self, temperature_k: FloatArray) -> FloatArray:
+        """Return the transient duration (s) at ``temperature_k`` (K)."""
+        return _arrhenius(
+            self.duration_ref_s,
+            -self.activation_energy_kj_per_mol * 1e3,
+            self.reference_temperature_k,
+            temperature_k,
+        )
+
+
+class Volatilisation(BaseModel):
+    """CrO3 evaporation from chromia: a linear loss ``kv(T)``, m/s."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    kv_ref_m_per_s: float = Field(default=3.0e-12, ge=0)
+    """kv at ``reference_temperature_k``, m/s."""
+    reference_temperature_k: float = Field(default=1273.15, gt=0)
+    activation_energy_kj_per_mol: float = Field(default=400.0, ge=0)
+
+    def kv(self, temperature_k: FloatArray) -> FloatArray:
+        """Return the linear loss rate (m/s) at ``temperature_k`` (K)."""
+        if not self.enabled:
+            return np.zeros_like(np.asarray(temperature_k, float))
+        return _arrhenius(
+            self.kv_ref_m_per_s,
+            self.activation_energy_kj_per_mol * 1e3,
+            self.reference_temperature_k,
+            np.asarray(temperature_k, float),
+        )
+
+
+class ScaleMechanics(BaseModel):
+    """Thermal-mismatch spallation of one scale."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    modulus_gpa: float = Field(gt=0)
+    poisson: float = Field(default=0.3, ge=0, lt=0.5)
+    mismatch_per_k: float = Field(ge=0)
+    """Difference of thermal expansion coefficients, alloy minus oxide, 1/K."""
+    fracture_energy_j_per_m2: float = Field(gt=0)
+    """Interface fracture energy G_c, J/m^2 (median)."""
+
+    def critical_thickness_m(self, cooling_k: FloatArray) -> FloatArray:
+        """Return the thickness (m) that spalls after cooling by ``cooling_k`` (K)."""
+        strain = self.mismatch_per_k * np.maximum(np.asarray(cooling_k, float), 1e-9)
+        out: FloatArray = (
+            self.fracture_energy_j_per_m2
+            * (1 - self.poisson)
+            / (self.modulus_gpa * 1e9 * strain**2)
+        )
+        return out
+
+
+class Spallation(BaseModel):
+    """Spallation on cooling of both scales."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    chromia: ScaleMechanics = Field(
+        default_factory=lambda: ScaleMechanics(
+            modulus_gpa=280.0, mismatch_per_k=6.0e-6, fracture_energy_j_per_m2=150.0
+        )
+    )
+    nio: ScaleMechanics = Field(
+        default_factory=lambda: ScaleMechanics(
+            modulus_gpa=200.0, mismatch_per_k=2.5e-6, fracture_energy_j_per_m2=100.0
+        )
+    )
+    scatter: float = Field(default=0.3, ge=0, le=2)
+    """Standard deviation of ln(G_c) from node to node."""
+    residual_fraction: float = Field(default=0.15, ge=0, le=1)
+    """Fraction of a spalled scale left on the alloy."""
+
+
+class RegimeParameters(BaseModel):
+    """Everything the regime model needs (a part of the world's ``oxidation`` section)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    nio: ScaleKinetics = Field(default_factory=_nio)
+    chromia: ScaleKinetics = Field(default_factory=_chromia)
+    critical_cr: CriticalChromium = Field(default_factory=CriticalChromium)
+    transient: Transient = Field(default_factory=Transient)
+    volatilisation: Volatilisation = Field(default_factory=Volatilisation)
+    spallation: Spallation = Field(default_factory=Spallation)
+
+
+@dataclass
+class ScaleState:
+    """Oxide state of every node of a coupon (arrays of one shape)."""
+
+    nio_m: FloatArray
+    """NiO thickness on the non-protected area, m."""
+    chromia_m: FloatArray
+    """Thickness on the protected area (transient oxide, then chromia), m."""
+    transient_progress: FloatArray
+    """Fraction of the transient done (0..1)."""
+    hottest_k: FloatArray
+    """Hottest temperature seen since the last spallation check at it, K."""
+    toughness: FloatArray
+    """Per-node factor on G_c (log-normal scatter)."""
+    spalled: NDArray[np.bool_]
+    """True where a scale has spalled."""
+
+    @classmethod
+    def new(
+        cls, shape: tuple[int, ...], params: RegimeParameters, rng: np.random.Generator
+    ) -> ScaleState:
+        """Return a bare state (no oxide) drawing each node's interface toughness."""
+        return cls(
+            nio_m=np.zeros(shape),
+            chromia_m=np.zeros(shape),
+            transient_progress=np.zeros(shape) if params.transient.enabled else np.ones(shape),
+            hottest_k=np.zeros(shape),
+            toughness=np.exp(params.spallation.scatter * rng.standard_normal(shape)),
+            spalled=np.zeros(shape, bool),
+        )
+
+    def thickness_m(self, cr: FloatArray, params: RegimeParameters) -> FloatArray:
+        """Return the thickness (m) a spot averages: ``f x_chromia + (1 - f) x_NiO``."""
+        f = params.critical_cr.protective_fraction(cr)
+        out: FloatArray = f * self.chromia_m + (1.0 - f) * self.nio_m
+        return out
+
+
+def grow(
+    state: ScaleState,
+    cr: FloatArray,
+    temperature_k: FloatArray,
+    dt_s: float,
+    params: RegimeParameters,
+) -> None:
+    """Grow both scales for ``dt_s`` (s) at ``temperature_k`` (K, per node); Cr fraction ``cr``.
+
+    Explicit in time: use steps that are short against the transient (the world uses 60 s).
+    """
+    t = np.asarray(temperature_k, float)
+    k_nio = params.nio.kp(cr, t)
+    k_cr = params.chromia.kp(cr, t)
+    state.nio_m = np.sqrt(state.nio_m**2 + k_nio * dt_s)
+    in_transient = state.transient_progress < 1.0
+    if params.transient.enabled and np.any(in_transient):
+        state.transient_progress = np.where(
+            in_transient,
+            state.transient_progress + dt_s / params.transient.duration_s(t),
+            state.transient_progress,
+        )
+    kv = params.volatilisation.kv(t)
+    x = state.chromia_m
+    steady = x**2 + k_cr * dt_s - 2.0 * kv * x * dt_s
+    state.chromia_m = np.where(
+        in_transient, np.sqrt(x**2 + k_nio * dt_s), np.sqrt(np.maximum(steady, 0.0))
+    )
+    state.hottest_k = np.maximum(state.hottest_k, t)
+
+
+def spall(state: ScaleState, temperature_k: FloatArray, params: RegimeParameters) -> None:
+    """Spall the scales that cooling from their hottest temperature to ``temperature_k`` breaks."""
+    sp = params.spallation
+    if not sp.enabled:
+        return
+    cooling = state.hottest_k - np.asarray(temperature_k, float)
+    if not np.any(cooling > 0):
+        return
+    for attr, mech in (("chromia_m", sp.chromia), ("nio_m", sp.nio)):
+        x = getattr(state, attr)
+        breaks = (cooling > 0) & (x > mech.critical_thickness_m(cooling) * state.toughness)
+        if np.any(breaks):
+            setattr(state, attr, np.where(breaks, x * sp.residual_fraction, x))
+            state.spalled |= breaks
+
+
+__all__ = [
+    "R_GAS",
+    "CriticalChromium",
+    "RegimeParameters",
+    "ScaleKinetics",
+    "ScaleMechanics",
+    "ScaleState",
+    "Spallation",
+    "Transient",
+    "Volatilisation",
+    "grow",
+    "spall",
+]
