@@ -20,7 +20,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from bluesky import RunEngine
 from bluesky.run_engine import RunEngineResult
@@ -38,6 +38,7 @@ from couponlab.errors import (
 from couponlab.failure import set_lab_state
 from couponlab.lab import make_device
 from couponlab.labfile import LabFile, load_lab
+from couponlab.run_engine import LabRunEngine
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -77,8 +78,11 @@ class Session:
             lab = self.twins.lab
         self.lab = lab
         try:
-            self.RE = RunEngine(
-                {"lab": lab.name, "lab_file": lab.model_dump()}, call_returns_result=True
+            self.RE: RunEngine = cast(  # (typed as bluesky's: its methods are exempt from
+                RunEngine,  # mypy's untyped-call check, the subclass's are not)
+                LabRunEngine(
+                    {"lab": lab.name, "lab_file": lab.model_dump()}, call_returns_result=True
+                ),
             )
             self.log = DocumentLog(out_dir)
             self.RE.subscribe(self.log)

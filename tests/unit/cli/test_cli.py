@@ -90,6 +90,17 @@ def load_lab_dict(data: dict[str, object]) -> object:
     return LabFile.model_validate(data)
 
 
+def _pausing_plan(device: object) -> object:
+    import bluesky.plan_stubs as bps
+    from bluesky.utils import Msg
+
+    yield from bps.open_run()
+    yield from bps.mv(device, 1.0)
+    yield from bps.checkpoint()
+    yield Msg("pause", None, defer=False)
+    yield from bps.close_run()
+
+
 def _demo_that(
     monkeypatch: pytest.MonkeyPatch, modes: tuple[str, ...], fail: BaseException | None
 ) -> None:
@@ -101,6 +112,8 @@ def _demo_that(
         with Session(_fake_lab(*modes), out_dir=out_dir) as s:  # type: ignore[arg-type]
             if isinstance(fail, KeyboardInterrupt):
                 raise fail
+            if fail is not None:  # a Ctrl-C during a plan: the RunEngine pauses
+                s.run(_pausing_plan(s.devices["dev0"]))
             s.call(s.devices["dev0"].refuse)  # type: ignore[attr-defined]
         return 0
 
@@ -143,6 +156,22 @@ def test_ctrl_c_leaves_the_lab_safe_and_exits_130(
     lines = capsys.readouterr().err.splitlines()
     assert lines[0] == "couponlab: interrupted; lab: safe (all 2 device(s) in their safe state)"
     assert (tmp_path / "x.log").exists()
+
+
+def test_ctrl_c_during_a_plan_ends_the_paused_run_and_exits_130(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bluesky.utils import RunEngineInterrupted
+
+    from couponlab.data import read_run
+
+    _demo_that(monkeypatch, ("ok",), RunEngineInterrupted())
+    assert main(["demo", "--out", str(tmp_path)]) == 130
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "couponlab: interrupted; lab: safe (all 1 device(s) in their safe state)"
+    (run,) = tmp_path.glob("*.jsonl")
+    stop = [doc for name, doc in read_run(run) if name == "stop"]
+    assert stop[0]["exit_status"] == "abort"
 
 
 def test_a_lab_without_twins_is_a_usage_error_for_the_demo(

@@ -1,0 +1,126 @@
+"""The lab's RunEngine: bluesky's, with pause, stop and abort as a lab needs them.
+
+bluesky 1.15.1's RunEngine, on a pause, first calls ``stop()`` on every object the run has
+``set`` and then ``pause()`` on every object the run has seen that has ``pause`` and
+``resume`` (:class:`bluesky.protocols.Pausable`); ``RE.resume()`` calls ``resume()`` on
+them. For a motor, stop-then-rewind is right. For a furnace, ``stop()`` is its standby: a
+pause would end a 100 h hold. So :class:`LabRunEngine` changes three things (see
+docs/decisions/0040-pause-stop-abort.md):
+
+1. **Pause**: a device that can pause itself (it has ``pause`` and ``resume``) is paused,
+   not stopped (the furnace holds its program); every other device the run moved is stopped,
+   as in bluesky.
+2. **Stop, abort, halt, or a pause that cannot resume**: after bluesky's clean-up, every
+   device the run used that has a ``safe_state()`` is put in it (each within
+   :data:`SAFE_STATE_TIMEOUT_S`; failures are logged and the rest still go safe).
+3. **Honest interruption**: when a pause could not be honoured (no checkpoint, so the run
+   was aborted) bluesky raises ``RunEngineInterrupted`` with its "entering a paused state"
+   message although it is idle; here that is :class:`RunAborted`, which says so.
+
+Interruptions are recorded: every run has an ``interruptions`` stream with one event per
+pause and resume (bluesky's ``record_interruptions``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from bluesky import RunEngine
+from bluesky.protocols import Pausable
+from bluesky.utils import RunEngineInterrupted
+
+from couponlab.errors import describe_error
+
+log = logging.getLogger(__name__)
+
+SAFE_STATE_TIMEOUT_S = 10.0
+"""Longest wait for one device's ``safe_state()`` after a stop or abort, s of wall time."""
+
+_ENDING_STATES = ("stopping", "aborting", "halting")
+
+
+class RunAborted(RunEngineInterrupted):
+    """A pause was requested where the plan could not be resumed, so the run was aborted.
+
+    The RunEngine is idle (not paused): there is nothing to resume. The run's stop document
+    says ``exit_status: "abort"``, and every device the run used was put in its safe state.
+    """
+
+
+class LabRunEngine(RunEngine):
+    """bluesky's RunEngine, with the lab's pause, stop and abort (module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.record_interruptions = True
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run a plan, as :meth:`bluesky.RunEngine.__call__`.
+
+        Raises
+        ------
+        RunAborted
+            A pause (Ctrl-C) came where the plan has no checkpoint: the run was aborted.
+        """
+        return self._honest(super().__call__, *args, **kwargs)
+
+    def resume(self) -> Any:
+        """Resume a paused plan, as :meth:`bluesky.RunEngine.resume` (``RunAborted`` too)."""
+        return self._honest(super().resume)
+
+    def _honest(self, call: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return call(*args, **kwargs)
+        except RunAborted:
+            raise
+        except RunEngineInterrupted as exc:
+            if self.state == "paused":
+                raise
+            raise RunAborted(
+                "The run was aborted (exit_status 'abort'), not paused: the pause came where "
+                "the plan cannot be resumed (no checkpoint). Every device it used was put in "
+                "its safe state; the RunEngine is idle."
+            ) from exc
+
+    async def _stop_movable_objects(self, *, success: bool = True) -> None:
+        """Pause: stop only devices that cannot pause. Stop/abort/halt: stop, then make safe."""
+        if self._state == "pausing":
+            for obj in list(self._movable_objs_touched):
+                if isinstance(obj, Pausable):
+                    continue  # RunEngine calls its pause() next
+                await self._stop_one(obj, success)
+            return
+        await super()._stop_movable_objects(success=success)  # type: ignore[no-untyped-call]
+        if self._state in _ENDING_STATES:
+            await self._make_safe()
+
+    async def _stop_one(self, obj: Any, success: bool) -> None:
+        stop = getattr(obj, "stop", None)
+        if not callable(stop):
+            return
+        try:
+            result = stop(success=success)
+            if hasattr(result, "__await__"):
+                await result
+        except Exception:
+            self.log.exception("Failed to stop %r.", obj)
+
+    async def _make_safe(self) -> None:
+        devices = {id(o): o for o in self._objs_seen if callable(getattr(o, "safe_state", None))}
+
+        async def one(obj: Any) -> None:
+            try:
+                await asyncio.wait_for(obj.safe_state(), SAFE_STATE_TIMEOUT_S)
+            except Exception as exc:  # reported; every other device still goes safe
+                log.error(
+                    "%s did not reach its safe state after the run ended: %s",
+                    getattr(obj, "name", repr(obj)),
+                    describe_error(exc),
+                )
+
+        await asyncio.gather(*(one(o) for o in devices.values()))
+
+
+__all__ = ["SAFE_STATE_TIMEOUT_S", "LabRunEngine", "RunAborted"]
