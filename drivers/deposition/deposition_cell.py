@@ -30,8 +30,6 @@ from ophyd_async.core import (
 
 from couponlab.drivers.deposition._link import (
     LinkWatchdog,
-    ScpiLink,
-    floats,
     limit,
     transport_from_entry,
     watchdog_setting,
@@ -46,8 +44,8 @@ from couponlab.errors import (
 )
 from couponlab.interfaces.feeder import CompositionMap, PrintJob, TrackGeometry
 from couponlab.labfile import DeviceEntry
-from couponlab.transports import SerialLineTransport
-from couponlab.units import to_magnitude
+from couponlab.transports import LineTransport, ScpiClient
+from couponlab.units import to_magnitude, to_switch
 
 COUPON_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,39}$")
 """Coupon ids the cell accepts: 1-40 characters, letters, digits, ``_.-``, no leading sign."""
@@ -102,15 +100,15 @@ class AsciiDepositionCell(StandardReadable):
 
     def __init__(
         self,
-        transport: SerialLineTransport,
+        transport: LineTransport,
         *,
         max_power: float = 2000.0,
         max_rate: float = 30.0,
         name: str = "",
         watchdog: float = 0.0,
     ) -> None:
-        self._link = ScpiLink(transport)
-        self._watchdog = LinkWatchdog(self._link, watchdog)
+        self.client = ScpiClient(transport)
+        self._watchdog = LinkWatchdog(self.client, watchdog)
         self.watchdog_s = self._watchdog.timeout_s
         """Communication watchdog armed at connect, s (0 = off)."""
         self.keepalive = self._watchdog.keepalive
@@ -129,7 +127,7 @@ class AsciiDepositionCell(StandardReadable):
 
         async def put_power(value: float | None) -> float:
             p = self._power(0.0 if value is None else value)
-            await self._link.command(f"LAS:POW {p:.2f}")
+            await self.client.command(f"LAS:POW {p:.2f}")
             return p
 
         async def get_shield() -> float:
@@ -137,7 +135,7 @@ class AsciiDepositionCell(StandardReadable):
 
         async def put_shield(value: float | None) -> float:
             f = self._shield(0.0 if value is None else value)
-            await self._link.command(f"SHLD:FLOW {f:.3f}")
+            await self.client.command(f"SHLD:FLOW {f:.3f}")
             return f
 
         async def get_position() -> float:
@@ -205,22 +203,22 @@ class AsciiDepositionCell(StandardReadable):
         await super().connect(mock=mock, timeout=timeout, force_reconnect=force_reconnect)
         if mock:
             return
-        await self._link.transport.connect()
-        await self._link.command("*CLS")
-        lim = floats(self.name, "LIM?", await self._link.checked_query("LIM?"), 7)
+        await self.client.transport.connect()
+        await self.client.command("*CLS")
+        lim = self.client.floats("LIM?", await self.client.checked_query("LIM?"), 7)
         lm = self.limits
         lm.max_power = min(lm.max_power, lim[0])
         lm.max_speed, lm.min_shield, lm.max_shield = lim[1], lim[2], lim[3]
         lm.x_min, lm.x_max, lm.max_points = lim[4], lim[5], int(lim[6])
         try:
-            geo = floats(self.name, "LIM:TRK?", await self._link.checked_query("LIM:TRK?"), 6)
+            geo = self.client.floats("LIM:TRK?", await self.client.checked_query("LIM:TRK?"), 6)
         except ProtocolError as exc:
             if "Undefined header" not in exc.message:
                 raise
             lm.tracks = None  # a single-pass cell
         else:
             lm.tracks = TrackGeometry(geo[0], geo[1], geo[2], geo[3], geo[4], int(geo[5]))
-        chans = (await self._link.checked_query("PRNT:CHAN?")).strip()
+        chans = (await self.client.checked_query("PRNT:CHAN?")).strip()
         self._channels = []
         for item in filter(None, chans.split(",")):
             feeder, _, hopper = item.rpartition(":")
@@ -233,7 +231,7 @@ class AsciiDepositionCell(StandardReadable):
         """Stop the keep-alive and close the serial link (the instrument keeps its state;
         an armed watchdog then stops a cell left lasing, moving or printing)."""
         await self._watchdog.stop()
-        await self._link.close()
+        await self.client.close()
 
     async def watchdog_status(self) -> tuple[float, bool, str]:
         """Return the cell's watchdog: (timeout s (0 = off), expired (latched), reason)."""
@@ -248,9 +246,9 @@ class AsciiDepositionCell(StandardReadable):
         await self.close()
 
     @property
-    def transport(self) -> SerialLineTransport:
-        """Return the serial transport (its ``bytes_written`` proves what was sent)."""
-        return self._link.transport
+    def transport(self) -> LineTransport:
+        """Return the transport (its ``bytes_written`` proves what was sent)."""
+        return self.client.transport
 
     # -- validation -------------------------------------------------------------------------
     def _power(self, value: Any) -> float:
@@ -409,20 +407,25 @@ class AsciiDepositionCell(StandardReadable):
     async def set_shield_gas(self, flow: Any) -> None:
         """Set the shielding gas, L/min (0..max)."""
         f = self._shield(flow)
-        await self._link.command(f"SHLD:FLOW {f:.3f}")
+        await self.client.command(f"SHLD:FLOW {f:.3f}")
 
-    async def set_laser(self, on: bool, power: Any = None) -> None:
-        """Switch the laser, optionally setting its power (W) first.
+    async def set_laser(self, on: bool | str, power: Any = None) -> None:
+        """Switch the laser, optionally setting its power (W, 0..max) first.
+
+        ``on`` is ``True``/``False`` or ``"on"``/``"off"``; anything else is refused.
 
         Raises
         ------
+        InputError
+            ``on`` is not an explicit on/off, or ``power`` is out of range (nothing sent).
         InterlockTrippedError
             ``on`` without enough shielding gas (checked here before ``LAS ON`` is sent, and
             by the cell itself).
         """
+        on = to_switch(on, device=self.name, what="laser")
         p = None if power is None else self._power(power)
         if on:
-            flow = float(await self._link.checked_query("SHLD:FLOW?"))
+            flow = float(await self.client.checked_query("SHLD:FLOW?"))
             if flow < self.limits.min_shield:
                 raise InterlockTrippedError(
                     self.name,
@@ -430,12 +433,12 @@ class AsciiDepositionCell(StandardReadable):
                     f"{self.limits.min_shield:g} L/min",
                 )
         if p is not None:
-            await self._link.command(f"LAS:POW {p:.2f}")
-        await self._link.command("LAS ON" if on else "LAS OFF")
+            await self.client.command(f"LAS:POW {p:.2f}")
+        await self.client.command("LAS ON" if on else "LAS OFF")
 
     async def set_speed(self, speed: Any) -> None:
         """Set the travel speed of manual moves, mm/s."""
-        await self._link.command(f"MOT:SPD {self._speed(speed):.4f}")
+        await self.client.command(f"MOT:SPD {self._speed(speed):.4f}")
 
     @property
     def track_geometry(self) -> TrackGeometry | None:
@@ -447,9 +450,9 @@ class AsciiDepositionCell(StandardReadable):
         it stops."""
         xv = self._x(x, "x")
         if y is None:
-            await self._link.command(f"MOT:MOVE {xv:.4f}")
+            await self.client.command(f"MOT:MOVE {xv:.4f}")
         else:
-            await self._link.command(f"MOT:MOVE {xv:.4f},{self._y(y, 'y'):.4f}")
+            await self.client.command(f"MOT:MOVE {xv:.4f},{self._y(y, 'y'):.4f}")
         deadline = time.monotonic() + timeout
         while (await self._status())[4] == "1":
             if time.monotonic() > deadline:
@@ -461,38 +464,38 @@ class AsciiDepositionCell(StandardReadable):
         """Validate ``job`` whole, then create its coupon and load its tracks, paths and
         schedules (one ``PRNT:TRK;PRNT:PATH`` line per track, points in compound lines)."""
         lines = self.validate_job(job)
-        await self._link.command(lines[0])
-        await self._link.command(lines[1])
+        await self.client.command(lines[0])
+        await self.client.command(lines[1])
         chunk: list[str] = []
         for line in lines[2:]:
             if not line.startswith("PRNT:PT ") and chunk:
-                await self._link.command(";".join(chunk))
+                await self.client.command(";".join(chunk))
                 chunk = []
             chunk.append(line)
             if len(chunk) >= POINTS_PER_LINE:
-                await self._link.command(";".join(chunk))
+                await self.client.command(";".join(chunk))
                 chunk = []
         if chunk:
-            await self._link.command(";".join(chunk))
+            await self.client.command(";".join(chunk))
         npoints = sum(line.startswith("PRNT:PT ") for line in lines)
-        count = int(await self._link.checked_query("PRNT:COUN?"))
+        count = int(await self.client.checked_query("PRNT:COUN?"))
         if count != npoints:
             raise ProtocolError(self.name, f"cell holds {count} of {npoints} points")
         if job.tracks:
-            tracks = int(await self._link.checked_query("PRNT:TRK:COUN?"))
+            tracks = int(await self.client.checked_query("PRNT:TRK:COUN?"))
             if tracks != len(job.tracks):
                 raise ProtocolError(self.name, f"cell holds {tracks} of {len(job.tracks)} tracks")
 
     async def start_print(self) -> None:
         """Start the loaded program (the cell refuses it with a reason if it cannot)."""
-        await self._link.command("PRNT:STRT")
+        await self.client.command("PRNT:STRT")
 
     async def print_status(self) -> tuple[str, str]:
         """Return (state, reason): state is idle, running, done or aborted."""
-        state = (await self._link.checked_query("PRNT:STAT?")).strip()
+        state = (await self.client.checked_query("PRNT:STAT?")).strip()
         if state not in _PRINT_STATES:
             raise ProtocolError(self.name, f"unknown print state {state!r}")
-        reason = (await self._link.checked_query("PRNT:REAS?")).strip()
+        reason = (await self.client.checked_query("PRNT:REAS?")).strip()
         return state.lower(), reason
 
     async def wait_print(self, poll: float = 0.05, timeout: float = 3600.0) -> str:
@@ -524,16 +527,18 @@ class AsciiDepositionCell(StandardReadable):
         """Return the as-built map of the last printed coupon from a twin (``SIM:MAP?``);
         None from a real cell, which cannot measure composition."""
         try:
-            elements = (await self._link.checked_query("SIM:MAP:ELEM?")).strip()
+            elements = (await self.client.checked_query("SIM:MAP:ELEM?")).strip()
         except ProtocolError as exc:
             if "Undefined header" in exc.message:
                 return None
             raise
-        x = np.array(floats(self.name, "SIM:MAP:X?", await self._link.checked_query("SIM:MAP:X?")))
+        x = np.array(
+            self.client.floats("SIM:MAP:X?", await self.client.checked_query("SIM:MAP:X?"))
+        )
         fractions = {}
         for e in filter(None, elements.split(",")):
-            reply = await self._link.checked_query(f"SIM:MAP? {e}")
-            values = np.array(floats(self.name, "SIM:MAP?", reply, x.size))
+            reply = await self.client.checked_query(f"SIM:MAP? {e}")
+            values = np.array(self.client.floats("SIM:MAP?", reply, x.size))
             fractions[e] = values
         return CompositionMap(x, fractions)
 
@@ -542,29 +547,34 @@ class AsciiDepositionCell(StandardReadable):
         (``SIM:MAP:XY?``); None from a real cell, which cannot measure composition, or from
         a twin without 2-D maps."""
         try:
-            y_reply = await self._link.checked_query("SIM:MAP:Y?")
-            elements = (await self._link.checked_query("SIM:MAP:ELEM?")).strip()
+            y_reply = await self.client.checked_query("SIM:MAP:Y?")
+            elements = (await self.client.checked_query("SIM:MAP:ELEM?")).strip()
         except ProtocolError as exc:
             if "Undefined header" in exc.message:
                 return None
             raise
-        x = np.array(floats(self.name, "SIM:MAP:X?", await self._link.checked_query("SIM:MAP:X?")))
-        y = np.array(floats(self.name, "SIM:MAP:Y?", y_reply))
+        x = np.array(
+            self.client.floats("SIM:MAP:X?", await self.client.checked_query("SIM:MAP:X?"))
+        )
+        y = np.array(self.client.floats("SIM:MAP:Y?", y_reply))
         fractions = {}
         for e in filter(None, elements.split(",")):
-            reply = await self._link.checked_query(f"SIM:MAP:XY? {e}")
-            values = np.array(floats(self.name, "SIM:MAP:XY?", reply, x.size * y.size))
+            reply = await self.client.checked_query(f"SIM:MAP:XY? {e}")
+            values = np.array(self.client.floats("SIM:MAP:XY?", reply, x.size * y.size))
             fractions[e] = values.reshape(y.size, x.size)
         return CompositionMap(x, fractions, y)
 
+    async def _checked_floats(self, query: str) -> list[float]:
+        return self.client.floats(query, await self.client.checked_query(query))
+
     async def stop(self, success: bool = True) -> None:
         """Laser off, axis stopped, feeders off, any print aborted."""
-        await self._link.command("STOP")
+        await self.client.command("STOP")
 
     # -- LabDevice --------------------------------------------------------------------------
     async def identify(self) -> str:
         """Return ``maker,model,serial,firmware`` (``*IDN?``)."""
-        return await self._link.query("*IDN?")
+        return await self.client.query("*IDN?")
 
     async def state(self) -> str:
         """Return "printing", "lasing", "moving" or "standby"."""
@@ -583,7 +593,7 @@ class AsciiDepositionCell(StandardReadable):
         """Return the status fields: laser, power, gas, x, moving, state, progress, y, track
         (``STAT:EXT?``; a single-pass cell's ``STAT?`` gets y = 0 and track 0)."""
         query = "STAT?" if self.limits.tracks is None else "STAT:EXT?"
-        reply = await self._link.query(query)
+        reply = await self.client.query(query)
         parts = reply.split(",")
         n = 7 if query == "STAT?" else 10
         if len(parts) != n or parts[5] not in _PRINT_STATES:

@@ -27,8 +27,6 @@ from ophyd_async.core import (
 
 from couponlab.drivers.deposition._link import (
     LinkWatchdog,
-    ScpiLink,
-    floats,
     limit,
     transport_from_entry,
     watchdog_setting,
@@ -37,7 +35,7 @@ from couponlab.drivers.deposition._signals import query_signal_r, query_signal_r
 from couponlab.errors import InputError, ProtocolError
 from couponlab.interfaces.feeder import FeederStatus, FlowLog, HopperStatus, Powder
 from couponlab.labfile import DeviceEntry
-from couponlab.transports import SerialLineTransport
+from couponlab.transports import LineTransport, ScpiClient
 from couponlab.units import to_magnitude
 
 ALARM_BITS = {1: "empty", 2: "clog", 4: "gas_loss"}
@@ -66,7 +64,7 @@ class FeederLink:
         Lab limits, g/min and L/min; the instrument's own (tighter) limits apply after connect.
     """
 
-    def __init__(self, link: ScpiLink, hoppers: int, max_rate: float, max_gas: float) -> None:
+    def __init__(self, link: ScpiClient, hoppers: int, max_rate: float, max_gas: float) -> None:
         self.link = link
         self.device = link.device
         self.hoppers = hoppers
@@ -86,7 +84,7 @@ class FeederLink:
                 self.device,
                 f"the lab file declares {self.hoppers} hoppers, the instrument has {count}",
             )
-        inst_rate, inst_gas = floats(self.device, "LIM?", await self.link.checked_query("LIM?"), 2)
+        inst_rate, inst_gas = self.link.floats("LIM?", await self.link.checked_query("LIM?"), 2)
         self.max_rate = min(self.max_rate, inst_rate)
         self.max_gas = min(self.max_gas, inst_gas)
         for i in range(1, count + 1):
@@ -267,7 +265,7 @@ class AsciiPowderFeeder(StandardReadable):
 
     def __init__(
         self,
-        transport: SerialLineTransport,
+        transport: LineTransport,
         *,
         hoppers: int = 4,
         max_rate: float = 30.0,
@@ -277,7 +275,8 @@ class AsciiPowderFeeder(StandardReadable):
     ) -> None:
         if not 1 <= hoppers <= 16:
             raise InputError(transport.device, f"hoppers = {hoppers} is outside 1..16")
-        self._core = FeederLink(ScpiLink(transport), hoppers, max_rate, max_gas)
+        self.client = ScpiClient(transport)
+        self._core = FeederLink(self.client, hoppers, max_rate, max_gas)
         self._watchdog = LinkWatchdog(self._core.link, watchdog)
         self.watchdog_s = self._watchdog.timeout_s
         """Communication watchdog armed at connect, s (0 = off)."""
@@ -343,9 +342,9 @@ class AsciiPowderFeeder(StandardReadable):
         await self.close()
 
     @property
-    def transport(self) -> SerialLineTransport:
-        """Return the serial transport (its ``bytes_written`` proves what was sent)."""
-        return self._core.link.transport
+    def transport(self) -> LineTransport:
+        """Return the transport (its ``bytes_written`` proves what was sent)."""
+        return self.client.transport
 
     # -- PowderFeeder interface ----------------------------------------------------------------
     @property

@@ -30,9 +30,10 @@ from ophyd_async.core import (
     soft_signal_rw,
 )
 
-from couponlab.drivers.detectors._scpi_link import ScpiConnector, ScpiLink
+from couponlab.drivers._scpi_device import ScpiConnector
 from couponlab.errors import InputError, OutOfLimitsError, ProtocolError
 from couponlab.interfaces.detectors import LineSpec
+from couponlab.transports import ScpiClient, make_transport
 from couponlab.units import to_magnitude
 
 MAX_LINE_POINTS = 100_000
@@ -62,7 +63,7 @@ class SpotHeadDevice(StandardReadable):
         fly_timeout: float = 600.0,
         name: str = "",
     ) -> None:
-        self._link = ScpiLink(name or "head", address, timeout=timeout)
+        self.client = ScpiClient(make_transport(name or "head", address, timeout=timeout))
         self._n_values = n_values
         self._fly_timeout = fly_timeout
         self._idn = ""
@@ -74,19 +75,18 @@ class SpotHeadDevice(StandardReadable):
         self._collected = 0
         with self.add_children_as_readables(StandardReadableFormat.CONFIG_SIGNAL):
             self.dwell = soft_signal_rw(float, 0.0, units="s", setter=self._set_dwell)
-        super().__init__(name=name, connector=ScpiConnector(self._link, self._on_connect))
+        super().__init__(name=name, connector=ScpiConnector(self.client, self._on_connect))
 
     def set_name(self, name: str, *, child_name_separator: str | None = None) -> None:
         """Name the device (and the link's error messages)."""
         super().set_name(name, child_name_separator=child_name_separator)
-        self._link.device = name
-        self._link.transport.device = name
+        self.client.device = name
 
     async def _on_connect(self) -> None:
-        self._idn = await self._link.query("*IDN?")
-        lo, hi = await self._link.query_floats("CONF:DWEL:LIM?", 2)
+        self._idn = await self.client.query("*IDN?")
+        lo, hi = await self.client.query_floats("CONF:DWEL:LIM?", 2)
         self._dwell_limits = (lo, hi)
-        (dwell,) = await self._link.query_floats("CONF:DWEL?", 1)
+        (dwell,) = await self.client.query_floats("CONF:DWEL?", 1)
         self._dwell = dwell
         self.dwell._connector.backend.set_value(dwell)  # type: ignore[attr-defined]
         await self._on_connect_head()
@@ -106,7 +106,7 @@ class SpotHeadDevice(StandardReadable):
 
     async def _set_dwell(self, value: float | None) -> None:
         v = self.check_dwell(value)
-        await self._link.command(f"CONF:DWEL {v:.6g}")
+        await self.client.command(f"CONF:DWEL {v:.6g}")
         self._dwell = v
 
     # -- step measurement --------------------------------------------------------------
@@ -127,22 +127,22 @@ class SpotHeadDevice(StandardReadable):
     async def trigger(self) -> None:
         """Take one measurement of ``dwell`` s at the spot and wait for its result."""
         dwell = self._dwell
-        if self._link.short(dwell):
-            reply = (await self._link.command("INIT", "*OPC?;:ACQ?")).partition(";")[2]
+        if self.client.short(dwell):
+            reply = (await self.client.command("INIT", "*OPC?;:ACQ?")).partition(";")[2]
         else:
-            reply = await self._link.command("INIT", "ACQ?")
+            reply = await self.client.command("INIT", "ACQ?")
         state, remaining, values = self._parse_acq(reply)
         if state != "DONE":
-            await self._link.pause(remaining)
+            await self.client.pause(remaining)
 
             async def poll() -> tuple[bool, float, list[float]]:
-                st, rem, vals = self._parse_acq(await self._link.query("ACQ?"))
+                st, rem, vals = self._parse_acq(await self.client.query("ACQ?"))
                 if st == "IDLE":
                     raise ProtocolError(self.name, "measurement was aborted")
                 return st == "DONE", rem, vals
 
-            values = await self._link.wait_for(
-                poll, what="measurement", timeout=2 * dwell / self._link.clock_rate + 10.0
+            values = await self.client.wait_for(
+                poll, what="measurement", timeout=2 * dwell / self.client.clock_rate + 10.0
             )
         self._apply(values)
 
@@ -160,7 +160,7 @@ class SpotHeadDevice(StandardReadable):
     async def prepare(self, value: LineSpec) -> None:
         """Configure a line of ``value.points`` samples of ``value.period_s`` each."""
         self.check_line(value)
-        await self._link.command(f"LINE:CONF {value.points},{value.period_s:.6g}")
+        await self.client.command(f"LINE:CONF {value.points},{value.period_s:.6g}")
         self._line = value
 
     @AsyncStatus.wrap
@@ -168,7 +168,7 @@ class SpotHeadDevice(StandardReadable):
         """Arm the line: sampling starts when the stage next starts moving."""
         if self._line is None:
             raise InputError(self.name, "kickoff() before prepare(LineSpec)")
-        clock = await self._link.command("LINE:ARM", "SYST:CLOC?")
+        clock = await self.client.command("LINE:ARM", "SYST:CLOC?")
         self._armed_wall = time.time()
         self._armed_clock = float(clock)
         self._collected = 0
@@ -181,14 +181,14 @@ class SpotHeadDevice(StandardReadable):
             raise InputError(self.name, "complete() before prepare(LineSpec)")
 
         async def poll() -> tuple[bool, float, None]:
-            reply = await self._link.query("LINE:STAT?")
+            reply = await self.client.query("LINE:STAT?")
             state, got, n = reply.split(",")
             if state == "IDLE":
                 raise ProtocolError(self.name, "line acquisition was aborted")
             left = (int(n) - int(got)) * line.period_s
             return state == "DONE", left if state != "ARMED" else line.period_s, None
 
-        await self._link.wait_for(poll, what="line acquisition", timeout=self._fly_timeout)
+        await self.client.wait_for(poll, what="line acquisition", timeout=self._fly_timeout)
 
     @abstractmethod
     def _value_keys(self) -> dict[str, DataKey]:
@@ -200,7 +200,7 @@ class SpotHeadDevice(StandardReadable):
 
     def describe_collect(self) -> dict[str, DataKey]:
         """Describe a fly line's columns: sample time, stage x and y, and the values."""
-        src = f"scpi://{self._link.address}"
+        src = f"scpi://{self.client.address}"
         keys: dict[str, DataKey] = {
             f"{self.name}-x": DataKey(source=src, dtype="number", shape=[], units="mm"),
             f"{self.name}-y": DataKey(source=src, dtype="number", shape=[], units="mm"),
@@ -213,17 +213,12 @@ class SpotHeadDevice(StandardReadable):
 
     async def collect_pages(self) -> AsyncIterator[PartialEventPage]:
         """Yield the samples taken since the last collect as one event page."""
-        raw = await self._link.query_block("LINE:DATA?")
-        width = 3 + self._n_values
-        if len(raw) % (8 * width):
-            raise ProtocolError(
-                self.name, f"LINE:DATA? block of {len(raw)} bytes is not rows of {width}"
-            )
-        rows = np.frombuffer(raw, dtype="<f8").reshape(-1, width)[self._collected :]
+        block = await self.client.query_binary_values("LINE:DATA?", columns=3 + self._n_values)
+        rows = block[self._collected :]
         if rows.shape[0] == 0:
             return
         self._collected += rows.shape[0]
-        wall = self._armed_wall + (rows[:, 0] - self._armed_clock) / self._link.clock_rate
+        wall = self._armed_wall + (rows[:, 0] - self._armed_clock) / self.client.clock_rate
         data: dict[str, list[Any]] = {
             f"{self.name}-x": rows[:, 1].tolist(),
             f"{self.name}-y": rows[:, 2].tolist(),
@@ -236,12 +231,12 @@ class SpotHeadDevice(StandardReadable):
     # -- LabDevice -----------------------------------------------------------------------
     async def identify(self) -> str:
         """Return the head's ``*IDN?`` (maker, model, serial, firmware)."""
-        return self._idn or await self._link.query("*IDN?")
+        return self._idn or await self.client.query("*IDN?")
 
     async def state(self) -> str:
         """Return the acquisition state: ``idle``, ``measuring``, ``line-armed`` ..."""
-        acq = (await self._link.query("ACQ?")).split(",")[0]
-        line = (await self._link.query("LINE:STAT?")).split(",")[0]
+        acq = (await self.client.query("ACQ?")).split(",")[0]
+        line = (await self.client.query("LINE:STAT?")).split(",")[0]
         if line in ("ARMED", "RUNNING"):
             return f"line-{line.lower()}"
         return "measuring" if acq == "BUSY" else "idle"
@@ -249,11 +244,11 @@ class SpotHeadDevice(StandardReadable):
     @AsyncStatus.wrap
     async def unstage(self) -> None:
         """Abort any measurement or line at the end of a run."""
-        await self._link.command("ABOR")
+        await self.client.command("ABOR")
 
     async def stop(self, success: bool = True) -> None:
         """Abort any measurement or line."""
-        await self._link.command("ABOR")
+        await self.client.command("ABOR")
 
     async def safe_state(self) -> None:
         """Abort any measurement or line (the head's safe state)."""
@@ -261,7 +256,7 @@ class SpotHeadDevice(StandardReadable):
 
     async def disconnect(self) -> None:
         """Close the link."""
-        await self._link.close()
+        await self.client.close()
 
 
 def reading(value: Any, ts: float) -> Reading[Any]:

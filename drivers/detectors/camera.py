@@ -39,9 +39,10 @@ from ophyd_async.core import (
     soft_signal_r_and_setter,
 )
 
-from couponlab.drivers.detectors._scpi_link import ScpiConnector, ScpiLink
+from couponlab.drivers._scpi_device import ScpiConnector
 from couponlab.errors import InputError, OutOfLimitsError, ProtocolError
 from couponlab.labfile import DeviceEntry
+from couponlab.transports import ScpiClient, make_transport
 from couponlab.units import to_magnitude
 
 DATA = "/entry/data/data"
@@ -54,7 +55,7 @@ FRAMES_POLL_S = 0.002
 class _CameraState:
     """What the logics share: the link and static facts read at connect."""
 
-    def __init__(self, link: ScpiLink) -> None:
+    def __init__(self, link: ScpiClient) -> None:
         self.link = link
         self.shape = (0, 0)
         self.exposure_limits = (0.0, math.inf)
@@ -207,8 +208,8 @@ class ScpiCamera(StandardDetector):
     def __init__(
         self, address: str, path_provider: PathProvider, *, timeout: float = 2.0, name: str = ""
     ) -> None:
-        self._link = ScpiLink(name or "camera", address, timeout=timeout)
-        self._state = _CameraState(self._link)
+        self.client = ScpiClient(make_transport(name or "camera", address, timeout=timeout))
+        self._state = _CameraState(self.client)
         self._idn = ""
         self.exposure, _ = soft_signal_r_and_setter(float, 0.0, units="s")
         self.period, _ = soft_signal_r_and_setter(float, 0.0, units="s")
@@ -220,7 +221,7 @@ class ScpiCamera(StandardDetector):
             CameraAcquireLogic(self._state),
             CameraDataLogic(self._state, path_provider, self.frames_written),
         )
-        super().__init__(name=name, connector=ScpiConnector(self._link, self._on_connect))
+        super().__init__(name=name, connector=ScpiConnector(self.client, self._on_connect))
 
     @classmethod
     def from_lab_entry(cls, entry: DeviceEntry) -> ScpiCamera:
@@ -242,20 +243,19 @@ class ScpiCamera(StandardDetector):
     def set_name(self, name: str, *, child_name_separator: str | None = None) -> None:
         """Name the device (and the link's error messages)."""
         super().set_name(name, child_name_separator=child_name_separator)
-        self._link.device = name
-        self._link.transport.device = name
+        self.client.device = name
         self._state.name = name
 
     async def _on_connect(self) -> None:
-        self._idn = await self._link.query("*IDN?")
-        h, w = await self._link.query_floats("SENS:SIZE?", 2)
-        lo, hi = await self._link.query_floats("CONF:EXP:LIM?", 2)
-        (readout,) = await self._link.query_floats("CONF:READ?", 1)
+        self._idn = await self.client.query("*IDN?")
+        h, w = await self.client.query_floats("SENS:SIZE?", 2)
+        lo, hi = await self.client.query_floats("CONF:EXP:LIM?", 2)
+        (readout,) = await self.client.query_floats("CONF:READ?", 1)
         self._state.shape = (int(h), int(w))
         self._state.exposure_limits = (lo, hi)
         self._state.readout = readout
-        (exposure,) = await self._link.query_floats("CONF:EXP?", 1)
-        (period,) = await self._link.query_floats("CONF:PER?", 1)
+        (exposure,) = await self.client.query_floats("CONF:EXP?", 1)
+        (period,) = await self.client.query_floats("CONF:PER?", 1)
         self.exposure._connector.backend.set_value(exposure)  # type: ignore[attr-defined]
         self.period._connector.backend.set_value(period)  # type: ignore[attr-defined]
 
@@ -290,21 +290,21 @@ class ScpiCamera(StandardDetector):
 
     async def identify(self) -> str:
         """Return the camera's ``*IDN?``."""
-        return self._idn or await self._link.query("*IDN?")
+        return self._idn or await self.client.query("*IDN?")
 
     async def state(self) -> str:
         """Return ``idle``/``acquiring`` and the frames written to the open file."""
-        state, _acquired, written = (await self._link.query("ACQ:STAT?")).split(",")
+        state, _acquired, written = (await self.client.query("ACQ:STAT?")).split(",")
         return f"{'acquiring' if state == 'BUSY' else state.lower()}, {written} frames written"
 
     async def safe_state(self) -> None:
         """Stop acquiring and close the file (the camera's safe state)."""
-        await self._link.command("ACQ:STOP")
-        await self._link.command("FILE:CLOS")
+        await self.client.command("ACQ:STOP")
+        await self.client.command("FILE:CLOS")
 
     async def disconnect(self) -> None:
         """Close the link."""
-        await self._link.close()
+        await self.client.close()
 
 
 __all__ = ["CameraAcquireLogic", "CameraDataLogic", "CameraTriggerLogic", "ScpiCamera"]

@@ -50,7 +50,7 @@ class ScpiOxideProfiler(SpotHeadDevice):
         )
 
     async def _on_connect_head(self) -> None:
-        lo, hi = await self._link.query_floats("CONF:RANG?", 2)
+        lo, hi = await self.client.query_floats("CONF:RANG?", 2)
         self._range_nm = (lo * 1e9, hi * 1e9)
 
     def thickness_range_nm(self) -> tuple[float, float]:
@@ -63,7 +63,7 @@ class ScpiOxideProfiler(SpotHeadDevice):
         self._set_flag(_flag(flag))
 
     def _value_keys(self) -> dict[str, DataKey]:
-        src = f"scpi://{self._link.address}"
+        src = f"scpi://{self.client.address}"
         return {
             f"{self.name}-thickness": DataKey(source=src, dtype="number", shape=[], units="nm"),
             f"{self.name}-range_flag": DataKey(source=src, dtype="string", shape=[]),

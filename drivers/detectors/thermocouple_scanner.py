@@ -19,9 +19,10 @@ from ophyd_async.core import (
     soft_signal_r_and_setter,
 )
 
-from couponlab.drivers.detectors._scpi_link import ScpiConnector, ScpiLink
+from couponlab.drivers._scpi_device import ScpiConnector
 from couponlab.errors import InputError, ProtocolError
 from couponlab.labfile import DeviceEntry
+from couponlab.transports import ScpiClient, make_transport
 
 OVERRANGE = 9.0e37
 """Readings at or above this are the instrument's overflow: an open thermocouple."""
@@ -56,7 +57,7 @@ class ScpiThermocoupleScanner(StandardReadable):
                 name, f"positions_mm {list(positions_mm)} must be finite, >= 1 of them"
             )
         self._positions = pos
-        self._link = ScpiLink(name or "scanner", address, timeout=timeout)
+        self.client = ScpiClient(make_transport(name or "scanner", address, timeout=timeout))
         self._idn = ""
         with self.add_children_as_readables(StandardReadableFormat.HINTED_SIGNAL):
             self.temperatures, self._set_temperatures = soft_signal_r_and_setter(
@@ -66,7 +67,7 @@ class ScpiThermocoupleScanner(StandardReadable):
             self.positions, _set_positions = soft_signal_r_and_setter(
                 Array1D[np.float64], pos, units="mm"
             )
-        super().__init__(name=name, connector=ScpiConnector(self._link, self._on_connect))
+        super().__init__(name=name, connector=ScpiConnector(self.client, self._on_connect))
 
     @classmethod
     def from_lab_entry(cls, entry: DeviceEntry) -> ScpiThermocoupleScanner:
@@ -83,35 +84,34 @@ class ScpiThermocoupleScanner(StandardReadable):
     def set_name(self, name: str, *, child_name_separator: str | None = None) -> None:
         """Name the device (and the link's error messages)."""
         super().set_name(name, child_name_separator=child_name_separator)
-        self._link.device = name
-        self._link.transport.device = name
+        self.client.device = name
 
     def positions_mm(self) -> tuple[float, ...]:
         """Return each thermocouple's position along the coupon, mm."""
         return tuple(float(p) for p in self._positions)
 
     async def _on_connect(self) -> None:
-        self._idn = await self._link.query("*IDN?")
-        (count,) = await self._link.query_floats("ROUT:COUN?", 1)
+        self._idn = await self.client.query("*IDN?")
+        (count,) = await self.client.query_floats("ROUT:COUN?", 1)
         if int(count) != self._positions.size:
             raise ProtocolError(
                 self.name,
                 f"the scan list has {int(count)} channels but "
                 f"{self._positions.size} positions are set",
             )
-        await self._link.command("UNIT:TEMP C")
+        await self.client.command("UNIT:TEMP C")
 
     @AsyncStatus.wrap
     async def trigger(self) -> None:
         """Scan every channel once."""
-        values = await self._link.query_floats("READ?", self._positions.size)
+        values = await self.client.query_floats("READ?", self._positions.size)
         arr = np.asarray(values, dtype=np.float64)
         arr[arr >= OVERRANGE] = np.nan
         self._set_temperatures(arr)
 
     async def identify(self) -> str:
         """Return the scanner's ``*IDN?``."""
-        return self._idn or await self._link.query("*IDN?")
+        return self._idn or await self.client.query("*IDN?")
 
     async def state(self) -> str:
         """Return ``"scanning <n> channels"`` and how many read open."""
@@ -121,11 +121,11 @@ class ScpiThermocoupleScanner(StandardReadable):
 
     async def safe_state(self) -> None:
         """A scanner only reads: its safe state is the idle state it is always in."""
-        await self._link.query("*OPC?")
+        await self.client.query("*OPC?")
 
     async def disconnect(self) -> None:
         """Close the link."""
-        await self._link.close()
+        await self.client.close()
 
 
 __all__ = ["ScpiThermocoupleScanner"]

@@ -25,6 +25,7 @@ from ophyd_async.core import (
 from couponlab.drivers.detectors._spot_head import SpotHeadDevice
 from couponlab.errors import InputError, ProtocolError
 from couponlab.labfile import DeviceEntry
+from couponlab.units import to_switch
 
 _ELEMENT = re.compile(r"^[A-Z][a-z]?$")
 DEFAULT_ELEMENTS = ("Cr", "Ni", "Fe", "Al")
@@ -95,7 +96,7 @@ class ScpiXrfProbe(SpotHeadDevice):
             ) from None
 
     async def _on_connect_head(self) -> None:
-        quantified = [e.strip() for e in (await self._link.query("CONF:ELEM?")).split(",")]
+        quantified = [e.strip() for e in (await self.client.query("CONF:ELEM?")).split(",")]
         missing = [e for e in self.elements if e not in quantified]
         if missing:
             raise ProtocolError(
@@ -110,7 +111,7 @@ class ScpiXrfProbe(SpotHeadDevice):
             setter(values[1 + col])
 
     def _value_keys(self) -> dict[str, DataKey]:
-        src = f"scpi://{self._link.address}"
+        src = f"scpi://{self.client.address}"
         keys = {
             f"{self.name}-fraction_{el.lower()}": DataKey(
                 source=src, dtype="number", shape=[], units="dimensionless"
@@ -129,13 +130,20 @@ class ScpiXrfProbe(SpotHeadDevice):
         return cols
 
     # -- source --------------------------------------------------------------------------
-    async def source(self, on: bool) -> None:
-        """Switch the X-ray source on or off."""
-        await self._link.command(f"SOUR:STAT {'ON' if on else 'OFF'}")
+    async def source(self, on: bool | str) -> None:
+        """Switch the X-ray source: ``True``/``"on"`` or ``False``/``"off"`` (nothing else).
+
+        Raises
+        ------
+        InputError
+            ``on`` is not an explicit on/off (nothing sent).
+        """
+        state = to_switch(on, device=self.name, what="X-ray source")
+        await self.client.command(f"SOUR:STAT {'ON' if state else 'OFF'}")
 
     async def source_on(self) -> bool:
         """Return whether the X-ray source is on."""
-        return (await self._link.query("SOUR:STAT?")).strip() == "1"
+        return (await self.client.query("SOUR:STAT?")).strip() == "1"
 
     @AsyncStatus.wrap
     async def stage(self) -> None:
@@ -145,12 +153,12 @@ class ScpiXrfProbe(SpotHeadDevice):
     @AsyncStatus.wrap
     async def unstage(self) -> None:
         """Abort and switch the source off at the end of a run."""
-        await self._link.command("ABOR")
+        await self.client.command("ABOR")
         await self.source(False)
 
     async def stop(self, success: bool = True) -> None:
         """Abort any measurement and switch the source off."""
-        await self._link.command("ABOR")
+        await self.client.command("ABOR")
         await self.source(False)
 
     async def state(self) -> str:

@@ -20,8 +20,8 @@ from ophyd_async.core import (
 )
 from ophyd_async.core._signal_backend import make_metadata
 
-from couponlab.drivers.frame._link import FrameLink
 from couponlab.errors import ProtocolError
+from couponlab.transports import ScpiClient
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class ScpiSignalBackend(SignalBackend[SignalDatatypeT], Generic[SignalDatatypeT]
     datatype
         Python type of the value (float, int, str or a ``StrictEnum``).
     link
-        Returns the connected :class:`FrameLink` (called at each access).
+        Returns the connected :class:`ScpiClient` (called at each access).
     query
         The query that reads the value (``"CONF:SAMP?"``).
     parse
@@ -55,7 +55,7 @@ class ScpiSignalBackend(SignalBackend[SignalDatatypeT], Generic[SignalDatatypeT]
     def __init__(
         self,
         datatype: type[SignalDatatypeT],
-        link: Callable[[], FrameLink],
+        link: Callable[[], ScpiClient],
         query: str,
         parse: Callable[[str], SignalDatatypeT],
         *,
@@ -125,7 +125,7 @@ class ScpiSignalBackend(SignalBackend[SignalDatatypeT], Generic[SignalDatatypeT]
             raise ValueError(f"{self.command}: a value is required")
         if self._validate is not None:
             self._validate(value)
-        await self._link().send(f"{self.command} {self._render(value)}")
+        await self._link().command(f"{self.command} {self._render(value)}")
         self._setpoint = value
         if self._callback is not None:
             self._callback(await self.get_reading())
@@ -186,7 +186,7 @@ class ScpiSignalRW(SignalRW[SignalDatatypeT]):
 
 def scpi_r(
     datatype: type[SignalDatatypeT],
-    link: Callable[[], FrameLink],
+    link: Callable[[], ScpiClient],
     query: str,
     parse: Callable[[str], SignalDatatypeT],
     *,
@@ -201,7 +201,7 @@ def scpi_r(
 
 def scpi_rw(
     datatype: type[SignalDatatypeT],
-    link: Callable[[], FrameLink],
+    link: Callable[[], ScpiClient],
     query: str,
     parse: Callable[[str], SignalDatatypeT],
     command: str,

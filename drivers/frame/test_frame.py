@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from bluesky.protocols import StreamAsset
 from event_model import DataKey
 from ophyd_async.core import (
@@ -26,7 +25,6 @@ from ophyd_async.core import (
 )
 
 from couponlab.drivers.frame._curve_file import FIELDS, CurveFile, read_curve_file
-from couponlab.drivers.frame._link import FrameLink
 from couponlab.drivers.frame._scpi_signal import parse_quoted, scpi_r, scpi_rw
 from couponlab.errors import InputError, OutOfLimitsError, ProtocolError
 from couponlab.interfaces.frame import (
@@ -38,6 +36,7 @@ from couponlab.interfaces.frame import (
     TestSettings,
 )
 from couponlab.labfile import DeviceEntry
+from couponlab.transports import ScpiClient, make_transport
 from couponlab.units import to_magnitude
 
 log = logging.getLogger(__name__)
@@ -103,7 +102,7 @@ class ScpiTestFrame(StandardReadable):
         timeout: float = 2.0,
         poll_period: float = 0.05,
     ) -> None:
-        self._link_obj = FrameLink(name or "frame", address, timeout=timeout)
+        self.client = ScpiClient(make_transport(name or "frame", address, timeout=timeout))
         self._lab_limits = dict(limits or {})
         self._default_thickness = to_magnitude(
             specimen_thickness, "mm", device=name, what="specimen_thickness", low=0.1, high=20
@@ -179,13 +178,13 @@ class ScpiTestFrame(StandardReadable):
             poll_period=s.get("poll_period", 0.05),
         )
 
-    def _link(self) -> FrameLink:
-        return self._link_obj
+    def _link(self) -> ScpiClient:
+        return self.client
 
     @property
     def address(self) -> str:
         """Return the VISA resource the device talks to."""
-        return self._link_obj.address
+        return self.client.address
 
     async def connect(
         self,
@@ -199,8 +198,8 @@ class ScpiTestFrame(StandardReadable):
         await super().connect(mock=mock, timeout=timeout, force_reconnect=force_reconnect)
 
     async def _open(self) -> None:
-        await self._link_obj.open()
-        values = await self._link_obj.query_floats("SYST:LIM?", 11)
+        await self.client.open(clear=True, clock=True)
+        values = await self.client.query_floats("SYST:LIM?", 11)
         cap, xlo, xhi, slo, shi, flo, fhi, tlo, thi, _buf, fetch = values
         name = self.name
         max_force = cap
@@ -234,14 +233,14 @@ class ScpiTestFrame(StandardReadable):
         )
         self._fetch_max = int(fetch)
         if max_force < cap:
-            await self._link_obj.send(f"CONF:FLIM {_num(max_force)}")
+            await self.client.command(f"CONF:FLIM {_num(max_force)}")
 
     async def disconnect(self) -> None:
         """Stop acquiring and close the link (the frame itself is left as it is)."""
         await self._stop_pump()
         if self._file is not None:
             self._file.close()
-        await self._link_obj.close()
+        await self.client.close()
 
     # -- validation (before a byte is sent) ------------------------------------------------
     def _lim(self) -> FrameLimits:
@@ -270,16 +269,16 @@ class ScpiTestFrame(StandardReadable):
     # -- LabDevice ---------------------------------------------------------------------------
     async def identify(self) -> str:
         """Return ``maker,model,serial,firmware`` from ``*IDN?``."""
-        return await self._link_obj.query("*IDN?")
+        return await self.client.query("*IDN?")
 
     async def state(self) -> str:
         """Return the frame's state in lower case (``idle``, ``test``, ``fault`` ...)."""
-        return (await self._link_obj.query("STAT?")).lower()
+        return (await self.client.query("STAT?")).lower()
 
     async def safe_state(self) -> None:
         """Stop the crosshead and unload the specimen to near zero force (then hold)."""
-        await self._link_obj.send("CTRL:STOP")
-        await self._link_obj.send("CTRL:UNL")
+        await self.client.command("CTRL:STOP")
+        await self.client.command("CTRL:UNL")
         await self._wait_idle(allow_fault=True)
 
     async def limits(self) -> FrameLimits:
@@ -338,17 +337,17 @@ class ScpiTestFrame(StandardReadable):
         reduced = to_magnitude(g.reduced_length, "mm", device=self.name, what="reduced_length",
                                low=gauge, high=400.0)  # fmt: skip
         self._lim()
-        await self._link_obj.send(
+        await self.client.command(
             f"SPEC:DIM {_num(gauge)},{_num(width)},{_num(thick)},{_num(reduced)}"
         )
         site = _num(x) if y is None else f"{_num(x)},{_num(y)}"
-        await self._link_obj.send(f'SPEC:LOAD "{coupon_id}",{site}')
+        await self.client.command(f'SPEC:LOAD "{coupon_id}",{site}')
         self._area, self._gauge = width * thick, gauge
 
     @AsyncStatus.wrap
     async def dismount(self) -> None:
         """Take the specimen out of the grips."""
-        await self._link_obj.send("SPEC:REM")
+        await self.client.command("SPEC:REM")
 
     @AsyncStatus.wrap
     async def configure_test(self, settings: TestSettings) -> None:
@@ -369,7 +368,7 @@ class ScpiTestFrame(StandardReadable):
         else:
             f = to_magnitude(settings.force_limit, "N", device=n, what="force_limit")
             self._check_force_limit(f)
-        await self._link_obj.send(
+        await self.client.command(
             f"CONF:MODE {mode};CONF:XRAT {_num(x)};CONF:SRAT {_num(s)};"
             f"CONF:SAMP {_num(hz)};CONF:FLIM {_num(f)}"
         )
@@ -379,38 +378,41 @@ class ScpiTestFrame(StandardReadable):
         """Pull at the crosshead rate until ``force`` (N) is reached, then hold."""
         f = to_magnitude(force, "N", device=self.name, what="preload")
         self._check("preload", f, 1.0, self._lim().force_limit_max_n, "N")
-        await self._link_obj.send(f"CTRL:PREL {_num(f)}")
+        await self.client.command(f"CTRL:PREL {_num(f)}")
         await self._wait_idle()
 
     @AsyncStatus.wrap
     async def return_home(self) -> None:
         """Move the crosshead back to position 0 at the frame's return rate."""
-        await self._link_obj.send("CTRL:RET")
+        await self.client.command("CTRL:RET")
         await self._wait_idle(allow_fault=True)
 
     @AsyncStatus.wrap
     async def unload(self) -> None:
         """Move in compression until the force is near zero, then hold."""
-        await self._link_obj.send("CTRL:UNL")
+        await self.client.command("CTRL:UNL")
         await self._wait_idle(allow_fault=True)
 
     async def reset_fault(self) -> None:
         """Clear a latched fault whose cause is gone (raises if it is still there)."""
-        await self._link_obj.send("STAT:RES")
+        await self.client.command("STAT:RES")
 
     def stop(self, success: bool = True) -> AsyncStatus[None]:
         """Stop the crosshead and hold; a running test ends (its samples are still read)."""
-        return AsyncStatus(self._link_obj.send("CTRL:STOP"))
+        return AsyncStatus(self._send("CTRL:STOP"))
+
+    async def _send(self, command: str) -> None:
+        await self.client.command(command)
 
     async def _wait_idle(self, *, allow_fault: bool = False) -> None:
         """Wait until the crosshead has stopped; raise if a fault stopped it (unless allowed)."""
         while True:
-            motion = await self._link_obj.query("STAT:MOT?")
+            motion = await self.client.query("STAT:MOT?")
             if motion == "IDLE":
                 break
-            await self._link_obj.sleep_instrument(0.05, low=0.005, high=0.05)
+            await self.client.sleep_instrument(0.05, low=0.005, high=0.05)
         if not allow_fault:
-            fault = await self._link_obj.query("STAT:FAUL?")
+            fault = await self.client.query("STAT:FAUL?")
             if fault != "NONE":
                 raise ProtocolError(self.name, f"frame stopped on fault {fault}")
 
@@ -430,8 +432,8 @@ class ScpiTestFrame(StandardReadable):
         self._file = self._new_file()
         self._last_file = self._file.path
         self._produced = 0
-        await self._link_obj.send("CTRL:STAR")
-        (_, _, _, rate) = await self._link_obj.query_floats("DATA:STAT?", 4)
+        await self.client.command("CTRL:STAR")
+        (_, _, _, rate) = await self.client.query_floats("DATA:STAT?", 4)
         self._pump = asyncio.create_task(self._acquire(self._file, rate), name=f"{self.name}-pump")
 
     def complete(self) -> AsyncStatus[None]:
@@ -445,7 +447,7 @@ class ScpiTestFrame(StandardReadable):
         return AsyncStatus(wait())
 
     async def _acquire(self, file: CurveFile, rate: float) -> None:
-        link = self._link_obj
+        link = self.client
         try:
             while True:
                 acq, total, oldest, _ = await link.query_floats("DATA:STAT?", 4)
@@ -458,8 +460,9 @@ class ScpiTestFrame(StandardReadable):
                     )
                 while file.written < total:
                     count = min(self._fetch_max, int(total) - file.written)
-                    block = await link.query_block(f"DATA:FETC? {file.written},{count}")
-                    rows = _rows(block, self.name)
+                    rows = await link.query_binary_values(
+                        f"DATA:FETC? {file.written},{count}", columns=COLUMNS
+                    )
                     if len(rows) == 0:
                         break
                     expected = file.written / rate
@@ -513,10 +516,10 @@ class ScpiTestFrame(StandardReadable):
 
     async def outcome(self) -> TestOutcome:
         """Return how the last test ended and how many samples it produced and wrote."""
-        end = await self._link_obj.query("STAT:END?")
-        fault = await self._link_obj.query("STAT:FAUL?")
-        _, total, _, _ = await self._link_obj.query_floats("DATA:STAT?", 4)
-        slips = int(await self._link_obj.query("STAT:SLIP?"))
+        end = await self.client.query("STAT:END?")
+        fault = await self.client.query("STAT:FAUL?")
+        _, total, _, _ = await self.client.query_floats("DATA:STAT?", 4)
+        slips = int(await self.client.query("STAT:SLIP?"))
         written = self._file.written if self._file is not None else 0
         return TestOutcome(end=end, fault=fault, samples=int(total), written=written, slips=slips)
 
@@ -538,12 +541,6 @@ class ScpiTestFrame(StandardReadable):
             area=self._area,
             gauge_length=self._gauge,
         )
-
-
-def _rows(block: bytes, device: str) -> np.ndarray[Any, np.dtype[np.float64]]:
-    if len(block) % (8 * COLUMNS):
-        raise ProtocolError(device, f"data block of {len(block)} bytes is not whole samples")
-    return np.frombuffer(block, dtype="<f8").reshape(-1, COLUMNS)
 
 
 def _num(value: float) -> str:

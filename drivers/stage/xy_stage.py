@@ -21,10 +21,11 @@ from ophyd_async.core import (
     soft_signal_rw,
 )
 
-from couponlab.drivers.detectors._scpi_link import ScpiConnector, ScpiLink
+from couponlab.drivers._scpi_device import ScpiConnector
 from couponlab.errors import InputError, InstrumentError, OutOfLimitsError, ProtocolError
 from couponlab.interfaces.detectors import CouponMount
 from couponlab.labfile import DeviceEntry
+from couponlab.transports import ScpiClient, make_transport
 from couponlab.units import to_magnitude
 
 AXES = ("x", "y")
@@ -113,7 +114,7 @@ class ScpiXyStage(StandardReadable):
         move_timeout: float = 120.0,
         name: str = "",
     ) -> None:
-        self._link = ScpiLink(name or "stage", address, timeout=timeout)
+        self.client = ScpiClient(make_transport(name or "stage", address, timeout=timeout))
         self._lab_limits = dict(limits or {})
         self._move_timeout = move_timeout
         self._idn = ""
@@ -136,7 +137,7 @@ class ScpiXyStage(StandardReadable):
             self.coupon_width, self._set_coupon_width = soft_signal_r_and_setter(
                 float, 0.0, units="mm"
             )
-        super().__init__(name=name, connector=ScpiConnector(self._link, self._on_connect))
+        super().__init__(name=name, connector=ScpiConnector(self.client, self._on_connect))
 
     @classmethod
     def from_lab_entry(cls, entry: DeviceEntry) -> ScpiXyStage:
@@ -151,14 +152,13 @@ class ScpiXyStage(StandardReadable):
     def set_name(self, name: str, *, child_name_separator: str | None = None) -> None:
         """Name the device (and the link's error messages)."""
         super().set_name(name, child_name_separator=child_name_separator)
-        self._link.device = name
-        self._link.transport.device = name
+        self.client.device = name
 
     # -- connect -----------------------------------------------------------------------
     async def _on_connect(self) -> None:
-        self._idn = await self._link.query("*IDN?")
-        travel = await self._link.query_floats("LIM?", 4)
-        vlim = await self._link.query_floats("VEL:LIM?", 2)
+        self._idn = await self.client.query("*IDN?")
+        travel = await self.client.query_floats("LIM?", 4)
+        vlim = await self.client.query_floats("VEL:LIM?", 2)
         for i, axis in enumerate((self.x, self.y)):
             lo, hi = travel[2 * i], travel[2 * i + 1]
             lab = self._lab_limits.get(AXES[i])
@@ -181,9 +181,9 @@ class ScpiXyStage(StandardReadable):
                 ),
             )
         self._velocity_limits = (vlo, vhi)
-        (spacing,) = await self._link.query_floats("PSO:DIST?", 1)
+        (spacing,) = await self.client.query_floats("PSO:DIST?", 1)
         self.pulse_spacing._connector.backend.set_value(spacing)  # type: ignore[attr-defined]
-        (v,) = await self._link.query_floats("VEL?", 1)
+        (v,) = await self.client.query_floats("VEL?", 1)
         self._velocity = v
         self.velocity._connector.backend.set_value(v)  # type: ignore[attr-defined]
         await self._read_mount()
@@ -205,16 +205,16 @@ class ScpiXyStage(StandardReadable):
             length, "mm", device=self.name, what="coupon length", low=1e-3, high=1000
         )
         wd = to_magnitude(width, "mm", device=self.name, what="coupon width", low=1e-3, high=1000)
-        await self._link.command(f'SAMP:LOAD "{coupon_id}",{ln:.6g},{wd:.6g}')
+        await self.client.command(f'SAMP:LOAD "{coupon_id}",{ln:.6g},{wd:.6g}')
         await self._read_mount()
 
     async def unload_coupon(self) -> None:
         """Unmount the coupon."""
-        await self._link.command("SAMP:UNL")
+        await self.client.command("SAMP:UNL")
         await self._read_mount()
 
     async def _read_mount(self) -> None:
-        reply = await self._link.query("SAMP?")
+        reply = await self.client.query("SAMP?")
         parts = reply.rsplit(",", 2)
         if len(parts) != 3:
             raise ProtocolError(self.name, f"malformed SAMP? reply {reply!r}")
@@ -241,7 +241,7 @@ class ScpiXyStage(StandardReadable):
 
     async def _set_velocity(self, value: float | None) -> None:
         v = self.check_velocity(value)
-        await self._link.command(f"VEL {v:.6g}")
+        await self.client.command(f"VEL {v:.6g}")
         self._velocity = v
 
     def check_pulse_spacing(self, value: Any) -> float:
@@ -253,7 +253,7 @@ class ScpiXyStage(StandardReadable):
 
     async def _set_pulse_spacing(self, value: float | None) -> None:
         mm = self.check_pulse_spacing(value)
-        await self._link.command(f"PSO:DIST {mm:.6g}")
+        await self.client.command(f"PSO:DIST {mm:.6g}")
 
     def _apply_status(self, reply: str) -> tuple[list[bool], list[float]]:
         try:
@@ -269,7 +269,7 @@ class ScpiXyStage(StandardReadable):
 
     async def refresh(self) -> tuple[float, float]:
         """Ask the stage where it is; update the readbacks; return (x, y) in mm."""
-        self._apply_status(await self._link.query("STAT?"))
+        self._apply_status(await self.client.query("STAT?"))
         return self._position[0], self._position[1]
 
     async def move_axes(self, targets: dict[int, float]) -> None:
@@ -281,19 +281,19 @@ class ScpiXyStage(StandardReadable):
             cmd = f"MOV:{AXES[i].upper()} {t:.6f}"
         v, here = self._velocity, self._position
         travel = max(abs(t - here[i]) for i, t in targets.items()) / v if v > 0 else math.inf
-        if self._link.short(travel):
-            reply = await self._link.command(cmd, "*OPC?;:STAT?")
+        if self.client.short(travel):
+            reply = await self.client.command(cmd, "*OPC?;:STAT?")
             moving, remaining = self._apply_status(reply.partition(";")[2])
         else:
-            moving, remaining = self._apply_status(await self._link.command(cmd, "STAT?"))
+            moving, remaining = self._apply_status(await self.client.command(cmd, "STAT?"))
 
         async def poll() -> tuple[bool, float, None]:
-            mv, rem = self._apply_status(await self._link.query("STAT?"))
+            mv, rem = self._apply_status(await self.client.query("STAT?"))
             return not any(mv[i] for i in targets), max(rem[i] for i in targets), None
 
         if any(moving[i] for i in targets):
-            await self._link.pause(max(remaining[i] for i in targets))
-            await self._link.wait_for(poll, what=f"move {cmd!r}", timeout=self._move_timeout)
+            await self.client.pause(max(remaining[i] for i in targets))
+            await self.client.wait_for(poll, what=f"move {cmd!r}", timeout=self._move_timeout)
         for i, t in targets.items():
             pos = self._position[i]
             if abs(pos - t) > POSITION_TOLERANCE_MM:
@@ -303,27 +303,27 @@ class ScpiXyStage(StandardReadable):
 
     async def halt(self) -> None:
         """Stop both axes where they are."""
-        self._apply_status(await self._link.command("STOP", "STAT?"))
+        self._apply_status(await self.client.command("STOP", "STAT?"))
 
     # -- LabDevice ---------------------------------------------------------------------------
     async def identify(self) -> str:
         """Return the stage's ``*IDN?`` (maker, model, serial, firmware)."""
-        return self._idn or await self._link.query("*IDN?")
+        return self._idn or await self.client.query("*IDN?")
 
     async def state(self) -> str:
         """Return ``"moving"`` or ``"idle"``, and the mounted coupon."""
-        mv, _ = self._apply_status(await self._link.query("STAT?"))
+        mv, _ = self._apply_status(await self.client.query("STAT?"))
         where = f" with {self._mount.coupon_id}" if self._mount else ""
         return ("moving" if any(mv) else "idle") + where
 
     async def safe_state(self) -> None:
         """Stop both axes and the position-compare output (the stage's safe state)."""
         await self.halt()
-        await self._link.command("PSO:DIST 0")
+        await self.client.command("PSO:DIST 0")
 
     async def disconnect(self) -> None:
         """Close the link to the stage."""
-        await self._link.close()
+        await self.client.close()
 
 
 __all__ = ["ScpiXyStage", "StageAxisDevice"]

@@ -18,9 +18,10 @@ import re
 from numbers import Real
 from typing import Any, TypeAlias
 
+import numpy as np
 import pint
 
-from couponlab.errors import OutOfLimitsError, UnitError
+from couponlab.errors import InputError, OutOfLimitsError, UnitError
 
 ureg: pint.UnitRegistry[Any] = pint.UnitRegistry()
 """The project's only unit registry; quantities from another registry are refused."""
@@ -57,21 +58,38 @@ def _as_quantity(value: Any, unit: str, device: str, what: str) -> pint.Quantity
                 value = parsed
             except UnitError:
                 raise
-            except (pint.errors.PintError, ValueError, AttributeError, TypeError) as exc2:
-                raise UnitError(device, f"{what} = {value!r} cannot be parsed: {exc2}") from exc
-        except (pint.errors.PintError, ValueError, AttributeError, TypeError) as exc:
-            raise UnitError(device, f"{what} = {value!r} cannot be parsed: {exc}") from exc
+            except Exception as exc2:  # pint's parser raises many kinds on odd text
+                raise UnitError(
+                    device, f"{what} = {_short(value)} cannot be parsed: {exc2}"
+                ) from exc
+        except Exception as exc:  # pint's parser raises many kinds on odd text
+            raise UnitError(device, f"{what} = {_short(value)} cannot be parsed: {exc}") from exc
         if not isinstance(value, pint.Quantity):  # a bare number in a string
-            value = ureg.Quantity(float(value), unit)
+            try:
+                value = ureg.Quantity(float(value), unit)
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise UnitError(device, f"{what} = {value!r} is not a number") from exc
     if isinstance(value, pint.Quantity):
         if value._REGISTRY is not ureg:
             raise UnitError(device, f"{what} = {value} comes from another unit registry")
         return value
     if isinstance(value, Real):
-        return ureg.Quantity(float(value), unit)
+        try:
+            return ureg.Quantity(float(value), unit)
+        except OverflowError as exc:
+            raise UnitError(device, f"{what} = {_short(value)} is not a finite number") from exc
     raise UnitError(
-        device, f"{what} = {value!r} ({type(value).__name__}) is not a number or quantity"
+        device, f"{what} = {_short(value)} ({type(value).__name__}) is not a number or quantity"
     )
+
+
+def _short(value: Any) -> str:
+    """Return ``repr(value)`` cut to 60 characters, for messages about huge input."""
+    try:
+        text = repr(value)
+    except Exception:  # a repr that fails (int too large to print) still gets a message
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def to_magnitude(
@@ -106,12 +124,17 @@ def to_magnitude(
     """
     if isinstance(value, int | float) and not isinstance(value, bool):
         # a plain number is in ``unit`` already: same checks, without building a quantity
-        mag = float(value)
+        try:
+            mag = float(value)
+        except OverflowError:  # an int too large for a float
+            mag = math.inf
         if not math.isfinite(mag):
-            raise UnitError(device, f"{what} = {value!r} is not a finite number")
+            raise UnitError(device, f"{what} = {_short(value)} is not a finite number")
         _check_limits(mag, low, high, device, what, unit)
         return mag
     q = _as_quantity(value, unit, device, what)
+    if not isinstance(q.magnitude, Real):  # an array, a complex number, a string inside
+        raise UnitError(device, f"{what} = {_short(value)} is not a single real number")
     try:
         mag = float(q.to(unit).magnitude)
     except pint.errors.DimensionalityError as exc:
@@ -124,6 +147,8 @@ def to_magnitude(
             f"{what} = {q} mixes an offset temperature unit into a product; "
             f"write temperature differences as K or delta_degC (expected {unit})",
         ) from exc
+    except OverflowError as exc:
+        raise UnitError(device, f"{what} = {_short(value)} is not a finite number") from exc
     if not math.isfinite(mag):
         raise UnitError(device, f"{what} = {value!r} is not a finite number")
     _check_limits(mag, low, high, device, what, unit)
@@ -173,4 +198,40 @@ def _fmt(x: float) -> str:
     return f"{x:g}"
 
 
-__all__ = ["Q_", "QuantityLike", "to_magnitude", "to_temperature", "ureg"]
+SWITCH_WORDS = {"on": True, "off": False}
+"""The only strings a hazard switch accepts (any case, surrounding blanks ignored)."""
+
+
+def to_switch(value: Any, *, device: str = "", what: str = "switch") -> bool:
+    """Return the state an unambiguous on/off request asks for.
+
+    Hazard switches (laser, X-ray source, gas, heaters) accept only ``True``/``False``
+    (Python or numpy booleans) or the words ``"on"``/``"off"``. Anything else -- ``1``,
+    ``"yes"``, ``"0"``, ``None``, an array -- is refused: truthiness would make ``"off"``
+    switch something on.
+
+    Raises
+    ------
+    InputError
+        ``value`` is not one of those forms.
+    """
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, str):
+        state = SWITCH_WORDS.get(value.strip().lower())
+        if state is not None:
+            return state
+    raise InputError(
+        device, f"{what} = {_short(value)} is ambiguous: use True/False or 'on'/'off'"
+    )
+
+
+__all__ = [
+    "Q_",
+    "SWITCH_WORDS",
+    "QuantityLike",
+    "to_magnitude",
+    "to_switch",
+    "to_temperature",
+    "ureg",
+]

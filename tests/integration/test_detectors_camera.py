@@ -118,13 +118,13 @@ def test_bad_exposure_is_refused_before_sending(rig: Rig) -> None:
         rig.cam.check_exposure("100 s")
     with pytest.raises(OutOfLimitsError, match="exposure"):
         call_in_bluesky_event_loop(_prepare(rig.cam, TriggerInfo(livetime=20.0)))
-    assert call_in_bluesky_event_loop(rig.cam._link.query("SYST:ERR?")) == '0,"No error"'
+    assert call_in_bluesky_event_loop(rig.cam.client.query("SYST:ERR?")) == '0,"No error"'
 
 
 def test_a_directory_the_camera_cannot_reach_is_reported(rig: Rig) -> None:
     async def open_missing() -> None:
-        await rig.cam._link.command('FILE:PATH "/nonexistent/dir";:FILE:NAME "x"')
-        await rig.cam._link.command("FILE:OPEN")
+        await rig.cam.client.command('FILE:PATH "/nonexistent/dir";:FILE:NAME "x"')
+        await rig.cam.client.command("FILE:OPEN")
 
     with pytest.raises(ProtocolError, match="no directory"):
         call_in_bluesky_event_loop(open_missing())

@@ -79,7 +79,7 @@ async def test_stage_refuses_out_of_limits_before_sending(rig: Rig) -> None:
     with pytest.raises(InputError):
         await st.load_coupon("a,b", 60, 10)
     # nothing reached the instrument: no error queued, no motion
-    assert await st._link.query("SYST:ERR?") == '0,"No error"'
+    assert await st.client.query("SYST:ERR?") == '0,"No error"'
     assert rig.truth(lambda: rig.twins.world.instrument("stage").position()) == (0.0, 0.0)
 
 
@@ -146,7 +146,7 @@ async def test_profiler_refuses_bad_dwell_before_sending(rig: Rig) -> None:
     with pytest.raises(UnitError):
         rig.profiler.check_dwell("3 mm")
     assert await rig.profiler.dwell.get_value() == pytest.approx(0.1)
-    assert await rig.profiler._link.query("SYST:ERR?") == '0,"No error"'
+    assert await rig.profiler.client.query("SYST:ERR?") == '0,"No error"'
 
 
 async def test_xrf_reads_composition_and_counting_noise_falls_with_dwell(rig: Rig) -> None:

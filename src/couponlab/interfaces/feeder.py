@@ -263,8 +263,11 @@ class DepositionCell(LabDevice, Protocol):
         """Set the shielding gas (L/min)."""
         ...
 
-    async def set_laser(self, on: bool, power: Any = None) -> None:
-        """Switch the laser (refused without shielding gas), optionally setting power (W)."""
+    async def set_laser(self, on: bool | str, power: Any = None) -> None:
+        """Switch the laser (refused without shielding gas), optionally setting power (W).
+
+        ``on`` is ``True``/``False`` or ``"on"``/``"off"``; anything else raises
+        :class:`~couponlab.errors.InputError` before a byte is sent."""
         ...
 
     async def move_to(self, x: Any) -> None:

@@ -34,17 +34,10 @@ from couponlab.interfaces.detectors import (
     Stage,
     ThermocoupleScanner,
 )
+from couponlab.testing.conformance import ConformanceError
+from couponlab.testing.conformance import require as _require
 
 Check = Callable[[Any], Awaitable[None]]
-
-
-class ConformanceError(AssertionError):
-    """A driver (or the instrument behind it) does not behave as its interface says."""
-
-
-def _require(condition: bool, device: str, message: str) -> None:
-    if not condition:
-        raise ConformanceError(f"{device}: {message}")
 
 
 async def _describe(device: Any) -> dict[str, Any]:

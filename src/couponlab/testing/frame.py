@@ -26,17 +26,10 @@ from typing import Any
 from couponlab.errors import InputError
 from couponlab.interfaces import frame as iframe
 from couponlab.labfile import DeviceEntry, LabFile
+from couponlab.testing.conformance import ConformanceError
+from couponlab.testing.conformance import require as _require
 
 FRAME_DRIVER = "couponlab.drivers.frame:ScpiTestFrame"
-
-
-class ConformanceError(AssertionError):
-    """A frame driver (or the instrument behind it) does not behave as the interface says."""
-
-
-def _require(condition: bool, device: str, message: str) -> None:
-    if not condition:
-        raise ConformanceError(f"{device}: {message}")
 
 
 @dataclass

@@ -40,18 +40,11 @@ from couponlab.interfaces.furnace import (
     ProgramSegment,
 )
 from couponlab.labfile import DeviceEntry, LabFile
+from couponlab.testing.conformance import ConformanceError
+from couponlab.testing.conformance import require as _require
 from couponlab.units import Q_, QuantityLike, to_magnitude, to_temperature
 
 FURNACE_DRIVER = "couponlab.drivers.furnace:OpcUaGradientFurnace"
-
-
-class ConformanceError(AssertionError):
-    """A furnace driver (or the instrument behind it) does not behave as the interface says."""
-
-
-def _require(condition: bool, device: str, message: str) -> None:
-    if not condition:
-        raise ConformanceError(f"{device}: {message}")
 
 
 @dataclass

@@ -1,11 +1,16 @@
-"""Async request/reply transports with a timeout on every exchange and bounded reconnection.
+"""Async request/reply transports with a timeout on every exchange and bounded reconnection,
+and the one SCPI/line client the line-protocol drivers use over them.
 
 Every line-based instrument link (TCP socket, serial port, VISA resource) implements
-:class:`LineTransport`; drivers depend on that class only, so the same driver reaches a
-twin on 127.0.0.1 and an instrument on a real port.
+:class:`LineTransport`; :class:`ScpiClient` adds the error-status checks, typed replies and
+instrument-timed waits on top. Drivers depend on those two only, so the same driver reaches
+a twin on 127.0.0.1 and an instrument on a real port (:func:`make_transport` picks the
+transport from the address).
 """
 
+from couponlab.transports._address import make_transport
 from couponlab.transports._base import Backoff, LineTransport
+from couponlab.transports._scpi import ScpiClient, raise_for_status, split_status
 from couponlab.transports._serial import SerialLineTransport
 from couponlab.transports._tcp import TcpLineTransport
 from couponlab.transports._visa import VisaLineTransport
@@ -13,7 +18,11 @@ from couponlab.transports._visa import VisaLineTransport
 __all__ = [
     "Backoff",
     "LineTransport",
+    "ScpiClient",
     "SerialLineTransport",
     "TcpLineTransport",
     "VisaLineTransport",
+    "make_transport",
+    "raise_for_status",
+    "split_status",
 ]

@@ -9,8 +9,12 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import stamina
+from pyvisa.util import parse_ieee_block_header
+
 from couponlab.errors import (
     ConnectionLostError,
+    InputError,
     InstrumentError,
     InstrumentTimeoutError,
     ProtocolError,
@@ -22,7 +26,7 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Backoff:
-    """Bounded exponential back-off between reconnection attempts.
+    """Bounded exponential back-off between reconnection attempts (run by ``stamina``).
 
     Attributes
     ----------
@@ -42,12 +46,24 @@ class Backoff:
     maximum: float = 2.0
 
     def delays(self) -> list[float]:
-        """Return the delays (s) slept before attempts 2..N."""
+        """Return the delays (s) slept before attempts 2..N (the same as :meth:`retrying`)."""
         out, d = [], self.initial
         for _ in range(self.attempts - 1):
             out.append(min(d, self.maximum))
             d *= self.factor
         return out
+
+    def retrying(self) -> Any:
+        """Return a ``stamina.retry_context`` that retries an ``OSError`` or a timeout."""
+        return stamina.retry_context(
+            on=(OSError, TimeoutError),
+            attempts=self.attempts,
+            timeout=None,
+            wait_initial=self.initial,
+            wait_max=self.maximum,
+            wait_exp_base=self.factor,
+            wait_jitter=0.0,
+        )
 
 
 class LineTransport(ABC):
@@ -84,8 +100,8 @@ class LineTransport(ABC):
         encoding: str = "ascii",
         backoff: Backoff | None = None,
     ) -> None:
-        if timeout <= 0:
-            raise ValueError(f"{device}: timeout must be > 0 s, got {timeout}")
+        if not (isinstance(timeout, int | float) and 0 < timeout < float("inf")):
+            raise InputError(device, f"timeout must be > 0 s, got {timeout}")
         self.device = device
         self.timeout = timeout
         self.write_termination = write_termination
@@ -96,6 +112,9 @@ class LineTransport(ABC):
         self._connected = False
         self.reconnects = 0
         """How many times the link was re-established after a failure."""
+        self.bytes_written = 0
+        """Bytes handed to the link since construction: tests use it to prove that refused
+        input never reached the line."""
 
     # -- implemented by each link type -------------------------------------------------
     @abstractmethod
@@ -169,6 +188,7 @@ class LineTransport(ABC):
                 await self._ensure_connected()
                 try:
                     await self._send(payload)
+                    self.bytes_written += len(payload)
                     raw = await self._with_timeout(self._recv_until(term), command, timeout)
                 except InstrumentError:
                     raise
@@ -190,6 +210,7 @@ class LineTransport(ABC):
             await self._ensure_connected()
             try:
                 await self._send(payload)
+                self.bytes_written += len(payload)
             except OSError as exc:
                 await self._drop()
                 raise ConnectionLostError(
@@ -212,11 +233,16 @@ class LineTransport(ABC):
                     self.device,
                     f"reply to {command!r} is not a definite-length block: {(head + rest)!r}",
                 )
-            ndigits = int(head[1:2])
-            length = int(await self._recv_exactly(ndigits))
+            header = head + await self._recv_exactly(int(head[1:2]))
+            try:
+                offset, length = parse_ieee_block_header(header, 0)
+            except ValueError as exc:
+                raise ProtocolError(
+                    self.device, f"bad block header {header!r} in reply to {command!r}"
+                ) from exc
             data = await self._recv_exactly(length)
             tail = await self._recv_until(term)
-            if tail != term:
+            if offset != len(header) or tail != term:
                 raise ProtocolError(
                     self.device, f"{len(tail)} unexpected bytes after block for {command!r}"
                 )
@@ -226,6 +252,7 @@ class LineTransport(ABC):
             await self._ensure_connected()
             try:
                 await self._send(payload)
+                self.bytes_written += len(payload)
                 return await self._with_timeout(read_block(), command, timeout)
             except InstrumentError:
                 await self._drop()
@@ -274,27 +301,24 @@ class LineTransport(ABC):
     async def _ensure_connected(self) -> None:
         if self._connected:
             return
-        delays = self.backoff.delays()
-        last: Exception | None = None
-        for attempt in range(self.backoff.attempts):
-            try:
-                await asyncio.wait_for(self._open(), self.timeout)
-            except (OSError, TimeoutError) as exc:
-                last = exc
-                await self._close()
-                if attempt < len(delays):
-                    await asyncio.sleep(delays[attempt])
-                continue
-            if self.reconnects or attempt:
-                log.info(
-                    "%s: connected to %s after %d attempts", self.device, self.address, attempt + 1
-                )
-            self._connected = True
-            return
-        raise ConnectionLostError(
-            self.device,
-            f"cannot connect to {self.address} after {self.backoff.attempts} attempts: {last}",
-        )
+        attempts = 0
+        try:
+            async for attempt in self.backoff.retrying():
+                with attempt:
+                    attempts += 1
+                    try:
+                        await asyncio.wait_for(self._open(), self.timeout)
+                    except BaseException:
+                        await self._close()
+                        raise
+        except (OSError, TimeoutError) as exc:
+            raise ConnectionLostError(
+                self.device,
+                f"cannot connect to {self.address} after {attempts} attempts: {exc}",
+            ) from exc
+        if self.reconnects or attempts > 1:
+            log.info("%s: connected to %s after %d attempts", self.device, self.address, attempts)
+        self._connected = True
 
     async def _drop(self) -> None:
         if self._connected:

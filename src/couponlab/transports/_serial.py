@@ -17,7 +17,7 @@ from typing import Any
 
 import serial
 
-from couponlab.errors import ConnectionLostError, InstrumentTimeoutError
+from couponlab.errors import ConnectionLostError, InputError, InstrumentTimeoutError
 from couponlab.transports._base import LineTransport
 
 log = logging.getLogger(__name__)
@@ -46,11 +46,6 @@ class SerialLineTransport(LineTransport):
     **kwargs
         Passed to :class:`LineTransport` (timeout, terminations, encoding, backoff).
 
-    Attributes
-    ----------
-    bytes_written
-        Total bytes handed to the port since construction; tests use it to prove that
-        refused input never reached the line.
     """
 
     native_timeout = True
@@ -67,13 +62,13 @@ class SerialLineTransport(LineTransport):
         **kwargs: Any,
     ) -> None:
         if baudrate <= 0:
-            raise ValueError(f"{device}: baudrate must be > 0, got {baudrate}")
+            raise InputError(device, f"baudrate must be > 0, got {baudrate}")
         if bytesize not in (5, 6, 7, 8):
-            raise ValueError(f"{device}: bytesize must be 5..8, got {bytesize}")
+            raise InputError(device, f"bytesize must be 5..8, got {bytesize}")
         if parity.upper() not in PARITIES:
-            raise ValueError(f"{device}: parity must be one of N, E, O, got {parity!r}")
+            raise InputError(device, f"parity must be one of N, E, O, got {parity!r}")
         if stopbits not in (1, 1.5, 2):
-            raise ValueError(f"{device}: stopbits must be 1, 1.5 or 2, got {stopbits}")
+            raise InputError(device, f"stopbits must be 1, 1.5 or 2, got {stopbits}")
         super().__init__(device, **kwargs)
         self.url = url
         self.baudrate = baudrate
@@ -82,7 +77,6 @@ class SerialLineTransport(LineTransport):
         self.stopbits = stopbits
         self._port: Any = None
         self._timeout_s = -1.0
-        self.bytes_written = 0
 
     @property
     def address(self) -> str:
@@ -139,7 +133,6 @@ class SerialLineTransport(LineTransport):
             self._port.write(data)
         except serial.SerialTimeoutException as exc:
             raise TimeoutError(str(exc)) from exc
-        self.bytes_written += len(data)
 
     async def _recv_until(self, terminator: bytes) -> bytes:
         return self._read_line(terminator, self._timeout_s)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from couponlab.errors import InputError
 from couponlab.transports._base import LineTransport
 
 
@@ -21,7 +22,7 @@ class TcpLineTransport(LineTransport):
 
     def __init__(self, device: str, host: str, port: int, **kwargs: object) -> None:
         if not 0 < port < 65536:
-            raise ValueError(f"{device}: port must be in 1..65535, got {port}")
+            raise InputError(device, f"port must be in 1..65535, got {port}")
         super().__init__(device, **kwargs)  # type: ignore[arg-type]
         self.host = host
         self.port = port

@@ -1,6 +1,11 @@
 """Line transport through pyvisa (pyvisa-py backend by default): ``TCPIP::host::port::SOCKET``,
 ``ASRL/dev/ttyUSB0::INSTR``, GPIB ... whatever VISA resource the lab file names.
 
+pyvisa keeps one ResourceManager per VISA library, and closing it closes every session opened
+through it. So a link never closes the manager: it closes only its own resource, and a
+manager that someone else closed (``InvalidSession``) is re-made at the link's next
+reconnection. A dropped or closed link on one device never affects another.
+
 pyvisa calls block. They run directly on the event loop rather than in a worker thread: a
 thread hop per query more than doubles the cost of an exchange on these machines
 (../shared/MEASUREMENTS.md), and each call is bounded by VISA's own timeout, which this
@@ -14,7 +19,7 @@ from typing import Any
 
 import pyvisa
 from pyvisa import constants as visa_constants
-from pyvisa.errors import VisaIOError
+from pyvisa.errors import InvalidSession, VisaIOError
 
 from couponlab.transports._base import LineTransport
 
@@ -38,7 +43,6 @@ class VisaLineTransport(LineTransport):
         super().__init__(device, **kwargs)
         self.resource_name = resource
         self.backend = backend
-        self._rm: pyvisa.ResourceManager | None = None
         self._res: Any = None
         self._timeout_ms = -1.0
 
@@ -50,39 +54,42 @@ class VisaLineTransport(LineTransport):
     def _set_native_timeout(self, seconds: float) -> None:
         ms = seconds * 1000.0
         if ms != self._timeout_ms and self._res is not None:
-            self._res.timeout = ms
-            self._timeout_ms = ms
+            # a session closed under us fails at the next read or write, as a lost link
+            with contextlib.suppress(VisaIOError, InvalidSession):
+                self._res.timeout = ms
+                self._timeout_ms = ms
 
     async def _open(self) -> None:
         try:
-            self._rm = pyvisa.ResourceManager(self.backend)
-            self._res = self._rm.open_resource(
+            # pyvisa returns the library's one manager, or a new one if it was closed
+            rm = pyvisa.ResourceManager(self.backend)
+            self._res = rm.open_resource(
                 self.resource_name,
                 read_termination=self.read_termination,
                 write_termination="",
                 timeout=self.timeout * 1000.0,
             )
-        except VisaIOError as exc:
+        except (VisaIOError, InvalidSession) as exc:
             raise OSError(str(exc)) from exc
         self._timeout_ms = self.timeout * 1000.0
 
     async def _close(self) -> None:
-        res, rm, self._res, self._rm = self._res, self._rm, None, None
-        for closable in (res, rm):
-            if closable is not None:
-                with contextlib.suppress(VisaIOError, OSError):
-                    closable.close()
+        # only this link's resource: the manager is shared by every VISA link
+        res, self._res = self._res, None
+        if res is not None:
+            with contextlib.suppress(VisaIOError, InvalidSession, OSError):
+                res.close()
 
     async def _send(self, data: bytes) -> None:
         try:
             self._res.write_raw(data)
-        except VisaIOError as exc:
+        except (VisaIOError, InvalidSession) as exc:
             raise _map(exc) from exc
 
     async def _recv_until(self, terminator: bytes) -> bytes:
         try:
             raw: bytes = self._res.read_raw()
-        except VisaIOError as exc:
+        except (VisaIOError, InvalidSession) as exc:
             raise _map(exc) from exc
         if not raw.endswith(terminator):
             raise EOFError(f"reply ended without terminator: {raw[-40:]!r}")
@@ -91,13 +98,14 @@ class VisaLineTransport(LineTransport):
     async def _recv_exactly(self, n: int) -> bytes:
         try:
             data: bytes = self._res.read_bytes(n)
-        except VisaIOError as exc:
+        except (VisaIOError, InvalidSession) as exc:
             raise _map(exc) from exc
         return data
 
 
-def _map(exc: VisaIOError) -> Exception:
-    if exc.error_code == visa_constants.StatusCode.error_timeout:
+def _map(exc: VisaIOError | InvalidSession) -> Exception:
+    """Turn a VISA error into what the base class handles: a timeout or a broken link."""
+    if isinstance(exc, VisaIOError) and exc.error_code == visa_constants.StatusCode.error_timeout:
         return TimeoutError(str(exc))
     return OSError(str(exc))
 

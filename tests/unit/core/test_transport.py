@@ -16,6 +16,7 @@ from couponlab.simulators.world import World
 from couponlab.transports import (
     Backoff,
     LineTransport,
+    ScpiClient,
     SerialLineTransport,
     TcpLineTransport,
     VisaLineTransport,
@@ -151,3 +152,57 @@ async def test_command_with_terminator_refused(
     with pytest.raises(ProtocolError, match="terminator"):
         await t.query("VAL?\nVAL?")
     assert not t.connected  # refused before connecting, let alone sending
+
+
+async def test_one_visa_link_closed_or_dropped_leaves_the_others_working(
+    server: LineServer,
+) -> None:
+    """pyvisa shares one ResourceManager per library: a link closes only its own session."""
+    a = VisaLineTransport("a", f"TCPIP::127.0.0.1::{server.port}::SOCKET", backoff=FAST)
+    b = VisaLineTransport("b", f"TCPIP::127.0.0.1::{server.port}::SOCKET", backoff=FAST)
+    c = VisaLineTransport("c", f"TCPIP::127.0.0.1::{server.port}::SOCKET", backoff=FAST)
+    try:
+        for t in (a, b, c):
+            assert await t.query("VAL?") == "12.345"
+        await a.close()  # closed on purpose
+        with pytest.raises(InstrumentTimeoutError):  # dropped: the link is let go
+            await b.query("SILENT?", timeout=0.1)
+        assert not b.connected
+        assert await c.query("VAL?") == "12.345"
+        assert await b.query("VAL?") == "12.345"  # and b comes back by itself
+        assert c.reconnects == 0
+    finally:
+        for t in (a, b, c):
+            await t.close()
+
+
+async def test_a_visa_manager_closed_by_someone_else_is_a_lost_link_not_an_untyped_error(
+    server: LineServer,
+) -> None:
+    import pyvisa
+
+    t = VisaLineTransport("a", f"TCPIP::127.0.0.1::{server.port}::SOCKET", backoff=FAST)
+    try:
+        assert await t.query("VAL?") == "12.345"
+        pyvisa.ResourceManager("@py").close()  # e.g. a script in the same session
+        assert await t.query("VAL?") == "12.345"  # idempotent: retried on a new session
+        assert t.reconnects == 1
+    finally:
+        await t.close()
+
+
+async def test_client_parses_numbers_and_blocks_with_pyvisa(server: LineServer) -> None:
+    t = TcpLineTransport("echo", "127.0.0.1", server.port, backoff=FAST)
+    client = ScpiClient(t)
+    try:
+        assert await client.query_floats("VAL?", 1) == [12.345]
+        with pytest.raises(ProtocolError, match="expected 2"):
+            await client.query_floats("VAL?", 2)
+        with pytest.raises(ProtocolError, match="not numeric"):
+            await client.query_floats("*IDN?")
+        rows = await client.query_binary_values("BLOCK?", datatype="B", columns=256)
+        assert rows.shape == (40, 256) and rows[3, 255] == 255
+        with pytest.raises(ProtocolError, match="not rows of 3"):
+            await client.query_binary_values("BLOCK?", columns=3)
+    finally:
+        await t.close()

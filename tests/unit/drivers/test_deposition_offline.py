@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from couponlab.drivers.deposition import AsciiDepositionCell, AsciiPowderFeeder
-from couponlab.drivers.deposition._link import ScpiLink, parse_error
 from couponlab.errors import InputError, InterlockTrippedError, ProtocolError, UnitError
 from couponlab.interfaces.feeder import PrintJob, Track, TrackGeometry
-from couponlab.transports import SerialLineTransport
+from couponlab.testing.exchanges import FakeLineTransport
+from couponlab.transports import ScpiClient, SerialLineTransport, raise_for_status, split_status
 
 
 def transport(port: int) -> SerialLineTransport:
@@ -42,13 +42,14 @@ async def test_cell_refuses_a_bad_job_whole(free_port: int) -> None:
 
 
 def test_error_replies_become_typed_errors() -> None:
-    parse_error("dut", "RATE 1,5", '0,"No error"')
+    assert split_status("dut", "RATE 1,5", '0,"No error"') == ""
+    raise_for_status("dut", "RATE 1,5", 0, "No error")
     with pytest.raises(InterlockTrippedError, match="interlock"):
-        parse_error("dut", "LAS ON", '-221,"Settings conflict; interlock: no gas"')
+        split_status("dut", "LAS ON", '-221,"Settings conflict; interlock: no gas"')
     with pytest.raises(ProtocolError, match=r"refused by the instrument: .* \(-222\)"):
-        parse_error("dut", "RATE 1,45", '-222,"Data out of range; RATE 1,45"')
+        split_status("dut", "RATE 1,45", '-222,"Data out of range; RATE 1,45"')
     with pytest.raises(ProtocolError, match="unexpected"):
-        parse_error("dut", "RATE 1,5", "garbage")
+        split_status("dut", "RATE 1,5", "garbage")
 
 
 def _cell(port: int) -> tuple[SerialLineTransport, AsciiDepositionCell]:
@@ -95,25 +96,18 @@ def test_a_multi_track_job_becomes_track_path_and_points(free_port: int) -> None
         cell.validate_job(PrintJob("C-6", 20, -5, 21, 10, 400, [(-5.0, [1.0, 0.0])], tracks))
 
 
-class CannedTransport:
-    """Answers every query with the next canned reply."""
-
-    device = "dut"
-
-    def __init__(self, *replies: str) -> None:
-        self.replies = list(replies)
-
-    async def query(self, command: str, **kw: object) -> str:
-        return self.replies.pop(0)
-
-
 async def test_checked_query_finds_the_status_whatever_the_message_holds() -> None:
-    link = ScpiLink(
-        CannedTransport(  # type: ignore[arg-type]
-            '-113,"Undefined header; LIM:TRK?"', ';0,"No error"', 'a;b;0,"No error"'
+    client = ScpiClient(
+        FakeLineTransport(
+            "dut",
+            [
+                ("LIM:TRK?;:SYST:ERR?", '-113,"Undefined header; LIM:TRK?"'),
+                ("PRNT:REAS?;:SYST:ERR?", ';0,"No error"'),
+                ("X?;:SYST:ERR?", 'a;b;0,"No error"'),
+            ],
         )
     )
     with pytest.raises(ProtocolError, match=r"Undefined header; LIM:TRK\? \(-113\)"):
-        await link.checked_query("LIM:TRK?")
-    assert await link.checked_query("PRNT:REAS?") == ""  # an empty reply is a reply
-    assert await link.checked_query("X?") == "a;b"
+        await client.checked_query("LIM:TRK?")
+    assert await client.checked_query("PRNT:REAS?") == ""  # an empty reply is a reply
+    assert await client.checked_query("X?") == "a;b"

@@ -13,7 +13,6 @@ from couponlab.drivers.detectors import (
     ScpiThermocoupleScanner,
     ScpiXrfProbe,
 )
-from couponlab.drivers.detectors._scpi_link import ScpiLink, _split_error, make_transport
 from couponlab.drivers.stage import ScpiXyStage
 from couponlab.errors import InputError, OutOfLimitsError, ProtocolError, UnitError
 from couponlab.interfaces.detectors import (
@@ -25,21 +24,16 @@ from couponlab.interfaces.detectors import (
     ThermocoupleScanner,
 )
 from couponlab.labfile import DeviceEntry
-from couponlab.transports import TcpLineTransport, VisaLineTransport
+from couponlab.testing.exchanges import FakeLineTransport
+from couponlab.transports import (
+    ScpiClient,
+    SerialLineTransport,
+    TcpLineTransport,
+    VisaLineTransport,
+    make_transport,
+)
 
 ADDR = "TCPIP::127.0.0.1::1::SOCKET"
-
-
-class Scripted:
-    """A transport stand-in that answers from a script and records what was sent."""
-
-    def __init__(self, replies: dict[str, str]) -> None:
-        self.replies = replies
-        self.sent: list[str] = []
-
-    async def query(self, command: str, **_: Any) -> str:
-        self.sent.append(command)
-        return self.replies[command]
 
 
 def test_transport_follows_the_address() -> None:
@@ -47,31 +41,40 @@ def test_transport_follows_the_address() -> None:
     tcp = make_transport("d", "socket://127.0.0.1:5025")
     assert isinstance(tcp, TcpLineTransport)
     assert tcp.port == 5025
+    serial = make_transport("d", "socket://127.0.0.1:5025", serial={"baudrate": 9600})
+    assert isinstance(serial, SerialLineTransport)
+    assert isinstance(make_transport("d", "/dev/ttyUSB0"), SerialLineTransport)
+    with pytest.raises(InputError, match="bad address"):
+        make_transport("d", "socket://127.0.0.1:notaport")
 
 
-def test_error_reply_split_keeps_semicolons_inside_the_message() -> None:
-    reply = '-222,"Data out of range; X 500 not in [-20,180]";0,0,1,2,0,0'
-    assert _split_error(reply) == (
-        '-222,"Data out of range; X 500 not in [-20,180]"',
-        ";",
-        "0,0,1,2,0,0",
+async def test_error_reply_keeps_semicolons_inside_the_message() -> None:
+    client = ScpiClient(
+        FakeLineTransport(
+            "dev",
+            [("MOV:X 500;:SYST:ERR?;:STAT?", '-222,"Data out of range; X 500 not in [-20,180]"')],
+        )
     )
+    with pytest.raises(ProtocolError, match=r"X 500 not in \[-20,180\] \(-222\)"):
+        await client.command("MOV:X 500", "STAT?")
 
 
 async def test_command_raises_the_instruments_refusal() -> None:
-    link = ScpiLink("dev", ADDR)
-    link.transport = Scripted(  # type: ignore[assignment]
-        {
-            "MOV:X 5;:SYST:ERR?": '-222,"Data out of range; X 5"',
-            "VEL 1;:SYST:ERR?;:VEL?": '0,"No error";1',
-            "BAD;:SYST:ERR?": "garbage",
-        }
+    client = ScpiClient(
+        FakeLineTransport(
+            "dev",
+            [
+                ("MOV:X 5;:SYST:ERR?", '-222,"Data out of range; X 5"'),
+                ("VEL 1;:SYST:ERR?;:VEL?", '0,"No error";1'),
+                ("BAD;:SYST:ERR?", "garbage"),
+            ],
+        )
     )
-    with pytest.raises(ProtocolError, match=r"dev: instrument refused 'MOV:X 5': -222"):
-        await link.command("MOV:X 5")
-    assert await link.command("VEL 1", "VEL?") == "1"
+    with pytest.raises(ProtocolError, match=r"dev: 'MOV:X 5' refused by the instrument: .*-222"):
+        await client.command("MOV:X 5")
+    assert await client.command("VEL 1", "VEL?") == "1"
     with pytest.raises(ProtocolError, match="malformed"):
-        await link.command("BAD")
+        await client.command("BAD")
 
 
 async def test_stage_refuses_before_any_exchange() -> None:
@@ -85,7 +88,7 @@ async def test_stage_refuses_before_any_exchange() -> None:
         await st.load_coupon('a"b', 10, 10)
     with pytest.raises(OutOfLimitsError, match="coupon length"):
         await st.load_coupon("ok", -1, 10)
-    assert not st._link.transport.connected
+    assert st.client.bytes_written == 0 and not st.client.transport.connected
 
 
 def test_spot_heads_refuse_bad_dwell_and_lines() -> None:

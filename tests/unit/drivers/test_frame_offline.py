@@ -1,5 +1,5 @@
-"""The frame driver byte for byte against a scripted link: what it sends for each action,
-and that bad input is refused before anything is sent."""
+"""The frame driver byte for byte against scripted exchanges (couponlab.testing.exchanges):
+what it sends for each action, and that bad input is refused before anything is sent."""
 
 from __future__ import annotations
 
@@ -11,66 +11,32 @@ from couponlab.drivers.frame import ScpiTestFrame
 from couponlab.errors import InputError, OutOfLimitsError, ProtocolError, UnitError
 from couponlab.interfaces import frame as iframe
 from couponlab.labfile import DeviceEntry
+from couponlab.testing.exchanges import FakeLineTransport, fake_client
 from couponlab.testing.frame import bad_requests
-from couponlab.transports import LineTransport
 
 OK = '0,"No error"'
 LIMITS = "50000,0.001,500,0.0001,5,1,10000,-100,500,1048576,100000"
 
 
-class Scripted(LineTransport):
-    """A transport that replays expected (command, reply) exchanges and fails on others."""
-
-    def __init__(self, exchanges: list[tuple[str, str]]) -> None:
-        super().__init__("frame1")
-        self.exchanges = list(exchanges)
-        self.sent: list[str] = []
-
-    @property
-    def address(self) -> str:
-        return "scripted"
-
-    async def query(self, command: str, **_: Any) -> str:
-        self.sent.append(command)
-        assert self.exchanges, f"unexpected {command!r}: nothing more was expected"
-        expected, reply = self.exchanges.pop(0)
-        assert command == expected, f"sent {command!r}, expected {expected!r}"
-        return reply
-
-    async def write(self, command: str) -> None:
-        await self.query(command)
-
-    async def connect(self) -> None:
-        return None
-
-    async def _open(self) -> None:  # pragma: no cover - never opened
-        raise AssertionError
-
-    async def _close(self) -> None:
-        return None
-
-    async def _send(self, data: bytes) -> None:  # pragma: no cover
-        raise AssertionError
-
-    async def _recv_until(self, terminator: bytes) -> bytes:  # pragma: no cover
-        raise AssertionError
-
-    async def _recv_exactly(self, n: int) -> bytes:  # pragma: no cover
-        raise AssertionError
+CONNECT: list[tuple[str, str | None]] = [
+    ("*CLS", None),
+    ("SYST:CLOC:RATE?", "1"),
+    ("SYST:LIM?", LIMITS),
+]
 
 
-def _frame(exchanges: list[tuple[str, str]], **limits: Any) -> tuple[ScpiTestFrame, Scripted]:
+def _frame(
+    exchanges: list[tuple[str, str]], **limits: Any
+) -> tuple[ScpiTestFrame, FakeLineTransport]:
     frame = ScpiTestFrame("TCPIP::127.0.0.1::5025::SOCKET", name="frame1", limits=limits)
-    link = Scripted([("*CLS", ""), ("SYST:CLOC:RATE?", "1"), ("SYST:LIM?", LIMITS), *exchanges])
-    frame._link_obj.transport = link
-    return frame, link
+    return frame, fake_client(frame, [*CONNECT, *exchanges])
 
 
 async def _connected(
     exchanges: list[tuple[str, str]], **limits: Any
-) -> tuple[ScpiTestFrame, Scripted]:
+) -> tuple[ScpiTestFrame, FakeLineTransport]:
     frame, link = _frame(exchanges, **limits)
-    await frame._open()
+    await frame.connect()
     return frame, link
 
 
@@ -117,19 +83,17 @@ async def test_mount_across_sends_the_three_argument_form_in_mm() -> None:
 
 async def test_across_is_bounded_by_the_coupon_width_before_a_byte_is_sent() -> None:
     frame = ScpiTestFrame("TCPIP::127.0.0.1::5025::SOCKET", name="frame1", coupon_width="10 mm")
-    link = Scripted(
+    link = fake_client(
+        frame,
         [
-            ("*CLS", ""),
-            ("SYST:CLOC:RATE?", "1"),
-            ("SYST:LIM?", LIMITS),
+            *CONNECT,
             ("SPEC:DIM 25,6,2,32;:SYST:ERR?", OK),
             ('SPEC:LOAD "C-7",30,10;:SYST:ERR?', OK),
             ("SPEC:DIM 25,6,2,32;:SYST:ERR?", OK),
             ('SPEC:LOAD "C-7",30,15;:SYST:ERR?', OK),
-        ]
+        ],
     )
-    frame._link_obj.transport = link
-    await frame._open()
+    await frame.connect()
     sent = len(link.sent)
     with pytest.raises(OutOfLimitsError, match=r"across = 10\.5 .*\[0, 10\] mm"):
         await frame.mount("C-7", 30.0, across="10.5 mm")
@@ -148,7 +112,7 @@ async def test_across_is_bounded_by_the_coupon_width_before_a_byte_is_sent() -> 
 async def test_instrument_error_is_a_protocol_error_naming_the_command() -> None:
     frame, _ = await _connected([("CTRL:STAR;:SYST:ERR?", '-200,"Execution error; fault"')])
     with pytest.raises(ProtocolError, match=r"frame1: 'CTRL:STAR' refused.*-200"):
-        await frame._link_obj.send("CTRL:STAR")
+        await frame.client.command("CTRL:STAR")
 
 
 async def test_every_bad_request_is_refused_before_a_byte_is_sent() -> None:
