@@ -1,8 +1,10 @@
 """The HDF5 file a test's samples are written to, and the stream documents that reference it.
 
 One file per test, four 1-D datasets (``/time`` s, ``/force`` N, ``/position`` mm,
-``/strain`` mm/mm), appended block by block and flushed after every block, so a crash loses
-at most the block in flight. Each dataset is announced by one StreamResource; each
+``/strain`` mm/mm), appended block by block. The file is open only while a block is written
+(opened, extended, written and closed per block), so a process killed during a test leaves a
+file that opens with h5py and holds every block before the one in flight; rows of a block cut
+short read NaN (the datasets' fill value). Each dataset is announced by one StreamResource; each
 ``collect`` emits one StreamDatum per dataset covering the rows written since the last one
 (docs/decisions/0020-frame-bulk-data-path.md).
 """
@@ -46,16 +48,17 @@ class CurveFile:
         self.prefix = data_key_prefix
         self.written = 0
         self._emitted = 0
-        self._file = h5py.File(path, "w", libver="latest")
-        self._sets = {
-            name: self._file.create_dataset(
-                name, shape=(0,), maxshape=(None,), dtype="<f8", chunks=(CHUNK,)
-            )
-            for name, _ in FIELDS
-        }
-        for name, unit in FIELDS:
-            self._sets[name].attrs["units"] = unit
-        self._file.flush()
+        with h5py.File(path, "w") as f:
+            for name, unit in FIELDS:
+                ds = f.create_dataset(
+                    name,
+                    shape=(0,),
+                    maxshape=(None,),
+                    dtype="<f8",
+                    chunks=(CHUNK,),
+                    fillvalue=np.nan,
+                )
+                ds.attrs["units"] = unit
         composer = ComposeStreamResource()
         self._bundles = [
             composer(
@@ -86,16 +89,17 @@ class CurveFile:
         }
 
     def append(self, rows: FloatArray) -> None:
-        """Append ``rows`` (n x 4: time, force, position, strain) and flush."""
+        """Append ``rows`` (n x 4: time, force, position, strain): open the file, extend and
+        write every dataset, close it (so the file is complete on disk between blocks)."""
         n = len(rows)
         if n == 0:
             return
         new = self.written + n
-        for i, (name, _) in enumerate(FIELDS):
-            ds = self._sets[name]
-            ds.resize((new,))
-            ds[self.written : new] = rows[:, i]
-        self._file.flush()
+        with h5py.File(self.path, "r+") as f:
+            for i, (name, _) in enumerate(FIELDS):
+                ds = f[name]
+                ds.resize((new,))
+                ds[self.written : new] = rows[:, i]
         self.written = new
 
     def stream_docs(self, upto: int | None = None) -> Iterator[StreamAsset]:
@@ -117,9 +121,8 @@ class CurveFile:
         return self._emitted
 
     def close(self) -> None:
-        """Close the file (idempotent)."""
-        if self._file.id.valid:
-            self._file.close()
+        """Nothing to do: the file is closed after every block (kept for callers that end a
+        file explicitly)."""
 
 
 def read_curve_file(path: Path) -> dict[str, FloatArray]:

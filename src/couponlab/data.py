@@ -6,17 +6,36 @@ crash of the process loses nothing already emitted; the file is fsync'ed at each
 document (and every ``fsync_every`` documents) against a crash of the machine. numpy arrays
 and scalars are written as JSON lists and numbers, so any JSON client can read a run back;
 :func:`read_run` does so. See docs/decisions/0007-run-documents-as-json-lines.md.
+
+A run cut short (the process killed: no stop document) is marked when the next
+:class:`DocumentLog` opens the folder: a stop document with ``exit_status`` ``"abort"`` and
+``reason`` :data:`INTERRUPTED_REASON` is appended to its file, whose bytes stay as they were
+(:func:`mark_interrupted_runs`). A run still being written by a live process is never
+marked: the writer holds an advisory lock on its file. See
+docs/decisions/0036-interrupted-runs-are-marked.md.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+
+if sys.platform != "win32":
+    import fcntl
+
+INTERRUPTED_REASON = "interrupted: no stop document (process ended)"
+"""``reason`` of the stop document appended to a run that a killed process left open."""
+ORPHANS = "orphans.jsonl"
+"""File of documents that arrived outside a run (never marked)."""
+_TAIL_BYTES = 4096
 
 
 def _default(obj: Any) -> Any:
@@ -31,8 +50,24 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"cannot write {type(obj).__name__} into a run document")
 
 
+def _lock(file: IO[Any]) -> bool:
+    """Take an exclusive advisory lock on an open file without waiting; False if held."""
+    if sys.platform == "win32":  # no advisory locks: a live run cannot be told apart
+        return True
+    try:
+        fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
 class DocumentLog:
     """Append every document of every run to ``<folder>/<start uid>.jsonl``.
+
+    On opening, marks the runs of ``folder`` that a killed process left without a stop
+    document (:func:`mark_interrupted_runs`; the files marked are in :attr:`interrupted`).
+    While a run is written its file is locked (advisory, released when the file is closed or
+    the process ends), so another process's log never marks a live run.
 
     Parameters
     ----------
@@ -52,6 +87,8 @@ class DocumentLog:
         self._count = 0
         self.paths: list[Path] = []
         """The run files written so far, in order."""
+        self.interrupted: list[Path] = mark_interrupted_runs(self.folder)
+        """The run files found interrupted (and marked) when this log opened its folder."""
 
     def __call__(self, name: str, doc: Any) -> None:
         """Write one document (RunEngine subscriber signature)."""
@@ -59,9 +96,10 @@ class DocumentLog:
             self.close()
             path = self.folder / f"{doc['uid']}.jsonl"
             self._file = path.open("a", encoding="utf-8")
+            _lock(self._file)
             self.paths.append(path)
         if self._file is None:  # a document outside a run: keep it anyway
-            path = self.folder / "orphans.jsonl"
+            path = self.folder / ORPHANS
             self._file = path.open("a", encoding="utf-8")
         self._file.write(json.dumps({"name": name, "doc": doc}, default=_default) + "\n")
         self._file.flush()
@@ -78,6 +116,95 @@ class DocumentLog:
             os.fsync(self._file.fileno())
             self._file.close()
             self._file = None
+
+
+def _last_line(path: Path) -> bytes:
+    """Return the last non-empty line of a file, or its end if longer than 4 KiB (a stop
+    document is shorter; anything else is found not to be one)."""
+    with path.open("rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - _TAIL_BYTES))
+        tail = f.read()
+    lines = [line for line in tail.split(b"\n") if line.strip()]
+    return lines[-1] if lines else b""
+
+
+def _ends_with_stop(path: Path) -> bool:
+    try:
+        item = json.loads(_last_line(path))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return isinstance(item, dict) and item.get("name") == "stop"
+
+
+def interrupted_stop(path: str | Path) -> dict[str, Any] | None:
+    """Return the stop document a run file lacks, or None if it has one (or no start).
+
+    ``time`` is that of the run's last document (the last moment it was known alive),
+    ``num_events`` counts the events and event-page rows per stream that reached the file,
+    and ``marked_at`` is when the run was found interrupted (Unix epoch, s).
+    """
+    start: dict[str, Any] | None = None
+    last_time = 0.0
+    streams: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    for name, doc in read_run(path):
+        if name == "stop":
+            return None
+        if name == "start":
+            start = doc
+        if isinstance(doc, dict) and isinstance(doc.get("time"), int | float):
+            last_time = max(last_time, float(doc["time"]))
+        if name == "descriptor":
+            streams[doc["uid"]] = doc.get("name", "primary")
+            counts.setdefault(streams[doc["uid"]], 0)
+        elif name == "event" and doc.get("descriptor") in streams:
+            counts[streams[doc["descriptor"]]] += 1
+        elif name == "event_page" and doc.get("descriptor") in streams:
+            counts[streams[doc["descriptor"]]] += len(doc.get("seq_num", []))
+    if start is None:
+        return None
+    return {
+        "uid": str(uuid.uuid4()),
+        "run_start": start["uid"],
+        "time": last_time or float(start.get("time", 0.0)),
+        "exit_status": "abort",
+        "reason": INTERRUPTED_REASON,
+        "num_events": counts,
+        "marked_at": time.time(),
+    }
+
+
+def mark_interrupted_runs(folder: str | Path) -> list[Path]:
+    """Append a stop document to every run file of ``folder`` that has a start but no stop
+    and that no live process is writing; return the files marked.
+
+    The file's bytes are kept: the stop document is appended as one more line (after a line
+    break if the file ends in a torn line, which :func:`read_run` then skips). A file locked
+    by a live :class:`DocumentLog` (in this process or another) is left alone.
+    """
+    marked: list[Path] = []
+    for path in sorted(Path(folder).glob("*.jsonl")):
+        if path.name == ORPHANS or _ends_with_stop(path):
+            continue
+        with path.open("a+b") as f:
+            if not _lock(f):
+                continue  # a live run
+            stop = interrupted_stop(path)
+            if stop is None:
+                continue
+            size = f.seek(0, os.SEEK_END)
+            torn = False
+            if size:
+                f.seek(size - 1)
+                torn = f.read(1) != b"\n"
+            line = json.dumps({"name": "stop", "doc": stop}) + "\n"
+            f.write((("\n" if torn else "") + line).encode("utf-8"))
+            f.flush()
+            os.fsync(f.fileno())
+        marked.append(path)
+    return marked
 
 
 def read_run(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -107,4 +234,11 @@ def event_table(path: str | Path, stream: str = "primary") -> dict[str, list[Any
     return columns
 
 
-__all__ = ["DocumentLog", "event_table", "read_run"]
+__all__ = [
+    "INTERRUPTED_REASON",
+    "DocumentLog",
+    "event_table",
+    "interrupted_stop",
+    "mark_interrupted_runs",
+    "read_run",
+]

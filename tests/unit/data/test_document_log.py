@@ -13,9 +13,10 @@ from pathlib import Path
 import bluesky.plans as bp
 import numpy as np
 from bluesky import RunEngine
+from event_model import DocumentNames, schema_validators
 from ophyd_async.core import Array1D, init_devices, soft_signal_rw
 
-from couponlab.data import DocumentLog, event_table, read_run
+from couponlab.data import INTERRUPTED_REASON, DocumentLog, event_table, read_run
 
 
 async def test_a_run_reads_back_with_arrays_and_units(tmp_path: Path) -> None:
@@ -40,6 +41,7 @@ CHILD = """
 import sys, time
 import bluesky.plan_stubs as bps
 from bluesky import RunEngine
+from event_model import DocumentNames, schema_validators
 from ophyd_async.core import soft_signal_rw
 from couponlab.data import DocumentLog
 re = RunEngine({})
@@ -81,3 +83,82 @@ def test_torn_last_line_is_skipped(tmp_path: Path) -> None:
     p = tmp_path / "r.jsonl"
     p.write_text(json.dumps({"name": "start", "doc": {"uid": "u"}}) + '\n{"name": "ev')
     assert [n for n, _ in read_run(p)] == ["start"]
+
+
+def _kill_mid_run(folder: Path, events: int = 20) -> int:
+    """Run CHILD in a subprocess, SIGKILL it after ``events`` events; return the last printed."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(folder)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    emitted = -1
+    try:
+        deadline = time.monotonic() + 60
+        while emitted < events and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            assert line, "the child run ended before emitting its events"
+            emitted = int(line)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+    return emitted
+
+
+def test_a_killed_run_is_marked_interrupted_at_the_next_start(tmp_path: Path) -> None:
+    _kill_mid_run(tmp_path)
+    (path,) = tmp_path.glob("*.jsonl")
+    before = path.read_bytes()
+    assert [n for n, _ in read_run(path)][-1] != "stop"
+    events = sum(1 for n, _ in read_run(path) if n == "event")
+
+    log = DocumentLog(tmp_path)
+    assert log.interrupted == [path]
+    after = path.read_bytes()
+    assert after.startswith(before)  # the original bytes are kept; one line is appended
+    docs = list(read_run(path))
+    name, stop = docs[-1]
+    assert name == "stop"
+    assert stop["exit_status"] == "abort"
+    assert stop["reason"] == INTERRUPTED_REASON == "interrupted: no stop document (process ended)"
+    start = docs[0][1]
+    assert stop["run_start"] == start["uid"]
+    assert stop["num_events"] == {"primary": events}
+    assert stop["time"] == max(d["time"] for n, d in docs[:-1] if "time" in d)
+    schema_validators[DocumentNames.stop].validate(stop)
+    log.close()
+
+    assert DocumentLog(tmp_path).interrupted == []  # marked once
+    assert path.read_bytes() == after
+
+
+def test_a_live_run_is_not_marked_until_its_writer_is_gone(tmp_path: Path) -> None:
+    writer = DocumentLog(tmp_path)
+    writer("start", {"uid": "run-1", "time": 1.0})
+    writer("descriptor", {"uid": "d-1", "run_start": "run-1", "name": "primary", "time": 2.0})
+    assert DocumentLog(tmp_path).interrupted == []  # the writer holds its file
+    writer.close()  # the writer goes away without a stop document
+    (path,) = writer.paths
+    assert DocumentLog(tmp_path).interrupted == [path]
+    name, stop = list(read_run(path))[-1]
+    assert (name, stop["run_start"], stop["num_events"]) == ("stop", "run-1", {"primary": 0})
+
+
+def test_a_torn_last_line_is_kept_and_the_stop_follows_it(tmp_path: Path) -> None:
+    p = tmp_path / "run-2.jsonl"
+    original = json.dumps({"name": "start", "doc": {"uid": "run-2", "time": 5.0}}) + '\n{"na'
+    p.write_text(original)
+    (other := tmp_path / "done.jsonl").write_text(
+        json.dumps({"name": "start", "doc": {"uid": "run-3", "time": 1.0}})
+        + "\n"
+        + json.dumps({"name": "stop", "doc": {"uid": "s", "run_start": "run-3", "time": 2.0}})
+        + "\n"
+    )
+    (tmp_path / "orphans.jsonl").write_text(json.dumps({"name": "event", "doc": {}}) + "\n")
+    assert DocumentLog(tmp_path).interrupted == [p]
+    assert p.read_text().startswith(original + "\n")
+    assert [(n, d.get("run_start")) for n, d in read_run(p)] == [
+        ("start", None),
+        ("stop", "run-2"),
+    ]
+    assert [n for n, _ in read_run(other)] == ["start", "stop"]
