@@ -46,6 +46,7 @@ from couponlab.drivers.furnace._opcua_connection import (
 )
 from couponlab.drivers.furnace._opcua_units import same_unit, unit_from_eu
 from couponlab.errors import InputError, OutOfLimitsError, ProtocolError
+from couponlab.values import ValueSpec
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -93,6 +94,10 @@ class OpcUaSignalBackend(SignalBackend[SignalDatatypeT]):
         the same unit or :meth:`connect` fails. ``None``: accept whatever the server says.
     writable
         Whether :meth:`put` is allowed.
+    spec
+        How a written value is given and checked (unit, kind, range, lab limit already
+        applied); at connect its range is narrowed to the node's ``EURange`` and, for an
+        array, its size fixed to the node's. ``None``: the value is checked by type only.
     """
 
     def __init__(
@@ -103,8 +108,11 @@ class OpcUaSignalBackend(SignalBackend[SignalDatatypeT]):
         *,
         units: str | None = None,
         writable: bool = False,
+        spec: ValueSpec | None = None,
     ) -> None:
         self.connection = connection
+        self.spec = spec
+        self._write_spec = spec
         self.string_id = string_id
         self.expected_units = units
         self.writable = writable
@@ -193,6 +201,9 @@ class OpcUaSignalBackend(SignalBackend[SignalDatatypeT]):
             self.limits = (float(rng.Low), float(rng.High))
         self._nodeid = ids[0]
         self._generation = conn.generation
+        if self.spec is not None:
+            spec = self.spec if self.limits is None else self.spec.capped(*self.limits)
+            self._write_spec = spec.sized(self._shape[0]) if self._shape else spec
 
     async def get_datakey(self, source: str) -> DataKey:
         """Return the descriptor: dtype, shape, units and control limits from the server."""
@@ -321,6 +332,8 @@ class OpcUaSignalBackend(SignalBackend[SignalDatatypeT]):
         device, what = self.connection.device, self.string_id
         if not self.writable:
             raise InputError(device, f"{what} is read-only")
+        if self._write_spec is not None:
+            return self._variant_of(self._write_spec.check(value, device=device, what=what))
         if value is None:
             raise InputError(device, f"{what}: no value given")
         vt = self._variant
@@ -369,6 +382,14 @@ class OpcUaSignalBackend(SignalBackend[SignalDatatypeT]):
             return ua.Variant(int(x), vt or ua.VariantType.Int32)
         return ua.Variant(x, vt or ua.VariantType.Double)
 
+    def _variant_of(self, value: Any) -> ua.Variant:
+        """Return the variant of a value already checked by the spec."""
+        if isinstance(value, str):
+            return ua.Variant(value, ua.VariantType.String)
+        if isinstance(value, np.ndarray):
+            return ua.Variant([float(x) for x in value], self._variant or ua.VariantType.Double)
+        return ua.Variant(float(value), self._variant or ua.VariantType.Double)
+
     def _check_number(self, x: float) -> None:
         device, what = self.connection.device, self.string_id
         if not math.isfinite(x):
@@ -392,7 +413,7 @@ class OpcUaSignalBackend(SignalBackend[SignalDatatypeT]):
         """
         variant = self.validate(value)
         await self.connection.write(self.string_id, variant)
-        self._setpoint = value
+        self._setpoint = self._convert(variant.Value)
 
 
 def _signal_backend(signal: SignalR[Any]) -> SignalBackend[Any]:

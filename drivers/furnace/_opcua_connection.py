@@ -191,6 +191,11 @@ class OpcUaConnection:
         return self._client is not None
 
     @property
+    def client(self) -> Client | None:
+        """Return the asyncua client while connected (``None`` otherwise); for test spies."""
+        return self._client
+
+    @property
     def namespace_index(self) -> int:
         """Return the index of :attr:`namespace_uri` on the server (after connecting)."""
         return self._ns

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pint
 from numpy.typing import NDArray
 
-from couponlab.errors import InputError, OutOfLimitsError, UnitError
+from couponlab.errors import InputError, OutOfLimitsError
 from couponlab.interfaces.furnace import (
     CouponPlacement,
     FurnaceProgram,
@@ -28,8 +27,14 @@ from couponlab.interfaces.furnace import (
     ProgramSegment,
 )
 from couponlab.units import QuantityLike, to_magnitude, to_temperature
+from couponlab.values import ValueSpec
 
 FloatArray = NDArray[np.float64]
+
+MAX_SEGMENTS = 64
+"""Most segments ``Program.Load`` accepts (docs/protocols/furnace-opcua.md)."""
+MAX_DWELL_S = 1e7
+"""Longest dwell of one program segment, s (docs/protocols/furnace-opcua.md)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,10 @@ class FurnaceLimits:
         Lowest setpoint allowed, degC (the setpoint's EURange low; 0 by the contract).
     max_ramp_rate_k_per_min
         Highest ramp rate the instrument accepts (RampRate's EURange high), K/min, or None.
+    max_segments
+        Most segments ``Program.Load`` accepts (64 by the contract).
+    max_dwell_s
+        Longest dwell of one segment, s (1e7 by the contract).
     """
 
     device: str
@@ -58,6 +67,8 @@ class FurnaceLimits:
     max_temperature_c: float
     min_temperature_c: float = 0.0
     max_ramp_rate_k_per_min: float | None = None
+    max_segments: int = MAX_SEGMENTS
+    max_dwell_s: float = MAX_DWELL_S
 
     @property
     def zones(self) -> int:
@@ -98,30 +109,27 @@ def to_temperature_difference(
     low: float | None = None,
     high: float | None = None,
 ) -> float:
-    """Convert a temperature *difference* to K (bare numbers are K); refuse ``degC``/``degF``.
+    """Convert a temperature *difference* to K (bare numbers are K).
+
+    ``2 degC`` and ``2 delta_degC`` are both a difference of 2 K (a tolerance is always a
+    difference; reading ``2 degC`` as 275.15 K would accept any temperature).
 
     Raises
     ------
     UnitError
-        An absolute (offset) temperature such as ``2 degC``, another dimension, or NaN.
+        Another dimension, NaN or infinite.
     OutOfLimitsError
         Outside ``[low, high]`` K.
     """
-    if isinstance(value, pint.Quantity) and not value._is_multiplicative:
-        raise UnitError(
-            device,
-            f"{what} = {value} is an absolute temperature; a difference is needed "
-            f"(write it in K or delta_degC)",
-        )
-    return to_magnitude(value, "K", device=device, what=what, low=low, high=high)
+    spec = ValueSpec("K", "difference", low=low, high=high)
+    x: float = spec.check(value, device=device, what=what)
+    return x
 
 
 def _positive(value: Any, unit: str, *, device: str, what: str, high: float | None) -> float:
-    x = to_magnitude(value, unit, device=device, what=what, high=high)
-    if x <= 0:
-        raise OutOfLimitsError(
-            device, what, f"{x:g}", "0 (exclusive)", f"{high:g}" if high else "inf", unit
-        )
+    x: float = ValueSpec(unit, low=0.0, high=high, above=True).check(
+        value, device=device, what=what
+    )
     return x
 
 
@@ -172,13 +180,8 @@ def gradient_plan(sp: GradientSetpoint, limits: FurnaceLimits) -> GradientPlan:
     if not isinstance(sp, GradientSetpoint):
         raise InputError(dev, f"{sp!r} is not a GradientSetpoint")
     targets = zone_targets(sp, limits)
-    rate = to_magnitude(
-        sp.ramp_rate,
-        "K/min",
-        device=dev,
-        what="ramp rate",
-        low=0,
-        high=limits.max_ramp_rate_k_per_min,
+    rate = _positive(
+        sp.ramp_rate, "K/min", device=dev, what="ramp rate", high=limits.max_ramp_rate_k_per_min
     )
     tol = to_temperature_difference(sp.tolerance, device=dev, what="tolerance")
     if tol <= 0:
@@ -187,58 +190,51 @@ def gradient_plan(sp: GradientSetpoint, limits: FurnaceLimits) -> GradientPlan:
     return GradientPlan(targets, rate, tol, settle)
 
 
+def _temperature(limits: FurnaceLimits) -> ValueSpec:
+    return ValueSpec(
+        "degC", "temperature", low=limits.min_temperature_c, high=limits.max_temperature_c
+    )
+
+
 def _segment_targets(seg: ProgramSegment, k: int, limits: FurnaceLimits) -> FloatArray:
-    dev = limits.device
     if isinstance(seg.targets, LinearGradient):
         return zone_targets(seg.targets, limits)
-    targets = seg.targets
-    if isinstance(targets, str | bytes) or not isinstance(targets, Sequence | np.ndarray):
-        raise InputError(
-            dev,
-            f"segment {k}: targets {targets!r} must be a LinearGradient or one temperature "
-            f"per zone ({limits.zones})",
-        )
-    if len(targets) != limits.zones:
-        raise InputError(
-            dev, f"segment {k}: {len(targets)} targets given, the furnace has {limits.zones} zones"
-        )
-    lo, hi = limits.min_temperature_c, limits.max_temperature_c
-    return np.array(
-        [
-            to_temperature(
-                t, "degC", device=dev, what=f"segment {k} zone {i + 1} target", low=lo, high=hi
-            )
-            for i, t in enumerate(targets)
-        ],
-        dtype=float,
+    spec = _temperature(limits).sized(limits.zones)
+    targets: FloatArray = spec.check(
+        seg.targets, device=limits.device, what=f"segment {k} targets"
     )
+    return targets
 
 
 def program_plan(
     program: FurnaceProgram | Sequence[ProgramSegment], limits: FurnaceLimits
 ) -> ProgramPlan:
-    """Validate a program (segments: targets, ramp rate > 0 K/min, dwell >= 0 s)."""
+    """Validate a program (segments: targets, ramp rate > 0 K/min, dwell >= 0 s).
+
+    The segment count is checked first (at most ``limits.max_segments``), so a huge program
+    is refused at once; each segment is then checked as a whole (one array per segment).
+    """
     dev = limits.device
     segments: Any = program.segments if isinstance(program, FurnaceProgram) else program
     if isinstance(segments, str | bytes) or not isinstance(segments, Sequence):
-        raise InputError(dev, f"a program is a sequence of ProgramSegment, got {program!r}")
+        raise InputError(dev, f"a program is a sequence of ProgramSegment, got {program!r:.80}")
     if not segments:
         raise InputError(dev, "a program needs at least one segment")
+    if len(segments) > limits.max_segments:
+        raise InputError(
+            dev,
+            f"a program of {len(segments)} segments: the instrument takes at most "
+            f"{limits.max_segments}",
+        )
+    rate_spec = ValueSpec("K/min", low=0.0, high=limits.max_ramp_rate_k_per_min, above=True)
+    dwell_spec = ValueSpec("s", low=0.0, high=limits.max_dwell_s)
     targets, rates, dwells = [], [], []
     for k, seg in enumerate(segments):
         if not isinstance(seg, ProgramSegment):
-            raise InputError(dev, f"segment {k} is {seg!r}, not a ProgramSegment")
+            raise InputError(dev, f"segment {k} is {seg!r:.80}, not a ProgramSegment")
         targets.append(_segment_targets(seg, k, limits))
-        rates.append(
-            _positive(
-                seg.ramp_rate,
-                "K/min",
-                device=dev,
-                what=f"segment {k} ramp rate",
-                high=limits.max_ramp_rate_k_per_min,
-            )
-        )
-        dwells.append(to_magnitude(seg.dwell, "s", device=dev, what=f"segment {k} dwell", low=0))
+        rates.append(rate_spec.check(seg.ramp_rate, device=dev, what=f"segment {k} ramp rate"))
+        dwells.append(dwell_spec.check(seg.dwell, device=dev, what=f"segment {k} dwell"))
     return ProgramPlan(
         np.concatenate(targets), np.array(rates, dtype=float), np.array(dwells, dtype=float)
     )

@@ -12,6 +12,7 @@ import contextlib
 import functools
 import logging
 import math
+import reprlib
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -45,6 +46,7 @@ from couponlab.drivers.furnace._opcua_backend import (
 )
 from couponlab.drivers.furnace._opcua_connection import OpcUaConnection, OpcUaStatusError
 from couponlab.drivers.furnace._validation import (
+    MAX_SEGMENTS,
     FurnaceLimits,
     gradient_plan,
     lab_max_temperature,
@@ -72,6 +74,7 @@ from couponlab.keepalive import KeepAlive
 from couponlab.labfile import DeviceEntry
 from couponlab.transports import Backoff
 from couponlab.units import QuantityLike, to_magnitude
+from couponlab.values import ValueSpec
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -161,9 +164,20 @@ def _r(conn: OpcUaConnection, dtype: Any, sid: str, units: str | None = None) ->
     return cls(OpcUaSignalBackend(dtype, conn, sid, units=units), timeout=None)
 
 
-def _rw(conn: OpcUaConnection, dtype: Any, sid: str, units: str | None = None) -> SignalRW[Any]:
+def _rw(conn: OpcUaConnection, dtype: Any, sid: str, spec: ValueSpec) -> SignalRW[Any]:
     cls = ArraySignalRW if dtype is Float64Array else SignalRW
-    return cls(OpcUaSignalBackend(dtype, conn, sid, units=units, writable=True), timeout=None)
+    backend = OpcUaSignalBackend(dtype, conn, sid, units=spec.unit, writable=True, spec=spec)
+    return cls(backend, timeout=None)
+
+
+TEMPERATURE = ValueSpec("degC", "temperature", low=0.0, lab_limit="max_temperature")
+"""An absolute temperature, degC (K and degF converted), 0 .. the lab's max_temperature."""
+RAMP_RATE = ValueSpec("K/min", low=0.0, above=True)
+"""A setpoint ramp rate, K/min, > 0 (the instrument's 0 = "unlimited" is never sent)."""
+POSITION = ValueSpec("mm", low=0.0)
+"""A position along the tube, mm (0 .. TubeLength, the node's EURange)."""
+COUPON_ID = ValueSpec(kind="text", max_length=64)
+"""A coupon id: printable, at most 64 characters."""
 
 
 def _trigger(conn: OpcUaConnection, obj: str, method: str) -> TriggerableCommand:
@@ -180,13 +194,15 @@ class FurnaceZone(StandardReadable):
     ``output`` (heater output, %, 0 .. 100), ``thermocouple_broken``.
     """
 
-    def __init__(self, conn: OpcUaConnection, index: int, name: str = "") -> None:
+    def __init__(
+        self, conn: OpcUaConnection, index: int, temperature: ValueSpec, name: str = ""
+    ) -> None:
         base = f"Furnace.Zones.Zone{index}"
         self.index = index
         with self.add_children_as_readables(StandardReadableFormat.HINTED_UNCACHED_SIGNAL):
             self.process_value: SignalR[float] = _r(conn, float, f"{base}.ProcessValue", "degC")
         with self.add_children_as_readables(StandardReadableFormat.UNCACHED_SIGNAL):
-            self.setpoint: SignalRW[float] = _rw(conn, float, f"{base}.Setpoint", "degC")
+            self.setpoint: SignalRW[float] = _rw(conn, float, f"{base}.Setpoint", temperature)
             self.working_setpoint: SignalR[float] = _r(
                 conn, float, f"{base}.WorkingSetpoint", "degC"
             )
@@ -246,12 +262,12 @@ class FurnaceInterlock(StandardReadable):
     instrument while a zone is at or above the limit).
     """
 
-    def __init__(self, conn: OpcUaConnection, name: str = "") -> None:
+    def __init__(self, conn: OpcUaConnection, temperature: ValueSpec, name: str = "") -> None:
         with self.add_children_as_readables(StandardReadableFormat.UNCACHED_SIGNAL):
             self.tripped: SignalR[bool] = _r(conn, bool, "Furnace.Interlock.Tripped")
             self.reason: SignalR[str] = _r(conn, str, "Furnace.Interlock.Reason")
         with self.add_children_as_readables(StandardReadableFormat.CONFIG_SIGNAL):
-            self.limit: SignalRW[float] = _rw(conn, float, "Furnace.Interlock.Limit", "degC")
+            self.limit: SignalRW[float] = _rw(conn, float, "Furnace.Interlock.Limit", temperature)
         self.reset_cmd = _trigger(conn, "Furnace.Interlock", "Furnace.Interlock.Reset")
         super().__init__(name)
 
@@ -261,8 +277,8 @@ class FurnaceCarrier(StandardReadable):
 
     def __init__(self, conn: OpcUaConnection, name: str = "") -> None:
         with self.add_children_as_readables(StandardReadableFormat.CONFIG_SIGNAL):
-            self.coupon_id: SignalRW[str] = _rw(conn, str, "Furnace.Carrier.CouponId")
-            self.offset: SignalRW[float] = _rw(conn, float, "Furnace.Carrier.Offset", "mm")
+            self.coupon_id: SignalRW[str] = _rw(conn, str, "Furnace.Carrier.CouponId", COUPON_ID)
+            self.offset: SignalRW[float] = _rw(conn, float, "Furnace.Carrier.Offset", POSITION)
         super().__init__(name)
 
 
@@ -284,10 +300,13 @@ class FurnaceClock(StandardReadable):
         self._target: float | None = None
         super().__init__(name)
 
-    def set(self, value: float) -> AsyncStatus[None]:
-        """Return a status done when the instrument clock reaches ``value`` s."""
-        self._target = float(value)
-        return self._owner[0].wait_until(value)
+    def set(self, value: QuantityLike) -> AsyncStatus[None]:
+        """Return a status done when the instrument clock reaches ``value`` (s, or a time
+        quantity such as ``"2 h"``); see :meth:`OpcUaGradientFurnace.wait_until`."""
+        status = self._owner[0].wait_until(value)
+        with contextlib.suppress(InputError):
+            self._target = to_magnitude(value, "s")
+        return status
 
     async def locate(self) -> Location[float]:
         """Return the clock (readback, s) and the last time waited for (setpoint, s)."""
@@ -396,8 +415,11 @@ class OpcUaGradientFurnace(StandardReadable):
         namespace_uri: str = NAMESPACE_URI,
         backoff: Backoff | None = None,
         watchdog: float = 0.0,
+        max_wait: float = 1e7,
     ) -> None:
         label = name or "furnace"
+        if not (math.isfinite(max_wait) and max_wait > 0):
+            raise InputError(label, f"max_wait = {max_wait} s must be a finite time > 0")
         if not (math.isfinite(watchdog) and 0.0 <= watchdog <= 3600.0):
             raise InputError(label, f"watchdog = {watchdog} s must be in [0, 3600] (0 = off)")
         if isinstance(zones, bool) or not isinstance(zones, int) or not 1 <= zones <= 32:
@@ -407,11 +429,14 @@ class OpcUaGradientFurnace(StandardReadable):
         self.address = address
         self.lab_max_temperature_c = lab_max_temperature(max_temperature, label)
         self.poll_period = poll_period
+        self.max_wait_s = float(max_wait)
+        """Longest wait for the instrument clock, s of instrument time (default 1e7, 116 d)."""
         self._zones = zones
         self.connection = OpcUaConnection(
             label, address, namespace_uri, timeout=timeout, backoff=backoff
         )
         conn = self.connection
+        temperature = TEMPERATURE.capped(high=self.lab_max_temperature_c)
         self._limits: FurnaceLimits | None = None
         self._stops = 0
         """How many times stop() was called: an action started before a stop ends with it."""
@@ -424,7 +449,7 @@ class OpcUaGradientFurnace(StandardReadable):
             self.profile: SignalR[Float64Array] = _r(conn, Float64Array, "Furnace.Profile", "degC")
         with self.add_children_as_readables(StandardReadableFormat.UNCACHED_SIGNAL):
             self.setpoint_profile: SignalRW[Float64Array] = _rw(
-                conn, Float64Array, "Furnace.SetpointProfile", "degC"
+                conn, Float64Array, "Furnace.SetpointProfile", temperature.sized(zones)
             )
             self.operating_state: SignalR[FurnaceState] = _r(conn, FurnaceState, "Furnace.State")
         with self.add_children_as_readables(StandardReadableFormat.CONFIG_SIGNAL):
@@ -439,15 +464,15 @@ class OpcUaGradientFurnace(StandardReadable):
             self.standby_temperature: SignalR[float] = _r(
                 conn, float, "Furnace.StandbyTemperature", "degC"
             )
-            self.ramp_rate: SignalRW[float] = _rw(conn, float, "Furnace.RampRate", "K/min")
+            self.ramp_rate: SignalRW[float] = _rw(conn, float, "Furnace.RampRate", RAMP_RATE)
         with self.add_children_as_readables():
             self.identity = FurnaceIdentity(conn)
-            self.interlock = FurnaceInterlock(conn)
+            self.interlock = FurnaceInterlock(conn, temperature)
             self.carrier = FurnaceCarrier(conn)
             self.clock = FurnaceClock(conn, self)
         self.program = FurnaceProgrammer(conn)
         self.zones: DeviceVector[FurnaceZone] = DeviceVector(
-            {i: FurnaceZone(conn, i) for i in range(1, zones + 1)}
+            {i: FurnaceZone(conn, i, temperature) for i in range(1, zones + 1)}
         )
         self.standby_cmd = _trigger(conn, "Furnace", "Furnace.Standby")
         super().__init__(name)
@@ -668,15 +693,21 @@ class OpcUaGradientFurnace(StandardReadable):
     async def _refuse(self, value: object) -> None:
         raise InputError(
             self.name,
-            f"cannot set a furnace to {value!r}: give a GradientSetpoint, FurnaceProgram or "
-            f"CouponPlacement",
+            f"cannot set a furnace to {reprlib.repr(value)}: give a GradientSetpoint, "
+            f"FurnaceProgram or CouponPlacement",
         )
 
     @typed_errors
     async def _refuse_program(self, value: object) -> None:
+        if isinstance(value, Sequence) and len(value) > MAX_SEGMENTS:
+            raise InputError(
+                self.name,
+                f"a program of {len(value)} segments: the instrument takes at most {MAX_SEGMENTS}",
+            )
         raise InputError(
             self.name,
-            f"a program is a sequence of ProgramSegment or a FurnaceProgram, got {value!r}",
+            f"a program is a sequence of ProgramSegment or a FurnaceProgram, got "
+            f"{reprlib.repr(value)}",
         )
 
     def set_gradient(
@@ -704,6 +735,8 @@ class OpcUaGradientFurnace(StandardReadable):
             return self.set(value)
         if isinstance(value, str | bytes) or not isinstance(value, Sequence):
             return AsyncStatus(self._refuse_program(value), name=self.name)
+        if len(value) > MAX_SEGMENTS:  # refuse before copying a huge sequence
+            return AsyncStatus(self._refuse_program(value), name=self.name)
         return self.set(FurnaceProgram(tuple(value)))
 
     def load_coupon(self, coupon_id: str, offset: QuantityLike = 0.0) -> AsyncStatus[None]:
@@ -713,8 +746,10 @@ class OpcUaGradientFurnace(StandardReadable):
     def wait_until(self, sim_time: QuantityLike) -> AsyncStatus[None]:
         """Return a status done when the instrument clock reads at least ``sim_time`` s.
 
-        Fails with :class:`~couponlab.errors.InterlockTrippedError` if the interlock trips
-        while waiting.
+        ``sim_time`` is at most :attr:`max_wait_s` ahead of the clock (a wait of centuries
+        is refused with :class:`~couponlab.errors.OutOfLimitsError`, not waited for). Fails
+        with :class:`~couponlab.errors.InterlockTrippedError` if the interlock trips while
+        waiting.
         """
         return AsyncStatus(self._wait_until(sim_time), name=self.name)
 
@@ -852,7 +887,15 @@ class OpcUaGradientFurnace(StandardReadable):
     @typed_errors
     async def _wait_until(self, sim_time: QuantityLike) -> None:
         stops = self._stops
-        target = to_magnitude(sim_time, "s", device=self.name, what="instrument time")
+        now = await self.clock.now()
+        target = to_magnitude(
+            sim_time,
+            "s",
+            device=self.name,
+            what="instrument time",
+            low=0.0,
+            high=now + self.max_wait_s,
+        )
         while True:
             now, speed_up, tripped, reason = await read_values(
                 self.clock.sim_time,

@@ -92,6 +92,20 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def as_quantity(value: Any, unit: str, *, device: str = "", what: str = "value") -> Any:
+    """Return ``value`` as a quantity of :data:`ureg` (a plain number is taken in ``unit``).
+
+    Strings such as ``"850 degC"`` parse as 850 degC (not 850 times degC). No conversion and
+    no range check: :func:`to_magnitude` does those.
+
+    Raises
+    ------
+    UnitError
+        A boolean, an unparseable string, a quantity of another registry, or not a number.
+    """
+    return _as_quantity(value, unit, device, what)
+
+
 def to_magnitude(
     value: Any,
     unit: str,
@@ -230,6 +244,7 @@ __all__ = [
     "Q_",
     "SWITCH_WORDS",
     "QuantityLike",
+    "as_quantity",
     "to_magnitude",
     "to_switch",
     "to_temperature",

@@ -24,6 +24,7 @@ from couponlab.drivers.furnace import (
     OpcUaStatusError,
     ProgramState,
 )
+from couponlab.drivers.furnace._validation import FurnaceLimits, gradient_plan
 from couponlab.errors import (
     InputError,
     InstrumentError,
@@ -240,7 +241,8 @@ BAD_GRADIENTS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"ramp_rate": "10 mm/min"}, UnitError, "wrong unit"),
     ({"ramp_rate": -5}, OutOfLimitsError, "ramp rate"),
     ({"ramp_rate": math.inf}, UnitError, "not a finite number"),
-    ({"tolerance": Q_(2, "degC")}, UnitError, "absolute temperature"),
+    ({"tolerance": "2 mm"}, UnitError, "wrong unit"),
+    ({"ramp_rate": 0}, OutOfLimitsError, "ramp rate"),
     ({"tolerance": 0}, OutOfLimitsError, "tolerance"),
     ({"hot_position": "400 mm"}, OutOfLimitsError, r"hot-end position = 400 .*\[0, 300\] mm"),
     ({"hot_position": "5 s"}, UnitError, "wrong unit"),
@@ -390,9 +392,9 @@ BAD_PROGRAMS: list[tuple[Any, type[Exception], str]] = [
     ([], InputError, "at least one segment"),
     ("ramp to 900", InputError, "sequence of ProgramSegment"),
     ([("900 degC", "10 K/min", "1 h")], InputError, "not a ProgramSegment"),
-    ([ProgramSegment([500.0] * 5, "10 K/min", "1 h")], InputError, "5 targets given"),
-    ([ProgramSegment("900 degC", "10 K/min", "1 h")], InputError, "one temperature per zone"),
-    ([ProgramSegment([1300.0] * N, "10 K/min", "1 h")], OutOfLimitsError, "zone 1 target"),
+    ([ProgramSegment([500.0] * 5, "10 K/min", "1 h")], InputError, "needs 8 values, got 5"),
+    ([ProgramSegment("900 degC", "10 K/min", "1 h")], InputError, "is not 8 values"),
+    ([ProgramSegment([1300.0] * N, "10 K/min", "1 h")], OutOfLimitsError, r"targets\[0\] = 1300"),
     ([ProgramSegment([500.0] * N, 0, "1 h")], OutOfLimitsError, "ramp rate = 0"),
     ([ProgramSegment([500.0] * N, "10 degC/min", "1 h")], UnitError, "offset"),
     ([ProgramSegment([500.0] * N, "10 K/min", "-1 h")], OutOfLimitsError, "dwell"),
@@ -403,8 +405,10 @@ BAD_PROGRAMS: list[tuple[Any, type[Exception], str]] = [
             ProgramSegment([500.0] * (N - 1) + ["500 delta_degC"], "10 K/min", "1 h"),
         ],
         UnitError,
-        "segment 1 zone 8 target",
+        r"segment 1 targets\[7\]",
     ),
+    ([ProgramSegment([500.0] * N, "10 K/min", "1 h")] * 65, InputError, "at most 64"),
+    ([ProgramSegment([500.0] * N, "10 K/min", "1000 d")], OutOfLimitsError, "dwell"),
 ]
 
 
@@ -489,3 +493,13 @@ async def test_interlock_reset_refusal_is_typed(furnace: OpcUaGradientFurnace) -
     callback_on_mock_execute(furnace.interlock.reset_cmd, refuse)
     with pytest.raises(InterlockTrippedError, match="reset refused"):
         await furnace.reset_interlock()
+
+
+@pytest.mark.parametrize("tolerance", ["2 degC", Q_(2, "degC"), "2 delta_degC", "2 K", 2.0])
+def test_a_tolerance_is_a_temperature_difference(tolerance: Any) -> None:
+    """``tolerance="2 degC"`` is 2 K, never 275.15 K (which would accept any profile)."""
+    limits = FurnaceLimits(
+        device="furnace", zone_positions_mm=POSITIONS, tube_length_mm=300.0, max_temperature_c=1150
+    )
+    plan = gradient_plan(GradientSetpoint(900, 600, tolerance=tolerance), limits)
+    assert plan.tolerance_k == pytest.approx(2.0)
