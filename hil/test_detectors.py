@@ -18,12 +18,12 @@ CASES = [(family, check) for family in sorted(CHECKS) for check in sorted(CHECKS
 
 
 @pytest.mark.parametrize(("family", "check"), CASES)
-async def test_detectors_conform(lab: LabFile, family: str, check: str) -> None:
+async def test_detectors_conform(lab: LabFile, family: str, check: str, tmp_path: Path) -> None:
     entries = lab.by_family(family)
     if not entries:
         pytest.skip(f"lab {lab.name!r} has no {family} device")
     for entry in entries:
-        device: Any = make_device(entry)
+        device: Any = make_device(entry, out_dir=tmp_path)  # files: tmp_path or data_dir
         await device.connect(timeout=10.0)
         before = _files(entry.settings.get("data_dir"))
         try:

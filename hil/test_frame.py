@@ -4,6 +4,7 @@ the lab entry's settings say ``hil_destructive: true`` (a specimen ready for eac
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,13 +15,13 @@ from couponlab.testing.frame import FRAME_CHECKS, FrameConformance
 
 
 @pytest.mark.parametrize("check", sorted(FRAME_CHECKS))
-async def test_test_frames_conform(lab: LabFile, check: str) -> None:
+async def test_test_frames_conform(lab: LabFile, check: str, tmp_path: Path) -> None:
     entries = lab.by_family("test_frame")
     if not entries:
         pytest.skip(f"lab {lab.name!r} has no test_frame device")
     for entry in entries:
         destructive = entry.twin or bool(entry.settings.get("hil_destructive", False))
-        ctx_frame: Any = make_device(entry)
+        ctx_frame: Any = make_device(entry, out_dir=tmp_path)  # curve files: tmp_path
         await ctx_frame.connect(timeout=10.0)
         try:
             ctx = FrameConformance(ctx_frame, destructive=destructive)

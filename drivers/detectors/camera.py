@@ -205,6 +205,10 @@ class ScpiCamera(StandardDetector):
         Timeout of one exchange, s.
     """
 
+    writes_files = True
+    """Writes frame files: :func:`couponlab.lab.make_device` gives it the runs' folder as
+    ``settings.data_dir`` unless the lab entry names one (a folder the camera reaches)."""
+
     def __init__(
         self, address: str, path_provider: PathProvider, *, timeout: float = 2.0, name: str = ""
     ) -> None:
@@ -226,7 +230,8 @@ class ScpiCamera(StandardDetector):
     @classmethod
     def from_lab_entry(cls, entry: DeviceEntry) -> ScpiCamera:
         """Build the camera from its lab entry (``settings.data_dir`` required: an absolute
-        directory both this process and the camera reach)."""
+        directory both this process and the camera reach; :func:`couponlab.lab.make_device`
+        fills in the runs' output folder when the lab file names none)."""
         data_dir = entry.settings.get("data_dir")
         if not data_dir or not Path(str(data_dir)).is_absolute():
             raise InputError(

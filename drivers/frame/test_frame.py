@@ -9,7 +9,6 @@ import contextlib
 import logging
 import math
 import re
-import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from ophyd_async.core import (
     StrictEnum,
 )
 
+from couponlab.data import DEFAULT_OUT_DIR
 from couponlab.drivers.frame._curve_file import FIELDS, CurveFile, read_curve_file
 from couponlab.drivers.frame._scpi_signal import parse_quoted, scpi_r, scpi_rw
 from couponlab.errors import InputError, OutOfLimitsError, ProtocolError
@@ -78,7 +78,9 @@ class ScpiTestFrame(StandardReadable):
         position is then checked to lie in 0 .. width before a byte is sent. ``None``
         (default) leaves that check to the frame, which knows the coupon in the twin.
     data_dir
-        Directory of the curve files (created if missing); a temporary one by default.
+        Directory of the curve files (created if missing): the run's output folder (a
+        Session passes its ``out_dir``; see :func:`couponlab.lab.make_device`); ``runs``
+        in the working directory by default.
     timeout
         Timeout of one exchange, s.
     poll_period
@@ -89,6 +91,8 @@ class ScpiTestFrame(StandardReadable):
     """Instrument family of this driver (lab-file ``family``)."""
     example_address = "TCPIP::127.0.0.1::5025::SOCKET"
     """The form of address this driver takes."""
+    writes_files = True
+    """Writes curve files: :func:`couponlab.lab.make_device` gives it the runs' folder."""
 
     def __init__(
         self,
@@ -114,7 +118,7 @@ class ScpiTestFrame(StandardReadable):
                 coupon_width, "mm", device=name, what="coupon_width", low=0.5, high=1000.0
             )
         )
-        self._data_dir = Path(data_dir) if data_dir else None
+        self._data_dir = Path(data_dir or DEFAULT_OUT_DIR).absolute()
         self._poll_period = to_magnitude(
             poll_period, "s", device=name, what="poll_period", low=0.005, high=1.0
         )
@@ -418,9 +422,8 @@ class ScpiTestFrame(StandardReadable):
 
     # -- flying: the whole curve through an HDF5 file ------------------------------------------
     def _new_file(self) -> CurveFile:
-        directory = self._data_dir or Path(tempfile.gettempdir()) / "couponlab-frame"
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"{self.name or 'frame'}-{uuid.uuid4()}.h5"
+        self._data_dir.mkdir(parents=True, exist_ok=True)
+        path = self._data_dir / f"{self.name or 'frame'}-{uuid.uuid4()}.h5"
         return CurveFile(path, self.name)
 
     @AsyncStatus.wrap

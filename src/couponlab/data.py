@@ -31,6 +31,9 @@ import numpy as np
 if sys.platform != "win32":
     import fcntl
 
+DEFAULT_OUT_DIR = "runs"
+"""Output folder of runs when none is given (a Session's default ``out_dir``), relative to the
+working directory. Every file a run writes lives under its output folder."""
 INTERRUPTED_REASON = "interrupted: no stop document (process ended)"
 """``reason`` of the stop document appended to a run that a killed process left open."""
 ORPHANS = "orphans.jsonl"
@@ -235,6 +238,7 @@ def event_table(path: str | Path, stream: str = "primary") -> dict[str, list[Any
 
 
 __all__ = [
+    "DEFAULT_OUT_DIR",
     "INTERRUPTED_REASON",
     "DocumentLog",
     "event_table",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import Any
 
 from ophyd_async.core import Device
 
+from couponlab.data import DEFAULT_OUT_DIR
 from couponlab.errors import InputError
 from couponlab.labfile import DeviceEntry, LabFile
 
@@ -29,9 +31,29 @@ def driver_class(entry: DeviceEntry) -> type[Any]:
     return cls
 
 
-def make_device(entry: DeviceEntry) -> Device:
-    """Build (but do not connect) the ophyd-async device for ``entry``."""
-    device: Device = driver_class(entry).from_lab_entry(entry)
+def with_data_dir(entry: DeviceEntry, out_dir: str | Path | None = None) -> DeviceEntry:
+    """Return ``entry`` with ``settings.data_dir`` set to ``out_dir`` (absolute) if its driver
+    writes files (class attribute ``writes_files``) and the lab file names no folder.
+
+    A folder in the lab file wins: a real camera writes where it can reach (a share).
+    """
+    if not getattr(driver_class(entry), "writes_files", False) or "data_dir" in entry.settings:
+        return entry
+    folder = Path(out_dir if out_dir is not None else DEFAULT_OUT_DIR).absolute()
+    return entry.model_copy(update={"settings": {**entry.settings, "data_dir": str(folder)}})
+
+
+def make_device(entry: DeviceEntry, *, out_dir: str | Path | None = None) -> Device:
+    """Build (but do not connect) the ophyd-async device for ``entry``.
+
+    Parameters
+    ----------
+    out_dir
+        The runs' output folder (a Session's ``out_dir``; ``runs`` in the working directory
+        when None): a device that writes files (curves, frames) writes them there, unless
+        the lab entry's ``settings.data_dir`` names another folder.
+    """
+    device: Device = driver_class(entry).from_lab_entry(with_data_dir(entry, out_dir))
     return device
 
 
@@ -54,4 +76,4 @@ async def connect_lab(
     return devices
 
 
-__all__ = ["connect_lab", "driver_class", "make_device"]
+__all__ = ["connect_lab", "driver_class", "make_device", "with_data_dir"]

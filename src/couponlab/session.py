@@ -86,7 +86,9 @@ class Session:
             )
             self.log = DocumentLog(out_dir)
             self.RE.subscribe(self.log)
-            self.devices: dict[str, Device] = {e.name: make_device(e) for e in lab.devices}
+            self.devices: dict[str, Device] = {
+                e.name: make_device(e, out_dir=out_dir) for e in lab.devices
+            }
             self.RE(ensure_connected(*self.devices.values(), timeout=connect_timeout))
         except BaseException:
             if self.twins is not None:
