@@ -36,6 +36,15 @@ MAX_SEGMENTS = 64
 MAX_DWELL_S = 1e7
 """Longest dwell of one program segment, s (docs/protocols/furnace-opcua.md)."""
 
+TEMPERATURE = ValueSpec("degC", "temperature", low=0.0, lab_limit="max_temperature")
+"""An absolute temperature, degC (K and degF converted), 0 .. the lab's max_temperature."""
+RAMP_RATE = ValueSpec("K/min", low=0.0, above=True)
+"""A setpoint ramp rate, K/min, > 0 (the instrument's 0 = "unlimited" is never sent)."""
+POSITION = ValueSpec("mm", low=0.0)
+"""A position along the tube, mm (0 .. TubeLength, the node's EURange)."""
+COUPON_ID = ValueSpec(kind="text", max_length=64)
+"""A coupon id: printable, at most 64 characters."""
+
 
 @dataclass(frozen=True)
 class FurnaceLimits:
@@ -186,7 +195,7 @@ def gradient_plan(sp: GradientSetpoint, limits: FurnaceLimits) -> GradientPlan:
     tol = to_temperature_difference(sp.tolerance, device=dev, what="tolerance")
     if tol <= 0:
         raise OutOfLimitsError(dev, "tolerance", f"{tol:g}", "0 (exclusive)", "inf", "K")
-    settle = _positive(sp.settle_time, "s", device=dev, what="settle time", high=None)
+    settle = _positive(sp.settle_time, "s", device=dev, what="settle time", high=MAX_DWELL_S)
     return GradientPlan(targets, rate, tol, settle)
 
 
@@ -245,12 +254,10 @@ def placement(p: CouponPlacement, limits: FurnaceLimits) -> tuple[str, float]:
     dev = limits.device
     if not isinstance(p, CouponPlacement):
         raise InputError(dev, f"{p!r} is not a CouponPlacement")
-    if not isinstance(p.coupon_id, str):
-        raise InputError(dev, f"coupon id {p.coupon_id!r} is not a string")
-    offset = to_magnitude(
-        p.offset, "mm", device=dev, what="coupon offset", low=0, high=limits.tube_length_mm
-    )
-    return p.coupon_id, offset
+    coupon_id: str = COUPON_ID.check(p.coupon_id, device=dev, what="coupon id")
+    offset_spec = POSITION.capped(high=limits.tube_length_mm)
+    offset: float = offset_spec.check(p.offset, device=dev, what="coupon offset")
+    return coupon_id, offset
 
 
 def lab_max_temperature(value: QuantityLike | None, device: str) -> float:

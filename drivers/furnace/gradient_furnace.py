@@ -46,7 +46,11 @@ from couponlab.drivers.furnace._opcua_backend import (
 )
 from couponlab.drivers.furnace._opcua_connection import OpcUaConnection, OpcUaStatusError
 from couponlab.drivers.furnace._validation import (
+    COUPON_ID,
     MAX_SEGMENTS,
+    POSITION,
+    RAMP_RATE,
+    TEMPERATURE,
     FurnaceLimits,
     gradient_plan,
     lab_max_temperature,
@@ -168,16 +172,6 @@ def _rw(conn: OpcUaConnection, dtype: Any, sid: str, spec: ValueSpec) -> SignalR
     cls = ArraySignalRW if dtype is Float64Array else SignalRW
     backend = OpcUaSignalBackend(dtype, conn, sid, units=spec.unit, writable=True, spec=spec)
     return cls(backend, timeout=None)
-
-
-TEMPERATURE = ValueSpec("degC", "temperature", low=0.0, lab_limit="max_temperature")
-"""An absolute temperature, degC (K and degF converted), 0 .. the lab's max_temperature."""
-RAMP_RATE = ValueSpec("K/min", low=0.0, above=True)
-"""A setpoint ramp rate, K/min, > 0 (the instrument's 0 = "unlimited" is never sent)."""
-POSITION = ValueSpec("mm", low=0.0)
-"""A position along the tube, mm (0 .. TubeLength, the node's EURange)."""
-COUPON_ID = ValueSpec(kind="text", max_length=64)
-"""A coupon id: printable, at most 64 characters."""
 
 
 def _trigger(conn: OpcUaConnection, obj: str, method: str) -> TriggerableCommand:

@@ -70,12 +70,15 @@ class GradientSetpoint(LinearGradient):
     Attributes
     ----------
     ramp_rate
-        Setpoint ramp limit of every zone, K/min (a temperature *rate*: ``K/min`` or
-        ``delta_degC/min``; 0 = step at once; ``degC/min`` is refused as ambiguous).
+        Setpoint ramp limit of every zone, K/min (> 0, up to the instrument's largest rate;
+        a temperature *rate*: ``K/min`` or ``delta_degC/min``; ``degC/min`` is refused as
+        ambiguous; 0, which an instrument may read as "unlimited", is refused).
     tolerance
-        Largest accepted |PV - SP| per zone, K (> 0; ``delta_degC`` or ``K``).
+        Largest accepted |PV - SP| per zone, K (> 0): a temperature *difference*, so
+        ``"2 degC"``, ``"2 delta_degC"`` and ``"2 K"`` all mean 2 K.
     settle_time
-        Instrument time allowed after the ramp for the zones to settle, s (> 0).
+        Instrument time allowed after the ramp for the zones to settle, s (> 0, at most
+        1e7 s).
     """
 
     ramp_rate: QuantityLike = "10 K/min"
