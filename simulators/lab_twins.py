@@ -53,7 +53,7 @@ async def start_lab_twins(
     try:
         for entry in lab.devices:
             if entry.twin:
-                twins[entry.name] = await twin_starter(entry.family)(world, entry)
+                twins[entry.name] = await twin_starter(entry)(world, entry)
     except BaseException:
         for twin in reversed(list(twins.values())):
             await twin.stop()

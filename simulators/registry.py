@@ -1,30 +1,23 @@
-"""Which twin stands in for each instrument family.
+"""Which twin stands in for a lab-file device: the one its driver names.
 
-Each family's twin module provides ``async def start_twin(world, entry) -> RunningTwin``.
-Add one line here per family; the module is imported only when a lab asks for that twin.
+A driver's ``lab_spec`` (:class:`couponlab.registry.DriverSpec`) names its twin; twins are
+registered in the ``couponlab.twins`` entry points as :class:`couponlab.registry.TwinSpec`
+(``start``, ``config`` model, address ``schemes``). So two drivers of one family, speaking
+different protocols, each have their own twin, and a new family or vendor adds entry points
+rather than editing this module. A twin module is imported only when a lab asks for it.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from pydantic import ValidationError
+
+from couponlab import registry
+from couponlab.errors import CouponlabError, InputError
 from couponlab.labfile import DeviceEntry
 from couponlab.simulators.world import World
-
-TWINS: dict[str, str] = {
-    "gradient_furnace": "couponlab.simulators.furnace:start_twin",
-    "test_frame": "couponlab.simulators.frame:start_twin",
-    "powder_feeder": "couponlab.simulators.deposition.feeder_twin:start_twin",
-    "deposition_cell": "couponlab.simulators.deposition.cell_twin:start_twin",
-    "xy_stage": "couponlab.simulators.stage.xy_stage:start_twin",
-    "thermocouple_scanner": "couponlab.simulators.detectors.thermocouple_scanner:start_twin",
-    "oxide_profiler": "couponlab.simulators.detectors.oxide_profiler:start_twin",
-    "xrf_probe": "couponlab.simulators.detectors.xrf_probe:start_twin",
-    "camera": "couponlab.simulators.detectors.camera:start_twin",
-}
-"""Family name -> ``"module:function"`` that starts its twin."""
 
 
 class RunningTwin(Protocol):
@@ -41,15 +34,43 @@ class RunningTwin(Protocol):
 StartTwin = Callable[[World, DeviceEntry], Awaitable[RunningTwin]]
 
 
-def twin_starter(family: str) -> StartTwin:
-    """Return the ``start_twin`` function of a family; raise ``KeyError`` if none exists."""
+def twin_spec_of(entry: DeviceEntry) -> registry.TwinSpec:
+    """Return the spec of the twin that ``entry``'s driver names.
+
+    Raises
+    ------
+    InputError
+        The driver is not registered, has no twin, or its twin is not registered.
+    """
     try:
-        path = TWINS[family]
-    except KeyError:
-        raise KeyError(f"no twin for family {family!r}; have {sorted(TWINS)}") from None
-    module, func = path.split(":")
-    starter: StartTwin = getattr(importlib.import_module(module), func)
-    return starter
+        spec = registry.driver_spec(registry.driver_class(entry.driver))
+        if spec.twin is None:
+            raise registry.RegistryError(f"driver {entry.driver} has no twin")
+        return registry.twin_spec(spec.twin)
+    except (registry.RegistryError, ImportError, AttributeError) as exc:
+        raise InputError(entry.name, str(exc)) from None
 
 
-__all__ = ["TWINS", "RunningTwin", "StartTwin", "twin_starter"]
+def twin_starter(entry: DeviceEntry) -> StartTwin:
+    """Return the function that starts ``entry``'s twin.
+
+    A twin that refuses its entry (a ``ValueError`` or pydantic error, e.g. a twin_config
+    the lab-file check did not see) raises :class:`~couponlab.errors.InputError` naming the
+    device, never a bare traceback.
+    """
+    start = twin_spec_of(entry).start
+
+    async def started(world: World, e: DeviceEntry) -> RunningTwin:
+        try:
+            twin: RunningTwin = await start(world, e)
+        except CouponlabError:
+            raise
+        except (ValidationError, ValueError, KeyError) as exc:
+            message = " ".join(str(exc).split())
+            raise InputError(e.name, f"its twin refused the lab entry: {message}") from exc
+        return twin
+
+    return started
+
+
+__all__ = ["RunningTwin", "StartTwin", "twin_spec_of", "twin_starter"]

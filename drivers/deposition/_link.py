@@ -5,41 +5,63 @@ one SCPI/line client, :class:`~couponlab.transports.ScpiClient`."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Literal
+
+from pydantic import field_validator
 
 from couponlab.errors import InputError
 from couponlab.keepalive import KeepAlive
+from couponlab.lab_settings import DeviceSettings, Watchdog
 from couponlab.labfile import DeviceEntry
 from couponlab.transports import ScpiClient, SerialLineTransport
-from couponlab.units import to_magnitude
 
 
-def transport_from_entry(entry: DeviceEntry) -> SerialLineTransport:
-    """Build the serial transport of ``entry``.
+class SerialSettings(DeviceSettings):
+    """Settings of a serial instrument (feeder, cell): framing, timeout and watchdog.
+
+    Attributes
+    ----------
+    baudrate
+        Bits per second (a standard rate, 1200..921600; default 115200).
+    bytesize, parity, stopbits
+        Framing: 5..8 data bits (8), parity ``N``/``E``/``O``/``M``/``S`` (``N``), 1, 1.5 or 2
+        stop bits (1).
+    watchdog_s
+        Communication watchdog armed at connect, s of wall time (0 = off, the default;
+        2 s suggested).
+    """
+
+    baudrate: Literal[
+        1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600
+    ] = 115200
+    bytesize: Literal[5, 6, 7, 8] = 8
+    parity: Literal["N", "E", "O", "M", "S"] = "N"
+    stopbits: float = 1
+    watchdog_s: Watchdog = 0.0
+
+    @field_validator("stopbits")
+    @classmethod
+    def _stopbits(cls, value: float) -> float:
+        if value not in (1, 1.5, 2):
+            raise ValueError(f"{value!r} must be 1, 1.5 or 2")
+        return value
+
+
+def transport_from_entry(entry: DeviceEntry, s: SerialSettings) -> SerialLineTransport:
+    """Build the serial transport of ``entry`` with its validated settings ``s``.
 
     ``entry.address`` is a port (``/dev/ttyUSB0``) or a pyserial URL
-    (``socket://127.0.0.1:PORT`` for a twin). ``entry.settings`` may give ``baudrate``
-    (default 115200), ``bytesize`` (8), ``parity`` ("N"), ``stopbits`` (1) and ``timeout``
-    (s, default 2; a quantity string such as ``"500 ms"`` works).
+    (``socket://127.0.0.1:PORT`` for a twin).
     """
-    s = entry.settings
-    try:
-        timeout = to_magnitude(
-            s.get("timeout", 2.0), "s", device=entry.name, what="timeout", low=0.01, high=60
-        )
-        return SerialLineTransport(
-            entry.name,
-            entry.address,
-            baudrate=int(s.get("baudrate", 115200)),
-            bytesize=int(s.get("bytesize", 8)),
-            parity=str(s.get("parity", "N")),
-            stopbits=float(s.get("stopbits", 1)),
-            timeout=timeout,
-        )
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, InputError):
-            raise
-        raise InputError(entry.name, f"bad serial settings {s}: {exc}") from exc
+    return SerialLineTransport(
+        entry.name,
+        entry.address,
+        baudrate=s.baudrate,
+        bytesize=s.bytesize,
+        parity=s.parity,
+        stopbits=s.stopbits,
+        timeout=s.timeout_s,
+    )
 
 
 class LinkWatchdog:
@@ -99,16 +121,4 @@ class LinkWatchdog:
         await self.link.command("SYST:WDOG:RES")
 
 
-def watchdog_setting(entry: DeviceEntry) -> float:
-    """Return ``settings.watchdog_s`` of ``entry``, s (0 = off when absent)."""
-    value: Any = entry.settings.get("watchdog_s", 0.0)
-    return to_magnitude(value, "s", device=entry.name, what="watchdog_s", low=0)
-
-
-def limit(entry: DeviceEntry, key: str, unit: str, default: float) -> float:
-    """Return the lab limit ``key`` of ``entry`` in ``unit`` (``default`` when absent)."""
-    value: Any = entry.limits.get(key, default)
-    return to_magnitude(value, unit, device=entry.name, what=f"limits.{key}", low=0)
-
-
-__all__ = ["LinkWatchdog", "limit", "transport_from_entry", "watchdog_setting"]
+__all__ = ["LinkWatchdog", "SerialSettings", "transport_from_entry"]

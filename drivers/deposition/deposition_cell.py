@@ -16,7 +16,7 @@ import math
 import re
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 from bluesky.protocols import Reading
@@ -30,9 +30,8 @@ from ophyd_async.core import (
 
 from couponlab.drivers.deposition._link import (
     LinkWatchdog,
-    limit,
+    SerialSettings,
     transport_from_entry,
-    watchdog_setting,
 )
 from couponlab.drivers.deposition._signals import query_signal_r, query_signal_rw
 from couponlab.errors import (
@@ -43,7 +42,9 @@ from couponlab.errors import (
     ProtocolError,
 )
 from couponlab.interfaces.feeder import CompositionMap, PrintJob, TrackGeometry
+from couponlab.lab_settings import DeviceLimits, quantity
 from couponlab.labfile import DeviceEntry
+from couponlab.registry import DriverSpec
 from couponlab.transports import LineTransport, ScpiClient
 from couponlab.units import to_magnitude, to_switch
 
@@ -53,6 +54,14 @@ POINTS_PER_LINE = 40
 """Schedule points sent per line (compound ``PRNT:PT ...;PRNT:PT ...``)."""
 _PRINT_STATES = {"IDLE", "RUNNING", "DONE", "ABORTED"}
 _NO_TRACKS = "this cell does not print tracks (it did not answer LIM:TRK? at connect)"
+
+
+class CellLabLimits(DeviceLimits):
+    """Lab limits of a cell: ``max_laser_power`` (W, > 0; default 2000) and
+    ``max_feed_rate`` of any schedule point (g/min, > 0; default 30)."""
+
+    max_laser_power: Annotated[float, quantity("W", gt=0)] = 2000.0
+    max_feed_rate: Annotated[float, quantity("g/min", gt=0)] = 30.0
 
 
 class CellLimits:
@@ -95,8 +104,14 @@ class AsciiDepositionCell(StandardReadable):
         50 ms apart).
     """
 
-    family = "deposition_cell"
-    example_address = "/dev/ttyUSB1"
+    lab_spec: ClassVar[DriverSpec] = DriverSpec(
+        family="deposition_cell",
+        settings=SerialSettings,
+        limits=CellLabLimits,
+        twin="ascii_deposition_cell",
+        example={"address": "/dev/ttyUSB1"},
+    )
+    """Family, lab-entry models and twin (couponlab.registry)."""
 
     def __init__(
         self,
@@ -183,12 +198,13 @@ class AsciiDepositionCell(StandardReadable):
         """Build from a lab entry: ``address``, serial ``settings`` and ``limits``
         (``max_laser_power``, ``max_feed_rate``); ``settings.watchdog_s`` arms the
         communication watchdog (0 = off, the default; 2 s suggested)."""
+        s, lim = SerialSettings.of(entry), CellLabLimits.of(entry)
         return cls(
-            transport_from_entry(entry),
-            max_power=limit(entry, "max_laser_power", "W", 2000.0),
-            max_rate=limit(entry, "max_feed_rate", "g/min", 30.0),
+            transport_from_entry(entry, s),
+            max_power=lim.max_laser_power,
+            max_rate=lim.max_feed_rate,
             name=entry.name,
-            watchdog=watchdog_setting(entry),
+            watchdog=s.watchdog_s,
         )
 
     # -- connection -------------------------------------------------------------------------

@@ -9,7 +9,7 @@ hoppers. Every setter validates its input (unit, range, hopper index) before a b
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 from bluesky.protocols import Reading
@@ -24,17 +24,19 @@ from ophyd_async.core import (
     StandardReadableFormat,
     soft_signal_r_and_setter,
 )
+from pydantic import Field, StrictInt
 
 from couponlab.drivers.deposition._link import (
     LinkWatchdog,
-    limit,
+    SerialSettings,
     transport_from_entry,
-    watchdog_setting,
 )
 from couponlab.drivers.deposition._signals import query_signal_r, query_signal_rw
 from couponlab.errors import InputError, ProtocolError
 from couponlab.interfaces.feeder import FeederStatus, FlowLog, HopperStatus, Powder
+from couponlab.lab_settings import DeviceLimits, quantity
 from couponlab.labfile import DeviceEntry
+from couponlab.registry import DriverSpec
 from couponlab.transports import LineTransport, ScpiClient
 from couponlab.units import to_magnitude
 
@@ -49,6 +51,21 @@ def _alarms(device: str, field: str) -> tuple[str, ...]:
     except ValueError:
         raise ProtocolError(device, f"garbled alarm field {field!r} in STAT? reply") from None
     return tuple(name for bit, name in ALARM_BITS.items() if bits & bit)
+
+
+class FeederSettings(SerialSettings):
+    """Settings of a powder feeder: serial framing, timeout, watchdog and ``hoppers``
+    (how many the instrument must have, 1..16; default 4)."""
+
+    hoppers: Annotated[StrictInt, Field(ge=1, le=16)] = 4
+
+
+class FeederLabLimits(DeviceLimits):
+    """Lab limits of a feeder: ``max_feed_rate`` of any hopper (g/min, > 0; default 30) and
+    ``max_gas_flow`` of any carrier gas (L/min, > 0; default 10)."""
+
+    max_feed_rate: Annotated[float, quantity("g/min", gt=0)] = 30.0
+    max_gas_flow: Annotated[float, quantity("L/min", gt=0)] = 10.0
 
 
 class FeederLink:
@@ -260,8 +277,14 @@ class AsciiPowderFeeder(StandardReadable):
         every quarter of it (re-arming if needed). 2 s suits a print, like the cell's.
     """
 
-    family = "powder_feeder"
-    example_address = "/dev/ttyUSB0"
+    lab_spec: ClassVar[DriverSpec] = DriverSpec(
+        family="powder_feeder",
+        settings=FeederSettings,
+        limits=FeederLabLimits,
+        twin="ascii_powder_feeder",
+        example={"address": "/dev/ttyUSB0"},
+    )
+    """Family, lab-entry models and twin (couponlab.registry)."""
 
     def __init__(
         self,
@@ -295,15 +318,16 @@ class AsciiPowderFeeder(StandardReadable):
     @classmethod
     def from_lab_entry(cls, entry: DeviceEntry) -> AsciiPowderFeeder:
         """Build from a lab entry: ``address`` (port or ``socket://``), ``settings``
-        (``hoppers``, serial framing, ``timeout``, ``watchdog_s`` (0 = off, the default;
+        (``hoppers``, serial framing, ``timeout_s``, ``watchdog_s`` (0 = off, the default;
         2 s suggested)) and ``limits`` (``max_feed_rate``, ``max_gas_flow``)."""
+        s, lim = FeederSettings.of(entry), FeederLabLimits.of(entry)
         return cls(
-            transport_from_entry(entry),
-            hoppers=int(entry.settings.get("hoppers", 4)),
-            max_rate=limit(entry, "max_feed_rate", "g/min", 30.0),
-            max_gas=limit(entry, "max_gas_flow", "L/min", 10.0),
+            transport_from_entry(entry, s),
+            hoppers=s.hoppers,
+            max_rate=lim.max_feed_rate,
+            max_gas=lim.max_gas_flow,
             name=entry.name,
-            watchdog=watchdog_setting(entry),
+            watchdog=s.watchdog_s,
         )
 
     # -- connection -------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from bluesky.protocols import Reading
@@ -38,10 +38,13 @@ from ophyd_async.core import (
     UUIDFilenameProvider,
     soft_signal_r_and_setter,
 )
+from pydantic import field_validator
 
 from couponlab.drivers._scpi_device import ScpiConnector
 from couponlab.errors import InputError, OutOfLimitsError, ProtocolError
+from couponlab.lab_settings import DeviceLimits, DeviceSettings
 from couponlab.labfile import DeviceEntry
+from couponlab.registry import DriverSpec
 from couponlab.transports import ScpiClient, make_transport
 from couponlab.units import to_magnitude
 
@@ -192,6 +195,21 @@ class CameraDataLogic(DetectorDataLogic):
         await self._s.link.command("FILE:CLOS")
 
 
+class CameraSettings(DeviceSettings):
+    """Settings of a camera: ``data_dir``, an absolute directory that both this process and
+    the camera reach (where the camera writes its HDF5 files; when the lab file names none,
+    :func:`couponlab.lab.make_device` gives the runs' output folder), and ``timeout_s``."""
+
+    data_dir: str | None = None
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_absolute():
+            raise ValueError(f"{value!r} must be an absolute path")
+        return value
+
+
 class ScpiCamera(StandardDetector):
     """A surface camera over SCPI whose frames go to HDF5 files referenced by the documents.
 
@@ -204,6 +222,15 @@ class ScpiCamera(StandardDetector):
     timeout
         Timeout of one exchange, s.
     """
+
+    lab_spec: ClassVar[DriverSpec] = DriverSpec(
+        family="camera",
+        settings=CameraSettings,
+        limits=DeviceLimits,
+        twin="scpi_camera",
+        example={"address": "TCPIP::127.0.0.1::5025::SOCKET", "settings": {"data_dir": "/tmp"}},
+    )
+    """Family, lab-entry models and twin (couponlab.registry)."""
 
     writes_files = True
     """Writes frame files: :func:`couponlab.lab.make_device` gives it the runs' folder as
@@ -232,16 +259,14 @@ class ScpiCamera(StandardDetector):
         """Build the camera from its lab entry (``settings.data_dir`` required: an absolute
         directory both this process and the camera reach; :func:`couponlab.lab.make_device`
         fills in the runs' output folder when the lab file names none)."""
-        data_dir = entry.settings.get("data_dir")
-        if not data_dir or not Path(str(data_dir)).is_absolute():
-            raise InputError(
-                entry.name, f"settings.data_dir must be an absolute path, got {data_dir!r}"
-            )
-        provider = StaticPathProvider(UUIDFilenameProvider(), Path(str(data_dir)))
+        s = CameraSettings.of(entry)
+        if s.data_dir is None:
+            raise InputError(entry.name, "settings.data_dir must be an absolute path, got None")
+        provider = StaticPathProvider(UUIDFilenameProvider(), Path(s.data_dir))
         return cls(
             entry.address,
             provider,
-            timeout=float(entry.settings.get("timeout", 2.0)),
+            timeout=s.timeout_s,
             name=entry.name,
         )
 

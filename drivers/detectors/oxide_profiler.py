@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from event_model import DataKey
 from ophyd_async.core import StandardReadableFormat, soft_signal_r_and_setter
 
 from couponlab.drivers.detectors._spot_head import SpotHeadDevice
+from couponlab.lab_settings import DeviceLimits, DeviceSettings
 from couponlab.labfile import DeviceEntry
+from couponlab.registry import DriverSpec
 
 FLAGS = ("ok", "under", "over")
 
@@ -32,6 +34,15 @@ class ScpiOxideProfiler(SpotHeadDevice):
         Timeout of one exchange, s.
     """
 
+    lab_spec: ClassVar[DriverSpec] = DriverSpec(
+        family="oxide_profiler",
+        settings=DeviceSettings,
+        limits=DeviceLimits,
+        twin="scpi_oxide_profiler",
+        example={"address": "TCPIP::127.0.0.1::5025::SOCKET"},
+    )
+    """Family, lab-entry models and twin (couponlab.registry)."""
+
     def __init__(self, address: str, *, timeout: float = 2.0, name: str = "") -> None:
         with self.add_children_as_readables(StandardReadableFormat.HINTED_SIGNAL):
             self.thickness, self._set_thickness = soft_signal_r_and_setter(
@@ -44,10 +55,8 @@ class ScpiOxideProfiler(SpotHeadDevice):
 
     @classmethod
     def from_lab_entry(cls, entry: DeviceEntry) -> ScpiOxideProfiler:
-        """Build the profiler from its lab-file entry (``settings.timeout`` in s optional)."""
-        return cls(
-            entry.address, timeout=float(entry.settings.get("timeout", 2.0)), name=entry.name
-        )
+        """Build the profiler from its lab-file entry (``settings.timeout_s`` optional)."""
+        return cls(entry.address, timeout=DeviceSettings.of(entry).timeout_s, name=entry.name)
 
     async def _on_connect_head(self) -> None:
         lo, hi = await self.client.query_floats("CONF:RANG?", 2)

@@ -9,6 +9,7 @@ thermocouple reads NaN), and ``<name>-positions`` (configuration) says where eac
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated, ClassVar
 
 import numpy as np
 from ophyd_async.core import (
@@ -18,15 +19,25 @@ from ophyd_async.core import (
     StandardReadableFormat,
     soft_signal_r_and_setter,
 )
+from pydantic import Field
 
 from couponlab.drivers._scpi_device import ScpiConnector
 from couponlab.errors import InputError, ProtocolError
+from couponlab.lab_settings import DeviceLimits, DeviceSettings, FiniteFloat
 from couponlab.labfile import DeviceEntry
+from couponlab.registry import DriverSpec
 from couponlab.transports import ScpiClient, make_transport
 
 OVERRANGE = 9.0e37
 """Readings at or above this are the instrument's overflow: an open thermocouple."""
 MIN_CHANNELS = 1
+
+
+class ScannerSettings(DeviceSettings):
+    """Settings of a thermocouple scanner: ``positions_mm`` (required), the position of each
+    channel's thermocouple along the coupon, mm (finite, at least one), and ``timeout_s``."""
+
+    positions_mm: Annotated[tuple[FiniteFloat, ...], Field(min_length=MIN_CHANNELS)]
 
 
 class ScpiThermocoupleScanner(StandardReadable):
@@ -42,6 +53,18 @@ class ScpiThermocoupleScanner(StandardReadable):
     timeout
         Timeout of one exchange, s.
     """
+
+    lab_spec: ClassVar[DriverSpec] = DriverSpec(
+        family="thermocouple_scanner",
+        settings=ScannerSettings,
+        limits=DeviceLimits,
+        twin="scpi_thermocouple_scanner",
+        example={
+            "address": "TCPIP::127.0.0.1::1394::SOCKET",
+            "settings": {"positions_mm": [0, 10, 20]},
+        },
+    )
+    """Family, lab-entry models and twin (couponlab.registry)."""
 
     def __init__(
         self,
@@ -71,13 +94,13 @@ class ScpiThermocoupleScanner(StandardReadable):
 
     @classmethod
     def from_lab_entry(cls, entry: DeviceEntry) -> ScpiThermocoupleScanner:
-        """Build the scanner from its lab entry (``settings.positions_mm`` required)."""
-        if "positions_mm" not in entry.settings:
-            raise InputError(entry.name, "settings.positions_mm (one per channel) is required")
+        """Build the scanner from its lab entry (:class:`ScannerSettings`: ``positions_mm``
+        required)."""
+        s = ScannerSettings.of(entry)
         return cls(
             entry.address,
-            positions_mm=entry.settings["positions_mm"],
-            timeout=float(entry.settings.get("timeout", 2.0)),
+            positions_mm=s.positions_mm,
+            timeout=s.timeout_s,
             name=entry.name,
         )
 

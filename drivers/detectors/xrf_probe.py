@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from event_model import DataKey
@@ -24,11 +24,20 @@ from ophyd_async.core import (
 
 from couponlab.drivers.detectors._spot_head import SpotHeadDevice
 from couponlab.errors import InputError, ProtocolError
+from couponlab.lab_settings import DeviceLimits, DeviceSettings
 from couponlab.labfile import DeviceEntry
+from couponlab.registry import DriverSpec
 from couponlab.units import to_switch
 
 _ELEMENT = re.compile(r"^[A-Z][a-z]?$")
 DEFAULT_ELEMENTS = ("Cr", "Ni", "Fe", "Al")
+
+
+class XrfSettings(DeviceSettings):
+    """Settings of an XRF probe: ``elements`` it reports (distinct chemical symbols; default
+    Cr, Ni, Fe, Al) and ``timeout_s``."""
+
+    elements: tuple[str, ...] = DEFAULT_ELEMENTS
 
 
 class ScpiXrfProbe(SpotHeadDevice):
@@ -47,6 +56,15 @@ class ScpiXrfProbe(SpotHeadDevice):
     timeout
         Timeout of one exchange, s.
     """
+
+    lab_spec: ClassVar[DriverSpec] = DriverSpec(
+        family="xrf_probe",
+        settings=XrfSettings,
+        limits=DeviceLimits,
+        twin="scpi_xrf_probe",
+        example={"address": "TCPIP::127.0.0.1::5025::SOCKET"},
+    )
+    """Family, lab-entry models and twin (couponlab.registry)."""
 
     def __init__(
         self,
@@ -78,11 +96,12 @@ class ScpiXrfProbe(SpotHeadDevice):
 
     @classmethod
     def from_lab_entry(cls, entry: DeviceEntry) -> ScpiXrfProbe:
-        """Build the probe from its lab entry (``settings.elements``, ``settings.timeout``)."""
+        """Build the probe from its lab entry (:class:`XrfSettings`)."""
+        s = XrfSettings.of(entry)
         return cls(
             entry.address,
-            elements=tuple(entry.settings.get("elements", DEFAULT_ELEMENTS)),
-            timeout=float(entry.settings.get("timeout", 2.0)),
+            elements=s.elements,
+            timeout=s.timeout_s,
             name=entry.name,
         )
 

@@ -12,7 +12,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 from bluesky.protocols import StreamAsset
 from event_model import DataKey
@@ -22,6 +22,7 @@ from ophyd_async.core import (
     StandardReadableFormat,
     StrictEnum,
 )
+from pydantic import StrictBool
 
 from couponlab.data import DEFAULT_OUT_DIR
 from couponlab.drivers.frame._curve_file import FIELDS, CurveFile, read_curve_file
@@ -35,7 +36,9 @@ from couponlab.interfaces.frame import (
     TestOutcome,
     TestSettings,
 )
+from couponlab.lab_settings import DeviceLimits, DeviceSettings, quantity
 from couponlab.labfile import DeviceEntry
+from couponlab.registry import DriverSpec
 from couponlab.transports import ScpiClient, make_transport
 from couponlab.units import to_magnitude
 
@@ -50,6 +53,28 @@ class ControlMode(StrictEnum):
 
     POS = "POS"
     STR = "STR"
+
+
+class FrameSettings(DeviceSettings):
+    """Settings of a test frame: ``specimen_thickness`` (mm, 0.1..20; default 2),
+    ``coupon_width`` (mm, 0.5..1000; None: unknown), ``data_dir`` of the curve files,
+    ``timeout_s``, ``poll_period_s`` (s, 0.005..1; default 0.05) and ``hil_destructive``
+    (the HIL suite may pull specimens on this real frame; default false)."""
+
+    specimen_thickness: Annotated[float, quantity("mm", ge=0.1, le=20)] = 2.0
+    coupon_width: Annotated[float | None, quantity("mm", ge=0.5, le=1000)] = None
+    data_dir: str | None = None
+    poll_period_s: Annotated[float, quantity("s", ge=0.005, le=1.0)] = 0.05
+    hil_destructive: StrictBool = False
+
+
+class FrameLabLimits(DeviceLimits):
+    """Lab limits of a frame, tighter than its own: ``max_force`` (N),
+    ``max_crosshead_rate`` (mm/min) and ``max_sample_rate`` (Hz), each > 0."""
+
+    max_force: Annotated[float | None, quantity("N", gt=0)] = None
+    max_crosshead_rate: Annotated[float | None, quantity("mm/min", gt=0)] = None
+    max_sample_rate: Annotated[float | None, quantity("Hz", gt=0)] = None
 
 
 class ScpiTestFrame(StandardReadable):
@@ -87,10 +112,14 @@ class ScpiTestFrame(StandardReadable):
         Wall-clock period of the acquisition loop, s (0.005 .. 1).
     """
 
-    family = "test_frame"
-    """Instrument family of this driver (lab-file ``family``)."""
-    example_address = "TCPIP::127.0.0.1::5025::SOCKET"
-    """The form of address this driver takes."""
+    lab_spec: ClassVar[DriverSpec] = DriverSpec(
+        family="test_frame",
+        settings=FrameSettings,
+        limits=FrameLabLimits,
+        twin="scpi_test_frame",
+        example={"address": "TCPIP::127.0.0.1::5025::SOCKET"},
+    )
+    """Family, lab-entry models and twin (couponlab.registry)."""
     writes_files = True
     """Writes curve files: :func:`couponlab.lab.make_device` gives it the runs' folder."""
 
@@ -167,19 +196,18 @@ class ScpiTestFrame(StandardReadable):
     # -- construction and connection --------------------------------------------------------
     @classmethod
     def from_lab_entry(cls, entry: DeviceEntry) -> ScpiTestFrame:
-        """Build the device from a lab-file entry (``limits``; ``settings``:
-        ``specimen_thickness``, ``coupon_width``, ``data_dir``, ``timeout``,
-        ``poll_period``)."""
-        s = entry.settings
+        """Build the device from a lab-file entry (:class:`FrameSettings`,
+        :class:`FrameLabLimits`)."""
+        s = FrameSettings.of(entry)
         return cls(
             entry.address,
             name=entry.name,
-            limits=entry.limits,
-            specimen_thickness=s.get("specimen_thickness", "2 mm"),
-            coupon_width=s.get("coupon_width"),
-            data_dir=s.get("data_dir"),
-            timeout=float(s.get("timeout", 2.0)),
-            poll_period=s.get("poll_period", 0.05),
+            limits=FrameLabLimits.of(entry).model_dump(exclude_none=True),
+            specimen_thickness=s.specimen_thickness,
+            coupon_width=s.coupon_width,
+            data_dir=s.data_dir,
+            timeout=s.timeout_s,
+            poll_period=s.poll_period_s,
         )
 
     def _link(self) -> ScpiClient:

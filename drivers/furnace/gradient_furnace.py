@@ -14,7 +14,7 @@ import logging
 import math
 import reprlib
 from collections.abc import Callable, Coroutine, Iterator, Sequence
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any, ClassVar, ParamSpec, TypeVar, cast
 
 import numpy as np
 from asyncua import ua
@@ -37,6 +37,7 @@ from ophyd_async.core import (
 )
 from ophyd_async.core import Command as _Command
 
+from couponlab.drivers.furnace._lab_entry import FurnaceLabLimits, FurnaceSettings
 from couponlab.drivers.furnace._opcua_backend import (
     OpcUaMethodBackend,
     OpcUaSignalBackend,
@@ -76,6 +77,7 @@ from couponlab.interfaces.furnace import (
 )
 from couponlab.keepalive import KeepAlive
 from couponlab.labfile import DeviceEntry
+from couponlab.registry import DriverSpec
 from couponlab.transports import Backoff
 from couponlab.units import QuantityLike, to_magnitude
 from couponlab.values import ValueSpec
@@ -392,10 +394,14 @@ class OpcUaGradientFurnace(StandardReadable):
     """
 
     _mock_class = FurnaceMock
-    family = "gradient_furnace"
-    """Lab-file family this driver serves."""
-    example_address = "opc.tcp://127.0.0.1:4840"
-    """An address of the form this driver takes."""
+    lab_spec: ClassVar[DriverSpec] = DriverSpec(
+        family="gradient_furnace",
+        settings=FurnaceSettings,
+        limits=FurnaceLabLimits,
+        twin="opcua_gradient_furnace",
+        example={"address": "opc.tcp://127.0.0.1:4840"},
+    )
+    """Family, lab-entry models and twin (couponlab.registry)."""
 
     def __init__(
         self,
@@ -478,31 +484,20 @@ class OpcUaGradientFurnace(StandardReadable):
 
         ``address``: ``opc.tcp://host:port``; ``limits``: ``max_temperature`` (pint string);
         ``settings``: ``zones`` (default 8), ``timeout_s`` (2), ``poll_period_s`` (0.05),
-        ``namespace_uri``, ``watchdog_s`` (0 = off; 10 s suggested). Unknown keys are
-        refused (a typo must not go unnoticed).
+        ``namespace_uri``, ``watchdog_s`` (0 = off; 10 s suggested): :class:`FurnaceSettings`
+        and :class:`FurnaceLabLimits`, which refuse unknown keys (a typo must not go unnoticed).
         """
-        settings = dict(entry.settings)
-        limits = dict(entry.limits)
-        name = entry.name
-        kwargs: dict[str, Any] = {
-            "zones": settings.pop("zones", 8),
-            "timeout": to_magnitude(
-                settings.pop("timeout_s", 2.0), "s", device=name, what="timeout_s", low=0.001
-            ),
-            "poll_period": to_magnitude(
-                settings.pop("poll_period_s", 0.05), "s", device=name, what="poll_period_s"
-            ),
-            "namespace_uri": str(settings.pop("namespace_uri", NAMESPACE_URI)),
-            "watchdog": to_magnitude(
-                settings.pop("watchdog_s", 0.0), "s", device=name, what="watchdog_s", low=0
-            ),
-            "max_temperature": limits.pop("max_temperature", None),
-        }
-        if settings:
-            raise InputError(entry.name, f"unknown settings {sorted(settings)}")
-        if limits:
-            raise InputError(entry.name, f"unknown limits {sorted(limits)}")
-        return cls(entry.address, entry.name, **kwargs)
+        s = FurnaceSettings.of(entry)
+        return cls(
+            entry.address,
+            entry.name,
+            zones=s.zones,
+            timeout=s.timeout_s,
+            poll_period=s.poll_period_s,
+            namespace_uri=s.namespace_uri or NAMESPACE_URI,
+            watchdog=s.watchdog_s,
+            max_temperature=FurnaceLabLimits.of(entry).max_temperature,
+        )
 
     @property
     def num_zones(self) -> int:

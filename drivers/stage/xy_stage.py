@@ -11,7 +11,7 @@ status reply (every move ends with one; :meth:`ScpiXyStage.refresh` asks again).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 from ophyd_async.core import (
     AsyncStatus,
@@ -24,7 +24,9 @@ from ophyd_async.core import (
 from couponlab.drivers._scpi_device import ScpiConnector
 from couponlab.errors import InputError, InstrumentError, OutOfLimitsError, ProtocolError
 from couponlab.interfaces.detectors import CouponMount
+from couponlab.lab_settings import DeviceLimits, DeviceSettings, quantity, quantity_range
 from couponlab.labfile import DeviceEntry
+from couponlab.registry import DriverSpec
 from couponlab.transports import ScpiClient, make_transport
 from couponlab.units import to_magnitude
 
@@ -89,6 +91,15 @@ class StageAxisDevice(StandardReadable):
         await self._owner[0].halt()
 
 
+class StageLabLimits(DeviceLimits):
+    """Lab limits of a stage, inside its travel: ``x`` and ``y`` as ``[low, high]`` in mm
+    (coupon coordinates, low < high) and ``max_velocity`` (mm/s, > 0)."""
+
+    x: Annotated[tuple[float, float] | None, quantity_range("mm")] = None
+    y: Annotated[tuple[float, float] | None, quantity_range("mm")] = None
+    max_velocity: Annotated[float | None, quantity("mm/s", gt=0)] = None
+
+
 class ScpiXyStage(StandardReadable):
     """An x-y stage over SCPI.
 
@@ -104,6 +115,15 @@ class ScpiXyStage(StandardReadable):
     move_timeout
         Wall-clock limit of one move, s.
     """
+
+    lab_spec: ClassVar[DriverSpec] = DriverSpec(
+        family="xy_stage",
+        settings=DeviceSettings,
+        limits=StageLabLimits,
+        twin="scpi_xy_stage",
+        example={"address": "TCPIP::127.0.0.1::5025::SOCKET"},
+    )
+    """Family, lab-entry models and twin (couponlab.registry)."""
 
     def __init__(
         self,
@@ -141,11 +161,12 @@ class ScpiXyStage(StandardReadable):
 
     @classmethod
     def from_lab_entry(cls, entry: DeviceEntry) -> ScpiXyStage:
-        """Build the stage from its lab-file entry (``settings.timeout`` in s optional)."""
+        """Build the stage from its lab-file entry (``settings.timeout_s``;
+        :class:`StageLabLimits`)."""
         return cls(
             entry.address,
-            limits=entry.limits,
-            timeout=float(entry.settings.get("timeout", 2.0)),
+            limits=StageLabLimits.of(entry).model_dump(exclude_none=True),
+            timeout=DeviceSettings.of(entry).timeout_s,
             name=entry.name,
         )
 

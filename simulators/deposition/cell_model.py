@@ -31,12 +31,14 @@ import contextlib
 import math
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+from typing import Annotated
 
 import numpy as np
 import simpy
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
+from couponlab.lab_settings import DeviceRef
 from couponlab.simulators.deposition.feeder_model import FeederModel, alarm_names
 from couponlab.simulators.world import Coupon, FloatArray, World
 
@@ -46,7 +48,7 @@ class CellConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    feeders: list[str] = Field(default_factory=list)
+    feeders: list[Annotated[str, DeviceRef("powder_feeder")]] = Field(default_factory=list)
     """Device names of the feeders this cell drives, in channel order."""
     max_power_w: float = Field(default=2000.0, gt=0)
     """Largest laser power, W."""

@@ -9,6 +9,7 @@ import re
 import numpy as np
 
 from couponlab.labfile import DeviceEntry
+from couponlab.registry import TwinSpec
 from couponlab.simulators.deposition.cell_model import (
     CellConfig,
     CellModel,
@@ -309,4 +310,8 @@ async def start_twin(world: World, entry: DeviceEntry) -> CellTwin:
     return twin
 
 
-__all__ = ["COUPON_ID", "CellProtocol", "CellTwin", "start_twin"]
+TWIN = TwinSpec(start_twin, CellConfig, ("socket",))
+"""The cell twin, as the ``couponlab.twins`` entry point names it."""
+
+
+__all__ = ["COUPON_ID", "TWIN", "CellProtocol", "CellTwin", "start_twin"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Generic, Protocol, TypeVar
 
 from couponlab.labfile import DeviceEntry
+from couponlab.registry import TwinSpec
 from couponlab.simulators._line_twin import LineTwin
 from couponlab.simulators.deposition.feeder_model import FeederConfig, FeederModel
 from couponlab.simulators.deposition.line_watchdog import LineWatchdog
@@ -210,7 +211,12 @@ async def start_twin(world: World, entry: DeviceEntry) -> FeederTwin:
     return twin
 
 
+TWIN = TwinSpec(start_twin, FeederConfig, ("socket",))
+"""The feeder twin, as the ``couponlab.twins`` entry point names it."""
+
+
 __all__ = [
+    "TWIN",
     "FeederProtocol",
     "FeederTwin",
     "SocketTwin",

@@ -22,13 +22,15 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import h5py
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from couponlab.lab_settings import DeviceRef
 from couponlab.labfile import DeviceEntry
+from couponlab.registry import TwinSpec
 from couponlab.simulators.detectors._acquisition import StageLike
 from couponlab.simulators.detectors._opc_server import OpcDispatcher
 from couponlab.simulators.detectors._scpi_twin import ScpiTwin, load_config, quoted
@@ -59,7 +61,7 @@ class CameraConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    stage: str = ""
+    stage: Annotated[str, DeviceRef("xy_stage")] = ""
     """Device name of the stage the camera rides on ("" = a fixed, empty view)."""
     idn: str = "couponlab,CAM-1M,SIM0005,1.0"
     height: int = Field(default=1024, ge=8, le=8192)
@@ -418,4 +420,8 @@ async def start_twin(world: World, entry: DeviceEntry) -> ScpiTwin:
     return twin
 
 
-__all__ = ["CameraConfig", "CameraModel", "CameraTwin", "make_dispatcher", "start_twin"]
+TWIN = TwinSpec(start_twin, CameraConfig, ("TCPIP", "socket"))
+"""The camera twin, as the ``couponlab.twins`` entry point names it."""
+
+
+__all__ = ["TWIN", "CameraConfig", "CameraModel", "CameraTwin", "make_dispatcher", "start_twin"]

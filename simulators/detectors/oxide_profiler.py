@@ -11,10 +11,13 @@ Off the coupon (or with no coupon mounted) the head sees bare holder: flag 1.
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from couponlab.lab_settings import DeviceRef
 from couponlab.labfile import DeviceEntry
+from couponlab.registry import TwinSpec
 from couponlab.simulators.detectors._acquisition import find_stage
 from couponlab.simulators.detectors._scpi_twin import ScpiTwin, load_config
 from couponlab.simulators.detectors._spot_head import SpotHeadDispatcher
@@ -28,7 +31,7 @@ class ProfilerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    stage: str
+    stage: Annotated[str, DeviceRef("xy_stage")]
     """Device name of the stage the head rides on."""
     idn: str = "couponlab,OXR-20,SIM0002,1.0"
     head_offset_mm: tuple[float, float] = (0.0, 0.0)
@@ -93,4 +96,8 @@ async def start_twin(world: World, entry: DeviceEntry) -> ScpiTwin:
     return twin
 
 
-__all__ = ["ProfilerConfig", "ProfilerHead", "make_dispatcher", "start_twin"]
+TWIN = TwinSpec(start_twin, ProfilerConfig, ("TCPIP", "socket"))
+"""The profiler twin, as the ``couponlab.twins`` entry point names it."""
+
+
+__all__ = ["TWIN", "ProfilerConfig", "ProfilerHead", "make_dispatcher", "start_twin"]

@@ -25,12 +25,15 @@ Without the furnace in the world the thermocouples read the ambient temperature.
 from __future__ import annotations
 
 from collections.abc import Generator
+from typing import Annotated
 
 import numpy as np
 import simpy
 from pydantic import BaseModel, ConfigDict, Field
 
+from couponlab.lab_settings import DeviceRef
 from couponlab.labfile import DeviceEntry
+from couponlab.registry import TwinSpec
 from couponlab.simulators.detectors._scpi_twin import ScpiTwin, load_config
 from couponlab.simulators.scpi import ILLEGAL_PARAMETER, ScpiDispatcher, ScpiError
 from couponlab.simulators.world import FloatArray, World
@@ -45,7 +48,7 @@ class ScannerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    furnace: str = ""
+    furnace: Annotated[str, DeviceRef("gradient_furnace")] = ""
     """Device name of the furnace whose carrier carries the thermocouples."""
     positions_mm: tuple[float, ...] = tuple(float(x) for x in np.linspace(0.0, 60.0, 12))
     """Thermocouple positions along the carrier, mm from the coupon's start (>= 1)."""
@@ -191,4 +194,8 @@ async def start_twin(world: World, entry: DeviceEntry) -> ScpiTwin:
     return twin
 
 
-__all__ = ["OVERFLOW", "ScannerConfig", "ScannerModel", "make_dispatcher", "start_twin"]
+TWIN = TwinSpec(start_twin, ScannerConfig, ("TCPIP", "socket"))
+"""The scanner twin, as the ``couponlab.twins`` entry point names it."""
+
+
+__all__ = ["OVERFLOW", "TWIN", "ScannerConfig", "ScannerModel", "make_dispatcher", "start_twin"]

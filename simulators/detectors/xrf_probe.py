@@ -10,10 +10,13 @@ fraction is that element's share of the counts, so its relative error falls as
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from couponlab.lab_settings import DeviceRef
 from couponlab.labfile import DeviceEntry
+from couponlab.registry import TwinSpec
 from couponlab.simulators.detectors._acquisition import find_stage
 from couponlab.simulators.detectors._scpi_twin import ScpiTwin, load_config
 from couponlab.simulators.detectors._spot_head import SpotHeadDispatcher
@@ -26,7 +29,7 @@ class XrfConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    stage: str
+    stage: Annotated[str, DeviceRef("xy_stage")]
     """Device name of the stage the probe rides on."""
     idn: str = "couponlab,XRF-5,SIM0003,1.0"
     elements: tuple[str, ...] = ("Cr", "Ni", "Fe", "Al")
@@ -107,4 +110,8 @@ async def start_twin(world: World, entry: DeviceEntry) -> ScpiTwin:
     return twin
 
 
-__all__ = ["XrfConfig", "XrfHead", "make_dispatcher", "start_twin"]
+TWIN = TwinSpec(start_twin, XrfConfig, ("TCPIP", "socket"))
+"""The XRF twin, as the ``couponlab.twins`` entry point names it."""
+
+
+__all__ = ["TWIN", "XrfConfig", "XrfHead", "make_dispatcher", "start_twin"]

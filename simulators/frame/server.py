@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from couponlab.labfile import DeviceEntry
+from couponlab.registry import TwinSpec
 from couponlab.simulators.frame.model import (
     FrameConfig,
     FrameError,
@@ -225,4 +226,8 @@ async def start_twin(world: World, entry: DeviceEntry) -> FrameTwin:
     return FrameTwin(model, scpi, server, host)
 
 
-__all__ = ["FrameScpi", "FrameTwin", "parse_address", "start_twin"]
+TWIN = TwinSpec(start_twin, FrameConfig, ("TCPIP",))
+"""The frame twin, as the ``couponlab.twins`` entry point names it."""
+
+
+__all__ = ["TWIN", "FrameScpi", "FrameTwin", "parse_address", "start_twin"]

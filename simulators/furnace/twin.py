@@ -6,6 +6,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from couponlab.labfile import DeviceEntry
+from couponlab.registry import TwinSpec
 from couponlab.simulators.furnace.config import FurnaceConfig
 from couponlab.simulators.furnace.model import FurnaceModel
 from couponlab.simulators.furnace.server import FurnaceServer
@@ -65,4 +66,8 @@ async def start_twin(world: World, entry: DeviceEntry) -> FurnaceTwin:
     return FurnaceTwin(model, server)
 
 
-__all__ = ["FurnaceTwin", "start_twin"]
+TWIN = TwinSpec(start_twin, FurnaceConfig, ("opc.tcp",))
+"""The furnace twin, as the ``couponlab.twins`` entry point names it."""
+
+
+__all__ = ["TWIN", "FurnaceTwin", "start_twin"]

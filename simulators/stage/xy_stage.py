@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, Field
 
 from couponlab.labfile import DeviceEntry
+from couponlab.registry import TwinSpec
 from couponlab.simulators.detectors._opc_server import OpcDispatcher
 from couponlab.simulators.detectors._scpi_twin import ScpiTwin, load_config, quoted
 from couponlab.simulators.scpi import (
@@ -264,4 +265,8 @@ async def start_twin(world: World, entry: DeviceEntry) -> ScpiTwin:
     return twin
 
 
-__all__ = ["StageConfig", "StageDispatcher", "StageModel", "start_twin"]
+TWIN = TwinSpec(start_twin, StageConfig, ("TCPIP", "socket"))
+"""The stage twin, as the ``couponlab.twins`` entry point names it."""
+
+
+__all__ = ["TWIN", "StageConfig", "StageDispatcher", "StageModel", "start_twin"]

@@ -2,30 +2,32 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
 from ophyd_async.core import Device
 
+from couponlab import registry
 from couponlab.data import DEFAULT_OUT_DIR
 from couponlab.errors import InputError
 from couponlab.labfile import DeviceEntry, LabFile
 
 
 def driver_class(entry: DeviceEntry) -> type[Any]:
-    """Import the driver class named by ``entry.driver`` (``"module:Class"``)."""
-    module_name, cls_name = entry.driver.split(":")
+    """Return the driver class registered as ``entry.driver`` (``couponlab.drivers`` entry
+    points: its name or its ``"module:Class"``).
+
+    Raises
+    ------
+    InputError
+        Naming the device: not registered, not importable, or without ``from_lab_entry``.
+    """
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise InputError(
-            entry.name, f"cannot import driver module {module_name!r}: {exc}"
-        ) from exc
-    try:
-        cls: type[Any] = getattr(module, cls_name)
-    except AttributeError:
-        raise InputError(entry.name, f"{module_name!r} has no driver class {cls_name!r}") from None
+        cls = registry.driver_class(entry.driver)
+    except registry.RegistryError as exc:
+        raise InputError(entry.name, str(exc)) from None
+    except (ImportError, AttributeError) as exc:
+        raise InputError(entry.name, f"cannot import driver {entry.driver!r}: {exc}") from exc
     if not hasattr(cls, "from_lab_entry"):
         raise InputError(entry.name, f"{entry.driver} has no from_lab_entry() classmethod")
     return cls

@@ -35,26 +35,11 @@ from pydantic import (
     model_validator,
 )
 
+from couponlab import registry
 from couponlab.errors import InputError
-
-FAMILIES = frozenset(
-    {
-        "gradient_furnace",
-        "powder_feeder",
-        "deposition_cell",
-        "test_frame",
-        "thermocouple_scanner",
-        "oxide_profiler",
-        "xrf_probe",
-        "camera",
-        "xy_stage",
-    }
-)
-"""Instrument families known to couponlab; each has a typed interface in
-:mod:`couponlab.interfaces` and a twin in :mod:`couponlab.simulators`."""
+from couponlab.lab_settings import problems, references
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-_IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
 class DeviceEntry(BaseModel):
@@ -65,10 +50,12 @@ class DeviceEntry(BaseModel):
     name
         Python identifier-like name (lower case), unique in the lab; used as the ophyd name.
     family
-        One of :data:`FAMILIES`.
+        An instrument family registered in the ``couponlab.families`` entry points.
     driver
-        ``"module:Class"`` of the ophyd-async device class; the class provides
-        ``from_lab_entry(entry)``.
+        A driver registered in the ``couponlab.drivers`` entry points: its name
+        (``opcua_gradient_furnace``) or its ``"module:Class"``; the class provides
+        ``from_lab_entry(entry)`` and a ``lab_spec`` whose models check ``settings``,
+        ``limits`` and (with ``twin: true``) ``twin_config``.
     address
         Where the instrument is: ``opc.tcp://host:port``, ``socket://host:port``,
         ``/dev/ttyUSB0``, ``TCPIP::host::port::SOCKET`` ... as the driver documents.
@@ -76,11 +63,13 @@ class DeviceEntry(BaseModel):
         True when the address is served by a couponlab twin.
     limits
         Lab limits, tighter than or equal to the instrument's own, e.g.
-        ``max_temperature: 1200 degC``; strings are parsed as pint quantities by the driver.
+        ``max_temperature: 1200 degC`` (pint strings or numbers in the documented unit),
+        checked by the driver's limits model (dimension, sign, ordering).
     settings
-        Driver settings (number of zones, baud rate, framing ...).
+        Driver settings (number of zones, ``timeout_s``, framing ...), checked by the
+        driver's settings model.
     twin_config
-        Parameters of the twin (ignored for real instruments).
+        Parameters of the twin, checked by the twin's model (ignored for real instruments).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -99,20 +88,6 @@ class DeviceEntry(BaseModel):
     def _name_ok(cls, v: str) -> str:
         if not _NAME.match(v):
             raise ValueError(f"device name {v!r} must match {_NAME.pattern}")
-        return v
-
-    @field_validator("family")
-    @classmethod
-    def _family_known(cls, v: str) -> str:
-        if v not in FAMILIES:
-            raise ValueError(f"unknown family {v!r}; known: {', '.join(sorted(FAMILIES))}")
-        return v
-
-    @field_validator("driver")
-    @classmethod
-    def _driver_path(cls, v: str) -> str:
-        if not _IMPORT_PATH.match(v):
-            raise ValueError(f"driver {v!r} must be 'package.module:ClassName'")
         return v
 
 
@@ -162,28 +137,245 @@ class LabFile(BaseModel):
         Path(path).write_text(yaml.safe_dump(self.model_dump(), sort_keys=False))
 
 
+class LabFileError(InputError):
+    """A lab file that cannot be used: one line naming the file, the device and the key.
+
+    Attributes
+    ----------
+    source
+        The file (or ``"<string>"``).
+    device
+        The device concerned ("" for the file as a whole).
+    key
+        The key concerned, dotted (``limits.max_temperature``, ``twin_config.stage``).
+    problem
+        What is wrong, in words a user can act on.
+    more
+        How many further problems the file has (reported after the first one is fixed).
+    """
+
+    def __init__(self, source: str, device: str, key: str, problem: str, *, more: int = 0) -> None:
+        where = f"device {device!r}: " if device else ""
+        what = f"{key}: " if key else ""
+        tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        super().__init__("", f"{source}: {where}{what}{problem}{tail}")
+        self.source = source
+        self.device = device
+        self.key = key
+        self.problem = problem
+        self.more = more
+
+
+Problem = tuple[str, str, str]
+"""(device, key, problem) of a lab file."""
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _raise_first(source: str, found: list[Problem]) -> None:
+    if found:
+        device, key, problem = found[0]
+        raise LabFileError(source, device, key, _one_line(problem), more=len(found) - 1)
+
+
+def _schema_problems(data: dict[str, Any]) -> list[Problem]:
+    devices = data.get("devices")
+    if isinstance(devices, list):
+        names = [d.get("name") for d in devices if isinstance(d, dict)]
+        twice = [n for i, n in enumerate(names) if n is not None and n in names[:i]]
+        if twice:
+            return [(str(twice[0]), "name", "this device name appears twice")]
+    try:
+        LabFile.model_validate(data)
+    except ValidationError as exc:
+        found: list[Problem] = []
+        for key, problem in problems(exc, LabFile):
+            parts = key.split(".")
+            device = ""
+            if parts[0] == "devices" and len(parts) > 1 and parts[1].isdigit():
+                i = int(parts[1])
+                raw = devices[i] if isinstance(devices, list) and i < len(devices) else None
+                name = raw.get("name") if isinstance(raw, dict) else None
+                device = str(name) if name is not None else f"#{i + 1}"
+                parts = parts[2:]
+                if not parts:
+                    parts = ["devices"]
+                elif parts == ["name"] and problem == "missing (required)":
+                    device = f"#{i + 1}"
+            found.append((device, ".".join(parts), problem))
+        return found
+    return []
+
+
+def check_lab(lab: LabFile) -> list[Problem]:
+    """Return every problem of ``lab`` beyond its schema: families and drivers that no
+    package registered, each driver's ``settings`` and ``limits`` (its own models), each
+    twin's ``twin_config``, address and the devices it references, and the ``world``.
+
+    Imports the drivers a lab names, and (only for ``twin: true`` devices) their twins'
+    specs through the ``couponlab.twins`` entry points.
+    """
+    found: list[Problem] = []
+    families = registry.families()
+    by_name = {d.name: d for d in lab.devices}
+    for entry in lab.devices:
+        if entry.family not in families:
+            found.append(
+                (
+                    entry.name,
+                    "family",
+                    f"unknown family {entry.family!r}; registered: {', '.join(sorted(families))}",
+                )
+            )
+        try:
+            spec = registry.driver_spec(registry.driver_class(entry.driver))
+        except registry.RegistryError as exc:
+            same = registry.drivers_of(entry.family)
+            known = f"; {entry.family} drivers: {', '.join(same)}" if same else ""
+            found.append((entry.name, "driver", f"{exc}{known}"))
+            continue
+        except (ImportError, AttributeError) as exc:
+            found.append((entry.name, "driver", f"cannot import {entry.driver!r}: {exc}"))
+            continue
+        if spec.family != entry.family:
+            found.append(
+                (
+                    entry.name,
+                    "driver",
+                    f"{entry.driver} is a {spec.family} driver, not a {entry.family}",
+                )
+            )
+        for section in (spec.settings, spec.limits):
+            _, errs = section.validate_section(getattr(entry, section.lab_section))
+            found += [(entry.name, key, problem) for key, problem in errs]
+        if entry.twin:
+            found += _twin_problems(entry, spec, by_name)
+    if any(d.twin for d in lab.devices):
+        found += _world_problems(lab)
+    return found
+
+
+def _twin_problems(
+    entry: DeviceEntry, spec: registry.DriverSpec, by_name: dict[str, DeviceEntry]
+) -> list[Problem]:
+    if spec.twin is None:
+        return [(entry.name, "twin", f"{entry.driver} has no twin; set twin: false")]
+    try:
+        twin = registry.twin_spec(spec.twin)
+    except (registry.RegistryError, ImportError, AttributeError) as exc:
+        return [(entry.name, "twin", str(exc))]
+    found: list[Problem] = []
+    address = _twin_address_problem(entry.address, twin.schemes)
+    if address:
+        found.append((entry.name, "address", address))
+    if twin.config is None:
+        if entry.twin_config:
+            found.append((entry.name, "twin_config", "this twin takes no twin_config"))
+        return found
+    try:
+        config = twin.config.model_validate(entry.twin_config)
+    except ValidationError as exc:
+        return found + [(entry.name, f"twin_config.{k}", p) for k, p in problems(exc, twin.config)]
+    for key, name, ref in references(config):
+        target = by_name.get(name)
+        if target is None:
+            problem = f"no device {name!r} in this lab; have {', '.join(by_name)}"
+        elif ref.families and target.family not in ref.families:
+            wanted = " or ".join(ref.families)
+            problem = f"{name!r} is a {target.family}; expected a {wanted} device"
+        elif not target.twin:
+            problem = f"{name!r} is not a twin (twin: true) of this lab"
+        else:
+            continue
+        found.append((entry.name, f"twin_config.{key}", problem))
+    return found
+
+
+_TWIN_ADDRESS = {
+    "TCPIP": re.compile(r"^TCPIP0?::(?P<host>[^:]+)::(?P<port>\d+)::SOCKET$", re.IGNORECASE),
+    "socket": re.compile(r"^socket://(?P<host>[^:/]+):(?P<port>\d+)/?$"),
+    "opc.tcp": re.compile(r"^opc\.tcp://(?P<host>[^:/]+):(?P<port>\d+)/?$"),
+}
+_EXAMPLE = {
+    "TCPIP": "TCPIP::127.0.0.1::0::SOCKET",
+    "socket": "socket://127.0.0.1:0",
+    "opc.tcp": "opc.tcp://127.0.0.1:0",
+}
+
+
+def _twin_address_problem(address: str, schemes: tuple[str, ...]) -> str:
+    """Return why a twin cannot serve ``address`` ("" when it can)."""
+    if not schemes:
+        return ""
+    for scheme in schemes:
+        m = _TWIN_ADDRESS[scheme].match(address)
+        if m is None:
+            continue
+        if m["host"] not in ("127.0.0.1", "localhost"):
+            return f"{address!r}: twins listen on 127.0.0.1 only"
+        if int(m["port"]) > 65535:
+            return f"{address!r}: port {m['port']} is above 65535"
+        return ""
+    forms = " or ".join(_EXAMPLE[s] for s in schemes)
+    return f"{address!r} is not an address this twin serves ({forms}; port 0 = a free port)"
+
+
+def _world_problems(lab: LabFile) -> list[Problem]:
+    try:
+        model = registry.world_config()
+    except (registry.RegistryError, ImportError, AttributeError) as exc:
+        return [("", "world", str(exc))]
+    try:
+        model.model_validate(lab.world)
+    except ValidationError as exc:
+        return [("", f"world.{k}", p) for k, p in problems(exc, model)]
+    return []
+
+
 def parse_lab(text: str, source: str = "<string>") -> LabFile:
-    """Parse and validate lab-file YAML; raise :class:`InputError` with every problem."""
+    """Parse and validate lab-file YAML.
+
+    Raises
+    ------
+    LabFileError
+        The first problem, on one line naming ``source``, the device and the key (with the
+        number of further problems).
+    """
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise InputError("", f"{source} is not valid YAML: {exc}") from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else ""
+        raise LabFileError(
+            source, "", where, f"not valid YAML: {_one_line(str(getattr(exc, 'problem', exc)))}"
+        ) from None
     if not isinstance(data, dict):
-        raise InputError("", f"{source}: a lab file is a mapping with 'name' and 'devices'")
-    try:
-        return LabFile.model_validate(data)
-    except ValidationError as exc:
-        raise InputError("", f"{source} is not a valid lab file:\n{exc}") from exc
+        raise LabFileError(source, "", "", "a lab file is a mapping with 'name' and 'devices'")
+    _raise_first(source, _schema_problems(data))
+    lab = LabFile.model_validate(data)
+    _raise_first(source, check_lab(lab))
+    return lab
 
 
 def load_lab(path: str | Path) -> LabFile:
-    """Read and validate the lab file at ``path``."""
+    """Read and validate the lab file at ``path`` (see :func:`parse_lab`)."""
     p = Path(path)
     try:
         text = p.read_text()
     except OSError as exc:
-        raise InputError("", f"cannot read lab file {p}: {exc}") from exc
+        raise LabFileError(
+            str(p), "", "", f"cannot read lab file: {exc.strerror or exc}"
+        ) from None
     return parse_lab(text, str(p))
 
 
-__all__ = ["FAMILIES", "DeviceEntry", "LabFile", "load_lab", "parse_lab"]
+__all__ = [
+    "DeviceEntry",
+    "LabFile",
+    "LabFileError",
+    "check_lab",
+    "load_lab",
+    "parse_lab",
+]

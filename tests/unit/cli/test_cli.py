@@ -39,7 +39,7 @@ def test_bad_lab_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFix
     p = tmp_path / "lab.yaml"
     p.write_text("name: x\ndevices: [{name: A}]\n")
     assert main(["check", str(p)]) == 2
-    assert "not a valid lab file" in capsys.readouterr().err
+    assert f"{p}: device 'A': name: device name 'A' must match" in capsys.readouterr().err
 
 
 def test_subcommand_required() -> None:

@@ -40,13 +40,13 @@ def test_dump_and_reload_round_trip(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("patch", "match"),
     [
-        (("family: gradient_furnace", "family: toaster"), "unknown family"),
+        (("family: gradient_furnace", "family: toaster"), "family: unknown family 'toaster'"),
         (("name: furnace1", "name: Furnace-1"), "must match"),
         (
             ("driver: couponlab.drivers.furnace:OpcUaGradientFurnace", "driver: nope"),
-            "package.module:ClassName",
+            "driver: unknown driver 'nope'",
         ),
-        (("twin: true", "twin: true\n    colour: red"), "Extra inputs"),
+        (("twin: true", "twin: true\n    colour: red"), "colour: unknown key"),
     ],
 )
 def test_bad_lab_is_refused(patch: tuple[str, str], match: str) -> None:
@@ -56,7 +56,7 @@ def test_bad_lab_is_refused(patch: tuple[str, str], match: str) -> None:
 
 def test_duplicate_names_refused() -> None:
     dev = GOOD.split("devices:\n")[1]
-    with pytest.raises(InputError, match="appears twice"):
+    with pytest.raises(InputError, match="name appears twice"):
         parse_lab(GOOD + dev)
 
 
@@ -68,3 +68,20 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_unknown_device_lookup_names_known_ones() -> None:
     with pytest.raises(KeyError, match="furnace1"):
         parse_lab(GOOD).device("frame")
+
+
+def test_a_driver_is_found_by_its_registered_name() -> None:
+    lab = parse_lab(
+        GOOD.replace(
+            "driver: couponlab.drivers.furnace:OpcUaGradientFurnace",
+            "driver: opcua_gradient_furnace",
+        )
+    )
+    assert lab.device("furnace1").driver == "opcua_gradient_furnace"
+
+
+def test_every_problem_is_counted() -> None:
+    bad = GOOD.replace("limits: {max_temperature: 1200 degC}", "limits: {max_temperature: 5 mm}")
+    bad = bad.replace("twin: true", "twin: true\n    settings: {zones: 0, timeout: 1}")
+    with pytest.raises(InputError, match=r"settings.zones: .*\(and 2 more problems\)"):
+        parse_lab(bad)

@@ -161,7 +161,7 @@ def test_builds_from_a_lab_entry_without_the_network() -> None:
         driver="couponlab.drivers.frame:ScpiTestFrame",
         address="TCPIP::10.0.0.9::5025::SOCKET",
         limits={"max_force": "20 kN"},
-        settings={"specimen_thickness": "3 mm", "poll_period": 0.1},
+        settings={"specimen_thickness": "3 mm", "poll_period_s": 0.1},
     )
     frame = ScpiTestFrame.from_lab_entry(entry)
     assert frame.name == "frame1" and frame.address.endswith("::5025::SOCKET")
