@@ -28,7 +28,7 @@ import numpy as np
 
 from couponlab.errors import CouponlabError, InputError
 from couponlab.failure import cleanup_failures, lab_state, one_line, root_cause
-from couponlab.labfile import LabFile, load_lab
+from couponlab.labfile import LabFile, LabFileError, load_lab
 
 
 class ExitCode(IntEnum):
@@ -254,6 +254,8 @@ def _report(exc: BaseException, code: ExitCode, path: Path, debug: bool) -> None
         print(f"couponlab: {one_line(exc)}", file=sys.stderr)
     for line in cleanup_failures(exc):
         print(f"  clean-up: {line}", file=sys.stderr)
+    if isinstance(root_cause(exc), LabFileError):
+        return  # the one line names the file, the device and the key: nothing more to see
     if code == ExitCode.INTERNAL or not debug:
         print(
             f"  full traceback: {path}" + ("" if debug else " (or run with --debug)"),

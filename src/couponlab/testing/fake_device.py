@@ -14,15 +14,24 @@ It is never a stand-in for an instrument in an integration test (those use twins
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 from ophyd_async.core import AsyncStatus, StandardReadable, soft_signal_rw
 
 from couponlab.errors import InputError, InstrumentTimeoutError, ProtocolError
+from couponlab.lab_settings import DeviceSettings
 from couponlab.labfile import DeviceEntry
+from couponlab.registry import DriverSpec
 
 SAFE_STATE_MODES = ("ok", "error", "hang")
 """Accepted values of the ``safe_state`` setting."""
+
+
+class FakeSettings(DeviceSettings):
+    """Settings of a :class:`FakeLabDevice`: ``safe_state`` (one of
+    :data:`SAFE_STATE_MODES`)."""
+
+    safe_state: Literal["ok", "error", "hang"] = "ok"
 
 
 class FakeLabDevice(StandardReadable):
@@ -38,6 +47,10 @@ class FakeLabDevice(StandardReadable):
 
     family = "xy_stage"
     """Any family will do; this one has no twin-only settings."""
+    lab_spec: ClassVar[DriverSpec] = DriverSpec(
+        family="xy_stage", settings=FakeSettings, example={"address": "none://"}
+    )
+    """Family and settings (no twin); registered as the ``fake_lab_device`` driver."""
 
     def __init__(self, name: str = "", safe_state_mode: str = "ok") -> None:
         if safe_state_mode not in SAFE_STATE_MODES:
@@ -56,11 +69,7 @@ class FakeLabDevice(StandardReadable):
     @classmethod
     def from_lab_entry(cls, entry: DeviceEntry) -> FakeLabDevice:
         """Build from a lab entry (``settings: {safe_state: ok|error|hang}``)."""
-        settings = dict(entry.settings)
-        mode = str(settings.pop("safe_state", "ok"))
-        if settings:
-            raise InputError(entry.name, f"unknown settings {sorted(settings)}")
-        return cls(entry.name, mode)
+        return cls(entry.name, FakeSettings.of(entry).safe_state)
 
     async def identify(self) -> str:
         """Return ``"couponlab, fake, 0, 0"``."""
@@ -121,4 +130,4 @@ def fake_lab_entry(name: str, safe_state: str = "ok", **extra: Any) -> dict[str,
     }
 
 
-__all__ = ["SAFE_STATE_MODES", "FakeLabDevice", "fake_lab_entry"]
+__all__ = ["SAFE_STATE_MODES", "FakeLabDevice", "FakeSettings", "fake_lab_entry"]

@@ -28,7 +28,8 @@ def _driver_classes() -> list[type[Any]]:
     found: dict[str, type[Any]] = {}
     for value in registry.drivers().values():
         cls = registry.driver_class(value)
-        found[f"{cls.__module__}.{cls.__qualname__}"] = cls
+        if not cls.__module__.startswith("couponlab.testing."):  # test fakes have no twin
+            found[f"{cls.__module__}.{cls.__qualname__}"] = cls
     for info in pkgutil.walk_packages(couponlab.drivers.__path__, "couponlab.drivers."):
         module = importlib.import_module(info.name)
         for _, obj in inspect.getmembers(module, inspect.isclass):

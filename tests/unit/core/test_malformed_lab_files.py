@@ -230,13 +230,14 @@ def test_every_command_exits_2_with_one_line(
 ) -> None:
     p = _write(tmp_path, case)
     out = tmp_path / "runs"
-    argv = [a.format(p=p, out=out) for a in command]
+    log = tmp_path / "couponlab.log"
+    argv = ["--log", str(log), *(a.format(p=p, out=out) for a in command)]
     assert main(argv) == 2
     captured = capsys.readouterr()
     assert captured.out == "", "nothing may start before the lab file is refused"
     assert captured.err.startswith("couponlab: ")
     _check_message(captured.err, p, device, key)
-    assert not out.exists()
+    assert not out.exists(), "no run may start"
 
 
 @pytest.mark.parametrize(("case", "device", "key"), TABLE, ids=IDS)
@@ -257,7 +258,7 @@ def test_the_installed_command_exits_2_without_traceback(tmp_path: Path, case_id
     p = _write(tmp_path, case)
     for argv in (["twin", "serve", str(p)], ["check", str(p)]):
         proc = subprocess.run(
-            [sys.executable, "-m", "couponlab.cli", *argv],
+            [sys.executable, "-m", "couponlab.cli", "--log", str(tmp_path / "log"), *argv],
             capture_output=True,
             text=True,
             timeout=60,
