@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from couponlab.drivers.frame.test_frame import FrameSettings
 from couponlab.lab import make_device
 from couponlab.labfile import LabFile
 from couponlab.testing.frame import FRAME_CHECKS, FrameConformance
@@ -20,7 +21,7 @@ async def test_test_frames_conform(lab: LabFile, check: str, tmp_path: Path) -> 
     if not entries:
         pytest.skip(f"lab {lab.name!r} has no test_frame device")
     for entry in entries:
-        destructive = entry.twin or bool(entry.settings.get("hil_destructive", False))
+        destructive = entry.twin or FrameSettings.of(entry).hil_destructive
         ctx_frame: Any = make_device(entry, out_dir=tmp_path)  # curve files: tmp_path
         await ctx_frame.connect(timeout=10.0)
         try:
