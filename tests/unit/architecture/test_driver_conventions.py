@@ -14,6 +14,7 @@ import importlib
 import inspect
 import pkgutil
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ import pytest
 import couponlab.drivers
 from couponlab import registry
 from couponlab.cli import sample_lab_path
+from couponlab.lab import with_data_dir
 from couponlab.labfile import DeviceEntry, load_lab
 
 
@@ -81,7 +83,7 @@ def test_driver_is_registered_with_its_family_and_twin(cls: type[Any]) -> None:
 
 
 @pytest.mark.parametrize("cls", DRIVERS, ids=lambda c: c.__qualname__)
-def test_driver_builds_offline_from_a_lab_entry(cls: type[Any]) -> None:
+def test_driver_builds_offline_from_a_lab_entry(cls: type[Any], tmp_path: Path) -> None:
     """Construction from the bundled lab's entry (or the spec's example) opens no connection."""
     spec = registry.driver_spec(cls)
     lab = load_lab(sample_lab_path())
@@ -97,5 +99,5 @@ def test_driver_builds_offline_from_a_lab_entry(cls: type[Any]) -> None:
     else:
         assert "address" in spec.example, f"{cls.__qualname__}: no sim-lab entry and no example"
         entry = DeviceEntry(name="dut", family=spec.family, driver=min(paths), **spec.example)
-    device = cls.from_lab_entry(entry)
+    device = cls.from_lab_entry(with_data_dir(entry, tmp_path))  # as make_device does
     assert device.name == "dut"
