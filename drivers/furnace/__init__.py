@@ -10,7 +10,6 @@ from couponlab.drivers.furnace._opcua_backend import (
     OpcUaSignalBackend,
     read_values,
 )
-from couponlab.drivers.furnace._opcua_connection import OpcUaConnection, OpcUaStatusError
 from couponlab.drivers.furnace.gradient_furnace import (
     NAMESPACE_URI,
     FurnaceCarrier,
@@ -23,6 +22,7 @@ from couponlab.drivers.furnace.gradient_furnace import (
     OpcUaGradientFurnace,
     ProgramState,
 )
+from couponlab.transports._opcua import OpcUaConnection, OpcUaStatusError
 
 __all__ = [
     "NAMESPACE_URI",

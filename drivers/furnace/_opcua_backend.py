@@ -1,7 +1,7 @@
 """ophyd-async backends over asyncua: a signal is one OPC UA variable, a command one method.
 
 :class:`OpcUaSignalBackend` resolves its node by string id on the device's shared
-:class:`~couponlab.drivers.furnace._opcua_connection.OpcUaConnection`, reads the variable's
+:class:`~couponlab.transports._opcua.OpcUaConnection`, reads the variable's
 ``EngineeringUnits`` and ``EURange`` properties into the descriptor (units, control limits)
 at connect, reads a value with ONE request, refuses a bad value (wrong type, NaN, outside
 ``EURange``) before anything is sent, and subscribes through an OPC UA data-change
@@ -39,13 +39,13 @@ from ophyd_async.core import (
     make_datakey,
 )
 
-from couponlab.drivers.furnace._opcua_connection import (
+from couponlab.errors import InputError, OutOfLimitsError, ProtocolError
+from couponlab.transports._opcua import (
     OpcUaConnection,
     check_good,
     source_timestamp,
 )
-from couponlab.drivers.furnace._opcua_units import same_unit, unit_from_eu
-from couponlab.errors import InputError, OutOfLimitsError, ProtocolError
+from couponlab.transports._opcua_units import same_unit, unit_from_eu
 from couponlab.values import ValueSpec
 
 log = logging.getLogger(__name__)

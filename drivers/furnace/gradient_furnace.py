@@ -45,7 +45,6 @@ from couponlab.drivers.furnace._opcua_backend import (
     read_values,
     void_signature,
 )
-from couponlab.drivers.furnace._opcua_connection import OpcUaConnection, OpcUaStatusError
 from couponlab.drivers.furnace._validation import (
     COUPON_ID,
     MAX_SEGMENTS,
@@ -79,6 +78,7 @@ from couponlab.keepalive import KeepAlive
 from couponlab.labfile import DeviceEntry
 from couponlab.registry import DriverSpec
 from couponlab.transports import Backoff
+from couponlab.transports._opcua import OpcUaConnection, OpcUaStatusError
 from couponlab.units import QuantityLike, to_magnitude
 from couponlab.values import ValueSpec
 

@@ -1,6 +1,7 @@
 """Async request/reply transports with a timeout on every exchange and bounded reconnection,
 and the one SCPI/line client the line-protocol drivers use over them.
 
+:class:`OpcUaConnection` is the OPC UA client (one per device, shared by its signals).
 Every line-based instrument link (TCP socket, serial port, VISA resource) implements
 :class:`LineTransport`; :class:`ScpiClient` adds the error-status checks, typed replies and
 instrument-timed waits on top. Drivers depend on those two only, so the same driver reaches
@@ -10,6 +11,7 @@ transport from the address).
 
 from couponlab.transports._address import make_transport
 from couponlab.transports._base import Backoff, LineTransport
+from couponlab.transports._opcua import OpcUaConnection, OpcUaStatusError
 from couponlab.transports._scpi import ScpiClient, raise_for_status, split_status
 from couponlab.transports._serial import SerialLineTransport
 from couponlab.transports._tcp import TcpLineTransport
@@ -18,6 +20,8 @@ from couponlab.transports._visa import VisaLineTransport
 __all__ = [
     "Backoff",
     "LineTransport",
+    "OpcUaConnection",
+    "OpcUaStatusError",
     "ScpiClient",
     "SerialLineTransport",
     "TcpLineTransport",

@@ -34,7 +34,6 @@ from couponlab.drivers.furnace._opcua_backend import (
     array_signature,
     void_signature,
 )
-from couponlab.drivers.furnace._opcua_units import unece_code, unit_from_eu
 from couponlab.errors import (
     ConnectionLostError,
     InputError,
@@ -44,6 +43,7 @@ from couponlab.errors import (
 )
 from couponlab.simulators.background import BackgroundLoop
 from couponlab.transports import Backoff
+from couponlab.transports._opcua_units import unece_code, unit_from_eu
 
 NS = "urn:couponlab:test-mini"
 FAST = Backoff(attempts=2, initial=0.02, maximum=0.05)
@@ -482,6 +482,32 @@ async def test_dropped_link_raises_then_reconnects(twin_loop: BackgroundLoop) ->
     finally:
         await c.disconnect()
         await twin_loop.arun(srv.stop())
+
+
+async def test_a_dropped_link_never_affects_another_device(
+    twin_loop: BackgroundLoop, mini: MiniServer
+) -> None:
+    """Two devices, two clients: one server goes away, the other device reads and writes on."""
+    gone = MiniServer()
+    await twin_loop.arun(gone.start())
+    lost = OpcUaConnection("lost", gone.url, NS, timeout=0.3, backoff=FAST)
+    kept = OpcUaConnection("kept", mini.url, NS, timeout=0.5, backoff=FAST)
+    lost_temp, kept_temp = _sigw(lost, float, "Temp", "degC"), _sigw(kept, float, "Temp", "degC")
+    try:
+        await lost_temp.connect()
+        await kept_temp.connect()
+        await twin_loop.arun(gone.stop())
+        with pytest.raises(ConnectionLostError, match="lost"):
+            await lost_temp.get_value()
+        with pytest.raises(ConnectionLostError, match="lost"):
+            await lost.connect()  # the bounded back-off gives up, for this device only
+        await kept_temp.set(31.0)
+        assert await kept_temp.get_value() == 31.0
+        assert kept.reconnects == 0 and kept.generation == 1
+    finally:
+        await kept_temp.set(25.0)
+        await lost.disconnect()
+        await kept.disconnect()
 
 
 # -- subscriptions ------------------------------------------------------------------------

@@ -1,11 +1,14 @@
-"""One asyncua client per device: timeouts, typed errors, bounded reconnection, subscriptions.
+"""The OPC UA client: one asyncua client per device, with timeouts, typed errors, bounded
+reconnection and subscriptions.
 
-Every signal and command of a device shares one :class:`OpcUaConnection`. Each request has a
-timeout (:class:`~couponlab.errors.InstrumentTimeoutError`); a dropped link raises
-:class:`~couponlab.errors.ConnectionLostError`; the next request reconnects with a bounded
-:class:`~couponlab.transports.Backoff`. Reads (idempotent) are retried once on a fresh
-connection; writes and method calls never are (the caller decides). A Bad status in a reply
-raises :class:`OpcUaStatusError`, which names the node and the status code.
+Every signal and command of a device shares one :class:`OpcUaConnection`, and no two devices
+share one: a dropped link (or a closed client) of one device never touches another. Each
+request has a timeout (:class:`~couponlab.errors.InstrumentTimeoutError`); a dropped link
+raises :class:`~couponlab.errors.ConnectionLostError`; the next request reconnects with a
+bounded :class:`~couponlab.transports.Backoff` (run by ``stamina``). Reads (idempotent) are
+retried once on a fresh connection; writes and method calls never are (the caller decides).
+A Bad status in a reply raises :class:`OpcUaStatusError`, which names the node and the status
+code.
 
 Data-change subscriptions (one asyncua ``Subscription`` per connection, one monitored item
 per subscribed node) are re-created after a reconnection.
@@ -37,7 +40,7 @@ from couponlab.errors import (
     InstrumentTimeoutError,
     ProtocolError,
 )
-from couponlab.transports import Backoff
+from couponlab.transports._base import Backoff
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -59,6 +62,10 @@ _LINK_CODES = frozenset(
     }
 )
 """Status codes that mean the link (not the request) failed."""
+
+
+class _LinkDownError(ConnectionError):
+    """An OPC UA error while opening the link (retried like a refused connection)."""
 
 
 class OpcUaStatusError(ProtocolError):
@@ -236,27 +243,30 @@ class OpcUaConnection:
             return await self._open_with_backoff()
 
     async def _open_with_backoff(self) -> Client:
-        delays = self.backoff.delays()
-        last: BaseException | None = None
-        for attempt in range(self.backoff.attempts):
-            try:
-                client = await self._open_once()
-            except ProtocolError:
-                raise
-            except (OSError, TimeoutError, UaError) as exc:
-                last = exc
-                if attempt < len(delays):
-                    await asyncio.sleep(delays[attempt])
-                continue
-            if self.generation > 1 or attempt:
-                log.info(
-                    "%s: connected to %s after %d attempt(s)", self.device, self.url, attempt + 1
-                )
-            return client
-        raise ConnectionLostError(
-            self.device,
-            f"cannot connect to {self.url} after {self.backoff.attempts} attempts: {last!r}",
-        )
+        attempts = 0
+        try:
+            async for attempt in self.backoff.retrying():
+                with attempt:
+                    attempts += 1
+                    client = await self._open_link()
+        except (OSError, TimeoutError) as exc:
+            cause = exc.__cause__ if isinstance(exc, _LinkDownError) else exc
+            raise ConnectionLostError(
+                self.device,
+                f"cannot connect to {self.url} after {attempts} attempts: {cause!r}",
+            ) from exc
+        if self.generation > 1 or attempts > 1:
+            log.info("%s: connected to %s after %d attempt(s)", self.device, self.url, attempts)
+        return client
+
+    async def _open_link(self) -> Client:
+        """One attempt; an OPC UA error of the link becomes an ``OSError`` (retried)."""
+        try:
+            return await self._open_once()
+        except ProtocolError:
+            raise
+        except UaError as exc:
+            raise _LinkDownError(str(exc)) from exc
 
     async def _open_once(self) -> Client:
         # asyncua's supervisor probes the server every watchdog interval and declares the
