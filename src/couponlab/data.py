@@ -93,11 +93,16 @@ class DocumentLog:
         self.interrupted: list[Path] = mark_interrupted_runs(self.folder)
         """The run files found interrupted (and marked) when this log opened its folder."""
 
+    def path(self, uid: str) -> Path:
+        """Return the file of the run whose start document has ``uid`` (for example
+        ``log.path(result.run_start_uids[0])``), whether or not it exists."""
+        return self.folder / f"{uid}.jsonl"
+
     def __call__(self, name: str, doc: Any) -> None:
         """Write one document (RunEngine subscriber signature)."""
         if name == "start":
             self.close()
-            path = self.folder / f"{doc['uid']}.jsonl"
+            path = self.path(doc["uid"])
             self._file = path.open("a", encoding="utf-8")
             _lock(self._file)
             self.paths.append(path)

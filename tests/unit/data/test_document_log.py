@@ -27,6 +27,8 @@ async def test_a_run_reads_back_with_arrays_and_units(tmp_path: Path) -> None:
         profile = soft_signal_rw(Array1D[np.float64], np.array([900.0, 850.0]), units="degC")
     re(bp.count([profile], num=3, md={"coupon_id": "C-1"}))
     (path,) = log.paths
+    (uid,) = {d["uid"] for n, d in read_run(path) if n == "start"}
+    assert log.path(uid) == path
     names = [n for n, _ in read_run(path)]
     assert names[0] == "start"
     assert names[-1] == "stop"
