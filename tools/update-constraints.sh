@@ -10,7 +10,7 @@ venv="${1:-.venv-latest}"
 if [[ $# -eq 0 ]]; then
     rm -rf "$venv"
     python3 -m venv "$venv"
-    "$venv/bin/python" -m pip install -q --upgrade -e ".[dev]"
+    "$venv/bin/python" -m pip install -q --upgrade --upgrade-strategy eager -e ".[dev]"
 fi
 "$venv/bin/python" -m pytest -q tests hil --lab src/couponlab/labs/sim_lab.yaml
 {

@@ -51,7 +51,7 @@ def test_ci_installs_and_tests_as_readme_says() -> None:
     assert test in lines
     assert lines[-1] == test, ".ci/run ends with README's test command (its exit code is CI's)"
     latest = [line for line in lines if "--upgrade" in line and "pip install" in line]
-    assert latest == ['.venv/bin/pip install -q --upgrade -e ".[dev]"'], (
+    assert latest == ['.venv/bin/pip install -q --upgrade --upgrade-strategy eager -e ".[dev]"'], (
         "COUPONLAB_LATEST=1 installs without constraints, upgrading"
     )
 
