@@ -1,5 +1,10 @@
 """Oxidation activation energy from one gradient exposure.
 
+Two levels: :func:`fit_activation_energy` / :func:`fit_per_row` fit the bare parabolic
+Arrhenius line (the law of the world's ``mixing`` law; no regimes, least-squares slope error
+only); :func:`analyse_coupons` is the full analysis (regimes, laws, every uncertainty, the
+critical Cr content; docs/science/oxidation-analysis.md).
+
 Parabolic growth ``x**2 = kp t`` with ``kp = k0 exp(-Q / (R T))`` gives
 ``ln(x**2 / t) = ln k0 - Q / (R T)``: on a coupon held for a time ``t`` in a temperature
 gradient, thickness against temperature along the coupon is a straight line in
@@ -13,6 +18,15 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from scipy import stats
+
+from couponlab.plans.coupon_temperature import (
+    PointTemperatures,
+    ThermocoupleErrors,
+    temperatures_at,
+)
+from couponlab.plans.critical_chromium import Coupons, CriticalChromium, locate_critical_cr
+from couponlab.plans.oxide_kinetics import cross_covariance, fit_rows
 
 R_GAS = 8.314462618
 """Gas constant, J/(mol K)."""
@@ -132,4 +146,197 @@ def fit_per_row(
     ]
 
 
-__all__ = ["R_GAS", "ArrheniusFit", "fit_activation_energy", "fit_per_row"]
+# -- the whole-coupon analysis: regimes, kinetics, critical Cr content ----------------------
+
+
+@dataclass(frozen=True)
+class CouponMeasurements:
+    """What one gradient exposure and its maps give the analysis.
+
+    Maps are shaped (rows, points): rows are compositions across the coupon, points the
+    positions along the gradient (the thermocouples' axis).
+    """
+
+    x_mm: NDArray[np.float64]
+    """Positions of the points along the coupon, mm."""
+    thickness_m: NDArray[np.float64]
+    """Oxide thickness, m (NaN where the profiler flagged the point out of range)."""
+    thickness_sigma_m: NDArray[np.float64]
+    """The profiler's standard uncertainty at each point, m."""
+    cr: NDArray[np.float64]
+    """Cr mass fraction at each point (XRF)."""
+    cr_sigma: NDArray[np.float64]
+    """Its standard uncertainty (counting statistics)."""
+    tc_positions_mm: NDArray[np.float64]
+    tc_scans_c: NDArray[np.float64]
+    """Thermocouple readings over the hold, degC, shaped (scans, thermocouples)."""
+    hold_s: float
+    """Time at temperature, s."""
+    hold_sigma_s: float = 300.0
+    """Its standard uncertainty, s (transfer into and out of the hot furnace)."""
+
+
+@dataclass(frozen=True)
+class RowResult:
+    """One composition row: regime, chosen law, Q and k0 with uncertainties, flags."""
+
+    cr: float
+    cr_sigma: float
+    regime: str
+    """``NiO``, ``transition`` or ``chromia`` (from the protective fraction), or ``unknown``."""
+    protective_fraction: float
+    law: str
+    """Chosen growth law (``none`` when the row could not be fitted)."""
+    activation_energy_kj_per_mol: float
+    q_sigma_kj_per_mol: float
+    ln_k0: float
+    ln_k0_sigma: float
+    points_used: int
+    out_of_range: int
+    """Points the profiler flagged out of its range."""
+    off_model: int
+    """Points flagged off the model (spalled), plus 1000 if the row's chi-square is off."""
+    likelihood_ratio_p: dict[str, float]
+
+    def q_interval(self, level: float = 0.68) -> tuple[float, float]:
+        """Return the central interval of Q (kJ/mol) at confidence ``level`` (0..1)."""
+        z = float(stats.norm.ppf(0.5 + level / 2))
+        q, s = self.activation_energy_kj_per_mol, self.q_sigma_kj_per_mol
+        return (q - z * s, q + z * s)
+
+
+@dataclass(frozen=True)
+class CouponAnalysis:
+    """The result of :func:`analyse_coupons` for one coupon."""
+
+    rows: list[RowResult]
+    critical: CriticalChromium
+    temperatures: PointTemperatures
+    q_correlation: NDArray[np.float64]
+    """Correlation of the rows' Q created by their shared temperatures (rows x rows)."""
+
+
+def analyse_coupons(
+    coupons: list[CouponMeasurements], errors: ThermocoupleErrors | None = None
+) -> list[CouponAnalysis]:
+    """Analyse gradient exposures: per row the regime, law, Q and k0; per coupon c_crit.
+
+    1. The points' temperatures and covariance from the thermocouples over the whole hold
+       (:mod:`couponlab.plans.coupon_temperature`).
+    2. Spalled spots flagged against a parabolic line per row
+       (:mod:`couponlab.plans.oxide_kinetics`).
+    3. The two-scale fit of all rows locates the critical Cr content and each row's regime
+       (:mod:`couponlab.plans.critical_chromium`).
+    4. Each row's law by its regime (NiO and transition: parabolic, with the transient
+       offset when the data ask for it; chromia: paralinear with the transient offset, the
+       print's Cr scatter along the row as noise); Q and k0 with their standard
+       uncertainties, and the rows' Q correlation.
+
+    Every coupon of the list is fitted in the same array operations (a coverage test
+    passes hundreds).
+    """
+    if not coupons:
+        return []
+    temps = [
+        temperatures_at(c.x_mm, c.tc_positions_mm, c.tc_scans_c, c.hold_s, errors=errors)
+        for c in coupons
+    ]
+    nr, npt = coupons[0].thickness_m.shape
+    if any(c.thickness_m.shape != (nr, npt) for c in coupons):
+        raise ValueError("every coupon of a batch needs the same rows and points")
+    x = np.concatenate([c.thickness_m for c in coupons])
+    sig = np.concatenate([c.thickness_sigma_m for c in coupons])
+    t_rows = np.concatenate([np.broadcast_to(t.temperature_k, (nr, npt)) for t in temps])
+    c_rows = np.concatenate([np.broadcast_to(t.covariance_k2, (nr, npt, npt)) for t in temps])
+    hold = np.repeat([c.hold_s for c in coupons], nr)
+    hold_sig = np.repeat([c.hold_sigma_s for c in coupons], nr)
+    first = fit_rows(x, sig, t_rows, c_rows, hold, sigma_t_s=hold_sig, transient="never")
+    empty = np.zeros(npt, bool)
+    used = np.array([k.used if k is not None else empty for k in first])
+    spalled = np.array([k.spalled if k is not None else empty for k in first])
+    nb = len(coupons)
+    crit = locate_critical_cr(
+        Coupons(
+            x.reshape(nb, nr, npt),
+            sig.reshape(nb, nr, npt),
+            used.reshape(nb, nr, npt),
+            np.stack([c.cr for c in coupons]),
+            np.stack([c.cr_sigma for c in coupons]),
+            np.stack([t.temperature_k for t in temps]),
+            np.stack([t.covariance_k2 for t in temps]),
+            np.array([c.hold_s for c in coupons]),
+            np.array([c.hold_sigma_s for c in coupons]),
+            spalled.reshape(nb, nr, npt),
+        )
+    )
+    regimes = [r for cc in crit for r in cc.regimes]
+    chromia = [r == "chromia" for r in regimes]
+    # a chromia row's thickness depends on Cr: the print's scatter along the row is noise
+    extra = (
+        np.concatenate(
+            [np.broadcast_to(cc.ln_x_cr_slope**2 * cc.print_variance, (nr, npt)) for cc in crit]
+        )
+        * np.asarray(chromia)[:, None]
+    )
+    final = fit_rows(
+        x,
+        sig,
+        t_rows,
+        c_rows,
+        hold,
+        sigma_t_s=hold_sig,
+        valid=used,
+        base=["paralinear" if c else "parabolic" for c in chromia],
+        transient="test",
+        extra_var_ln=extra,
+    )
+    out = []
+    for b, coupon in enumerate(coupons):
+        rows = []
+        kin = final[b * nr : (b + 1) * nr]
+        for r in range(nr):
+            k, g = kin[r], b * nr + r
+            ok = used[g] & np.isfinite(coupon.cr[r])
+            cr_r = float(np.mean(coupon.cr[r][ok])) if ok.any() else float("nan")
+            cr_s = float(np.sqrt(np.sum(coupon.cr_sigma[r][ok] ** 2)) / max(ok.sum(), 1))
+            nan = float("nan")
+            rows.append(
+                RowResult(
+                    cr=cr_r,
+                    cr_sigma=cr_s,
+                    regime=crit[b].regimes[r],
+                    protective_fraction=float(crit[b].protective_fraction[r]),
+                    law=k.law if k else "none",
+                    activation_energy_kj_per_mol=k.activation_energy_kj_per_mol if k else nan,
+                    q_sigma_kj_per_mol=k.q_sigma_kj_per_mol if k else nan,
+                    ln_k0=k.ln_k0 if k else nan,
+                    ln_k0_sigma=k.ln_k0_sigma if k else nan,
+                    points_used=int(k.used.sum()) if k else 0,
+                    out_of_range=int((~np.isfinite(coupon.thickness_m[r])).sum()),
+                    off_model=int(spalled[g].sum()) + (1000 if k and k.off_model else 0),
+                    likelihood_ratio_p=dict(k.likelihood_ratio_p) if k else {},
+                )
+            )
+        corr = np.eye(nr)
+        for i in range(nr):
+            for j in range(i + 1, nr):
+                ki, kj = kin[i], kin[j]
+                if ki is None or kj is None:
+                    corr[i, j] = corr[j, i] = np.nan
+                    continue
+                cov = cross_covariance(ki, kj, temps[b].covariance_k2)
+                corr[i, j] = corr[j, i] = cov / (ki.q_sigma_kj_per_mol * kj.q_sigma_kj_per_mol)
+        out.append(CouponAnalysis(rows, crit[b], temps[b], corr))
+    return out
+
+
+__all__ = [
+    "R_GAS",
+    "ArrheniusFit",
+    "CouponAnalysis",
+    "CouponMeasurements",
+    "RowResult",
+    "analyse_coupons",
+    "fit_activation_energy",
+    "fit_per_row",
+]

@@ -262,10 +262,12 @@ def grow(
     state: ScaleState,
     cr: FloatArray,
     temperature_k: FloatArray,
-    dt_s: float,
+    dt_s: float | FloatArray,
     params: RegimeParameters,
 ) -> None:
-    """Grow both scales for ``dt_s`` (s) at ``temperature_k`` (K, per node); Cr fraction ``cr``.
+    """Grow both scales for ``dt_s`` (s; scalar or per node) at ``temperature_k`` (K).
+
+    ``cr`` is the Cr fraction per node.
 
     Explicit in time: use steps that are short against the transient (the world uses 60 s).
     """

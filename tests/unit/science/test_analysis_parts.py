@@ -1,0 +1,97 @@
+"""The parts of the oxidation analysis: thermocouple profile, Tedmon's law, the batched
+least squares, and one whole coupon analysed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from science_campaigns import measurements
+from scipy import optimize
+from scipy.integrate import solve_ivp
+
+from couponlab.errors import InputError
+from couponlab.plans.coupon_temperature import ThermocoupleErrors, temperatures_at
+from couponlab.plans.oxidation_analysis import analyse_coupons
+from couponlab.plans.oxide_kinetics import tedmon_thickness
+from couponlab.plans.small_least_squares import levenberg_marquardt
+from couponlab.simulators.oxidation_campaign import CampaignDesign, simulate_campaigns
+from couponlab.simulators.world import WorldConfig
+
+
+def test_the_coupon_end_beyond_the_last_thermocouple_follows_the_gradient() -> None:
+    """57 mm lies 2 mm past the last thermocouple (55 mm): extrapolated, not clamped."""
+    tc = np.arange(0.0, 60.0, 5.0)
+    true_c = 1060.0 - 3.5 * tc
+    got = temperatures_at([3.0, 57.0], tc, np.tile(true_c, (5, 1)), 50 * 3600.0)
+    assert got.temperature_k[1] - 273.15 == pytest.approx(1060.0 - 3.5 * 57.0)
+    assert list(got.extrapolated) == [False, True]
+    assert got.sigma_k[1] > got.sigma_k[0]  # extrapolation amplifies the end errors
+
+
+def test_point_temperature_covariance_has_the_iec_tolerance_and_the_placement() -> None:
+    tc = np.arange(0.0, 60.0, 5.0)
+    scans = np.tile(1000.0 - 3.0 * tc, (3, 1))
+    errors = ThermocoupleErrors(drift_sigma_k_per_h=0.0, scanner_sigma_k=0.0)
+    at_tc = temperatures_at(tc, tc, scans, 3600.0, errors=errors)
+    tol = 0.004 * (1000.0 - 3.0 * tc)  # class 1 above 375 degC, uniform: sigma = tol/sqrt 3
+    expected = tol**2 / 3 + (0.25 * 3.0) ** 2
+    np.testing.assert_allclose(np.diag(at_tc.covariance_k2), expected, rtol=1e-6)
+    # every pair shares the placement error (gradient x 0.25 mm), so rows are correlated
+    assert at_tc.covariance_k2[0, -1] == pytest.approx((0.25 * 3.0) ** 2)
+    broken = scans.copy()
+    broken[:, 3] = 9.9e37
+    assert temperatures_at(tc, tc, broken, 3600.0).thermocouples_used == 11
+    with pytest.raises(InputError, match="working thermocouples"):
+        temperatures_at(tc, tc[:2], scans[:, :2] * np.nan, 3600.0)
+
+
+def test_tedmon_thickness_matches_an_ode_solve() -> None:
+    kp, t = 3e-16, 1.8e5
+    for kv in (0.0, 1e-13, 1e-11, 5e-11):
+        ode = solve_ivp(
+            lambda _, x, kv=kv: kp / (2 * x) - kv,
+            (1e-3, t),
+            [np.sqrt(kp * 1e-3)],
+            rtol=1e-10,
+            atol=1e-18,
+        )
+        got = float(tedmon_thickness(np.array([kp]), np.array([kv]), t)[0])
+        assert got == pytest.approx(ode.y[0, -1], rel=1e-6)
+
+
+def test_batched_levenberg_marquardt_agrees_with_scipy() -> None:
+    rng = np.random.default_rng(1)
+    t = np.linspace(0, 4, 30)
+    truth = np.array([[2.0, 0.7], [1.0, 1.5], [3.0, 0.2]])
+    y = truth[:, :1] * np.exp(-truth[:, 1:] * t) + 0.01 * rng.standard_normal((3, t.size))
+
+    def resid(th: np.ndarray) -> np.ndarray:
+        return th[:, :1] * np.exp(-th[:, 1:] * t) - y
+
+    got, _ = levenberg_marquardt(resid, np.ones((3, 2)), np.zeros(2), np.full(2, 10.0))
+    for k in range(3):
+        ref = optimize.least_squares(
+            lambda th, k=k: th[0] * np.exp(-th[1] * t) - y[k], np.ones(2)
+        ).x
+        np.testing.assert_allclose(got[k], ref, rtol=1e-5)
+
+
+def test_one_coupon_gives_regimes_q_and_the_critical_cr_content() -> None:
+    config, design = WorldConfig(), CampaignDesign()
+    data = simulate_campaigns(config, design, np.random.default_rng(5), 1)[0]
+    [result] = analyse_coupons([measurements(data, design)])
+    regimes = [r.regime for r in result.rows]
+    assert regimes[0] == "NiO" and regimes[-1] == "chromia" and "transition" in regimes
+    agree = sum(a == b for a, b in zip(regimes, data.true_regime, strict=True))
+    assert agree >= len(regimes) - 2
+    lo, hi = result.critical.interval(0.95)
+    assert result.critical.located and lo < data.true_critical_cr < hi
+    for row, q in zip(result.rows, data.true_q_kj_per_mol, strict=True):
+        if row.regime in ("NiO", "chromia"):
+            lo, hi = row.q_interval(0.999)
+            assert lo < q < hi, (row, q)
+    chromia = [r for r in result.rows if r.regime == "chromia"]
+    assert all(r.law.startswith("paralinear") for r in chromia)
+    # the rows share their temperatures, so their Q are correlated
+    corr = result.q_correlation
+    assert np.all(np.abs(corr[np.isfinite(corr)]) <= 1 + 1e-9) and corr[0, 1] > 0.1
