@@ -41,6 +41,10 @@ class LineServer:
         Line terminator of both directions (``"\\n"`` by default; ``"\\r"`` is stripped).
     encoding
         Text encoding (``"ascii"``).
+    on_error
+        The instrument's reply to a line whose handler raised (None: no reply). The
+        exception is logged and the connection stays open either way. SCPI dispatchers
+        answer their own errors through the error queue and never raise.
     """
 
     def __init__(
@@ -52,6 +56,7 @@ class LineServer:
         port: int = 0,
         terminator: str = "\n",
         encoding: str = "ascii",
+        on_error: Callable[[str, Exception], str | bytes | None] | None = None,
     ) -> None:
         self.world = world
         self.handler = handler
@@ -59,6 +64,7 @@ class LineServer:
         self._requested_port = port
         self.terminator = terminator
         self.encoding = encoding
+        self.on_error = on_error
         self._server: asyncio.Server | None = None
         self._conns: set[asyncio.Task[None]] = set()
         self.port = 0
@@ -105,13 +111,15 @@ class LineServer:
                     break
                 line = raw[: -len(term)].decode(self.encoding, errors="replace").rstrip("\r")
                 self.world.sync()
-                reply = self.handler(line)
+                try:
+                    reply = self.handler(line)
+                    if reply is not None and not isinstance(reply, (str, bytes)):
+                        reply = await reply  # a deferred reply
+                except Exception as exc:  # answer, never drop the link over one line
+                    log.exception("twin handler failed on %r", line)
+                    reply = self.on_error(line, exc) if self.on_error is not None else None
                 if reply is None:
                     continue
-                if not isinstance(reply, (str, bytes)):  # a deferred reply
-                    reply = await reply
-                    if reply is None:
-                        continue
                 data = (
                     reply
                     if isinstance(reply, bytes)

@@ -7,13 +7,19 @@ and the replies of its queries are joined by ``;`` -- so a driver can send a set
 read back its error status in one round trip.
 
 Errors follow SCPI: a bad command puts ``<code>,"<message>"`` on the error queue and a
-query that fails produces no reply of its own.
+query that fails produces no reply of its own. A handler that fails in any other way (an
+``OverflowError`` from ``inf`` in a valid command, a bug) puts -222 or -200 on the queue:
+the link is never dropped over one command. :func:`parse_float` refuses NaN and infinities.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 from collections import deque
 from collections.abc import Callable
+
+log = logging.getLogger(__name__)
 
 ScpiHandler = Callable[[list[str]], "str | bytes | None"]
 
@@ -69,8 +75,14 @@ class ScpiDispatcher:
         """Handle ``*RST``: subclasses or owners override to restore defaults."""
         return None
 
+    def headers(self) -> list[str]:
+        """Return the registered headers (upper case), in registration order."""
+        return list(self._handlers)
+
     def push_error(self, code: int, message: str) -> None:
-        """Put an error on the queue (-350 replaces the last entry on overflow)."""
+        """Put an error on the queue (-350 replaces the last entry on overflow); a ``"`` in
+        the message becomes ``'`` (the reply quotes it)."""
+        message = message.replace('"', "'")
         if len(self.errors) >= self.queue_size - 1:
             if len(self.errors) == self.queue_size - 1:
                 self.errors.append((QUEUE_OVERFLOW, "Queue overflow"))
@@ -104,6 +116,13 @@ class ScpiDispatcher:
             except (ValueError, IndexError) as exc:
                 self.push_error(ILLEGAL_PARAMETER, f"Illegal parameter value; {exc}")
                 continue
+            except ArithmeticError as exc:  # inf or a huge number in a valid command
+                self.push_error(DATA_OUT_OF_RANGE, f"Data out of range; {header} {rest}: {exc}")
+                continue
+            except Exception as exc:  # a twin never drops the link over one command
+                log.exception("twin handler of %r failed", part)
+                self.push_error(EXECUTION_ERROR, f"Execution error; {type(exc).__name__}: {exc}")
+                continue
             if isinstance(reply, bytes):
                 return reply  # a block reply ends the line
             if reply is not None and key.endswith("?"):
@@ -116,11 +135,14 @@ def parse_float(args: list[str], index: int = 0, name: str = "value") -> float:
     if index >= len(args):
         raise ScpiError(MISSING_PARAMETER, f"Missing parameter; {name}")
     try:
-        return float(args[index])
+        value = float(args[index])
     except ValueError:
         raise ScpiError(
             ILLEGAL_PARAMETER, f"Illegal parameter value; {name}={args[index]}"
         ) from None
+    if not math.isfinite(value):
+        raise ScpiError(DATA_OUT_OF_RANGE, f"Data out of range; {name}={args[index]}")
+    return value
 
 
 def ieee_block(data: bytes, terminator: bytes = b"\n") -> bytes:
