@@ -1,15 +1,11 @@
 """Gradient-furnace drivers: the OPC UA furnace of docs/protocols/furnace-opcua.md.
 
-``OpcUaGradientFurnace`` implements :class:`couponlab.interfaces.furnace.GradientFurnace`
-over asyncua, with one client per device; its signals use :class:`OpcUaSignalBackend`, an
-ophyd-async ``SignalBackend`` that any other OPC UA instrument can reuse.
+``OpcUaGradientFurnace`` implements :class:`couponlab.interfaces.furnace.GradientFurnace`:
+a declaration of the furnace's nodes (filled by the OPC UA connector of
+``couponlab.drivers._opcua``) plus a logic object for gradients, programs and clock waits.
 """
 
-from couponlab.drivers.furnace._opcua_backend import (
-    OpcUaMethodBackend,
-    OpcUaSignalBackend,
-    read_values,
-)
+from couponlab.drivers.furnace._states import FurnaceState, ProgramState
 from couponlab.drivers.furnace.gradient_furnace import (
     NAMESPACE_URI,
     FurnaceCarrier,
@@ -17,12 +13,11 @@ from couponlab.drivers.furnace.gradient_furnace import (
     FurnaceIdentity,
     FurnaceInterlock,
     FurnaceProgrammer,
-    FurnaceState,
+    FurnaceWatchdog,
     FurnaceZone,
     OpcUaGradientFurnace,
-    ProgramState,
 )
-from couponlab.transports._opcua import OpcUaConnection, OpcUaStatusError
+from couponlab.transports import OpcUaConnection, OpcUaStatusError
 
 __all__ = [
     "NAMESPACE_URI",
@@ -32,12 +27,10 @@ __all__ = [
     "FurnaceInterlock",
     "FurnaceProgrammer",
     "FurnaceState",
+    "FurnaceWatchdog",
     "FurnaceZone",
     "OpcUaConnection",
     "OpcUaGradientFurnace",
-    "OpcUaMethodBackend",
-    "OpcUaSignalBackend",
     "OpcUaStatusError",
     "ProgramState",
-    "read_values",
 ]

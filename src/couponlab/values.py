@@ -147,7 +147,10 @@ class ValueSpec:
             except (TypeError, ValueError):  # quantities or strings: one by one (size is small)
                 scalar = replace(self, size=None, low=None, high=None, above=False)
                 arr = np.array(
-                    [scalar._scalar(v, device, f"{what}[{i}]") for i, v in enumerate(value)],
+                    [
+                        scalar.check(v, device=device, what=f"{what}[{i}]")
+                        for i, v in enumerate(value)
+                    ],
                     dtype=np.float64,
                 )
         if arr.shape != (size,):

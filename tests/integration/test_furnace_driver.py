@@ -24,6 +24,7 @@ from couponlab.simulators.world import Coupon
 from couponlab.testing.furnace import (
     FURNACE_CHECKS,
     FurnaceConformance,
+    WireSpy,
     bad_requests,
     furnace_lab,
 )
@@ -61,36 +62,6 @@ def clean_twin(twins: BackgroundTwins) -> Iterator[None]:
     twins.call(_restore, _model(twins))
 
 
-class WireSpy:
-    """Counts the Write and Call requests the asyncua client sends (patched on its session,
-    below the driver): a refused input must not produce one."""
-
-    def __init__(self) -> None:
-        self.writes: list[list[str]] = []
-        self.calls: list[list[str]] = []
-
-    def attach(self, furnace: OpcUaGradientFurnace) -> WireSpy:
-        client = furnace.connection._client
-        assert client is not None
-        session = client.uaclient.session
-        write, call = session.write, session.call
-
-        async def spy_write(params: Any) -> Any:
-            self.writes.append([str(w.NodeId.Identifier) for w in params.NodesToWrite])
-            return await write(params)
-
-        async def spy_call(methods: Any) -> Any:
-            self.calls.append([str(m.MethodId.Identifier) for m in methods])
-            return await call(methods)
-
-        session.write = spy_write  # type: ignore[method-assign]
-        session.call = spy_call  # type: ignore[method-assign]
-        return self
-
-    def count(self) -> int:
-        return len(self.writes) + len(self.calls)
-
-
 @pytest.fixture
 async def furnace(twins: BackgroundTwins) -> AsyncIterator[OpcUaGradientFurnace]:
     device = OpcUaGradientFurnace.from_lab_entry(twins.lab.device(NAME))
@@ -115,7 +86,9 @@ async def test_conformance(
         await furnace.interlock.limit.set(100.0)  # below every zone: trips at the next tick
 
     async def recover() -> None:
-        await furnace.interlock.limit.set(default_limit)
+        # the instrument's default (1225 degC) is above the lab limit (1150 degC), so the
+        # driver refuses to write it back: restore it on the twin's side
+        await twins.acall(_model(twins).set_interlock_limit, default_limit)
 
     ctx = FurnaceConformance(
         furnace, timeout=30.0, write_count=spy.count, trip=trip, recover=recover

@@ -129,7 +129,7 @@ class _Handler:
     def datachange_notification(self, node: Node, val: Any, data: DataChangeNotif) -> None:
         handle = data.subscription_data.client_handle
         if handle is not None:
-            self._connection._dispatch(handle, data.monitored_item.Value)
+            self._connection.dispatch(handle, data.monitored_item.Value)
 
     def status_change_notification(self, status: ua.StatusChangeNotification) -> None:
         log.info("%s: subscription status %s", self._connection.device, status.Status)
@@ -514,7 +514,8 @@ class OpcUaConnection:
         for handle, mon in list(self._monitors.items()):
             await self._create_item(client, handle, mon)
 
-    def _dispatch(self, client_handle: int, value: ua.DataValue) -> None:
+    def dispatch(self, client_handle: int, value: ua.DataValue) -> None:
+        """Deliver a data change to the monitor of ``client_handle`` (subscription handler)."""
         mon = self._monitors.get(client_handle)
         if mon is not None:
             mon.callback(value)

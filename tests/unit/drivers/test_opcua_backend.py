@@ -9,15 +9,18 @@ back with bounded back-off, and subscriptions deliver changes.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import math
 from collections.abc import AsyncIterator, Iterator
+from typing import Annotated as A  # noqa: N817
 from typing import Any
 
 import numpy as np
+import ophyd_async
 import pytest
 from asyncua import Server, ua
 from asyncua.common.callback import CallbackType, ServerItemCallback
-from asyncua.common.node import Node
+from asyncua.common.node import Node as UaNode
 from ophyd_async.core import (
     Array1D,
     Command,
@@ -27,11 +30,15 @@ from ophyd_async.core import (
     TriggerableCommand,
 )
 
-from couponlab.drivers.furnace import OpcUaConnection, OpcUaStatusError, read_values
-from couponlab.drivers.furnace._opcua_backend import (
+from couponlab.drivers._opcua import (
+    Node,
+    OpcUaDevice,
+    OpcUaDeviceConnector,
     OpcUaMethodBackend,
+    OpcUaR,
+    OpcUaRW,
     OpcUaSignalBackend,
-    array_signature,
+    fast_get_value,
     void_signature,
 )
 from couponlab.errors import (
@@ -42,8 +49,9 @@ from couponlab.errors import (
     ProtocolError,
 )
 from couponlab.simulators.background import BackgroundLoop
-from couponlab.transports import Backoff
+from couponlab.transports import Backoff, OpcUaConnection, OpcUaStatusError
 from couponlab.transports._opcua_units import unece_code, unit_from_eu
+from couponlab.values import ValueSpec
 
 NS = "urn:couponlab:test-mini"
 FAST = Backoff(attempts=2, initial=0.02, maximum=0.05)
@@ -70,7 +78,7 @@ class MiniServer:
         self.port = 0
         self.server: Server | None = None
         self.ns = 0
-        self.nodes: dict[str, Node] = {}
+        self.nodes: dict[str, UaNode] = {}
         self.writes: list[str] = []
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
 
@@ -289,10 +297,23 @@ async def test_wrong_datatype_is_a_protocol_error(conn: OpcUaConnection) -> None
         await _sig(conn, float, "Name").connect()
 
 
-async def test_read_values_is_one_request(conn: OpcUaConnection, mini: MiniServer) -> None:
-    temp, name, flag = _sig(conn, float, "Temp"), _sig(conn, str, "Name"), _sig(conn, bool, "Flag")
-    await asyncio.gather(temp.connect(), name.connect(), flag.connect())
-    client = conn._client
+class MiniDevice(OpcUaDevice):
+    """A declarative device over the mini server's ``Dev`` object."""
+
+    temp: A[OpcUaRW[float], Node("Temp", ValueSpec("degC", "temperature", lab_limit="max_t"))]
+    label: A[OpcUaR[str], Node("Name")]
+    flag: A[OpcUaR[bool], Node("Flag")]
+    echo: A[Command[[Array1D[np.float64]], None], Node("Echo")]
+
+
+async def test_a_declared_device_reads_in_one_request(
+    conn: OpcUaConnection, mini: MiniServer
+) -> None:
+    connector = OpcUaDeviceConnector(conn, "Dev.", {"max_t": 900.0})
+    dev = MiniDevice(name="mini", connector=connector)
+    await dev.connect()
+    temp, name, flag = dev.temp, dev.label, dev.flag
+    client = conn.client
     assert client is not None
     sent: list[str] = []
     original = client.uaclient.read_attributes
@@ -302,10 +323,46 @@ async def test_read_values_is_one_request(conn: OpcUaConnection, mini: MiniServe
         return await original(nodeids, attr)
 
     client.uaclient.read_attributes = counting  # type: ignore[method-assign]
-    assert await read_values(temp, name, flag) == [25.0, "coupon-1", False]
+    assert await connector.read(temp, name, flag) == [25.0, "coupon-1", False]
     assert sent == ["Dev.Temp,Dev.Name,Dev.Flag"]
     await temp.get_value()
     assert sent[-1] == "Dev.Temp" and len(sent) == 2
+    assert connector.eurange(temp) == (0.0, 1200.0)
+
+
+async def test_a_declared_signal_takes_the_lab_limit_and_converts_units(
+    conn: OpcUaConnection, mini: MiniServer, twin_loop: BackgroundLoop
+) -> None:
+    dev = MiniDevice(name="mini", connector=OpcUaDeviceConnector(conn, "Dev.", {"max_t": 900.0}))
+    await dev.connect()
+    try:
+        with pytest.raises(OutOfLimitsError, match=r"\[0, 900\] degC"):
+            await dev.temp.set("901 degC")
+        await dev.temp.set("1000 K")
+        assert await twin_loop.arun(mini.value("Temp")) == pytest.approx(726.85)
+        await dev.echo.execute(np.array([1.0, 2.0]))
+        assert mini.calls[-1] == ("Echo", ([1.0, 2.0],))
+    finally:
+        await dev.temp.set(25.0)
+
+
+def test_every_declared_child_needs_a_node() -> None:
+    class NoNode(OpcUaDevice):
+        temp: OpcUaR[float]
+
+    conn = OpcUaConnection("mini", "opc.tcp://127.0.0.1:4840", NS)
+    with pytest.raises(TypeError, match="exactly one Node"):
+        NoNode(connector=OpcUaDeviceConnector(conn, "Dev."))
+
+
+async def test_the_pinned_fast_path_reads_what_ophyd_async_reads(conn: OpcUaConnection) -> None:
+    """drivers/_opcua.fast_get_value uses SignalR._backend_or_cache: pinned to 0.21."""
+    assert ophyd_async.__version__.startswith("0.21."), "re-check fast_get_value"
+    profile = _sig(conn, Array1D[np.float64], "Profile", "degC")
+    await profile.connect()
+    fast = await fast_get_value(profile, None)
+    assert np.array_equal(fast, await SignalR.get_value(profile))
+    assert fast.tolist() == [25.0] * 4
 
 
 # -- writing ------------------------------------------------------------------------------
@@ -400,7 +457,16 @@ async def test_method_call_and_refusal(conn: OpcUaConnection, mini: MiniServer) 
             conn,
             "Dev",
             "Dev.Echo",
-            array_signature("values", annotation=Array1D[np.float64]),
+            inspect.Signature(
+                [
+                    inspect.Parameter(
+                        "values",
+                        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                        annotation=Array1D[np.float64],
+                    )
+                ],
+                return_annotation=None,
+            ),
             [ua.VariantType.Double],
         ),
         name="echo",

@@ -1,16 +1,24 @@
-"""ophyd-async backends over asyncua: a signal is one OPC UA variable, a command one method.
+"""Declarative OPC UA devices for ophyd-async: one connector for the OPC UA protocol.
 
-:class:`OpcUaSignalBackend` resolves its node by string id on the device's shared
-:class:`~couponlab.transports._opcua.OpcUaConnection`, reads the variable's
-``EngineeringUnits`` and ``EURange`` properties into the descriptor (units, control limits)
-at connect, reads a value with ONE request, refuses a bad value (wrong type, NaN, outside
-``EURange``) before anything is sent, and subscribes through an OPC UA data-change
-subscription.
+A device declares each signal once, as a class annotation, with the variable it reads, its
+value spec and its format hint, in the idiom of ophyd-async's EPICS and Tango connectors::
 
-:class:`OpcUaMethodBackend` calls one method of an object (``Furnace.Standby()``).
+    class Zone(StandardReadable, OpcUaDevice):
+        pv: A[OpcUaR[float], Node("ProcessValue", units="degC"), Format.HINTED_SIGNAL]
+        setpoint: A[OpcUaRW[float], Node("Setpoint", TEMPERATURE), Format.UNCACHED_SIGNAL]
 
-:func:`read_values` reads several signals of one device in ONE request (falling back to one
-``get_value`` each in mock mode).
+:class:`OpcUaDeviceConnector` fills the annotations at construction: each :class:`Node` path
+is joined to the parent's prefix (``"Furnace.Zones.Zone1."``), every backend shares the
+device's one :class:`~couponlab.transports.OpcUaConnection`, and a writable node's
+:class:`~couponlab.values.ValueSpec` gets the lab-file limit it names. Every write (a ``set``
+on any signal, whatever calls it) then passes through :meth:`OpcUaSignalBackend.validate`:
+the spec converts and checks the value, narrowed at connect to the node's ``EURange``, and
+refuses it with a typed error before a byte is sent.
+
+:class:`OpcUaSignalBackend` reads the variable's ``EngineeringUnits`` and ``EURange`` into the
+descriptor at connect and reads a value with ONE request; :class:`OpcUaMethodBackend` calls
+one method; :meth:`OpcUaDeviceConnector.read` reads several signals of a device in ONE
+request (one ``get_value`` each in mock mode).
 """
 
 from __future__ import annotations
@@ -19,7 +27,8 @@ import asyncio
 import inspect
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, ParamSpec, TypeVar, cast, get_args, get_origin
 
 import numpy as np
@@ -32,19 +41,21 @@ from event_model import DataKey, Limits, LimitsRange
 from ophyd_async.core import (
     Callback,
     CommandBackend,
+    Device,
+    DeviceConnector,
+    DeviceFiller,
+    DeviceMock,
     SignalBackend,
     SignalDatatypeT,
     SignalR,
+    SignalRW,
     StrictEnum,
     make_datakey,
 )
 
 from couponlab.errors import InputError, OutOfLimitsError, ProtocolError
-from couponlab.transports._opcua import (
-    OpcUaConnection,
-    check_good,
-    source_timestamp,
-)
+from couponlab.transports import OpcUaConnection
+from couponlab.transports._opcua import check_good, source_timestamp
 from couponlab.transports._opcua_units import same_unit, unit_from_eu
 from couponlab.values import ValueSpec
 
@@ -133,6 +144,20 @@ class OpcUaSignalBackend(SignalBackend[SignalDatatypeT]):
         self._shape: tuple[int, ...] | None = None
         self._datakey_value: SignalDatatypeT | None = None
         super().__init__(datatype)
+
+    def address(
+        self, string_id: str, *, spec: ValueSpec | None = None, units: str | None = None
+    ) -> None:
+        """Point the backend at a node (before connect); a ``spec`` makes it writable."""
+        self.string_id = string_id
+        self._what_read = f"read {string_id}"
+        self.spec = self._write_spec = spec
+        self.expected_units = spec.unit if spec is not None else units
+        self.writable = spec is not None
+
+    def value_of(self, dv: ua.DataValue) -> SignalDatatypeT:
+        """Return the value of a DataValue of this node (typed errors for a bad one)."""
+        return self._reading(dv)["value"]
 
     # -- metadata ------------------------------------------------------------------------
     def source(self, name: str, read: bool) -> str:
@@ -416,26 +441,6 @@ class OpcUaSignalBackend(SignalBackend[SignalDatatypeT]):
         self._setpoint = self._convert(variant.Value)
 
 
-def _signal_backend(signal: SignalR[Any]) -> SignalBackend[Any]:
-    return signal._connector.backend
-
-
-async def read_values(*signals: SignalR[Any]) -> list[Any]:
-    """Return the values of several signals, read in ONE request when they share a connection.
-
-    In mock mode (or for signals of other backends) each value is read on its own.
-    """
-    backends = [_signal_backend(s) for s in signals]
-    first = backends[0] if backends else None
-    if isinstance(first, OpcUaSignalBackend) and all(
-        isinstance(b, OpcUaSignalBackend) and b.connection is first.connection for b in backends
-    ):
-        opc = cast(list[OpcUaSignalBackend[Any]], backends)
-        dvs = await first.connection.read([b.string_id for b in opc])
-        return [b._reading(dv)["value"] for b, dv in zip(opc, dvs, strict=True)]
-    return list(await asyncio.gather(*(s.get_value() for s in signals)))
-
-
 class OpcUaMethodBackend(CommandBackend[P, T], Generic[P, T]):
     """A command backed by one OPC UA method of an object.
 
@@ -459,13 +464,19 @@ class OpcUaMethodBackend(CommandBackend[P, T], Generic[P, T]):
         signature: inspect.Signature,
         arg_types: Sequence[ua.VariantType] = (),
     ) -> None:
-        if len(arg_types) != len(signature.parameters):
-            raise TypeError(f"{method_id}: {len(arg_types)} variant types for {signature}")
         self.connection = connection
+        super().__init__(signature)
+        self.object_id, self.method_id = object_id, method_id
+        self.arg_types = list(arg_types)
+
+    def address(self, object_id: str, method_id: str, arg_types: Sequence[ua.VariantType]) -> None:
+        """Point the backend at a method of an object, with each argument's variant type."""
+        params = self.signature.parameters if self.signature is not None else {}
+        if len(arg_types) != len(params):
+            raise TypeError(f"{method_id}: {len(arg_types)} variant types for {self.signature}")
         self.object_id = object_id
         self.method_id = method_id
         self.arg_types = list(arg_types)
-        super().__init__(signature)
 
     def source(self, name: str) -> str:
         """Return ``opc.tcp://host:port#Method()``."""
@@ -500,19 +511,219 @@ def void_signature() -> inspect.Signature:
     return inspect.Signature([], return_annotation=None)
 
 
-def array_signature(*names: str, annotation: Any) -> inspect.Signature:
-    """Return the signature of a command taking positional ``names`` of one annotation."""
-    params = [
-        inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation)
-        for n in names
-    ]
-    return inspect.Signature(params, return_annotation=None)
+async def fast_get_value(signal: SignalR[SignalDatatypeT], cached: bool | None) -> SignalDatatypeT:
+    """``SignalR.get_value`` without its eager debug message.
+
+    ophyd-async 0.21 formats the value into a ``log.debug`` f-string whatever the log level;
+    for an 8-element array that costs as much as the OPC UA read itself
+    (bench/furnace_read.py). This is the one use of an ophyd-async private part in the
+    drivers, pinned to ophyd-async 0.21 and tested (tests/unit/drivers/test_opcua_backend.py).
+    """
+    if signal.log.isEnabledFor(logging.DEBUG):
+        value: SignalDatatypeT = await SignalR.get_value(signal, cached)
+        return value
+    source: Any = signal._backend_or_cache(cached)  # noqa: SLF001 - a backend or its cache
+    fresh: SignalDatatypeT = await source.get_value()
+    return fresh
+
+
+# -- signals that time out in the transport, not in ophyd-async --------------------------------
+# Signals get no ophyd-async timeout of their own (timeout=None): the connection puts a timeout
+# on every OPC UA request and raises the typed InstrumentTimeoutError, and ophyd-async's extra
+# asyncio.wait_for would cost a task per read (see bench/furnace_read.py).
+
+
+class OpcUaR(SignalR[SignalDatatypeT]):
+    """A read-only signal of an OPC UA variable (no ophyd-async timeout: the link has one)."""
+
+    def __init__(
+        self, backend: SignalBackend[SignalDatatypeT], timeout: float | None = None, name: str = ""
+    ) -> None:
+        super().__init__(backend, timeout, name)
+
+    async def get_value(self, cached: bool | None = None) -> SignalDatatypeT:
+        """Return the current value (one request, or the monitored value if cached)."""
+        return await fast_get_value(self, cached)
+
+
+class OpcUaRW(SignalRW[SignalDatatypeT]):
+    """A read-write signal of an OPC UA variable; every ``set`` is checked by its spec."""
+
+    def __init__(
+        self, backend: SignalBackend[SignalDatatypeT], timeout: float | None = None, name: str = ""
+    ) -> None:
+        super().__init__(backend, timeout, name)
+
+    async def get_value(self, cached: bool | None = None) -> SignalDatatypeT:
+        """Return the current value (one request, or the monitored value if cached)."""
+        return await fast_get_value(self, cached)
+
+
+# -- the declaration ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Node:
+    """Address a signal, command or sub-device by its path under the parent's node.
+
+    Attributes
+    ----------
+    path
+        Browse path below the parent (``"Setpoint"``, ``"Zones.Zone1."`` for a sub-device,
+        ``"Standby"`` for a method of the parent object).
+    spec
+        How a written value is given and checked (makes the signal writable); its unit is
+        the unit the node must carry.
+    units
+        The unit a read-only node must carry (``"degC"``); ``None``: whatever it says.
+    """
+
+    path: str
+    spec: ValueSpec | None = None
+    units: str | None = None
+
+
+def _variant_type(annotation: Any) -> ua.VariantType:
+    if annotation is str:
+        return ua.VariantType.String
+    if annotation is bool:
+        return ua.VariantType.Boolean
+    if annotation is int:
+        return ua.VariantType.Int32
+    return ua.VariantType.Double  # float, and arrays of float
+
+
+class OpcUaDeviceConnector(DeviceConnector):
+    r"""Fill a declarative device's signals, commands and sub-devices from :class:`Node`\ s.
+
+    Parameters
+    ----------
+    connection
+        The device's one OPC UA client, shared by every child.
+    prefix
+        Node path of the device, ending in ``"."`` (``"Furnace."``).
+    lab_limits
+        Lab-file limits by name, in the unit of the specs that name them
+        (``{"max_temperature": 1150.0}``).
+    """
+
+    def __init__(
+        self,
+        connection: OpcUaConnection,
+        prefix: str,
+        lab_limits: Mapping[str, float] | None = None,
+        registry: dict[str, OpcUaSignalBackend[Any]] | None = None,
+    ) -> None:
+        self.connection = connection
+        self.prefix = prefix
+        self.lab_limits = dict(lab_limits or {})
+        self.backends: dict[str, OpcUaSignalBackend[Any]] = {} if registry is None else registry
+        """Every signal backend of the device (children included), by node id."""
+
+    def child(self, path: str) -> OpcUaDeviceConnector:
+        """Return the connector of a sub-device at ``path`` (same client, limits, registry)."""
+        return OpcUaDeviceConnector(
+            self.connection, self.prefix + path, self.lab_limits, self.backends
+        )
+
+    def _spec(self, spec: ValueSpec | None) -> ValueSpec | None:
+        if spec is None or spec.lab_limit is None or spec.lab_limit not in self.lab_limits:
+            return spec
+        return spec.capped(high=self.lab_limits[spec.lab_limit])
+
+    def create_children_from_annotations(self, device: Device) -> None:
+        """Create every annotated child, addressed under :attr:`prefix` (once)."""
+        if hasattr(self, "filler"):
+            return
+        conn = self.connection
+        self.filler: DeviceFiller[Any, OpcUaDeviceConnector, Any] = DeviceFiller(
+            device,
+            signal_backend_factory=lambda dt: OpcUaSignalBackend(dt or float, conn, ""),
+            device_connector_factory=lambda: OpcUaDeviceConnector(
+                conn, "", self.lab_limits, self.backends
+            ),
+            command_backend_factory=lambda sig: OpcUaMethodBackend(
+                conn, "", "", sig or void_signature()
+            ),
+        )
+        for backend, extras in self.filler.create_signals_from_annotations():
+            node = _pop_node(device, extras)
+            spec = self._spec(node.spec)
+            backend.address(self.prefix + node.path, spec=spec, units=node.units)
+            self.backends[backend.string_id] = backend
+        for command, extras in self.filler.create_commands_from_annotations():
+            node = _pop_node(device, extras)
+            sig = command.signature or void_signature()
+            if sig.return_annotation is type(None):  # Command[[...], None]: a void command
+                command.signature = sig = sig.replace(return_annotation=None)
+            types = [_variant_type(p.annotation) for p in sig.parameters.values()]
+            command.address(self.prefix.rstrip("."), self.prefix + node.path, types)
+        for connector, extras in self.filler.create_devices_from_annotations():
+            connector.prefix = self.prefix + _pop_node(device, extras).path
+
+    async def connect_mock(self, device: Device, mock: DeviceMock[Any]) -> None:
+        """Connect every child in mock mode (no client is opened)."""
+        await super().connect_mock(device, mock)
+
+    async def connect_real(self, device: Device, timeout: float, force_reconnect: bool) -> None:
+        """Open the shared client once, then connect every child over it."""
+        await self.connection.connect()
+        await super().connect_real(device, timeout, force_reconnect)
+
+    def eurange(self, signal: SignalR[Any]) -> tuple[float, float] | None:
+        """Return a connected signal's ``EURange`` (low, high), or None (mock, or none)."""
+        node = _node_id(signal.source, self.connection.url)
+        backend = self.backends.get(node) if node is not None else None
+        return backend.limits if backend is not None else None
+
+    async def read(self, *signals: SignalR[Any]) -> list[Any]:
+        """Return the values of several signals, read in ONE request.
+
+        Signals of this device that are connected for real are read together; in mock mode
+        (or for a signal of another device) each value is read on its own.
+        """
+        ids = [_node_id(s.source, self.connection.url) for s in signals]
+        backends = [self.backends.get(i) if i is not None else None for i in ids]
+        if all(b is not None for b in backends):
+            opc = cast(list[OpcUaSignalBackend[Any]], backends)
+            dvs = await self.connection.read([b.string_id for b in opc])
+            return [b.value_of(dv) for b, dv in zip(opc, dvs, strict=True)]
+        return list(await asyncio.gather(*(s.get_value() for s in signals)))
+
+
+def _node_id(source: str, url: str) -> str | None:
+    """Return the node id of a real signal's source (``opc.tcp://h:p#Id``), else None."""
+    head, sep, node = source.partition("#")
+    return node if sep and head == url else None
+
+
+def _pop_node(device: Device, extras: list[Any]) -> Node:
+    nodes = [e for e in extras if isinstance(e, Node)]
+    if len(nodes) != 1:
+        raise TypeError(f"{type(device).__name__}: every child needs exactly one Node(...)")
+    extras.remove(nodes[0])
+    return nodes[0]
+
+
+class OpcUaDevice(Device):
+    """Base of a declarative OPC UA device: its children are filled from annotations.
+
+    Give ``connector`` (built by the top-level device, which owns the connection), or let
+    a parent's :class:`OpcUaDeviceConnector` build it for a sub-device.
+    """
+
+    def __init__(self, name: str = "", connector: DeviceConnector | None = None) -> None:
+        super().__init__(name=name, connector=connector)
 
 
 __all__ = [
+    "Node",
+    "OpcUaDevice",
+    "OpcUaDeviceConnector",
     "OpcUaMethodBackend",
+    "OpcUaR",
+    "OpcUaRW",
     "OpcUaSignalBackend",
-    "array_signature",
-    "read_values",
+    "fast_get_value",
     "void_signature",
 ]

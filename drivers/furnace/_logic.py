@@ -1,0 +1,227 @@
+"""The furnace's behaviour beside its signals: gradients, programs, the carrier, clock waits.
+
+:class:`FurnaceLogic` turns a request into writes of the furnace's own signals (so every
+write passes the signals' value specs) after checking the whole request first
+(:mod:`._validation`), then polls a consistent snapshot of the nodes it needs in ONE read
+request per poll until the action is done, fails, or the furnace is stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from couponlab.drivers.furnace._states import FurnaceState, ProgramState
+from couponlab.drivers.furnace._validation import (
+    FurnaceLimits,
+    gradient_plan,
+    placement,
+    program_plan,
+)
+from couponlab.errors import (
+    InstrumentError,
+    InstrumentTimeoutError,
+    InterlockTrippedError,
+    ProtocolError,
+)
+from couponlab.interfaces.furnace import (
+    CouponPlacement,
+    FurnaceProgram,
+    GradientSetpoint,
+    ProgramAbortedError,
+)
+from couponlab.units import QuantityLike
+from couponlab.values import ValueSpec
+
+if TYPE_CHECKING:
+    from couponlab.drivers.furnace.gradient_furnace import OpcUaGradientFurnace
+
+
+class FurnaceLogic:
+    """Gradients, programs, coupon placement and clock waits of one furnace.
+
+    Parameters
+    ----------
+    furnace
+        The declared device whose signals this logic reads and writes.
+    """
+
+    def __init__(self, furnace: OpcUaGradientFurnace) -> None:
+        self.furnace = furnace
+        self.limits_cache: FurnaceLimits | None = None
+        """What the instrument allows, read once per real connection."""
+        self.stops = 0
+        """How many times the furnace was stopped: an action started before a stop ends."""
+        self.stopped = asyncio.Event()
+
+    @property
+    def name(self) -> str:
+        """Return the furnace's name (for messages)."""
+        return self.furnace.name
+
+    def note_stop(self) -> None:
+        """Wake and fail every action in progress (called by ``stop``)."""
+        self.stops += 1
+        event, self.stopped = self.stopped, asyncio.Event()
+        event.set()
+
+    async def pause(self, seconds: float, stops: int) -> None:
+        """Sleep ``seconds`` (wall), waking early on a stop; fail if a stop came."""
+        if self.stops == stops:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopped.wait(), seconds)
+        if self.stops != stops:
+            raise ProgramAbortedError(self.name, "stopped: the furnace was sent to standby")
+
+    # -- limits ------------------------------------------------------------------------------
+    async def limits(self, *, cache: bool) -> FurnaceLimits:
+        """Return what the instrument and the lab file allow (cached if ``cache``)."""
+        if self.limits_cache is not None:
+            return self.limits_cache
+        f = self.furnace
+        positions, length, max_t = await f.opcua.read(
+            f.zone_positions, f.tube_length, f.max_temperature
+        )
+        setpoint_range = f.opcua.eurange(f.zones[1].setpoint)
+        rate_range = f.opcua.eurange(f.ramp_rate)
+        pos = np.asarray(positions, dtype=float)
+        if pos.shape != (f.num_zones,) or np.any(np.diff(pos) <= 0):
+            raise ProtocolError(
+                self.name, f"ZonePositions {pos.tolist()} are not {f.num_zones} increasing values"
+            )
+        limits = FurnaceLimits(
+            device=self.name,
+            zone_positions_mm=pos,
+            tube_length_mm=float(length),
+            max_temperature_c=min(float(max_t), f.lab_max_temperature_c),
+            min_temperature_c=max(0.0, setpoint_range[0]) if setpoint_range else 0.0,
+            max_ramp_rate_k_per_min=rate_range[1] if rate_range else None,
+        )
+        if cache:
+            self.limits_cache = limits
+        return limits
+
+    # -- readiness ---------------------------------------------------------------------------
+    def tripped(self, reason: str) -> InterlockTrippedError:
+        """Return the error of a tripped interlock."""
+        why = f": {reason}" if reason else ""
+        return InterlockTrippedError(
+            self.name, f"interlock tripped{why}; heaters are off until the interlock is reset"
+        )
+
+    async def check_ready(self) -> None:
+        """Refuse to start an action while the interlock is tripped or a program runs."""
+        f = self.furnace
+        tripped, reason, prog = await f.opcua.read(
+            f.interlock.tripped, f.interlock.reason, f.program.state
+        )
+        if tripped:
+            raise self.tripped(reason)
+        if prog in (ProgramState.RUNNING, ProgramState.HELD):
+            raise InstrumentError(
+                self.name, f"a program is {prog.value}: stop the furnace (standby) first"
+            )
+
+    # -- actions -----------------------------------------------------------------------------
+    async def gradient(self, sp: GradientSetpoint, limits: FurnaceLimits) -> None:
+        """Ramp to a gradient; return when every zone is within tolerance."""
+        f, stops = self.furnace, self.stops
+        plan = gradient_plan(sp, limits)
+        await self.check_ready()
+        await f.ramp_rate.set(plan.ramp_rate_k_per_min)
+        await f.setpoint_profile.set(plan.targets_c)
+        deadline: float | None = None
+        left_standby = False  # the State may follow the setpoint write a little later
+        while True:
+            pv, state, tripped, reason, now = await f.opcua.read(
+                f.profile,
+                f.operating_state,
+                f.interlock.tripped,
+                f.interlock.reason,
+                f.clock.sim_time,
+            )
+            if tripped or state == FurnaceState.INTERLOCK:
+                raise self.tripped(reason)
+            if state != FurnaceState.STANDBY:
+                left_standby = True
+            elif left_standby:
+                raise ProgramAbortedError(
+                    self.name, "the furnace was sent to standby before reaching the gradient"
+                )
+            pv = np.asarray(pv, dtype=float)
+            broken = np.flatnonzero(np.isnan(pv))
+            if broken.size:
+                raise InstrumentError(
+                    self.name,
+                    f"thermocouple of zone(s) {', '.join(str(i + 1) for i in broken)} broken: "
+                    f"the gradient cannot be confirmed",
+                )
+            if deadline is None:
+                span = float(np.max(np.abs(plan.targets_c - pv)))
+                ramp_s = span * 60.0 / plan.ramp_rate_k_per_min
+                deadline = float(now) + ramp_s + plan.settle_s
+            error = np.abs(pv - plan.targets_c)
+            if float(np.max(error)) <= plan.tolerance_k:
+                return
+            if float(now) > deadline:
+                worst = int(np.argmax(error))
+                raise InstrumentTimeoutError(
+                    self.name,
+                    f"zone {worst + 1} is {error[worst]:.1f} K from its setpoint "
+                    f"{plan.targets_c[worst]:.1f} degC after the ramp and "
+                    f"{plan.settle_s:g} s of settling (instrument time)",
+                )
+            await self.pause(f.poll_period, stops)
+
+    async def program(self, program: FurnaceProgram, limits: FurnaceLimits) -> None:
+        """Load and start a program; return when it completes."""
+        f, stops = self.furnace, self.stops
+        plan = program_plan(program, limits)
+        await self.check_ready()
+        await f.program.load_cmd.execute(plan.targets_c, plan.rates_k_per_min, plan.dwells_s)
+        await f.program.start_cmd.trigger()
+        left_standby = False
+        while True:
+            prog, state, tripped, reason = await f.opcua.read(
+                f.program.state, f.operating_state, f.interlock.tripped, f.interlock.reason
+            )
+            if tripped or state == FurnaceState.INTERLOCK:
+                raise self.tripped(reason)
+            if prog == ProgramState.COMPLETE:
+                return
+            left_standby = left_standby or state != FurnaceState.STANDBY
+            if prog == ProgramState.ABORTED or (left_standby and state == FurnaceState.STANDBY):
+                raise ProgramAbortedError(
+                    self.name, f"the program ended without completing (program {prog.value})"
+                )
+            await self.pause(f.poll_period, stops)
+
+    async def place(self, p: CouponPlacement, limits: FurnaceLimits) -> None:
+        """Put a coupon on the carrier (both values checked before either is written)."""
+        coupon_id, offset = placement(p, limits)
+        await self.furnace.carrier.offset.set(offset)
+        await self.furnace.carrier.coupon_id.set(coupon_id)
+
+    async def wait_until(self, sim_time: QuantityLike) -> None:
+        """Return when the instrument clock reads at least ``sim_time`` s."""
+        f, stops = self.furnace, self.stops
+        now = await f.clock.now()
+        spec = ValueSpec("s", low=0.0, high=now + f.max_wait_s)
+        target: float = spec.check(sim_time, device=self.name, what="instrument time")
+        while True:
+            now, speed_up, tripped, reason = await f.opcua.read(
+                f.clock.sim_time, f.clock.speed_up, f.interlock.tripped, f.interlock.reason
+            )
+            if tripped:
+                raise self.tripped(reason)
+            if now >= target:
+                return
+            rate = float(speed_up) if math.isfinite(speed_up) and speed_up > 0 else 1.0
+            await self.pause(min(max((target - now) / rate, 0.001), 20 * f.poll_period), stops)
+
+
+__all__ = ["FurnaceLogic"]
