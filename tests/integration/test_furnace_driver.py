@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from bluesky import RunEngine
 from bluesky.utils import FailedStatus, RunEngineInterrupted
+from furnace_twin import furnace_model, restore
 
 from couponlab.drivers.furnace import OpcUaGradientFurnace
 from couponlab.errors import InputError, InterlockTrippedError
@@ -42,24 +43,10 @@ def twins() -> Iterator[BackgroundTwins]:
         yield running
 
 
-def _model(twins: BackgroundTwins) -> FurnaceModel:
-    model = twins.world.instruments[NAME]
-    assert isinstance(model, FurnaceModel)
-    return model
-
-
-def _restore(model: FurnaceModel) -> None:
-    """Undo what a test did to the twin (runs on the twins' thread)."""
-    model.set_interlock_limit(model.config.interlock_default_c)
-    if model.tripped:
-        model.reset_interlock()
-    model.standby()
-
-
 @pytest.fixture(autouse=True)
 def clean_twin(twins: BackgroundTwins) -> Iterator[None]:
     yield
-    twins.call(_restore, _model(twins))
+    twins.call(restore, furnace_model(twins))
 
 
 @pytest.fixture
@@ -88,7 +75,7 @@ async def test_conformance(
     async def recover() -> None:
         # the instrument's default (1225 degC) is above the lab limit (1150 degC), so the
         # driver refuses to write it back: restore it on the twin's side
-        await twins.acall(_model(twins).set_interlock_limit, default_limit)
+        await twins.acall(furnace_model(twins).set_interlock_limit, default_limit)
 
     ctx = FurnaceConformance(
         furnace, timeout=30.0, write_count=spy.count, trip=trip, recover=recover
@@ -102,7 +89,7 @@ async def test_bad_input_leaves_the_instrument_unchanged(
     furnace: OpcUaGradientFurnace, twins: BackgroundTwins
 ) -> None:
     """Server-side truth: the twin's setpoints, ramp rate and program are what they were."""
-    model = _model(twins)
+    model = furnace_model(twins)
 
     def snapshot(m: FurnaceModel) -> tuple[list[float], float, int, str]:
         return (list(m.target_c), m.ramp_rate_k_per_min, len(m.segments), m.mode)
@@ -241,7 +228,7 @@ def test_plan_records_the_profile_on_the_instrument_clock(
         assert sp[0] == pytest.approx(800.0) and sp[-1] == pytest.approx(600.0)
     assert docs[-1][1]["exit_status"] == "success"
     assert _in_loop(run_engine, re_furnace.state()) == "standby"
-    assert twins.call(lambda m: m.mode, _model(twins)) == "standby"
+    assert twins.call(lambda m: m.mode, furnace_model(twins)) == "standby"
     # the coupon went in hot and came out after standby: its exposure is the 4 h hold (plus
     # the few plan steps around it, at most a few minutes of instrument time at this speed-up)
     holder, exposure = twins.call(lambda c: (c.holder, c.exposure_s), coupon)
@@ -275,7 +262,7 @@ def test_pause_mid_hold_aborts_and_leaves_the_furnace_in_standby(
     assert docs[-1][0] == "stop" and docs[-1][1]["exit_status"] == "abort"
     assert 2 <= len(_events(docs)) < 100
     assert _in_loop(run_engine, re_furnace.state()) == "standby"
-    model = _model(twins)
+    model = furnace_model(twins)
     assert twins.call(lambda m: (m.mode, m.program_state.value), model) == (
         "standby",
         "aborted",
@@ -288,7 +275,7 @@ def test_pause_mid_hold_aborts_and_leaves_the_furnace_in_standby(
 def test_interlock_trip_fails_the_plan_and_ends_in_standby(
     run_engine: RunEngine, re_furnace: OpcUaGradientFurnace, twins: BackgroundTwins
 ) -> None:
-    model = _model(twins)
+    model = furnace_model(twins)
     docs = _collect(run_engine)
 
     def trip_on_second_event(name: str, doc: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from furnace_twin import furnace_model, restore
 
 from couponlab.drivers.furnace import OpcUaGradientFurnace
 from couponlab.errors import InputError, OutOfLimitsError, UnitError
@@ -28,19 +29,6 @@ def twins() -> Iterator[BackgroundTwins]:
         yield running
 
 
-def _model(twins: BackgroundTwins) -> FurnaceModel:
-    model = twins.world.instruments[NAME]
-    assert isinstance(model, FurnaceModel)
-    return model
-
-
-def _restore(model: FurnaceModel) -> None:
-    model.set_interlock_limit(model.config.interlock_default_c)
-    if model.tripped:
-        model.reset_interlock()
-    model.standby()
-
-
 @pytest.fixture
 async def furnace(twins: BackgroundTwins) -> AsyncIterator[OpcUaGradientFurnace]:
     device = OpcUaGradientFurnace.from_lab_entry(twins.lab.device(NAME))
@@ -49,7 +37,7 @@ async def furnace(twins: BackgroundTwins) -> AsyncIterator[OpcUaGradientFurnace]
         yield device
     finally:
         await device.disconnect()
-        twins.call(_restore, _model(twins))
+        twins.call(restore, furnace_model(twins))
 
 
 @pytest.fixture
@@ -61,7 +49,7 @@ async def _snapshot(twins: BackgroundTwins) -> tuple[Any, ...]:
     def snap(m: FurnaceModel) -> tuple[Any, ...]:
         return (list(m.target_c), m.ramp_rate_k_per_min, m.interlock_limit_c, len(m.segments))
 
-    return await twins.acall(snap, _model(twins))
+    return await twins.acall(snap, furnace_model(twins))
 
 
 # -- lab limits cannot be bypassed through a signal --------------------------------------------
