@@ -39,6 +39,8 @@ from asyncua.ua.object_ids import ObjectIds
 from bluesky.protocols import Reading
 from event_model import DataKey, Limits, LimitsRange
 from ophyd_async.core import (
+    AsyncStatus,
+    CalculatableTimeout,
     Callback,
     CommandBackend,
     Device,
@@ -344,6 +346,20 @@ class OpcUaSignalBackend(SignalBackend[SignalDatatypeT]):
         self._monitor = conn.monitor(self.string_id, deliver)
 
     # -- writing -------------------------------------------------------------------------
+    def checked(self, value: Any) -> Any:
+        """Return ``value`` converted and checked by the spec (lab limit included), or raise.
+
+        Used by :meth:`OpcUaRW.set` before the value reaches any backend, so a mock signal
+        refuses what the instrument's would (before connect, an array is sized by itself).
+        """
+        spec = self._write_spec
+        if spec is None:
+            return value
+        if self._dtype is not None and spec.size is None:
+            size = len(value) if isinstance(value, Sequence | np.ndarray) else 0
+            spec = spec.sized(size or 1)
+        return spec.check(value, device=self.connection.device, what=self.string_id)
+
     def validate(self, value: Any) -> ua.Variant:
         """Check a value and return the variant to write; raise before anything is sent.
 
@@ -552,7 +568,17 @@ class OpcUaRW(SignalRW[SignalDatatypeT]):
     def __init__(
         self, backend: SignalBackend[SignalDatatypeT], timeout: float | None = None, name: str = ""
     ) -> None:
+        self.checker = backend if isinstance(backend, OpcUaSignalBackend) else None
         super().__init__(backend, timeout, name)
+
+    @AsyncStatus.wrap
+    async def set(
+        self, value: SignalDatatypeT, timeout: CalculatableTimeout = "CALCULATE_TIMEOUT"
+    ) -> None:
+        """Check ``value`` with the signal's spec (converting it), then write it."""
+        if self.checker is not None:
+            value = self.checker.checked(value)
+        await SignalRW.set(self, value, timeout)
 
     async def get_value(self, cached: bool | None = None) -> SignalDatatypeT:
         """Return the current value (one request, or the monitored value if cached)."""

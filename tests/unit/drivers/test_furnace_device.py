@@ -504,3 +504,18 @@ def test_a_tolerance_is_a_temperature_difference(tolerance: Any) -> None:
     )
     plan = gradient_plan(GradientSetpoint(900, 600, tolerance=tolerance), limits)
     assert plan.tolerance_k == pytest.approx(2.0)
+
+
+async def test_mock_signals_refuse_what_the_instrument_would(furnace: OpcUaGradientFurnace) -> None:
+    """The value spec runs in ``set`` itself, so a mock signal keeps the lab limit too."""
+    with pytest.raises(OutOfLimitsError, match="1150"):
+        await furnace.setpoint_profile.set([1180.0] * N)
+    with pytest.raises(OutOfLimitsError, match="1150"):
+        await furnace.zones[1].setpoint.set(1180)
+    with pytest.raises(OutOfLimitsError, match="1150"):
+        await furnace.interlock.limit.set(1240)
+    with pytest.raises(OutOfLimitsError):
+        await furnace.ramp_rate.set(0)
+    _no_writes(furnace)
+    await furnace.zones[2].setpoint.set("900 K")
+    get_mock_put(furnace.zones[2].setpoint).assert_called_once_with(pytest.approx(626.85))
