@@ -506,7 +506,9 @@ def test_a_tolerance_is_a_temperature_difference(tolerance: Any) -> None:
     assert plan.tolerance_k == pytest.approx(2.0)
 
 
-async def test_mock_signals_refuse_what_the_instrument_would(furnace: OpcUaGradientFurnace) -> None:
+async def test_mock_signals_refuse_what_the_instrument_would(
+    furnace: OpcUaGradientFurnace,
+) -> None:
     """The value spec runs in ``set`` itself, so a mock signal keeps the lab limit too."""
     with pytest.raises(OutOfLimitsError, match="1150"):
         await furnace.setpoint_profile.set([1180.0] * N)
