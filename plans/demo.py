@@ -70,7 +70,7 @@ def run_demo(lab: LabFile, out_dir: Path) -> int:
         clean-up rides on the error (:func:`couponlab.failure.lab_state`).
     """
     from couponlab.plans.calibrate_feeder import calibrate_feeder
-    from couponlab.plans.gradient_hold import gradient_oxidation_hold
+    from couponlab.plans.gradient_hold import EXPOSURE_STREAM, gradient_oxidation_hold
     from couponlab.plans.oxidation_analysis import fit_per_row
     from couponlab.plans.print_graded import map_error, print_graded_coupon
     from couponlab.plans.raster_map import raster_map
@@ -153,6 +153,9 @@ def run_demo(lab: LabFile, out_dir: Path) -> int:
             )
         )
         hold_run = s.log.paths[-1]
+        # the coupon's exposure as the run recorded it (longer than programmed if paused)
+        exposure_s = float(event_table(hold_run, EXPOSURE_STREAM)["coupon_exposure_s"][0])
+        print(f"    coupon exposure {exposure_s / 3600:.2f} h (programmed {HOLD_H:g} h)")
         t_x, t_c = _coupon_temperatures(hold_run, names["thermocouple_scanner"], lab)
         print("    carrier thermocouples at the end of the hold:")
         print(
@@ -181,7 +184,7 @@ def run_demo(lab: LabFile, out_dir: Path) -> int:
 
         # -- 5. fit ---------------------------------------------------------------------------
         temps_k = np.interp(X_POINTS, t_x, t_c) + 273.15
-        fits = fit_per_row(thickness_m, temps_k, HOLD_H * 3600.0)
+        fits = fit_per_row(thickness_m, temps_k, exposure_s)
         truth = s.twins.call(lambda: _true_q(world, coupon))  # simulation only: ground truth
         print("\n[5] activation energy per composition row (one exposure, thickness vs 1/T)")
         print(

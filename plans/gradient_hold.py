@@ -25,12 +25,20 @@ from couponlab.interfaces.furnace import (
     GradientSetpoint,
     LinearGradient,
 )
+from couponlab.plans.deposition_support import Record
+from couponlab.plans.watch import watch
 from couponlab.units import QuantityLike, to_magnitude, to_temperature
 
+RAMP_GROUP = "gradient_oxidation_hold.ramp"
+"""Status group of the ramp to the gradient."""
 HOLD_GROUP = "gradient_oxidation_hold.hold"
 """Status group of the hold program."""
 TICK_GROUP = "gradient_oxidation_hold.tick"
 """Status group of each wait for the instrument clock."""
+EXPOSURE_STREAM = "exposure"
+"""Stream of the coupon's exposure record: one event with ``coupon_in_s`` and
+``coupon_out_s`` (instrument clock, s), ``coupon_exposure_s`` (out - in: the programmed hold
+plus any time the program was held by a pause) and ``coupon_programmed_s``."""
 MAX_EVENTS = 100_000
 """Most profile events one hold may record (duration / interval + 1)."""
 
@@ -68,13 +76,19 @@ def gradient_oxidation_hold(
     event of the furnace (whole profile, setpoints, state, interlock and the instrument
     clock) at the start, then one each time the instrument clock has advanced another
     ``interval`` (event k comes at least k * interval after the first), and (6) waits for
-    the program to complete. Whatever happens -- completion, an error, a tripped interlock,
-    pause or abort -- the furnace is sent to standby at the end, and then (with
-    ``remove_coupon``) the coupon is taken off the carrier rather than left to cool with the
-    furnace.
+    the program to complete, (7) takes the coupon off the hot carrier (with
+    ``remove_coupon``) and records its exposure in the ``exposure`` stream
+    (:data:`EXPOSURE_STREAM`: clock at coupon in and out). Whatever happens -- completion,
+    an error, a tripped interlock, stop or abort -- the furnace is sent to standby at the
+    end, and then (with ``remove_coupon``) the coupon is taken off the carrier rather than
+    left to cool with the furnace.
 
-    A pause aborts the run: a hold cannot be paused (its time is the instrument's), so the
-    run has no checkpoint after it opens.
+    Ctrl-C pauses, as at a beamline: the plan watches the ramp and the hold in slices with a
+    checkpoint before each (:func:`couponlab.plans.watch.watch`), so a pause lands within a
+    slice; the RunEngine then calls the furnace's ``pause()``, which holds the program (the
+    dwell timer stops, the zones keep their temperature, the coupon stays in). ``RE.resume()``
+    resumes the program and the recording; the exposure record then includes the time held.
+    ``RE.stop()`` / ``RE.abort()`` end in standby with the coupon out.
 
     Parameters
     ----------
@@ -183,36 +197,64 @@ def gradient_oxidation_hold(
 
     def hold() -> MsgGenerator[str]:
         uid: str = yield from bps.open_run(md=start_md)
-        yield from bps.clear_checkpoint()  # a pause aborts: the hold cannot be resumed
-        yield from bps.mv(furnace, gradient)
+        ramp = yield from bps.abs_set(furnace, gradient, group=RAMP_GROUP)
+        yield from watch(ramp)  # a pause during the ramp: the furnace keeps ramping
+        t_in = math.nan
         if coupon_id is not None:  # into the hot furnace: the exposure is the hold
             yield from bps.mv(furnace, CouponPlacement(coupon_id, coupon_offset))
+            t_in = float((yield from bps.rd(furnace.clock)))
         held = yield from bps.abs_set(furnace, program, group=HOLD_GROUP)
+        yield from bps.checkpoint()  # from here a resume must not start the program again
         yield from bps.trigger_and_read([furnace, *detectors])
         # ticks count from the clock read just after the first event, so that event k is
         # recorded at least k * interval of instrument time after the first
         t0 = float((yield from bps.rd(furnace.clock)))
         for k in range(1, ticks + 1):
-            yield from bps.abs_set(furnace.clock, t0 + k * interval_s, group=TICK_GROUP)
-            # (bluesky 1.15.1's `wait(watch=...)` logs a CancelledError traceback from a
-            # done-callback every time the watched group outlives the wait, so the program's
-            # status is checked after each tick instead: a failed hold ends the plan within
-            # one interval of instrument time)
-            yield from bps.wait(group=TICK_GROUP)
+            tick = yield from bps.abs_set(furnace.clock, t0 + k * interval_s, group=TICK_GROUP)
+            # watched in slices with checkpoints: a pause holds the program (the furnace's
+            # pause()) within a slice; the program's own failure ends the plan at once
+            # (the RunEngine throws a failed status into the plan at its next message)
+            yield from watch(tick)
             if held is not None and held.done and not held.success:
-                yield from bps.wait(group=HOLD_GROUP)  # raises the program's error
+                yield from watch(held)  # raises the program's error
             yield from bps.trigger_and_read([furnace, *detectors])
-        yield from bps.wait(group=HOLD_GROUP)
+        yield from watch(held)
+        if coupon_id is not None:
+            t_out = math.nan
+            if remove_coupon:  # out while hot: the exposure ends with the hold
+                yield from bps.mv(furnace, CouponPlacement("", 0.0))
+                removed.append(True)
+                t_out = float((yield from bps.rd(furnace.clock)))
+            record = Record(
+                "coupon",
+                {
+                    "in_s": t_in,
+                    "out_s": t_out,
+                    "exposure_s": t_out - t_in,
+                    "programmed_s": duration_s,
+                },
+                dict.fromkeys(("in_s", "out_s", "exposure_s", "programmed_s"), "s"),
+            )
+            yield from bps.trigger_and_read([record], name=EXPOSURE_STREAM)
         yield from bps.close_run()
         return uid
 
+    removed: list[bool] = []  # the coupon came out at the end of the hold
+
     def finish() -> MsgGenerator[None]:
         yield from bps.stop(furnace)
-        if coupon_id is not None and remove_coupon:
+        if coupon_id is not None and remove_coupon and not removed:
             yield from bps.mv(furnace, CouponPlacement("", 0.0))
 
     uid: str = yield from bpp.finalize_wrapper(hold(), finish())
     return uid
 
 
-__all__ = ["HOLD_GROUP", "MAX_EVENTS", "TICK_GROUP", "gradient_oxidation_hold"]
+__all__ = [
+    "EXPOSURE_STREAM",
+    "HOLD_GROUP",
+    "MAX_EVENTS",
+    "RAMP_GROUP",
+    "TICK_GROUP",
+    "gradient_oxidation_hold",
+]

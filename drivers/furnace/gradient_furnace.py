@@ -515,6 +515,35 @@ class OpcUaGradientFurnace(StandardReadable, OpcUaDevice):
         finally:
             self.logic.note_stop()
 
+    # -- pause and resume (bluesky Pausable: the RunEngine calls them on a pause) -------------
+    _held_by_pause = False
+    """True while a program is held by :meth:`pause` (only such a hold is resumed)."""
+
+    @typed_errors
+    async def pause(self) -> None:
+        """Hold a running program (``Furnace.Program.Hold()``): the working setpoints and the
+        dwell timer freeze, the zones keep their temperature. Without a running program this
+        does nothing (a furnace ramping to or at a gradient keeps it)."""
+        if await self.program.state.get_value() != ProgramState.RUNNING:
+            return
+        try:
+            await self.program.hold_cmd.trigger()
+        except OpcUaStatusError:  # the program ended between the read and the call
+            if await self.program.state.get_value() == ProgramState.RUNNING:
+                raise
+            return
+        self._held_by_pause = True
+
+    @typed_errors
+    async def resume(self) -> None:
+        """Resume a program that :meth:`pause` held (``Furnace.Program.Resume()``); a program
+        held by anyone else, or none, is left as it is."""
+        if not self._held_by_pause:
+            return
+        self._held_by_pause = False
+        if await self.program.state.get_value() == ProgramState.HELD:
+            await self.program.resume_cmd.trigger()
+
     @typed_errors
     async def limits(self) -> FurnaceLimits:
         """Return what the instrument and the lab file allow (read once per connection)."""

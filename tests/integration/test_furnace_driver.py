@@ -20,6 +20,7 @@ from couponlab.drivers.furnace import OpcUaGradientFurnace
 from couponlab.errors import InputError, InterlockTrippedError
 from couponlab.interfaces.furnace import FurnaceProgram, ProgramSegment
 from couponlab.plans.gradient_hold import gradient_oxidation_hold
+from couponlab.run_engine import LabRunEngine
 from couponlab.simulators.furnace import FurnaceModel
 from couponlab.simulators.world import Coupon
 from couponlab.testing.furnace import (
@@ -137,7 +138,7 @@ async def test_connect_again_after_disconnect(
 @pytest.fixture
 def run_engine() -> Iterator[RunEngine]:
     loop = asyncio.new_event_loop()
-    engine = RunEngine({}, call_returns_result=True, loop=loop)
+    engine = LabRunEngine({}, call_returns_result=True, loop=loop)
     yield engine
     if engine.state not in ("idle", "panicked"):
         engine.halt()
@@ -208,13 +209,13 @@ def test_plan_records_the_profile_on_the_instrument_clock(
     start = docs[0][1]
     assert start["plan_name"] == "gradient_oxidation_hold"
     assert start["coupon_id"] == "CPN-7" and start["campaign"] == "integration"
-    (descriptor,) = [d for n, d in docs if n == "descriptor"]
+    (descriptor,) = [d for n, d in docs if n == "descriptor" and d["name"] == "primary"]
     keys = descriptor["data_keys"]
     assert keys[f"{NAME}-profile"]["units"] == "degC"
     assert keys[f"{NAME}-profile"]["shape"] == [8]
     assert keys[f"{NAME}-clock-sim_time"]["units"] == "s"
     assert descriptor["configuration"][NAME]["data"][f"{NAME}-carrier-coupon_id"] == "CPN-7"
-    events = _events(docs)
+    events = _stream_events(docs, "primary")
     assert len(events) == 5  # at the start of the hold, then every hour for 4 h
     times = np.array([e["data"][f"{NAME}-clock-sim_time"] for e in events])
     # event k is taken once the instrument clock is k hours past the first event, never
@@ -236,40 +237,108 @@ def test_plan_records_the_profile_on_the_instrument_clock(
     assert 4 * 3600.0 - 60.0 <= exposure <= 4 * 3600.0 + 900.0, exposure
 
 
-def test_pause_mid_hold_aborts_and_leaves_the_furnace_in_standby(
+def _pause_once_after_event(
+    engine: RunEngine, seq_num: int, threads: list[threading.Thread]
+) -> Any:
+    """A subscriber that requests one deferred pause (one Ctrl-C) after primary event
+    ``seq_num`` (request_pause blocks on the RunEngine's loop: it runs on another thread)."""
+    primary: set[str] = set()
+
+    def callback(name: str, doc: dict[str, Any]) -> None:
+        if name == "descriptor" and doc["name"] == "primary":
+            primary.add(doc["uid"])
+        if name == "event" and doc["descriptor"] in primary and doc["seq_num"] == seq_num:
+            threads.append(threading.Thread(target=engine.request_pause, args=(True,)))
+            threads[-1].start()
+
+    return callback
+
+
+def _stream_events(docs: list[tuple[str, dict[str, Any]]], stream: str) -> list[dict[str, Any]]:
+    uids = {d["uid"] for n, d in docs if n == "descriptor" and d["name"] == stream}
+    return [d for n, d in docs if n == "event" and d["descriptor"] in uids]
+
+
+def test_ctrl_c_mid_hold_holds_the_program_and_resume_finishes_it(
     run_engine: RunEngine, re_furnace: OpcUaGradientFurnace, twins: BackgroundTwins
 ) -> None:
+    """One Ctrl-C (a deferred pause) pauses within a watch slice; the furnace's program is
+    held (dwell timer frozen, coupon still in, hot) instead of being sent to standby; resume
+    continues it, and the exposure record includes the time held."""
+    coupon = Coupon("CPN-P")
+    coupon.set_composition({"Cr": 1.0})
+    twins.call(twins.world.add_coupon, coupon)
     docs = _collect(run_engine)
     pausers: list[threading.Thread] = []
-
-    def pause_after_two_events(name: str, doc: dict[str, Any]) -> None:
-        if name == "event" and doc["seq_num"] == 2:
-            # request_pause blocks on the RunEngine's loop: call it from another thread
-            pausers.append(threading.Thread(target=run_engine.request_pause))
-            pausers[-1].start()
-
-    run_engine.subscribe(pause_after_two_events)
+    run_engine.subscribe(_pause_once_after_event(run_engine, 2, pausers))
+    model, world = _model(twins), twins.world
     try:
         with pytest.raises(RunEngineInterrupted):
             run_engine(
-                gradient_oxidation_hold(re_furnace, 800, 600, "100 h", "1 h", ramp_rate="50 K/min")
+                gradient_oxidation_hold(
+                    re_furnace, 800, 600, "4 h", "1 h", ramp_rate="50 K/min", coupon_id="CPN-P"
+                )
             )
-        # the hold has no checkpoint: a pause aborts the run (the plan's documented choice)
-        assert run_engine.state == "idle"
+        assert run_engine.state == "paused"
+        twins.call(world.pause)  # step the world by hand while the run is paused
+        state, left = twins.call(lambda m: (m.program_state.value, m.remaining_s()), model)
+        assert (state, model.mode) == ("held", "program")
+        twins.call(world.advance, 3600.0)
+        assert twins.call(lambda m: m.remaining_s(), model) == pytest.approx(left)  # frozen
+        holder, hot = twins.call(lambda c: (c.holder_name, float(np.max(model.pv_c))), coupon)
+        assert holder == NAME and hot > 750.0  # the coupon is still in, and hot
+        twins.call(world.resume)
+        result = run_engine.resume()
     finally:
         for t in pausers:
             t.join(10)
+    assert result.exit_status == "success"
+    assert [e["data"]["interruption"] for e in _stream_events(docs, "interruptions")] == [
+        "pause",
+        "resume",
+    ]
+    assert len(_stream_events(docs, "primary")) == 5
+    (exposure,) = _stream_events(docs, "exposure")
+    data = exposure["data"]
+    assert data["coupon_programmed_s"] == 4 * 3600.0
+    assert data["coupon_exposure_s"] >= 5 * 3600.0  # the hold and the hour it was held
+    assert data["coupon_exposure_s"] == pytest.approx(data["coupon_out_s"] - data["coupon_in_s"])
+    truth = twins.call(lambda c: c.exposure_s, coupon)  # the world's own account
+    assert truth == pytest.approx(data["coupon_exposure_s"], abs=120.0)
+    assert _in_loop(run_engine, re_furnace.state()) == "standby"
+
+
+def test_abort_while_paused_ends_in_standby_with_the_coupon_out(
+    run_engine: RunEngine, re_furnace: OpcUaGradientFurnace, twins: BackgroundTwins
+) -> None:
+    coupon = Coupon("CPN-A")
+    coupon.set_composition({"Cr": 1.0})
+    twins.call(twins.world.add_coupon, coupon)
+    docs = _collect(run_engine)
+    pausers: list[threading.Thread] = []
+    run_engine.subscribe(_pause_once_after_event(run_engine, 2, pausers))
+    try:
+        with pytest.raises(RunEngineInterrupted):
+            run_engine(
+                gradient_oxidation_hold(
+                    re_furnace, 800, 600, "100 h", "1 h", ramp_rate="50 K/min", coupon_id="CPN-A"
+                )
+            )
+        assert run_engine.state == "paused"
+        run_engine.abort()
+    finally:
+        for t in pausers:
+            t.join(10)
+    assert run_engine.state == "idle"
     assert docs[-1][0] == "stop" and docs[-1][1]["exit_status"] == "abort"
-    assert 2 <= len(_events(docs)) < 100
+    assert 2 <= len(_stream_events(docs, "primary")) < 100
     assert _in_loop(run_engine, re_furnace.state()) == "standby"
     model = furnace_model(twins)
     assert twins.call(lambda m: (m.mode, m.program_state.value), model) == (
         "standby",
         "aborted",
     )
-    assert twins.call(lambda m: float(np.max(m.target_c)), model) == pytest.approx(
-        twins.call(lambda m: m.config.standby_temperature_c, model)
-    )
+    assert twins.call(lambda c: c.holder, coupon) is None
 
 
 def test_interlock_trip_fails_the_plan_and_ends_in_standby(

@@ -21,7 +21,12 @@ from couponlab.interfaces.furnace import (
     GradientSetpoint,
     LinearGradient,
 )
-from couponlab.plans.gradient_hold import HOLD_GROUP, TICK_GROUP, gradient_oxidation_hold
+from couponlab.plans.gradient_hold import (
+    EXPOSURE_STREAM,
+    HOLD_GROUP,
+    TICK_GROUP,
+    gradient_oxidation_hold,
+)
 from couponlab.units import Q_
 
 T0 = 5000.0
@@ -53,27 +58,27 @@ def test_messages_ramp_hold_record_on_the_clock_and_standby(
     )
     cmds = _commands(msgs)
     record = ["create", "read", "save"]
-    tick = ["set", "wait", *record]
+    tick = ["set", "checkpoint", *record]  # a done status (simulator): one checkpoint, no wait
     expected = [
         "open_run",
-        "clear_checkpoint",
-        "set",
-        "wait",  # bps.mv to the gradient
+        "set",  # the gradient
+        "checkpoint",  # watched in slices with a checkpoint before each (none: already done)
         "set",  # the hold program
+        "checkpoint",  # a resume never starts the program again
         *record,
         "locate",  # bps.rd of the clock, after the first event
         *tick,
         *tick,
         *tick,
-        "wait",
+        "checkpoint",  # the program watched to its end
         "close_run",
         "stop",
     ]
     assert cmds == expected
-    gradient = msgs[2]
+    gradient = msgs[1]
     assert gradient.obj is furnace and isinstance(gradient.args[0], GradientSetpoint)
     assert gradient.args[0].ramp_rate == "20 K/min"
-    hold = msgs[4]
+    hold = msgs[3]
     assert hold.kwargs["group"] == HOLD_GROUP
     program = hold.args[0]
     assert isinstance(program, FurnaceProgram) and len(program.segments) == 1
@@ -83,10 +88,8 @@ def test_messages_ramp_hold_record_on_the_clock_and_standby(
     clock_sets = [m for m in msgs if m.command == "set" and m.obj is furnace.clock]
     assert [m.args[0] for m in clock_sets] == [T0 + 1200.0, T0 + 2400.0, T0 + 3600.0]
     assert all(m.kwargs["group"] == TICK_GROUP for m in clock_sets)
-    tick_waits = [m for m in msgs if m.command == "wait" and m.kwargs["group"] == TICK_GROUP]
-    # no `watch=`: bluesky 1.15.1 logs a CancelledError traceback for it; the plan checks the
-    # hold's status after each tick instead (tested against the twin's interlock)
-    assert len(tick_waits) == 3 and all(not m.kwargs.get("watch") for m in tick_waits)
+    # no `clear_checkpoint` any more: a pause holds the program and the run resumes
+    assert "clear_checkpoint" not in cmds and "wait" not in cmds
     reads = [m for m in msgs if m.command == "read"]
     assert all(m.obj is furnace for m in reads) and len(reads) == 4
     assert msgs[-1] == Msg("stop", furnace)
@@ -121,7 +124,15 @@ def test_coupon_goes_in_hot_and_comes_out_after_standby(furnace: OpcUaGradientFu
     )
     stop = next(i for i, m in enumerate(msgs) if m.command == "stop")
     assert gradient < placements[0] < program
-    assert stop < placements[1]
+    assert placements[1] < stop  # out of the hot furnace at the end of the hold, then standby
+    exposure = next(i for i, m in enumerate(msgs) if m.command == "create")
+    assert msgs[exposure].kwargs.get("name") in (None, "primary")
+    streams = [m.kwargs.get("name") for m in msgs if m.command == "create"]
+    assert streams[-1] == EXPOSURE_STREAM  # the exposure record, after the coupon came out
+    (record,) = [m.obj for m in msgs if m.command == "read" and m.obj is not furnace]
+    values = {k: v["value"] for k, v in record.read().items()}
+    assert values["coupon_in_s"] == values["coupon_out_s"] == T0  # (the simulator's clock)
+    assert values["coupon_exposure_s"] == 0.0 and values["coupon_programmed_s"] == 7200.0
 
 
 def test_coupon_can_stay_in_the_cooling_furnace(furnace: OpcUaGradientFurnace) -> None:
@@ -213,7 +224,7 @@ def test_failure_mid_hold_still_ends_in_standby(
     status, or the RunEngine aborting) runs the standby step, then re-raises."""
     msgs, plan = _run_until(
         gradient_oxidation_hold(furnace, 900, 600, "10 h", "1 h"),
-        lambda m: m.command == "wait" and m.kwargs.get("group") == TICK_GROUP,
+        lambda m: m.command == "set" and m.obj is furnace.clock,
     )
     assert "close_run" not in _commands(msgs)
     cleanup = plan.throw(failure)

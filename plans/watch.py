@@ -1,0 +1,82 @@
+"""Watch a long instrument action in slices, with a checkpoint before each slice.
+
+Time lives in the instruments: a 20 h hold is a furnace program, a tensile pull is the
+frame's, a print job is the cell's. A plan that waited on such an action's status in one
+``bps.wait`` would hold a Ctrl-C (a deferred pause, which lands at the next checkpoint) for
+the whole action. :func:`watch` waits in slices of :data:`WATCH_SLICE_S` of wall time with a
+``checkpoint`` before each: a pause lands within one slice, the instruments are put in their
+paused state by the RunEngine (see docs/decisions/0040-pause-stop-abort.md), and after
+``RE.resume()`` the plan watches the same status again. The action is never restarted by the
+watching: replaying a slice after a resume only waits again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from typing import Any
+
+import bluesky.plan_stubs as bps
+from bluesky.protocols import Status
+from bluesky.utils import FailedStatus, MsgGenerator
+
+WATCH_SLICE_S = 0.5
+"""Longest wall time between two checkpoints while watching, s (a pause waits at most this)."""
+
+
+def watch(status: Status | None, *, slice_s: float = WATCH_SLICE_S) -> MsgGenerator[None]:
+    """Wait until ``status`` is done, in slices of ``slice_s`` s with a checkpoint before each.
+
+    Parameters
+    ----------
+    status
+        The status of an instrument action (as returned by ``bps.abs_set``, ``bps.trigger``,
+        ``bps.complete``). None (a message-level simulator's reply) counts as done.
+    slice_s
+        Wall time watched between checkpoints, s (> 0).
+
+    Yields
+    ------
+    Msg
+        ``checkpoint`` and ``wait_for`` messages, at least one ``checkpoint``.
+
+    Raises
+    ------
+    FailedStatus
+        The action failed (its own error is the ``__cause__``). The RunEngine usually throws
+        it into the plan first, at the message after the failure.
+    """
+    if not slice_s > 0:
+        raise ValueError(f"slice_s = {slice_s} s must be > 0")
+    while True:
+        yield from bps.checkpoint()
+        if status is None or status.done:
+            break
+        yield from bps.wait_for([functools.partial(_watch_slice, status, slice_s)])
+    if status is not None and not status.success:
+        raise FailedStatus(status) from status.exception()
+
+
+async def _watch_slice(status: Status, seconds: float) -> None:
+    """Return when ``status`` is done or after ``seconds``, whichever comes first."""
+    task: Any = getattr(status, "task", None)  # an ophyd-async AsyncStatus
+    if isinstance(task, asyncio.Future):
+        await asyncio.wait([task], timeout=seconds)
+        return
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def settle() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    def finished(_: Any) -> None:  # may be called from another thread (ophyd v1 statuses)
+        loop.call_soon_threadsafe(settle)
+
+    status.add_callback(finished)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(done, seconds)
+
+
+__all__ = ["WATCH_SLICE_S", "watch"]
