@@ -296,7 +296,12 @@ def calibrate_feeder(
         yield from bps.open_run(md=_md)
         cals = {}
         for h in which:
+            # Ctrl-C pauses between hoppers, with the feeder idle: a hopper's step response
+            # is measured whole (a hard pause inside one aborts the run, feeder safe)
+            yield from bps.checkpoint()
+            yield from bps.clear_checkpoint()
             cals[h] = yield from one_hopper(h)
+        yield from bps.checkpoint()
         result["cal"] = FeederCalibration(name, identity, cals)
         yield from bps.close_run()
 

@@ -145,6 +145,9 @@ def fly_line_scan(
     targets = (stage.x, a0, stage.y, b) if axis == "x" else (stage.x, b, stage.y, a0)
 
     def fly() -> MsgGenerator[None]:
+        # a line is flown whole: a pause (one Ctrl-C) lands at the checkpoint after it; a
+        # hard pause during it aborts the run (RunAborted), stage and heads in safe state
+        yield from bps.clear_checkpoint()
         yield from bps.mv(*targets)
         yield from bps.mv(stage.velocity, v)
         if cameras:
@@ -164,6 +167,7 @@ def fly_line_scan(
         yield from bps.wait(group=FLY_GROUP)
         for det in detectors:
             yield from bps.collect(det, name=f"{det.name}_line")
+        yield from bps.checkpoint()
 
     def run() -> MsgGenerator[str]:
         previous = yield from bps.rd(stage.velocity)

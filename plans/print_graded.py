@@ -51,6 +51,7 @@ from couponlab.plans.feed_model import (
 )
 from couponlab.plans.graded_target import GradedTarget, row_errors, tracked_target
 from couponlab.plans.track_schedule import plan_tracks
+from couponlab.plans.watch import watch_call
 from couponlab.units import to_magnitude
 
 FloatArray = NDArray[np.float64]
@@ -392,12 +393,16 @@ def print_graded_coupon(
 
     def body() -> MsgGenerator[None]:
         yield from bps.open_run(md=metadata)
+        yield from bps.clear_checkpoint()  # set-up and start are never replayed after a pause
         for k in sorted(used):
             yield from call(_gas_setter(by_name[channels[k].feeder], channels[k].hopper, cgas))
         yield from call(lambda: cell.set_shield_gas(sgas))
         yield from call(lambda: cell.load_print(job))
         yield from call(cell.start_print)
-        yield from call(lambda: cell.wait_print(timeout=print_timeout))
+        # the cell prints by itself: the plan watches in slices, so Ctrl-C pauses the run
+        # within one; the cell has no paused state (its protocol has no hold), so it
+        # finishes the job; RE.resume() goes on, RE.abort() stops it (cell safe state)
+        yield from watch_call(lambda: cell.wait_print(timeout=print_timeout))
         as_built = yield from call(cell.as_built_map if single else cell.as_built_map_xy)
         result["as_built"] = as_built
         if as_built is not None:

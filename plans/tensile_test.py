@@ -21,12 +21,15 @@ from ophyd_async.core import StandardReadable, soft_signal_rw
 from couponlab.errors import InputError
 from couponlab.interfaces import frame as iframe
 from couponlab.plans.tensile_analysis import UNITS, AnalysisError, TensileResult, analyse_tensile
+from couponlab.plans.watch import watch, watch_slice
 from couponlab.units import QuantityLike, to_magnitude
 
 CURVE_STREAM = "curve"
 """Stream whose data keys reference the samples in the test's HDF5 file."""
 RESULTS_STREAM = "results"
 """Stream with one event: the tensile properties."""
+PULL_GROUP = "tensile_test.pull"
+"""Status group of the pull (the frame's ``complete``)."""
 
 
 class TensileResults(StandardReadable):
@@ -196,14 +199,26 @@ def tensile_test(
     found: list[TensileResult] = []
 
     def test() -> MsgGenerator[None]:
+        yield from bps.clear_checkpoint()  # set-up, preload and start are never replayed
         yield from _call(lambda: results.connect())
         yield from _call(lambda: frame.preload(preload_n))
         yield from bps.declare_stream(frame, name=CURVE_STREAM, collect=True)
         yield from bps.kickoff(frame, wait=True)
-        yield from bps.collect_while_completing(
-            [frame], [frame], flush_period=flush_period, stream_name=CURVE_STREAM
-        )
-        yield from bps.collect(frame, name=CURVE_STREAM)
+        # the frame pulls by itself; the plan collects the curve every flush period with a
+        # checkpoint before each: Ctrl-C pauses the run within one period. The frame has no
+        # paused state (a held pull would spoil the test): it pulls to the end; RE.resume()
+        # collects on, RE.abort() stops the crosshead and unloads (frame safe state)
+        pulled = yield from bps.complete(frame, group=PULL_GROUP)
+        while True:
+            yield from bps.checkpoint()
+            done = pulled is None or pulled.done
+            if not done:
+                yield from watch_slice(pulled, flush_period)
+            yield from bps.collect(frame, name=CURVE_STREAM)
+            if done:
+                break
+        if pulled is not None and not pulled.success:
+            yield from watch(pulled)  # raises the pull's own error
         outcome: iframe.TestOutcome = yield from _call(frame.outcome)
         if outcome.written != outcome.samples:
             raise iframe.SamplesLostError(

@@ -15,11 +15,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import bluesky.plan_stubs as bps
 from bluesky.protocols import Status
 from bluesky.utils import FailedStatus, MsgGenerator
+from ophyd_async.core import AsyncStatus
+
+T = TypeVar("T")
 
 WATCH_SLICE_S = 0.5
 """Longest wall time between two checkpoints while watching, s (a pause waits at most this)."""
@@ -53,9 +57,47 @@ def watch(status: Status | None, *, slice_s: float = WATCH_SLICE_S) -> MsgGenera
         yield from bps.checkpoint()
         if status is None or status.done:
             break
-        yield from bps.wait_for([functools.partial(_watch_slice, status, slice_s)])
+        yield from watch_slice(status, slice_s)
     if status is not None and not status.success:
         raise FailedStatus(status) from status.exception()
+
+
+def watch_slice(status: Status, seconds: float) -> MsgGenerator[None]:
+    """Wait until ``status`` is done or ``seconds`` (wall time) have passed (one ``wait_for``
+    message; no checkpoint: put one before it)."""
+    yield from bps.wait_for([functools.partial(_watch_slice, status, seconds)])
+
+
+def watch_call(
+    fn: Callable[[], Awaitable[T]], *, slice_s: float = WATCH_SLICE_S
+) -> MsgGenerator[T | None]:
+    """Start ``fn()`` once on the RunEngine's loop and :func:`watch` it; return its result.
+
+    For an instrument's job that a driver waits on with a coroutine (a print job, for
+    example). Replaying the start after a resume does not start it again.
+
+    Returns
+    -------
+    T or None
+        ``fn()``'s result (None under a message-level simulator, which runs nothing).
+    """
+    started: list[AsyncStatus[T]] = []
+
+    async def start() -> None:
+        if not started:
+            started.append(AsyncStatus(_awaited(fn)))
+
+    yield from bps.wait_for([start])
+    if not started:
+        yield from watch(None, slice_s=slice_s)
+        return None
+    status = started[0]
+    yield from watch(status, slice_s=slice_s)
+    return status.task.result()
+
+
+async def _awaited(fn: Callable[[], Awaitable[T]]) -> T:
+    return await fn()
 
 
 async def _watch_slice(status: Status, seconds: float) -> None:
@@ -79,4 +121,4 @@ async def _watch_slice(status: Status, seconds: float) -> None:
         await asyncio.wait_for(done, seconds)
 
 
-__all__ = ["WATCH_SLICE_S", "watch"]
+__all__ = ["WATCH_SLICE_S", "watch", "watch_call", "watch_slice"]
