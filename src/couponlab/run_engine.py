@@ -13,7 +13,11 @@ docs/decisions/0040-pause-stop-abort.md):
 2. **Stop, abort, halt, or a pause that cannot resume**: after bluesky's clean-up, every
    device the run used that has a ``safe_state()`` is put in it (each within
    :data:`SAFE_STATE_TIMEOUT_S`; failures are logged and the rest still go safe).
-3. **Honest interruption**: when a pause could not be honoured (no checkpoint, so the run
+3. **Clean-up is not cut short**: once a run is being stopped or aborted, the failures of
+   the statuses that the clean-up itself ends (a held program, a clock wait) are not thrown
+   into the clean-up (bluesky's "pardoned" failures, which it otherwise allows only after
+   the plan has finished).
+4. **Honest interruption**: when a pause could not be honoured (no checkpoint, so the run
    was aborted) bluesky raises ``RunEngineInterrupted`` with its "entering a paused state"
    message although it is idle; here that is :class:`RunAborted`, which says so.
 
@@ -83,6 +87,36 @@ class LabRunEngine(RunEngine):
                 "the plan cannot be resumed (no checkpoint). Every device it used was put in "
                 "its safe state; the RunEngine is idle."
             ) from exc
+
+    # -- ending a run early: the statuses of what is being ended fail, expectedly ----------
+    # bluesky throws a status's failure into the plan at its next message unless failures are
+    # "pardoned" (which it does only once the plan has finished). When a run is stopped or
+    # aborted, the plan's clean-up (e.g. the furnace to standby) fails the statuses of the
+    # actions it ends (the held program, a clock wait); thrown into the clean-up, such a
+    # failure would cut it short (the coupon left in) and turn an abort into a "fail". A
+    # clean-up step that itself fails still raises (its own message awaits it).
+
+    def _pardon(self) -> None:
+        pardon: asyncio.Event | None = self._pardon_failures
+        if pardon is not None:
+            pardon.set()
+
+    async def _abort_coro(self, reason: str) -> Any:
+        self._pardon()
+        return await super()._abort_coro(reason)  # type: ignore[no-untyped-call]
+
+    async def _stop_coro(self) -> Any:
+        self._pardon()
+        return await super()._stop_coro()  # type: ignore[no-untyped-call]
+
+    async def _halt_coro(self) -> Any:
+        self._pardon()
+        return await super()._halt_coro()  # type: ignore[no-untyped-call]
+
+    async def _request_pause_coro(self, defer: bool = False) -> Any:
+        if not defer and not self.resumable and self.state.can_pause:  # will abort
+            self._pardon()
+        return await super()._request_pause_coro(defer)  # type: ignore[no-untyped-call]
 
     async def _stop_movable_objects(self, *, success: bool = True) -> None:
         """Pause: stop only devices that cannot pause. Stop/abort/halt: stop, then make safe."""

@@ -4,10 +4,12 @@ interruptions are in the run's documents. Pauses come from the plan (no wall tim
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
 import bluesky.plan_stubs as bps
+import bluesky.preprocessors as bpp
 import pytest
 from bluesky.utils import Msg, MsgGenerator, RunEngineInterrupted
 from ophyd_async.core import AsyncStatus
@@ -135,3 +137,62 @@ def test_a_device_that_does_not_reach_its_safe_state_does_not_stop_the_others(
     assert "bad did not reach its safe state after the run ended: bad: no reply to STOP" in (
         caplog.text
     )
+
+
+class Program:
+    """A pausable movable whose action fails when it is stopped (a furnace program that a
+    standby aborts)."""
+
+    name = "program"
+    parent = None
+
+    def __init__(self) -> None:
+        self.stopped = asyncio.Event()
+
+    def set(self, value: float) -> AsyncStatus[None]:
+        async def run() -> None:
+            await self.stopped.wait()
+            raise RuntimeError("program aborted: the furnace was sent to standby")
+
+        self.status = AsyncStatus(run())
+        return self.status
+
+    def stop(self, success: bool = True) -> None:
+        self.stopped.set()
+
+    def pause(self) -> None:  # it holds (so a pause does not stop it)
+        pass
+
+    def resume(self) -> None:
+        pass
+
+    async def ended(self) -> None:
+        await asyncio.wait([self.status.task])  # the status has failed ...
+        for _ in range(10):  # ... and its done-callbacks (the RunEngine's) have run
+            await asyncio.sleep(0)
+
+
+def test_an_abort_runs_the_whole_clean_up_although_it_fails_the_actions_it_ends(
+    engine: tuple[LabRunEngine, list[tuple[str, dict[str, Any]]]],
+) -> None:
+    re_, docs = engine
+    program, after = Program(), FakeLabDevice("carrier")
+
+    def body() -> MsgGenerator[None]:
+        yield from bps.open_run()
+        yield from bps.abs_set(program, 1.0, group="hold")
+        yield from bps.checkpoint()
+        yield Msg("pause", None, defer=False)
+        yield from bps.wait(group="hold")
+        yield from bps.close_run()
+
+    def cleanup() -> MsgGenerator[None]:
+        yield from bps.stop(program)  # fails the program's status
+        yield from bps.wait_for([program.ended])  # its status has failed by now
+        yield from bps.mv(after, 0.0)  # e.g. the coupon out of the furnace
+
+    with pytest.raises(RunEngineInterrupted):
+        re_(bpp.finalize_wrapper(body(), cleanup()))
+    re_.abort()
+    assert after.calls[:1] == ["set"]
+    assert _exit_status(docs) == "abort"
