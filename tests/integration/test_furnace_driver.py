@@ -271,7 +271,7 @@ def test_ctrl_c_mid_hold_holds_the_program_and_resume_finishes_it(
     docs = _collect(run_engine)
     pausers: list[threading.Thread] = []
     run_engine.subscribe(_pause_once_after_event(run_engine, 2, pausers))
-    model, world = _model(twins), twins.world
+    model, world = furnace_model(twins), twins.world
     try:
         with pytest.raises(RunEngineInterrupted):
             run_engine(
