@@ -18,11 +18,17 @@ from ophyd_async.core import (
     StandardReadable,
     StandardReadableFormat,
     soft_signal_r_and_setter,
-    soft_signal_rw,
 )
 
-from couponlab.drivers._scpi_device import ScpiConnector
-from couponlab.errors import InputError, InstrumentError, OutOfLimitsError, ProtocolError
+from couponlab.drivers._scpi_device import (
+    Scpi,
+    ScpiBinding,
+    ScpiDeviceConnector,
+    ScpiSignalR,
+    ScpiSignalRW,
+    scpi_signal,
+)
+from couponlab.errors import InputError, InstrumentError, OutOfLimitsError
 from couponlab.interfaces.detectors import CouponMount
 from couponlab.lab_settings import DeviceLimits, DeviceSettings, quantity, quantity_range
 from couponlab.labfile import DeviceEntry
@@ -31,6 +37,11 @@ from couponlab.transports import ScpiClient, make_transport
 from couponlab.units import to_magnitude
 
 AXES = ("x", "y")
+STATUS = "STAT?"
+"""``moving x, moving y, x mm, y mm, remaining x s, remaining y s``."""
+MOUNT = "SAMP?"
+"""``"coupon id",length mm,width mm``."""
+CONFIG = StandardReadableFormat.CONFIG_SIGNAL
 POSITION_TOLERANCE_MM = 1e-3
 _BAD_ID_CHARS = set(",;\"'\n\r")
 
@@ -46,12 +57,17 @@ class StageAxisDevice(StandardReadable):
         0 for x, 1 for y.
     """
 
-    def __init__(self, stage: ScpiXyStage, index: int, name: str = "") -> None:
+    def __init__(
+        self, stage: ScpiXyStage, binding: ScpiBinding, index: int, name: str = ""
+    ) -> None:
         self._owner = (stage,)  # a tuple, so that ophyd-async does not adopt the stage
         self._index = index
         with self.add_children_as_readables(StandardReadableFormat.HINTED_SIGNAL):
-            self.readback, self._set_readback = soft_signal_r_and_setter(
-                float, 0.0, units="mm", precision=4
+            # the position in the last status reply (every move ends with one)
+            self.readback = scpi_signal(
+                float,
+                binding,
+                Scpi(field=(STATUS, 2 + index), cached=True, unit="mm", precision=4),
             )
         with self.add_children_as_readables(StandardReadableFormat.CONFIG_SIGNAL):
             self.low_limit, self._set_low = soft_signal_r_and_setter(float, units="mm")
@@ -100,6 +116,15 @@ class StageLabLimits(DeviceLimits):
     max_velocity: Annotated[float | None, quantity("mm/s", gt=0)] = None
 
 
+def _pulse_spacing_rule(device: str, mm: float) -> None:
+    if 0 < mm < 0.001:
+        raise OutOfLimitsError(device, "pulse spacing", mm, 0.001, 1000, "mm")
+
+
+def _quoted(text: str) -> str:
+    return text.strip().strip('"')
+
+
 class ScpiXyStage(StandardReadable):
     """An x-y stage over SCPI.
 
@@ -125,6 +150,28 @@ class ScpiXyStage(StandardReadable):
     )
     """Family, lab-entry models and twin (couponlab.registry)."""
 
+    velocity: Annotated[
+        ScpiSignalRW[float],
+        Scpi("VEL?", "VEL", unit="mm/s", limits="velocity", precision=3),
+        CONFIG,
+    ]
+    """Travel speed of moves, mm/s (instrument range, capped by the lab's max_velocity)."""
+    pulse_spacing: Annotated[
+        ScpiSignalRW[float],
+        Scpi(
+            "PSO:DIST?", "PSO:DIST", unit="mm", limits="pulse_spacing",
+            validate=_pulse_spacing_rule,
+        ),
+        CONFIG,
+    ]  # fmt: skip
+    """Distance between position-compare pulses, mm (0 = off, else 0.001 .. 1000)."""
+    coupon_id: Annotated[ScpiSignalR[str], Scpi(field=(MOUNT, 0), cached=True, parse=_quoted), CONFIG]
+    """Id of the mounted coupon ("" when none)."""
+    coupon_length: Annotated[ScpiSignalR[float], Scpi(field=(MOUNT, 1), cached=True, unit="mm"), CONFIG]
+    """Length of the mounted coupon, mm."""
+    coupon_width: Annotated[ScpiSignalR[float], Scpi(field=(MOUNT, 2), cached=True, unit="mm"), CONFIG]
+    """Width of the mounted coupon, mm."""
+
     def __init__(
         self,
         address: str,
@@ -135,29 +182,21 @@ class ScpiXyStage(StandardReadable):
         name: str = "",
     ) -> None:
         self.client = ScpiClient(make_transport(name or "stage", address, timeout=timeout))
+        connector = ScpiDeviceConnector(
+            self.client, statuses={STATUS: 6, MOUNT: 3}, on_connect=self._on_connect
+        )
+        self._binding = connector.binding
         self._lab_limits = dict(limits or {})
         self._move_timeout = move_timeout
         self._idn = ""
         self._mount: CouponMount | None = None
-        self._velocity_limits = (0.0, math.inf)
-        self._velocity = 0.0
         self._position = [0.0, 0.0]
-        self.x = StageAxisDevice(self, 0)
-        self.y = StageAxisDevice(self, 1)
+        self._binding.statuses[STATUS].on_reply.append(self._track_position)
+        self._binding.statuses[MOUNT].on_reply.append(self._track_mount)
+        self.x = StageAxisDevice(self, self._binding, 0)
+        self.y = StageAxisDevice(self, self._binding, 1)
         self.add_readables([self.x, self.y])
-        with self.add_children_as_readables(StandardReadableFormat.CONFIG_SIGNAL):
-            self.velocity = soft_signal_rw(float, 0.0, units="mm/s", setter=self._set_velocity)
-            self.pulse_spacing = soft_signal_rw(
-                float, 0.0, units="mm", setter=self._set_pulse_spacing
-            )
-            self.coupon_id, self._set_coupon_id = soft_signal_r_and_setter(str, "")
-            self.coupon_length, self._set_coupon_length = soft_signal_r_and_setter(
-                float, 0.0, units="mm"
-            )
-            self.coupon_width, self._set_coupon_width = soft_signal_r_and_setter(
-                float, 0.0, units="mm"
-            )
-        super().__init__(name=name, connector=ScpiConnector(self.client, self._on_connect))
+        super().__init__(name=name, connector=connector)
 
     @classmethod
     def from_lab_entry(cls, entry: DeviceEntry) -> ScpiXyStage:
@@ -174,6 +213,13 @@ class ScpiXyStage(StandardReadable):
         """Name the device (and the link's error messages)."""
         super().set_name(name, child_name_separator=child_name_separator)
         self.client.device = name
+
+    def _track_position(self, fields: list[str]) -> None:
+        self._position = [float(fields[2]), float(fields[3])]
+
+    def _track_mount(self, fields: list[str]) -> None:
+        cid = _quoted(fields[0])
+        self._mount = CouponMount(cid, float(fields[1]), float(fields[2])) if cid else None
 
     # -- connect -----------------------------------------------------------------------
     async def _on_connect(self) -> None:
@@ -201,12 +247,9 @@ class ScpiXyStage(StandardReadable):
                     self._lab_limits["max_velocity"], "mm/s", device=self.name, what="max_velocity"
                 ),
             )
-        self._velocity_limits = (vlo, vhi)
-        (spacing,) = await self.client.query_floats("PSO:DIST?", 1)
-        self.pulse_spacing._connector.backend.set_value(spacing)  # type: ignore[attr-defined]
-        (v,) = await self.client.query_floats("VEL?", 1)
-        self._velocity = v
-        self.velocity._connector.backend.set_value(v)  # type: ignore[attr-defined]
+        self._binding.limits["velocity"] = (vlo, vhi)
+        self._binding.limits["pulse_spacing"] = (0.0, 1000.0)
+        await self.velocity.get_value()
         await self._read_mount()
         await self.refresh()
 
@@ -235,16 +278,7 @@ class ScpiXyStage(StandardReadable):
         await self._read_mount()
 
     async def _read_mount(self) -> None:
-        reply = await self.client.query("SAMP?")
-        parts = reply.rsplit(",", 2)
-        if len(parts) != 3:
-            raise ProtocolError(self.name, f"malformed SAMP? reply {reply!r}")
-        cid = parts[0].strip().strip('"')
-        ln, wd = float(parts[1]), float(parts[2])
-        self._mount = CouponMount(cid, ln, wd) if cid else None
-        self._set_coupon_id(cid)
-        self._set_coupon_length(ln)
-        self._set_coupon_width(wd)
+        await self._binding.statuses[MOUNT].read()
 
     # -- motion --------------------------------------------------------------------------
     def check_position(self, x: Any, y: Any) -> tuple[float, float]:
@@ -253,39 +287,20 @@ class ScpiXyStage(StandardReadable):
 
     def velocity_limits(self) -> tuple[float, float]:
         """Return the allowed velocity (low, high), mm/s."""
-        return self._velocity_limits
+        return self._binding.limits.get("velocity", (0.0, math.inf))
 
     def check_velocity(self, value: Any) -> float:
         """Return ``value`` in mm/s if inside the velocity limits."""
-        lo, hi = self._velocity_limits
-        return to_magnitude(value, "mm/s", device=self.name, what="velocity", low=lo, high=hi)
-
-    async def _set_velocity(self, value: float | None) -> None:
-        v = self.check_velocity(value)
-        await self.client.command(f"VEL {v:.6g}")
-        self._velocity = v
+        v: float = self._binding.check("velocity", value)
+        return v
 
     def check_pulse_spacing(self, value: Any) -> float:
         """Return ``value`` in mm if it is a valid position-compare spacing (0 = off)."""
-        mm = to_magnitude(value, "mm", device=self.name, what="pulse spacing", low=0, high=1000)
-        if 0 < mm < 0.001:
-            raise OutOfLimitsError(self.name, "pulse spacing", mm, 0.001, 1000, "mm")
+        mm: float = self._binding.check("pulse_spacing", value)
         return mm
 
-    async def _set_pulse_spacing(self, value: float | None) -> None:
-        mm = self.check_pulse_spacing(value)
-        await self.client.command(f"PSO:DIST {mm:.6g}")
-
     def _apply_status(self, reply: str) -> tuple[list[bool], list[float]]:
-        try:
-            f = [float(v) for v in reply.split(",")]
-        except ValueError:
-            f = []
-        if len(f) != 6:
-            raise ProtocolError(self.name, f"malformed STAT? reply {reply!r}")
-        self._position = [f[2], f[3]]
-        self.x._set_readback(f[2])
-        self.y._set_readback(f[3])
+        f = [float(v) for v in self._binding.statuses[STATUS].feed(reply)]
         return [f[0] != 0, f[1] != 0], [f[4], f[5]]
 
     async def refresh(self) -> tuple[float, float]:
@@ -300,8 +315,9 @@ class ScpiXyStage(StandardReadable):
         else:
             ((i, t),) = targets.items()
             cmd = f"MOV:{AXES[i].upper()} {t:.6f}"
-        v, here = self._velocity, self._position
-        travel = max(abs(t - here[i]) for i, t in targets.items()) / v if v > 0 else math.inf
+        v = self._binding.last("velocity")
+        here = self._position
+        travel = max(abs(t - here[i]) for i, t in targets.items()) / v if v else math.inf
         if self.client.short(travel):
             reply = await self.client.command(cmd, "*OPC?;:STAT?")
             moving, remaining = self._apply_status(reply.partition(";")[2])
