@@ -18,19 +18,15 @@ import math
 import time
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Sequence
+from typing import Annotated as A  # noqa: N817 (ophyd-async idiom)
 from typing import Any
 
 import numpy as np
 from bluesky.protocols import Reading
 from event_model import DataKey, PartialEventPage
-from ophyd_async.core import (
-    AsyncStatus,
-    StandardReadable,
-    StandardReadableFormat,
-    soft_signal_rw,
-)
+from ophyd_async.core import AsyncStatus, StandardReadable, StandardReadableFormat
 
-from couponlab.drivers._scpi_device import ScpiConnector
+from couponlab.drivers._scpi_device import Scpi, ScpiDeviceConnector, ScpiSignalRW
 from couponlab.errors import InputError, OutOfLimitsError, ProtocolError
 from couponlab.interfaces.detectors import LineSpec
 from couponlab.transports import ScpiClient, make_transport
@@ -40,7 +36,17 @@ MAX_LINE_POINTS = 100_000
 
 
 class SpotHeadDevice(StandardReadable):
+    dwell: A[
+        ScpiSignalRW[float],
+        Scpi("CONF:DWEL?", "CONF:DWEL", unit="s", limits="dwell"),
+        StandardReadableFormat.CONFIG_SIGNAL,
+    ]
+    """Measuring time at one spot, s (the instrument's range)."""
+
     """Base of a spot-measuring head on the x-y stage, over SCPI.
+
+    ``dwell`` (s, the instrument's range read at connect) is declared once: ``set`` on it,
+    ``prepare`` and the plans all go through its checks.
 
     Parameters
     ----------
@@ -67,15 +73,13 @@ class SpotHeadDevice(StandardReadable):
         self._n_values = n_values
         self._fly_timeout = fly_timeout
         self._idn = ""
-        self._dwell_limits = (0.0, math.inf)
-        self._dwell = 0.0
         self._line: LineSpec | None = None
         self._armed_clock = 0.0
         self._armed_wall = 0.0
         self._collected = 0
-        with self.add_children_as_readables(StandardReadableFormat.CONFIG_SIGNAL):
-            self.dwell = soft_signal_rw(float, 0.0, units="s", setter=self._set_dwell)
-        super().__init__(name=name, connector=ScpiConnector(self.client, self._on_connect))
+        connector = ScpiDeviceConnector(self.client, on_connect=self._on_connect)
+        self._binding = connector.binding
+        super().__init__(name=name, connector=connector)
 
     def set_name(self, name: str, *, child_name_separator: str | None = None) -> None:
         """Name the device (and the link's error messages)."""
@@ -85,10 +89,8 @@ class SpotHeadDevice(StandardReadable):
     async def _on_connect(self) -> None:
         self._idn = await self.client.query("*IDN?")
         lo, hi = await self.client.query_floats("CONF:DWEL:LIM?", 2)
-        self._dwell_limits = (lo, hi)
-        (dwell,) = await self.client.query_floats("CONF:DWEL?", 1)
-        self._dwell = dwell
-        self.dwell._connector.backend.set_value(dwell)  # type: ignore[attr-defined]
+        self._binding.limits["dwell"] = (lo, hi)
+        await self.dwell.get_value()
         await self._on_connect_head()
 
     async def _on_connect_head(self) -> None:
@@ -97,17 +99,12 @@ class SpotHeadDevice(StandardReadable):
     # -- dwell -------------------------------------------------------------------------
     def dwell_limits(self) -> tuple[float, float]:
         """Return the allowed dwell (low, high), s."""
-        return self._dwell_limits
+        return self._binding.limits.get("dwell", (0.0, math.inf))
 
     def check_dwell(self, value: Any) -> float:
         """Return ``value`` in s if allowed, else raise OutOfLimitsError / UnitError."""
-        lo, hi = self._dwell_limits
-        return to_magnitude(value, "s", device=self.name, what="dwell", low=lo, high=hi)
-
-    async def _set_dwell(self, value: float | None) -> None:
-        v = self.check_dwell(value)
-        await self.client.command(f"CONF:DWEL {v:.6g}")
-        self._dwell = v
+        dwell: float = self._binding.check("dwell", value)
+        return dwell
 
     # -- step measurement --------------------------------------------------------------
     @abstractmethod
@@ -126,7 +123,7 @@ class SpotHeadDevice(StandardReadable):
     @AsyncStatus.wrap
     async def trigger(self) -> None:
         """Take one measurement of ``dwell`` s at the spot and wait for its result."""
-        dwell = self._dwell
+        dwell = self._binding.last("dwell") or 0.0
         if self.client.short(dwell):
             reply = (await self.client.command("INIT", "*OPC?;:ACQ?")).partition(";")[2]
         else:
@@ -153,7 +150,7 @@ class SpotHeadDevice(StandardReadable):
             raise InputError(self.name, f"prepare() takes a LineSpec, not {value!r}")
         if not 1 <= value.points <= MAX_LINE_POINTS:
             raise OutOfLimitsError(self.name, "line points", value.points, 1, MAX_LINE_POINTS)
-        lo, hi = self._dwell_limits
+        lo, hi = self.dwell_limits()
         to_magnitude(value.period_s, "s", device=self.name, what="line period", low=lo, high=hi)
 
     @AsyncStatus.wrap

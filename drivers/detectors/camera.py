@@ -15,7 +15,7 @@ pixels in events.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -73,10 +73,17 @@ class _CameraState:
 class CameraTriggerLogic(DetectorTriggerLogic):
     """Internal triggering: ``num`` frames of ``livetime`` s, one every livetime + deadtime."""
 
-    def __init__(self, state: _CameraState, exposure: SignalR[float], period: SignalR[float]):
+    def __init__(
+        self,
+        state: _CameraState,
+        exposure: SignalR[float],
+        period: SignalR[float],
+        record: Callable[[float, float | None], None],
+    ):
         self._s = state
         self._exposure = exposure
         self._period = period
+        self._record = record
 
     def config_sigs(self) -> set[SignalR[Any]]:
         """Exposure and period appear in the run's configuration."""
@@ -96,8 +103,7 @@ class CameraTriggerLogic(DetectorTriggerLogic):
         (exposure,) = await link.query_floats("CONF:EXP?", 1)
         period = exposure + max(deadtime, self._s.readout)
         await link.command(f"TRIG:SOUR INT;:CONF:PER {period:.9g};:CONF:FRAM {max(num, 1)}")
-        self._exposure._connector.backend.set_value(exposure)  # type: ignore[attr-defined]
-        self._period._connector.backend.set_value(period)  # type: ignore[attr-defined]
+        self._record(exposure, period)
 
     async def prepare_edge(self, num: int, livetime: float) -> None:
         """One frame of ``livetime`` s (0 keeps the exposure) per pulse of the stage's
@@ -109,7 +115,7 @@ class CameraTriggerLogic(DetectorTriggerLogic):
             await link.command(f"CONF:EXP {livetime:.9g}")
         (exposure,) = await link.query_floats("CONF:EXP?", 1)
         await link.command(f"TRIG:SOUR EXT;:CONF:FRAM {max(num, 1)}")
-        self._exposure._connector.backend.set_value(exposure)  # type: ignore[attr-defined]
+        self._record(exposure, None)
 
     async def default_trigger_info(self) -> TriggerInfo:
         """One frame at the current exposure."""
@@ -242,13 +248,13 @@ class ScpiCamera(StandardDetector):
         self.client = ScpiClient(make_transport(name or "camera", address, timeout=timeout))
         self._state = _CameraState(self.client)
         self._idn = ""
-        self.exposure, _ = soft_signal_r_and_setter(float, 0.0, units="s")
-        self.period, _ = soft_signal_r_and_setter(float, 0.0, units="s")
+        self.exposure, self._set_exposure = soft_signal_r_and_setter(float, 0.0, units="s")
+        self.period, self._set_period = soft_signal_r_and_setter(float, 0.0, units="s")
         self.frames_written, _ = soft_signal_r_and_setter(
             int, 0, units="frames", getter=self._state.frames_written, poll_period=FRAMES_POLL_S
         )
         self.add_detector_logics(
-            CameraTriggerLogic(self._state, self.exposure, self.period),
+            CameraTriggerLogic(self._state, self.exposure, self.period, self._record),
             CameraAcquireLogic(self._state),
             CameraDataLogic(self._state, path_provider, self.frames_written),
         )
@@ -286,8 +292,13 @@ class ScpiCamera(StandardDetector):
         self._state.readout = readout
         (exposure,) = await self.client.query_floats("CONF:EXP?", 1)
         (period,) = await self.client.query_floats("CONF:PER?", 1)
-        self.exposure._connector.backend.set_value(exposure)  # type: ignore[attr-defined]
-        self.period._connector.backend.set_value(period)  # type: ignore[attr-defined]
+        self._record(exposure, period)
+
+    def _record(self, exposure: float, period: float | None) -> None:
+        """Put the exposure and period (s) the camera reported into their signals."""
+        self._set_exposure(exposure)
+        if period is not None:
+            self._set_period(period)
 
     async def describe(self) -> dict[str, DataKey]:
         """Describe the frame count, and the frames' stream keys once prepared."""

@@ -93,7 +93,7 @@ async def test_stage_refuses_before_any_exchange() -> None:
 
 def test_spot_heads_refuse_bad_dwell_and_lines() -> None:
     prof = ScpiOxideProfiler(ADDR, name="prof")
-    prof._dwell_limits = (0.01, 60.0)
+    prof._binding.limits["dwell"] = (0.01, 60.0)
     with pytest.raises(OutOfLimitsError, match=r"prof: dwell = 61 s"):
         prof.check_dwell(61)
     assert prof.check_dwell("500 ms") == pytest.approx(0.5)
