@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -25,9 +24,14 @@ from ophyd_async.core import (
 from pydantic import StrictBool
 
 from couponlab.data import DEFAULT_OUT_DIR
+from couponlab.drivers._scpi_device import (
+    Scpi,
+    ScpiDeviceConnector,
+    ScpiSignalR,
+    ScpiSignalRW,
+)
 from couponlab.drivers.frame._curve_file import FIELDS, CurveFile, read_curve_file
-from couponlab.drivers.frame._scpi_signal import parse_quoted, scpi_r, scpi_rw
-from couponlab.errors import InputError, OutOfLimitsError, ProtocolError
+from couponlab.errors import InputError, ProtocolError
 from couponlab.interfaces.frame import (
     FrameLimits,
     SamplesLostError,
@@ -77,6 +81,19 @@ class FrameLabLimits(DeviceLimits):
     max_sample_rate: Annotated[float | None, quantity("Hz", gt=0)] = None
 
 
+def parse_quoted(reply: str) -> str:
+    """Return a SCPI string reply without its quotes."""
+    text = reply.strip()
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        return text[1:-1]
+    raise ValueError(f"not a quoted string: {reply!r}")
+
+
+HINTED = StandardReadableFormat.HINTED_UNCACHED_SIGNAL
+CONFIG = StandardReadableFormat.CONFIG_SIGNAL
+NUM = "{:.10g}"
+
+
 class ScpiTestFrame(StandardReadable):
     """A screw-driven universal test frame with load cell, crosshead control and extensometer.
 
@@ -122,6 +139,57 @@ class ScpiTestFrame(StandardReadable):
     """Family, lab-entry models and twin (couponlab.registry)."""
     writes_files = True
     """Writes curve files: :func:`couponlab.lab.make_device` gives it the runs' folder."""
+    force: Annotated[ScpiSignalR[float], Scpi("MEAS:FORC?", unit="N", precision=2), HINTED]
+    """Load-cell force, N."""
+    position: Annotated[ScpiSignalR[float], Scpi("MEAS:POS?", unit="mm", precision=4), HINTED]
+    """Crosshead position, mm."""
+    strain: Annotated[ScpiSignalR[float], Scpi("MEAS:STR?", unit="mm/mm", precision=6), HINTED]
+    """Extensometer strain, mm/mm."""
+    sample_rate: Annotated[
+        ScpiSignalRW[float],
+        Scpi("CONF:SAMP?", "CONF:SAMP", unit="Hz", limits="sample_rate", fmt=NUM),
+        CONFIG,
+    ]
+    """Sampling rate of a test, Hz (the frame's range, capped by the lab's)."""
+    crosshead_rate: Annotated[
+        ScpiSignalRW[float],
+        Scpi("CONF:XRAT?", "CONF:XRAT", unit="mm/min", limits="crosshead_rate", fmt=NUM),
+        CONFIG,
+    ]
+    """Crosshead rate in position control, mm/min."""
+    strain_rate: Annotated[
+        ScpiSignalRW[float],
+        Scpi("CONF:SRAT?", "CONF:SRAT", unit="1/min", limits="strain_rate", fmt=NUM),
+        CONFIG,
+    ]
+    """Strain rate in strain control, 1/min."""
+    control_mode: Annotated[ScpiSignalRW[ControlMode], Scpi("CONF:MODE?", "CONF:MODE"), CONFIG]
+    """Control mode of a test (``POS`` or ``STR``)."""
+    force_limit: Annotated[
+        ScpiSignalRW[float],
+        Scpi("CONF:FLIM?", "CONF:FLIM", unit="N", limits="force_limit", fmt=NUM),
+        CONFIG,
+    ]
+    """Force at which the frame stops a test, N (1 .. the lab's max_force)."""
+    specimen: Annotated[ScpiSignalR[str], Scpi("SPEC?"), CONFIG]
+    """Identity of the gripped specimen."""
+    specimen_dimensions: Annotated[ScpiSignalR[str], Scpi("SPEC:DIM?"), CONFIG]
+    """Gauge length, width, thickness and reduced length of the specimen, mm."""
+    state_text: Annotated[ScpiSignalR[str], Scpi("STAT?")]
+    """The frame's state (``IDLE``, ``TEST`` ...)."""
+    fault: Annotated[ScpiSignalR[str], Scpi("STAT:FAUL?")]
+    """The latched fault (``NONE`` when none)."""
+    slips: Annotated[ScpiSignalR[int], Scpi("STAT:SLIP?")]
+    """Grip slips counted in the last test."""
+    composition: Annotated[ScpiSignalR[str], Scpi("SPEC:COMP?", parse=parse_quoted)]
+    """Composition at the specimen site (from the twin; empty from a real frame)."""
+    specimen_site: Annotated[ScpiSignalR[str], Scpi("SPEC:POS?")]
+    """Where the specimen was cut: ``x`` or ``x,y`` mm."""
+
+    family = "test_frame"
+    """Instrument family of this driver (lab-file ``family``)."""
+    example_address = "TCPIP::127.0.0.1::5025::SOCKET"
+    """The form of address this driver takes."""
 
     def __init__(
         self,
@@ -136,6 +204,8 @@ class ScpiTestFrame(StandardReadable):
         poll_period: float = 0.05,
     ) -> None:
         self.client = ScpiClient(make_transport(name or "frame", address, timeout=timeout))
+        connector = ScpiDeviceConnector(self.client, on_connect=self._read_limits, clear=True)
+        self._binding = connector.binding
         self._lab_limits = dict(limits or {})
         self._default_thickness = to_magnitude(
             specimen_thickness, "mm", device=name, what="specimen_thickness", low=0.1, high=20
@@ -159,39 +229,7 @@ class ScpiTestFrame(StandardReadable):
         self._area = 0.0
         self._gauge = 0.0
         self._produced = 0
-        link = self._link
-        with self.add_children_as_readables(StandardReadableFormat.HINTED_UNCACHED_SIGNAL):
-            self.force = scpi_r(float, link, "MEAS:FORC?", float, units="N", precision=2)
-            self.position = scpi_r(float, link, "MEAS:POS?", float, units="mm", precision=4)
-            self.strain = scpi_r(float, link, "MEAS:STR?", float, units="mm/mm", precision=6)
-        with self.add_children_as_readables(StandardReadableFormat.CONFIG_SIGNAL):
-            self.sample_rate = scpi_rw(
-                float, link, "CONF:SAMP?", float, "CONF:SAMP",
-                render=_num, validate=self._check_sample_rate, units="Hz",
-            )  # fmt: skip
-            self.crosshead_rate = scpi_rw(
-                float, link, "CONF:XRAT?", float, "CONF:XRAT",
-                render=_num, validate=self._check_crosshead_rate, units="mm/min",
-            )  # fmt: skip
-            self.strain_rate = scpi_rw(
-                float, link, "CONF:SRAT?", float, "CONF:SRAT",
-                render=_num, validate=self._check_strain_rate, units="1/min",
-            )  # fmt: skip
-            self.control_mode = scpi_rw(
-                ControlMode, link, "CONF:MODE?", ControlMode, "CONF:MODE", render=_enum
-            )
-            self.force_limit = scpi_rw(
-                float, link, "CONF:FLIM?", float, "CONF:FLIM",
-                render=_num, validate=self._check_force_limit, units="N",
-            )  # fmt: skip
-            self.specimen = scpi_r(str, link, "SPEC?", str)
-            self.specimen_dimensions = scpi_r(str, link, "SPEC:DIM?", str)
-        self.state_text = scpi_r(str, link, "STAT?", str)
-        self.fault = scpi_r(str, link, "STAT:FAUL?", str)
-        self.slips = scpi_r(int, link, "STAT:SLIP?", int)
-        self.composition = scpi_r(str, link, "SPEC:COMP?", parse_quoted)
-        self.specimen_site = scpi_r(str, link, "SPEC:POS?", str)
-        super().__init__(name=name)
+        super().__init__(name=name, connector=connector)
 
     # -- construction and connection --------------------------------------------------------
     @classmethod
@@ -210,27 +248,17 @@ class ScpiTestFrame(StandardReadable):
             poll_period=s.poll_period_s,
         )
 
-    def _link(self) -> ScpiClient:
-        return self.client
-
     @property
     def address(self) -> str:
         """Return the VISA resource the device talks to."""
         return self.client.address
 
-    async def connect(
-        self,
-        mock: bool | Any = False,
-        timeout: float = 10.0,
-        force_reconnect: bool = False,
-    ) -> None:
-        """Open the link and read the frame's limits, then connect the signals."""
-        if not mock:
-            await asyncio.wait_for(self._open(), timeout)
-        await super().connect(mock=mock, timeout=timeout, force_reconnect=force_reconnect)
+    def set_name(self, name: str, *, child_name_separator: str | None = None) -> None:
+        """Name the device (and the link's error messages)."""
+        super().set_name(name, child_name_separator=child_name_separator)
+        self.client.device = name
 
-    async def _open(self) -> None:
-        await self.client.open(clear=True, clock=True)
+    async def _read_limits(self) -> None:
         values = await self.client.query_floats("SYST:LIM?", 11)
         cap, xlo, xhi, slo, shi, flo, fhi, tlo, thi, _buf, fetch = values
         name = self.name
@@ -264,6 +292,12 @@ class ScpiTestFrame(StandardReadable):
             travel_mm=(tlo, thi),
         )
         self._fetch_max = int(fetch)
+        self._binding.limits.update(
+            sample_rate=(flo, fhi),
+            crosshead_rate=(xlo, xhi),
+            strain_rate=(slo, shi),
+            force_limit=(1.0, max_force),
+        )
         if max_force < cap:
             await self.client.command(f"CONF:FLIM {_num(max_force)}")
 
@@ -280,23 +314,11 @@ class ScpiTestFrame(StandardReadable):
             raise InputError(self.name, "not connected: the frame's limits are unknown")
         return self._limits
 
-    def _check(self, what: str, value: float, low: float, high: float, unit: str) -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InputError(self.name, f"{what} = {value!r} is not a number in {unit}")
-        if not math.isfinite(value) or not low <= value <= high:
-            raise OutOfLimitsError(self.name, what, f"{value:g}", f"{low:g}", f"{high:g}", unit)
-
-    def _check_sample_rate(self, hz: float) -> None:
-        self._check("sample_rate", hz, *self._lim().sample_rate_hz, "Hz")
-
-    def _check_crosshead_rate(self, rate: float) -> None:
-        self._check("crosshead_rate", rate, *self._lim().crosshead_rate_mm_per_min, "mm/min")
-
-    def _check_strain_rate(self, rate: float) -> None:
-        self._check("strain_rate", rate, *self._lim().strain_rate_per_min, "1/min")
-
-    def _check_force_limit(self, newton: float) -> None:
-        self._check("force_limit", newton, 1.0, self._lim().force_limit_max_n, "N")
+    def _checked(self, signal: str, value: Any) -> float:
+        """Return ``value`` as ``signal`` takes it (unit, the frame's and the lab's limits)."""
+        self._lim()
+        checked: float = self._binding.check(signal, value)
+        return checked
 
     # -- LabDevice ---------------------------------------------------------------------------
     async def identify(self) -> str:
@@ -389,17 +411,13 @@ class ScpiTestFrame(StandardReadable):
         if settings.control not in ("crosshead", "strain"):
             raise InputError(n, f"control = {settings.control!r}: use 'crosshead' or 'strain'")
         mode = "POS" if settings.control == "crosshead" else "STR"
-        x = to_magnitude(settings.crosshead_rate, "mm/min", device=n, what="crosshead_rate")
-        self._check_crosshead_rate(x)
-        s = to_magnitude(settings.strain_rate, "1/min", device=n, what="strain_rate")
-        self._check_strain_rate(s)
-        hz = to_magnitude(settings.sample_rate, "Hz", device=n, what="sample_rate")
-        self._check_sample_rate(hz)
+        x = self._checked("crosshead_rate", settings.crosshead_rate)
+        s = self._checked("strain_rate", settings.strain_rate)
+        hz = self._checked("sample_rate", settings.sample_rate)
         if settings.force_limit is None:
             f = lim.force_limit_max_n
         else:
-            f = to_magnitude(settings.force_limit, "N", device=n, what="force_limit")
-            self._check_force_limit(f)
+            f = self._checked("force_limit", settings.force_limit)
         await self.client.command(
             f"CONF:MODE {mode};CONF:XRAT {_num(x)};CONF:SRAT {_num(s)};"
             f"CONF:SAMP {_num(hz)};CONF:FLIM {_num(f)}"
@@ -408,8 +426,10 @@ class ScpiTestFrame(StandardReadable):
     @AsyncStatus.wrap
     async def preload(self, force: Any) -> None:
         """Pull at the crosshead rate until ``force`` (N) is reached, then hold."""
-        f = to_magnitude(force, "N", device=self.name, what="preload")
-        self._check("preload", f, 1.0, self._lim().force_limit_max_n, "N")
+        f = to_magnitude(
+            force, "N", device=self.name, what="preload", low=1.0,
+            high=self._lim().force_limit_max_n,
+        )  # fmt: skip
         await self.client.command(f"CTRL:PREL {_num(f)}")
         await self._wait_idle()
 
@@ -576,10 +596,6 @@ class ScpiTestFrame(StandardReadable):
 
 def _num(value: float) -> str:
     return f"{value:.10g}"
-
-
-def _enum(value: StrictEnum) -> str:
-    return str(value.value)
 
 
 __all__ = ["ControlMode", "ScpiTestFrame"]
