@@ -165,11 +165,17 @@ class ScpiXyStage(StandardReadable):
         CONFIG,
     ]  # fmt: skip
     """Distance between position-compare pulses, mm (0 = off, else 0.001 .. 1000)."""
-    coupon_id: Annotated[ScpiSignalR[str], Scpi(field=(MOUNT, 0), cached=True, parse=_quoted), CONFIG]
+    coupon_id: Annotated[
+        ScpiSignalR[str], Scpi(field=(MOUNT, 0), cached=True, parse=_quoted), CONFIG
+    ]
     """Id of the mounted coupon ("" when none)."""
-    coupon_length: Annotated[ScpiSignalR[float], Scpi(field=(MOUNT, 1), cached=True, unit="mm"), CONFIG]
+    coupon_length: Annotated[
+        ScpiSignalR[float], Scpi(field=(MOUNT, 1), cached=True, unit="mm"), CONFIG
+    ]
     """Length of the mounted coupon, mm."""
-    coupon_width: Annotated[ScpiSignalR[float], Scpi(field=(MOUNT, 2), cached=True, unit="mm"), CONFIG]
+    coupon_width: Annotated[
+        ScpiSignalR[float], Scpi(field=(MOUNT, 2), cached=True, unit="mm"), CONFIG
+    ]
     """Width of the mounted coupon, mm."""
 
     def __init__(
