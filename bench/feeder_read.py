@@ -38,9 +38,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import serial
-from ophyd_async.core import soft_signal_r_and_setter
+from ophyd_async.core import SignalR, SoftSignalBackend, soft_signal_r_and_setter
 
-from couponlab.drivers.deposition._signals import query_signal_r
 from couponlab.lab import make_device
 from couponlab.testing.feeder import deposition_lab
 from couponlab.twins import BackgroundTwins
@@ -83,7 +82,7 @@ async def ophyd_overhead(n: int) -> float:
     async def const() -> float:
         return 1.5
 
-    sig = query_signal_r(float, 0.0, const, units="g/min")
+    sig = SignalR(SoftSignalBackend(float, 0.0, "g/min", getter=const), timeout=None)
     await sig.connect()
     return await timed_async(sig.get_value, n) - await timed_async(const, n)
 

@@ -71,7 +71,9 @@ class Scpi:
         The query that reads the value (``"CONF:DWEL?"``); None with ``field`` or for a
         write-only signal.
     command
-        The header of the command that writes it (``"CONF:DWEL"``); None: read-only.
+        The header of the command that writes it (``"CONF:DWEL"``: the value follows a
+        blank), or a template with ``{}`` where the value goes (``"RATE 1,{}"``); None:
+        read-only.
     unit
         The unit the instrument speaks: readings carry it, and a write accepts a quantity,
         a string (``"0.2 s"``) or a plain number in it.
@@ -85,6 +87,8 @@ class Scpi:
         Display precision of the reading.
     field
         ``(status query, index)``: the value is field ``index`` of that multi-field reply.
+        With a ``query`` too, ``get_value`` asks the query alone and a reading (a device's
+        ``read()``) comes from the status exchange shared with the other signals.
     parse
         Turns the reply text into the value (default: by datatype).
     cached
@@ -138,6 +142,10 @@ class StatusReply:
         """Called with every parsed reply (a device's own bookkeeping)."""
         self.last: list[str] | None = None
         """The fields of the last reply (None before the first)."""
+        self.pad: list[str] = []
+        """Fields appended to every reply (an older instrument's shorter status)."""
+        self.check: Callable[[list[str]], bool] | None = None
+        """Further check of a reply's fields (a known state word ...)."""
         self._pending: asyncio.Future[list[str]] | None = None
 
     def feed(self, reply: str) -> list[str]:
@@ -145,9 +153,12 @@ class StatusReply:
         return self.split(reply)
 
     def split(self, reply: str) -> list[str]:
-        """Return the reply's fields; raise ProtocolError if there are not :attr:`fields`."""
-        parts = [p.strip() for p in reply.split(",")]
-        if len(parts) != self.fields:
+        """Return the reply's fields (``pad`` appended); raise ProtocolError if there are not
+        :attr:`fields`."""
+        parts = [p.strip() for p in reply.split(",")] + self.pad
+        if len(parts) != self.fields + len(self.pad) or (
+            self.check is not None and not self.check(parts)
+        ):
             raise ProtocolError(self.binding.name, f"malformed {self.query} reply {reply[:120]!r}")
         self.last = parts
         for hook in self.on_reply:
@@ -324,28 +335,34 @@ class ScpiBackend(SignalBackend[SignalDatatypeT], Generic[SignalDatatypeT]):
         """Nothing to do: the device's connector opens the client."""
 
     async def get_value(self) -> SignalDatatypeT:
-        """Query the instrument and return the parsed value."""
+        """Return the instrument's value: the query's reply, else the status field."""
+        if self.spec.query is not None:
+            return self._value(self.spec.query, await self._bound().client.query(self.spec.query))
+        return await self._field_value()
+
+    async def _field_value(self) -> SignalDatatypeT:
         b, spec = self._bound(), self.spec
-        if spec.field is not None:
-            query, index = spec.field
-            status = b.statuses[query]
-            last = status.last if spec.cached else None
-            text = (last if last is not None else await status.read())[index]
-        elif spec.query is not None:
-            query = spec.query
-            text = await b.client.query(query)
-        else:
-            raise InputError(b.name, f"{spec.command} is write-only")
+        if spec.field is None:
+            raise InputError(b.name, f"{self.what or spec.command} is write-only")
+        query, index = spec.field
+        status = b.statuses[query]
+        last = status.last if spec.cached else None
+        return self._value(query, (last if last is not None else await status.read())[index])
+
+    def _value(self, query: str, text: str) -> SignalDatatypeT:
         try:
             value: SignalDatatypeT = self._parse(text)
         except (ValueError, TypeError, KeyError):
-            raise ProtocolError(b.name, f"cannot parse reply to {query!r}: {text!r}") from None
+            raise ProtocolError(
+                self._bound().name, f"cannot parse reply to {query!r}: {text!r}"
+            ) from None
         self._last = value
         return value
 
     async def get_reading(self) -> Reading[SignalDatatypeT]:
-        """Query the instrument and return a reading stamped now."""
-        value = await self.get_value()
+        """Return a reading stamped now: from the status exchange the device's signals
+        share when the signal is a status field, else from its query."""
+        value = await (self._field_value() if self.spec.field is not None else self.get_value())
         return Reading(value=value, timestamp=time.time(), alarm_severity=0)
 
     async def get_setpoint(self) -> SignalDatatypeT:
@@ -365,7 +382,9 @@ class ScpiBackend(SignalBackend[SignalDatatypeT], Generic[SignalDatatypeT]):
         if spec.command is None:
             raise InputError(b.name, f"{spec.query or spec.field} is read-only")
         v = self.check(value)
-        await b.client.command(f"{spec.command} {self.render(v)}")
+        command = spec.command
+        text = self.render(v)
+        await b.client.command(command.format(text) if "{}" in command else f"{command} {text}")
         self._setpoint = self._last = v
 
     def set_callback(self, callback: Callable[[Reading[SignalDatatypeT]], None] | None) -> None:
@@ -541,6 +560,8 @@ class ScpiDeviceConnector(DeviceConnector):
         ``{query: number of fields}`` of the multi-field replies its signals use.
     on_connect
         Called after the link is open: reads the instrument's static state and limits.
+    clear, clock
+        Send ``*CLS`` / read ``SYST:CLOC:RATE?`` when the link opens.
     """
 
     def __init__(
@@ -550,12 +571,14 @@ class ScpiDeviceConnector(DeviceConnector):
         statuses: dict[str, int] | None = None,
         on_connect: Callable[[], Awaitable[None]] | None = None,
         clear: bool = False,
+        clock: bool = True,
     ) -> None:
         self.binding = ScpiBinding(client)
         for query, n in (statuses or {}).items():
             self.binding.status(query, n)
         self.on_connect = on_connect
         self.clear = clear
+        self.clock = clock
 
     def create_children_from_annotations(self, device: Device) -> None:
         """Create every annotated signal with a :class:`ScpiBackend` bound to the device."""
@@ -590,7 +613,7 @@ class ScpiDeviceConnector(DeviceConnector):
 
     async def connect_real(self, device: Device, timeout: float, force_reconnect: bool) -> None:
         """Open the client, connect the children, then run ``on_connect``."""
-        await self.binding.client.open(clear=self.clear, clock=True)
+        await self.binding.client.open(clear=self.clear, clock=self.clock)
         await super().connect_real(device, timeout, force_reconnect)
         if self.on_connect is not None:
             await self.on_connect()

@@ -19,21 +19,22 @@ from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar
 
 import numpy as np
-from bluesky.protocols import Reading
 from ophyd_async.core import (
-    DEFAULT_TIMEOUT,
-    DeviceMock,
-    SignalR,
-    SignalRW,
     StandardReadable,
+    StandardReadableFormat,
 )
 
+from couponlab.drivers._scpi_device import (
+    Scpi,
+    ScpiDeviceConnector,
+    ScpiSignalR,
+    ScpiSignalRW,
+)
 from couponlab.drivers.deposition._link import (
     LinkWatchdog,
     SerialSettings,
     transport_from_entry,
 )
-from couponlab.drivers.deposition._signals import query_signal_r, query_signal_rw
 from couponlab.errors import (
     InputError,
     InstrumentTimeoutError,
@@ -47,6 +48,21 @@ from couponlab.labfile import DeviceEntry
 from couponlab.registry import DriverSpec
 from couponlab.transports import LineTransport, ScpiClient
 from couponlab.units import to_magnitude, to_switch
+
+STATUS = "STAT"
+"""The status reply every reading comes from: ``STAT:EXT?`` on a cell with tracks, ``STAT?``
+(7 fields, padded with y = 0, track 0, count 0) on a single-pass one."""
+SINGLE_PASS_PAD = ["0.0", "0", "0"]
+READ = StandardReadableFormat.UNCACHED_SIGNAL
+
+
+def _percent(text: str) -> float:
+    return 100.0 * float(text)
+
+
+def _known_print_state(fields: list[str]) -> bool:
+    return fields[5] in _PRINT_STATES
+
 
 COUPON_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,39}$")
 """Coupon ids the cell accepts: 1-40 characters, letters, digits, ``_.-``, no leading sign."""
@@ -104,6 +120,41 @@ class AsciiDepositionCell(StandardReadable):
         50 ms apart).
     """
 
+    laser_on: Annotated[ScpiSignalR[bool], Scpi(field=(STATUS, 0)), READ]
+    """Whether the laser is on."""
+    laser_power: Annotated[
+        ScpiSignalRW[float],
+        Scpi(field=(STATUS, 1), command="LAS:POW", unit="W", limits="power", fmt="{:.2f}",
+             precision=1),
+        READ,
+    ]  # fmt: skip
+    """Laser power setpoint, W (0 .. the lab's and the cell's max)."""
+    shield_flow: Annotated[
+        ScpiSignalRW[float],
+        Scpi(field=(STATUS, 2), command="SHLD:FLOW", unit="L/min", limits="shield",
+             fmt="{:.3f}", precision=2),
+        READ,
+    ]  # fmt: skip
+    """Shielding-gas flow, L/min (0 .. the cell's max)."""
+    position: Annotated[ScpiSignalR[float], Scpi(field=(STATUS, 3), unit="mm", precision=3), READ]
+    """Nozzle position along the coupon, mm."""
+    moving: Annotated[ScpiSignalR[bool], Scpi(field=(STATUS, 4)), READ]
+    """Whether the axis moves."""
+    print_state: Annotated[ScpiSignalR[str], Scpi(field=(STATUS, 5), parse=str.lower), READ]
+    """``idle``, ``running``, ``done`` or ``aborted``."""
+    print_progress: Annotated[
+        ScpiSignalR[float],
+        Scpi(field=(STATUS, 6), unit="%", precision=1, parse=_percent),
+        READ,
+    ]
+    """Progress of the running print, %."""
+    position_y: Annotated[
+        ScpiSignalR[float], Scpi(field=(STATUS, 7), unit="mm", precision=3), READ
+    ]
+    """Nozzle position across the coupon, mm (0 on a single-pass cell)."""
+    track: Annotated[ScpiSignalR[int], Scpi(field=(STATUS, 8)), READ]
+    """Track being printed (0 when none or on a single-pass cell)."""
+
     lab_spec: ClassVar[DriverSpec] = DriverSpec(
         family="deposition_cell",
         settings=SerialSettings,
@@ -131,67 +182,14 @@ class AsciiDepositionCell(StandardReadable):
         self.limits = CellLimits(max_power, max_rate)
         self._channels: list[tuple[str, int]] = []
 
-        async def status_field(k: int) -> str:
-            return (await self._status())[k]
-
-        async def get_laser() -> bool:
-            return await status_field(0) == "1"
-
-        async def get_power() -> float:
-            return float(await status_field(1))
-
-        async def put_power(value: float | None) -> float:
-            p = self._power(0.0 if value is None else value)
-            await self.client.command(f"LAS:POW {p:.2f}")
-            return p
-
-        async def get_shield() -> float:
-            return float(await status_field(2))
-
-        async def put_shield(value: float | None) -> float:
-            f = self._shield(0.0 if value is None else value)
-            await self.client.command(f"SHLD:FLOW {f:.3f}")
-            return f
-
-        async def get_position() -> float:
-            return float(await status_field(3))
-
-        async def get_moving() -> bool:
-            return await status_field(4) == "1"
-
-        async def get_print_state() -> str:
-            return (await status_field(5)).lower()
-
-        async def get_progress() -> float:
-            return 100.0 * float(await status_field(6))
-
-        async def get_position_y() -> float:
-            return float(await status_field(7))
-
-        async def get_track() -> int:
-            return int(await status_field(8))
-
-        with self.add_children_as_readables():
-            self.laser_on: SignalR[bool] = query_signal_r(bool, False, get_laser)
-            self.laser_power: SignalRW[float] = query_signal_rw(
-                float, 0.0, get_power, put_power, units="W", precision=1
-            )
-            self.shield_flow: SignalRW[float] = query_signal_rw(
-                float, 0.0, get_shield, put_shield, units="L/min", precision=2
-            )
-            self.position: SignalR[float] = query_signal_r(
-                float, 0.0, get_position, units="mm", precision=3
-            )
-            self.moving: SignalR[bool] = query_signal_r(bool, False, get_moving)
-            self.print_state: SignalR[str] = query_signal_r(str, "idle", get_print_state)
-            self.print_progress: SignalR[float] = query_signal_r(
-                float, 0.0, get_progress, units="%", precision=1
-            )
-            self.position_y: SignalR[float] = query_signal_r(
-                float, 0.0, get_position_y, units="mm", precision=3
-            )
-            self.track: SignalR[int] = query_signal_r(int, 0, get_track)
-        super().__init__(name=name)
+        connector = ScpiDeviceConnector(
+            self.client, statuses={STATUS: 7}, on_connect=self._on_connect, clock=False
+        )
+        self._binding = connector.binding
+        status = self._binding.statuses[STATUS]
+        status.check = _known_print_state
+        status.pad = SINGLE_PASS_PAD
+        super().__init__(name=name, connector=connector)
 
     @classmethod
     def from_lab_entry(cls, entry: DeviceEntry) -> AsciiDepositionCell:
@@ -208,18 +206,8 @@ class AsciiDepositionCell(StandardReadable):
         )
 
     # -- connection -------------------------------------------------------------------------
-    async def connect(
-        self,
-        mock: bool | DeviceMock[Any] = False,
-        timeout: float = DEFAULT_TIMEOUT,
-        force_reconnect: bool = False,
-    ) -> None:
-        """Connect the signals, then (unless mocked) open the link and read the cell's
-        limits and feed channels."""
-        await super().connect(mock=mock, timeout=timeout, force_reconnect=force_reconnect)
-        if mock:
-            return
-        await self.client.transport.connect()
+    async def _on_connect(self) -> None:
+        """Read the cell's limits, tracks and feed channels, then arm the watchdog."""
         await self.client.command("*CLS")
         lim = self.client.floats("LIM?", await self.client.checked_query("LIM?"), 7)
         lm = self.limits
@@ -234,6 +222,12 @@ class AsciiDepositionCell(StandardReadable):
             lm.tracks = None  # a single-pass cell
         else:
             lm.tracks = TrackGeometry(geo[0], geo[1], geo[2], geo[3], geo[4], int(geo[5]))
+        status = self._binding.statuses[STATUS]
+        if lm.tracks is None:
+            status.query, status.fields, status.pad = "STAT?", 7, SINGLE_PASS_PAD
+        else:
+            status.query, status.fields, status.pad = "STAT:EXT?", 10, []
+        self._binding.limits.update(power=(0.0, lm.max_power), shield=(0.0, lm.max_shield))
         chans = (await self.client.checked_query("PRNT:CHAN?")).strip()
         self._channels = []
         for item in filter(None, chans.split(",")):
@@ -267,20 +261,20 @@ class AsciiDepositionCell(StandardReadable):
         return self.client.transport
 
     # -- validation -------------------------------------------------------------------------
+    def _known(self) -> None:
+        lm = self.limits  # lab limits only, until connect reads LIM?
+        self._binding.limits.setdefault("power", (0.0, lm.max_power))
+        self._binding.limits.setdefault("shield", (0.0, lm.max_shield))
+
     def _power(self, value: Any) -> float:
-        return to_magnitude(
-            value, "W", device=self.name, what="laser power", low=0.0, high=self.limits.max_power
-        )
+        self._known()
+        power: float = self._binding.check("laser_power", value)
+        return power
 
     def _shield(self, value: Any) -> float:
-        return to_magnitude(
-            value,
-            "L/min",
-            device=self.name,
-            what="shielding gas",
-            low=0.0,
-            high=self.limits.max_shield,
-        )
+        self._known()
+        flow: float = self._binding.check("shield_flow", value)
+        return flow
 
     def _x(self, value: Any, what: str) -> float:
         lm = self.limits
@@ -608,37 +602,7 @@ class AsciiDepositionCell(StandardReadable):
     async def _status(self) -> list[str]:
         """Return the status fields: laser, power, gas, x, moving, state, progress, y, track
         (``STAT:EXT?``; a single-pass cell's ``STAT?`` gets y = 0 and track 0)."""
-        query = "STAT?" if self.limits.tracks is None else "STAT:EXT?"
-        reply = await self.client.query(query)
-        parts = reply.split(",")
-        n = 7 if query == "STAT?" else 10
-        if len(parts) != n or parts[5] not in _PRINT_STATES:
-            raise ProtocolError(self.name, f"malformed {query} reply: {reply!r}")
-        if n == 7:
-            parts += ["0.0", "0", "0"]
-        return parts
-
-    async def read(self) -> dict[str, Reading[Any]]:
-        """Read laser, gas, stage, track and print state in one ``STAT:EXT?`` exchange."""
-        if self._mock is not None:
-            return await super().read()
-        s = await self._status()
-        ts = time.time()
-        try:
-            values: list[tuple[SignalR[Any], Any]] = [
-                (self.laser_on, s[0] == "1"),
-                (self.laser_power, float(s[1])),
-                (self.shield_flow, float(s[2])),
-                (self.position, float(s[3])),
-                (self.moving, s[4] == "1"),
-                (self.print_state, s[5].lower()),
-                (self.print_progress, 100.0 * float(s[6])),
-                (self.position_y, float(s[7])),
-                (self.track, int(s[8])),
-            ]
-        except ValueError:
-            raise ProtocolError(self.name, f"garbled status reply: {s!r}") from None
-        return {sig.name: Reading(value=v, timestamp=ts, alarm_severity=0) for sig, v in values}
+        return await self._binding.statuses[STATUS].read()
 
 
 __all__ = ["COUPON_ID", "POINTS_PER_LINE", "AsciiDepositionCell", "CellLimits"]

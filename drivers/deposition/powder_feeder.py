@@ -8,30 +8,26 @@ hoppers. Every setter validates its input (unit, range, hopper index) before a b
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any, ClassVar
 
 import numpy as np
-from bluesky.protocols import Reading
 from ophyd_async.core import (
     DEFAULT_TIMEOUT,
     AsyncStatus,
     DeviceMock,
     DeviceVector,
-    SignalR,
-    SignalRW,
     StandardReadable,
     StandardReadableFormat,
     soft_signal_r_and_setter,
 )
 from pydantic import Field, StrictInt
 
+from couponlab.drivers._scpi_device import Scpi, ScpiBinding, scpi_signal
 from couponlab.drivers.deposition._link import (
     LinkWatchdog,
     SerialSettings,
     transport_from_entry,
 )
-from couponlab.drivers.deposition._signals import query_signal_r, query_signal_rw
 from couponlab.errors import InputError, ProtocolError
 from couponlab.interfaces.feeder import FeederStatus, FlowLog, HopperStatus, Powder
 from couponlab.lab_settings import DeviceLimits, quantity
@@ -43,6 +39,19 @@ from couponlab.units import to_magnitude
 ALARM_BITS = {1: "empty", 2: "clog", 4: "gas_loss"}
 """Alarm bits of the protocol and their names."""
 _STATES = {"IDLE": "idle", "FEEDING": "feeding", "ALARM": "alarm"}
+
+
+STATUS = "STAT?"
+"""``state, then per hopper: setpoint g/min, flow g/min, fill g, gas L/min, alarm bits``."""
+
+
+def _known_state(fields: list[str]) -> bool:
+    return fields[0] in _STATES
+
+
+def _alarm_text(field: str) -> str:
+    bits = int(field)
+    return " ".join(name for bit, name in ALARM_BITS.items() if bits & bit) or "none"
 
 
 def _alarms(device: str, field: str) -> tuple[str, ...]:
@@ -81,9 +90,12 @@ class FeederLink:
         Lab limits, g/min and L/min; the instrument's own (tighter) limits apply after connect.
     """
 
-    def __init__(self, link: ScpiClient, hoppers: int, max_rate: float, max_gas: float) -> None:
-        self.link = link
-        self.device = link.device
+    def __init__(
+        self, binding: ScpiBinding, hoppers: int, max_rate: float, max_gas: float
+    ) -> None:
+        self.binding = binding
+        self.link = binding.client
+        self.device = binding.client.device
         self.hoppers = hoppers
         self.max_rate = max_rate
         self.max_gas = max_gas
@@ -104,6 +116,7 @@ class FeederLink:
         inst_rate, inst_gas = self.link.floats("LIM?", await self.link.checked_query("LIM?"), 2)
         self.max_rate = min(self.max_rate, inst_rate)
         self.max_gas = min(self.max_gas, inst_gas)
+        self.binding.limits.update(rate=(0.0, self.max_rate), gas=(0.0, self.max_gas))
         for i in range(1, count + 1):
             name = (await self.link.checked_query(f"HOPP:POWD? {i}")).strip()
             comp_reply = await self.link.checked_query(f"HOPP:COMP? {i}")
@@ -126,27 +139,33 @@ class FeederLink:
             raise InputError(self.device, f"hopper {hopper} is outside 1..{self.hoppers}")
         return int(hopper)
 
-    def rate(self, value: Any) -> float:
-        """Validate a feed rate (g/min, 0..max_rate)."""
-        return to_magnitude(
-            value, "g/min", device=self.device, what="feed rate", low=0.0, high=self.max_rate
-        )
+    def rate(self, value: Any, hopper: int = 1) -> float:
+        """Validate a feed rate (g/min, 0..max_rate): the hopper setpoint's own check."""
+        self._known()
+        rate: float = self.binding.check(f"feed rate of hopper {hopper}", value)
+        return rate
 
-    def gas(self, value: Any) -> float:
-        """Validate a carrier-gas flow (L/min, 0..max_gas)."""
-        return to_magnitude(
-            value, "L/min", device=self.device, what="carrier gas", low=0.0, high=self.max_gas
-        )
+    def gas(self, value: Any, hopper: int = 1) -> float:
+        """Validate a carrier-gas flow (L/min, 0..max_gas): the gas signal's own check."""
+        self._known()
+        flow: float = self.binding.check(f"carrier gas of hopper {hopper}", value)
+        return flow
+
+    def _known(self) -> None:
+        if "rate" not in self.binding.limits:  # lab limits only, until connect reads LIM?
+            self.binding.limits.update(rate=(0.0, self.max_rate), gas=(0.0, self.max_gas))
 
     async def set_rate(self, hopper: int, value: Any) -> float:
         """Validate, then command ``hopper``'s feed rate; return it in g/min."""
-        n, rate = self.check_hopper(hopper), self.rate(value)
+        n = self.check_hopper(hopper)
+        rate = self.rate(value, n)
         await self.link.command(f"RATE {n},{rate:.4f}")
         return rate
 
     async def set_gas(self, hopper: int, value: Any) -> float:
         """Validate, then set ``hopper``'s carrier gas; return it in L/min."""
-        n, flow = self.check_hopper(hopper), self.gas(value)
+        n = self.check_hopper(hopper)
+        flow = self.gas(value, n)
         await self.link.command(f"GAS {n},{flow:.4f}")
         return flow
 
@@ -159,11 +178,8 @@ class FeederLink:
             raise ProtocolError(self.device, f"garbled reply to {query!r}: {reply!r}") from None
 
     async def status(self) -> FeederStatus:
-        """Return the parsed ``STAT?`` reply (one exchange)."""
-        reply = await self.link.query("STAT?")
-        parts = reply.split(",")
-        if len(parts) != 1 + 5 * self.hoppers or parts[0] not in _STATES:
-            raise ProtocolError(self.device, f"malformed STAT? reply: {reply[:120]!r}")
+        """Return the parsed ``STAT?`` reply (one exchange, shared with the signals)."""
+        parts = await self.binding.statuses[STATUS].read()
         hoppers = []
         try:
             for k in range(self.hoppers):
@@ -178,7 +194,7 @@ class FeederLink:
                     )
                 )
         except ValueError:
-            raise ProtocolError(self.device, f"garbled STAT? reply: {reply[:120]!r}") from None
+            raise ProtocolError(self.device, f"garbled STAT? reply: {parts!r:.120}") from None
         return FeederStatus(_STATES[parts[0]], tuple(hoppers))
 
 
@@ -193,47 +209,29 @@ class Hopper(StandardReadable):
     def __init__(self, core: FeederLink, index: int, name: str = "") -> None:
         self._core = core
         self._index = index
-        # the single-value queries of this hopper, built once (a get is one exchange)
-        q_rate, q_flow, q_mass, q_gas, q_alarm = (
-            f"{q} {index}" for q in ("RATE?", "FLOW?", "MASS?", "GAS?", "ALRM?")
-        )
+        b, k = core.binding, 1 + 5 * (index - 1)
 
-        async def get_setpoint() -> float:
-            return await core.number(q_rate)
-
-        async def put_setpoint(value: float | None) -> float:
-            return await core.set_rate(index, 0.0 if value is None else value)
-
-        async def get_rate() -> float:
-            return await core.number(q_flow)
-
-        async def get_fill() -> float:
-            return await core.number(q_mass)
-
-        async def get_gas() -> float:
-            return await core.number(q_gas)
-
-        async def put_gas(value: float | None) -> float:
-            return await core.set_gas(index, 0.0 if value is None else value)
-
-        async def get_alarm() -> str:
-            reply = await core.link.query(q_alarm)
-            return " ".join(_alarms(core.device, reply.strip())) or "none"
+        def signal(datatype: Any, what: str, spec: Scpi) -> Any:
+            return scpi_signal(datatype, b, spec, what=f"{what} of hopper {index}")
 
         with self.add_children_as_readables():
-            self.setpoint: SignalRW[float] = query_signal_rw(
-                float, 0.0, get_setpoint, put_setpoint, units="g/min", precision=3
-            )
-            self.measured_rate: SignalR[float] = query_signal_r(
-                float, 0.0, get_rate, units="g/min", precision=3
-            )
-            self.fill_mass: SignalR[float] = query_signal_r(
-                float, 0.0, get_fill, units="g", precision=1
-            )
-            self.gas_flow: SignalRW[float] = query_signal_rw(
-                float, 0.0, get_gas, put_gas, units="L/min", precision=2
-            )
-            self.alarm: SignalR[str] = query_signal_r(str, "none", get_alarm)
+            self.setpoint = signal(float, "feed rate", Scpi(
+                f"RATE? {index}", f"RATE {index},{{}}", unit="g/min", limits="rate",
+                fmt="{:.4f}", precision=3, field=(STATUS, k),
+            ))  # fmt: skip
+            self.measured_rate = signal(float, "measured_rate", Scpi(
+                f"FLOW? {index}", unit="g/min", precision=3, field=(STATUS, k + 1)
+            ))  # fmt: skip
+            self.fill_mass = signal(float, "fill_mass", Scpi(
+                f"MASS? {index}", unit="g", precision=1, field=(STATUS, k + 2)
+            ))  # fmt: skip
+            self.gas_flow = signal(float, "carrier gas", Scpi(
+                f"GAS? {index}", f"GAS {index},{{}}", unit="L/min", limits="gas",
+                fmt="{:.4f}", precision=2, field=(STATUS, k + 3),
+            ))  # fmt: skip
+            self.alarm = signal(str, "alarm", Scpi(
+                f"ALRM? {index}", field=(STATUS, k + 4), parse=_alarm_text
+            ))  # fmt: skip
         with self.add_children_as_readables(StandardReadableFormat.CONFIG_SIGNAL):
             self.powder, self._set_powder = soft_signal_r_and_setter(str, "")
             self.composition, self._set_composition = soft_signal_r_and_setter(str, "")
@@ -299,7 +297,9 @@ class AsciiPowderFeeder(StandardReadable):
         if not 1 <= hoppers <= 16:
             raise InputError(transport.device, f"hoppers = {hoppers} is outside 1..16")
         self.client = ScpiClient(transport)
-        self._core = FeederLink(self.client, hoppers, max_rate, max_gas)
+        self._binding = ScpiBinding(self.client)
+        self._binding.status(STATUS, 1 + 5 * hoppers).check = _known_state
+        self._core = FeederLink(self._binding, hoppers, max_rate, max_gas)
         self._watchdog = LinkWatchdog(self._core.link, watchdog)
         self.watchdog_s = self._watchdog.timeout_s
         """Communication watchdog armed at connect, s (0 = off)."""
@@ -308,11 +308,10 @@ class AsciiPowderFeeder(StandardReadable):
         with self.add_children_as_readables():
             self.hoppers = DeviceVector({i: Hopper(self._core, i) for i in range(1, hoppers + 1)})
 
-        async def get_state() -> str:
-            return (await self._core.status()).state
-
         with self.add_children_as_readables():
-            self.feeder_state: SignalR[str] = query_signal_r(str, "idle", get_state)
+            self.feeder_state = scpi_signal(
+                str, self._binding, Scpi(field=(STATUS, 0), parse=_STATES.__getitem__), "state"
+            )
         super().__init__(name=name)
 
     @classmethod
@@ -443,28 +442,6 @@ class AsciiPowderFeeder(StandardReadable):
     async def safe_state(self) -> None:
         """Stop every hopper (the feeder's safe state)."""
         await self.stop()
-
-    async def read(self) -> dict[str, Reading[Any]]:
-        """Read every hopper in one ``STAT?`` exchange."""
-        if self._mock is not None:
-            return await super().read()
-        st = await self._core.status()
-        ts = time.time()
-        out: dict[str, Reading[Any]] = {
-            self.feeder_state.name: Reading(value=st.state, timestamp=ts, alarm_severity=0)
-        }
-        for i, h in enumerate(st.hoppers, start=1):
-            hop = self.hoppers[i]
-            out[hop.setpoint.name] = Reading(value=h.setpoint, timestamp=ts, alarm_severity=0)
-            out[hop.measured_rate.name] = Reading(value=h.rate, timestamp=ts, alarm_severity=0)
-            out[hop.fill_mass.name] = Reading(value=h.fill, timestamp=ts, alarm_severity=0)
-            out[hop.gas_flow.name] = Reading(value=h.gas, timestamp=ts, alarm_severity=0)
-            out[hop.alarm.name] = Reading(
-                value=" ".join(h.alarms) or "none",
-                timestamp=ts,
-                alarm_severity=2 if h.alarms else 0,
-            )
-        return out
 
 
 __all__ = ["ALARM_BITS", "AsciiPowderFeeder", "FeederLink", "Hopper"]

@@ -148,6 +148,8 @@ class SpotHeadDevice(StandardReadable):
         """Raise OutOfLimitsError if the line cannot be taken (points, period)."""
         if not isinstance(value, LineSpec):
             raise InputError(self.name, f"prepare() takes a LineSpec, not {value!r}")
+        if isinstance(value.points, bool) or not isinstance(value.points, int | np.integer):
+            raise InputError(self.name, f"line points = {value.points!r} is not a whole number")
         if not 1 <= value.points <= MAX_LINE_POINTS:
             raise OutOfLimitsError(self.name, "line points", value.points, 1, MAX_LINE_POINTS)
         lo, hi = self.dwell_limits()

@@ -266,10 +266,14 @@ class ScpiXyStage(StandardReadable):
 
     async def load_coupon(self, coupon_id: str, length: Any, width: Any) -> None:
         """Mount a coupon: its id and size (mm, or length quantities), checked before sending."""
-        if not isinstance(coupon_id, str) or not coupon_id or _BAD_ID_CHARS & set(coupon_id):
+        if (
+            not isinstance(coupon_id, str)
+            or not 1 <= len(coupon_id) <= 64
+            or _BAD_ID_CHARS & set(coupon_id)
+        ):
             raise InputError(
                 self.name,
-                f"coupon id {coupon_id!r} must be a non-empty string without , ; or quotes",
+                f"coupon id {coupon_id!r:.80} must be 1-64 characters without , ; or quotes",
             )
         ln = to_magnitude(
             length, "mm", device=self.name, what="coupon length", low=1e-3, high=1000

@@ -77,7 +77,9 @@ async def test_read_is_one_exchange_and_tracks_the_flow(rig: Rig) -> None:
 
 async def test_refused_input_never_reaches_the_line(rig: Rig) -> None:
     before = rig.feeder.transport.bytes_written
-    with pytest.raises(OutOfLimitsError, match=r"feeder1: feed rate = 31 g/min .*\[0, 30\]"):
+    with pytest.raises(
+        OutOfLimitsError, match=r"feeder1: feed rate of hopper 1 = 31 g/min .*\[0, 30\]"
+    ):
         await rig.feeder.set_rate(1, 31)
     with pytest.raises(OutOfLimitsError):
         await rig.feeder.hoppers[2].set("-1 g/min")

@@ -34,7 +34,7 @@ async def test_cell_refuses_a_bad_job_whole(free_port: int) -> None:
     cell._channels = [("f1", 1), ("f1", 2)]
     ok = [(-10.0, [1.0, 0.0]), (0.0, [0.0, 1.0])]
     assert cell.validate_job(PrintJob("C-1", 20, -10, 21, 10, 400, ok))[1] == "COUP C-1,20.000"
-    with pytest.raises(InputError, match="laser power = 600 W"):
+    with pytest.raises(InputError, match="laser_power = 600 W"):
         await cell.load_print(PrintJob("C-1", 20, -10, 21, 10, 600, ok))
     with pytest.raises(InputError, match="point 1"):
         await cell.load_print(PrintJob("C-1", 20, -10, 21, 10, 400, [ok[0], (1.0, [1.0, 99.0])]))
