@@ -237,7 +237,8 @@ class Hopper(StandardReadable):
             self.composition, self._set_composition = soft_signal_r_and_setter(str, "")
         super().__init__(name=name)
 
-    def _configured(self, powder: Powder) -> None:
+    def configured(self, powder: Powder) -> None:
+        """Show the powder (name and composition) the feeder reported at connect."""
         self._set_powder(powder.name)
         self._set_composition(
             " ".join(f"{e}={f:g}" for e, f in sorted(powder.composition.items()))
@@ -343,7 +344,7 @@ class AsciiPowderFeeder(StandardReadable):
             return
         await self._core.open()
         for i, hopper in self.hoppers.items():
-            hopper._configured(self._core.powders[i])
+            hopper.configured(self._core.powders[i])
         await self._watchdog.arm()
 
     async def close(self) -> None:

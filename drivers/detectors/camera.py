@@ -64,6 +64,8 @@ class _CameraState:
         self.exposure_limits = (0.0, math.inf)
         self.readout = 0.0
         self.name = ""
+        self.prepared = False
+        """Whether a file is open for a prepared acquisition (its frames are stream keys)."""
 
     async def frames_written(self) -> int:
         (n,) = await self.link.query_floats("FILE:NUMC?", 1)
@@ -167,6 +169,7 @@ class CameraDataLogic(DetectorDataLogic):
         await link.command("FILE:CLOS")
         await link.command(f'FILE:PATH "{directory}";:FILE:NAME "{info.filename}"')
         await link.command("FILE:OPEN")
+        self._s.prepared = True
         h, w = self._s.shape
         frames = StreamResourceInfo(
             data_key=datakey_name,
@@ -198,6 +201,7 @@ class CameraDataLogic(DetectorDataLogic):
 
     async def stop(self) -> None:
         """Close the file."""
+        self._s.prepared = False
         await self._s.link.command("FILE:CLOS")
 
 
@@ -303,14 +307,14 @@ class ScpiCamera(StandardDetector):
     async def describe(self) -> dict[str, DataKey]:
         """Describe the frame count, and the frames' stream keys once prepared."""
         own: dict[str, DataKey] = await self.frames_written.describe()
-        if self._prepare_ctx is None:
+        if not self._state.prepared:
             return own
         return {**(await super().describe()), **own}
 
     async def read(self) -> dict[str, Reading[Any]]:
         """Read how many frames the open file holds (the frames are stream assets)."""
         own: dict[str, Reading[Any]] = await self.frames_written.read(cached=False)
-        if self._prepare_ctx is None:
+        if not self._state.prepared:
             return own
         return {**(await super().read()), **own}
 

@@ -84,6 +84,12 @@ class StageAxisDevice(StandardReadable):
         """Return the soft limits (low, high) in mm, coupon coordinates."""
         return self._limits
 
+    def set_limits(self, low: float, high: float) -> None:
+        """Set the soft limits in mm (the travel read at connect, narrowed by the lab file)."""
+        self._limits = (low, high)
+        self._set_low(low)
+        self._set_high(high)
+
     def check_position(self, value: Any) -> float:
         """Return ``value`` in mm if inside the soft limits, else raise OutOfLimitsError."""
         lo, hi = self._limits
@@ -242,9 +248,7 @@ class ScpiXyStage(StandardReadable):
                 lo, hi = max(lo, llo), min(hi, lhi)
             if lo > hi:
                 raise InputError(self.name, f"lab limits of {AXES[i]} lie outside the travel")
-            axis._limits = (lo, hi)
-            axis._set_low(lo)
-            axis._set_high(hi)
+            axis.set_limits(lo, hi)
         vlo, vhi = vlim
         if "max_velocity" in self._lab_limits:
             vhi = min(
