@@ -47,9 +47,10 @@ def watch(status: Status | None, *, slice_s: float = WATCH_SLICE_S) -> MsgGenera
 
     Raises
     ------
-    FailedStatus
-        The action failed (its own error is the ``__cause__``). The RunEngine usually throws
-        it into the plan first, at the message after the failure.
+    Exception
+        The action failed: its own error (a status the plan got from a ``set``/``trigger``/
+        ``complete`` message is usually thrown into the plan first by the RunEngine, as a
+        ``FailedStatus`` whose ``__cause__`` is that error).
     """
     if not slice_s > 0:
         raise ValueError(f"slice_s = {slice_s} s must be > 0")
@@ -59,7 +60,10 @@ def watch(status: Status | None, *, slice_s: float = WATCH_SLICE_S) -> MsgGenera
             break
         yield from watch_slice(status, slice_s)
     if status is not None and not status.success:
-        raise FailedStatus(status) from status.exception()
+        error = status.exception()
+        if isinstance(error, Exception):
+            raise error  # the device's own error
+        raise FailedStatus(status)
 
 
 def watch_slice(status: Status, seconds: float) -> MsgGenerator[None]:
