@@ -10,8 +10,8 @@
 6. pull tensile specimens cut from the coupon at two compositions.
 
 Every step is a bluesky plan from :mod:`couponlab.plans` on devices built from the lab file;
-only two lines reach into the simulation (virtual-time speed and the ground truth), through
-``Session.twins``. Every run's documents are in ``out_dir``.
+only the simulation's own controls (virtual-time speed and the ground truth) go through the
+twin control channel, ``Session.twins.control``. Every run's documents are in ``out_dir``.
 """
 
 from __future__ import annotations
@@ -99,10 +99,11 @@ def run_demo(lab: LabFile, out_dir: Path) -> int:
         dev: dict[str, Any] = {f: s.devices[n] for f, n in names.items()}
         for f in ("gradient_furnace", "powder_feeder", "test_frame"):
             print(f"  {names[f]:<10} {s.call(dev[f].identify)}")
-        world = s.twins.world
+        assert s.twins is not None  # the demo drives twins only
+        clock = s.twins.control  # simulation only: virtual-time speed and the ground truth
 
         # -- 1. calibrate -------------------------------------------------------------
-        s.twins.call(world.set_speedup, 20.0)  # simulation only: resolve seconds of delay
+        clock.set_speedup(20.0)  # simulation only: resolve seconds of delay
         feeder, cell = dev["powder_feeder"], dev["deposition_cell"]
         print("\n[1] feeder calibration (step response of hoppers 1 and 2)")
         cal = s.run(calibrate_feeder(feeder, [1, 2])).plan_result
@@ -129,7 +130,7 @@ def run_demo(lab: LabFile, out_dir: Path) -> int:
         print(f"    coupon {coupon}: as-built vs target, RMS Cr error {as_built_err:.4f}")
 
         # -- 3. oxidise -------------------------------------------------------------------
-        s.twins.call(world.set_speedup, 5000.0)  # simulation only: hours in seconds
+        clock.set_speedup(5000.0)  # simulation only: hours in seconds
         furnace = dev["gradient_furnace"]
         positions = s.call(furnace.read_profile).positions_mm
         offset = float(positions[0] + positions[-1]) / 2 - COUPON_LENGTH_MM / 2
@@ -164,7 +165,7 @@ def run_demo(lab: LabFile, out_dir: Path) -> int:
         )
 
         # -- 4. map -------------------------------------------------------------------------
-        s.twins.call(world.set_speedup, 50.0)
+        clock.set_speedup(50.0)
         stage, profiler, xrf = dev["xy_stage"], dev["oxide_profiler"], dev["xrf_probe"]
         s.call(lambda: stage.load_coupon(coupon, COUPON_LENGTH_MM, COUPON_WIDTH_MM))
         print(f"\n[4] map oxide thickness and composition: {X_POINTS.size} x {Y_ROWS.size} points")
@@ -185,7 +186,7 @@ def run_demo(lab: LabFile, out_dir: Path) -> int:
         # -- 5. fit ---------------------------------------------------------------------------
         temps_k = np.interp(X_POINTS, t_x, t_c) + 273.15
         fits = fit_per_row(thickness_m, temps_k, exposure_s)
-        truth = s.twins.call(lambda: _true_q(world, coupon))  # simulation only: ground truth
+        truth = _true_q(clock, coupon)  # simulation only: ground truth
         print("\n[5] activation energy per composition row (one exposure, thickness vs 1/T)")
         print(
             f"    {'y mm':>5} {'Cr (XRF)':>9} {'Q fit kJ/mol':>13} {'+/-':>5} "
@@ -209,7 +210,7 @@ def run_demo(lab: LabFile, out_dir: Path) -> int:
 
         # -- 6. tensile ---------------------------------------------------------------------
         s.call(stage.unload_coupon)
-        s.twins.call(world.set_speedup, 200.0)
+        clock.set_speedup(200.0)
         print(
             "\n[6] tensile tests (ASTM E8M sub-size, gauge along x at x = 30 mm) of specimens "
             "cut at two compositions"
@@ -254,16 +255,23 @@ def _grid(table: dict[str, list[Any]], key: str) -> Any:
     return values.reshape(Y_ROWS.size, X_POINTS.size)
 
 
-def _true_q(world: Any, coupon_id: str) -> Any:
-    """Simulation ground truth: Q (kJ/mol) of the as-built composition at rows y (mm)."""
-    c = world.coupon(coupon_id)
-    model = world.config.oxidation
+def _true_q(clock: Any, coupon_id: str) -> Any:
+    """Simulation ground truth: Q (kJ/mol) of the as-built composition at rows y (mm), the
+    mean over the profiler's points along the row (from the twin control channel)."""
 
     def at(y: Any) -> Any:
-        out = []
-        for yy in y:
-            comp = c.composition_at(X_POINTS, np.full_like(X_POINTS, yy))
-            out.append(float(np.mean(model.activation_energy(comp))) / 1e3)
-        return np.asarray(out)
+        return np.asarray(
+            [
+                np.mean(
+                    clock.truth(
+                        "activation_energy",
+                        coupon_id=coupon_id,
+                        x_mm=X_POINTS,
+                        y_mm=np.full_like(X_POINTS, yy),
+                    )
+                )
+                for yy in y
+            ]
+        )
 
     return at

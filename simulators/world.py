@@ -10,9 +10,20 @@ Ground-truth parameters (for example the activation energy of each element's oxi
 Time
 ----
 Virtual time runs ``speedup`` times faster than the wall clock: :meth:`World.sync` advances
-SimPy to ``t0 + speedup * (wall - wall0)`` and every protocol server calls it before it
-answers, so a reply always reflects "now". :meth:`World.run_clock` keeps advancing it in the
+SimPy towards ``t0 + speedup * (wall - wall0)`` and every protocol server calls it before it
+answers, so a reply reflects "now". :meth:`World.run_clock` keeps advancing it in the
 background. Tests can instead step the world deterministically with :meth:`World.advance`.
+
+A sync never works for more than :attr:`World.work_budget_s` of wall time (2 ms): a reply
+waits at most that long on simulation work. When the simulation cannot keep up with the
+requested speed-up, the backlog is dropped instead of carried (virtual time slows down), and
+:meth:`World.achieved_speedup` reports the rate actually reached (decision 0036).
+
+Randomness
+----------
+Each instrument draws its noise from a stream of its own, :meth:`World.rng_for`, spawned from
+the world seed by the instrument's name (numpy ``SeedSequence``): the same seed gives the
+same instrument errors whatever the order or timing of the draws of other instruments.
 """
 
 from __future__ import annotations
@@ -20,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -33,6 +45,13 @@ from couponlab.simulators.oxidation_regimes import RegimeParameters, ScaleState,
 
 R_GAS = 8.314462618
 """Gas constant, J/(mol K)."""
+WORK_BUDGET_S = 0.002
+"""Longest one :meth:`World.sync` works on the simulation, wall s."""
+WORK_LOG_SIZE = 100_000
+"""How many syncs' work times :meth:`World.work_stats` looks at."""
+SAMPLE_PERIOD_S = 0.05
+ACHIEVED_WINDOW_S = 2.0
+"""The achieved speed-up is measured over this many wall seconds."""
 
 FloatArray = NDArray[np.float64]
 
@@ -282,7 +301,9 @@ class World:
     def __init__(self, config: WorldConfig | None = None, *, paused: bool = False) -> None:
         self.config = config or WorldConfig()
         self.env = simpy.Environment()
-        self.rng = np.random.default_rng(self.config.seed)
+        self._rngs: dict[str, np.random.Generator] = {}
+        self.rng = self.rng_for("world")
+        """The world's own stream (not an instrument's: those use :meth:`rng_for`)."""
         self.coupons: dict[str, Coupon] = {}
         self.instruments: dict[str, object] = {}
         """Twin models by device name, so that one twin can find another (a thermocouple
@@ -292,7 +313,26 @@ class World:
         self._virt0 = 0.0
         self._paused = paused
         self._listeners: list[Callable[[], None]] = []
+        self.work_budget_s = WORK_BUDGET_S
+        """Longest a :meth:`sync` works on the simulation, wall s (> 0)."""
+        self.slowed_s = 0.0
+        """Virtual seconds of backlog dropped because the simulation could not keep up."""
+        self._samples: deque[tuple[float, float]] = deque()
+        self._work: deque[float] = deque(maxlen=WORK_LOG_SIZE)
         self.env.process(self._oxidise())
+
+    # -- randomness ------------------------------------------------------------------------
+    def rng_for(self, name: str) -> np.random.Generator:
+        """Return the random stream of instrument ``name`` (the same object on every call).
+
+        The stream is spawned from the world seed and the name alone, so it does not depend
+        on which other instruments exist or when they draw.
+        """
+        rng = self._rngs.get(name)
+        if rng is None:
+            seq = np.random.SeedSequence(self.config.seed, spawn_key=tuple(name.encode()))
+            rng = self._rngs[name] = np.random.default_rng(seq)
+        return rng
 
     # -- time ------------------------------------------------------------------------------
     @property
@@ -311,6 +351,7 @@ class World:
             raise ValueError(f"speedup must be in (0, 1e6], got {speedup}")
         self.sync()
         self._virt0, self._wall0, self._speedup = self.now, time.monotonic(), speedup
+        self._samples.clear()
 
     def pause(self) -> None:
         """Stop virtual time following the wall clock (tests step it with :meth:`advance`)."""
@@ -320,6 +361,7 @@ class World:
     def resume(self) -> None:
         """Let virtual time follow the wall clock again, from where it is."""
         self._virt0, self._wall0, self._paused = self.now, time.monotonic(), False
+        self._samples.clear()
 
     def target_time(self) -> float:
         """Return the virtual time that corresponds to the wall clock now."""
@@ -327,13 +369,89 @@ class World:
             return self.now
         return self._virt0 + self._speedup * (time.monotonic() - self._wall0)
 
-    def sync(self) -> None:
-        """Advance the simulation to the virtual time that matches the wall clock."""
+    def sync(self, budget_s: float | None = None) -> bool:
+        """Advance the simulation towards the virtual time that matches the wall clock.
+
+        Works at most ``budget_s`` wall seconds (default :attr:`work_budget_s`). If the
+        target is not reached by then, the rest of the backlog is dropped: virtual time
+        continues from where the simulation got to, i.e. it runs slower than requested
+        (see :meth:`achieved_speedup`). Return whether the target was reached.
+        """
         target = self.target_time()
-        if target > self.env.now:
-            self.env.run(until=target)
-            for listener in self._listeners:
-                listener()
+        if target <= self.env.now:
+            return True
+        budget = self.work_budget_s if budget_s is None else budget_s
+        start = time.perf_counter()
+        reached = self._run_until(target, start + budget)
+        self._work.append(time.perf_counter() - start)
+        if not reached:
+            self.slowed_s += target - self.now
+            self._virt0, self._wall0 = self.now, time.monotonic()
+        self._sample()
+        for listener in self._listeners:
+            listener()
+        return reached
+
+    @property
+    def paused(self) -> bool:
+        """Return whether virtual time is stopped (stepped only by :meth:`advance`)."""
+        return self._paused
+
+    def work_stats(self, reset: bool = False) -> dict[str, float | int]:
+        """Return the wall time of recent syncs' simulation work: count, p50, p99, max (ms).
+
+        This is the longest a reply can wait on simulation work (its own sync, or the clock's
+        slice in progress). ``reset`` forgets the record after reading it.
+        """
+        work = np.asarray(self._work, float) * 1e3
+        if reset:
+            self._work.clear()
+        if work.size == 0:
+            return {"count": 0, "p50_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0}
+        p50, p99 = np.percentile(work, [50, 99])
+        return {
+            "count": int(work.size),
+            "p50_ms": float(p50),
+            "p99_ms": float(p99),
+            "max_ms": float(work.max()),
+        }
+
+    def behind(self) -> bool:
+        """Return whether virtual time is behind the wall clock's target (work is due)."""
+        return self.target_time() > self.env.now
+
+    def _run_until(self, target: float, deadline: float) -> bool:
+        env, clock = self.env, time.perf_counter
+        while env.peek() < target:
+            env.step()
+            if clock() >= deadline:
+                return False
+        if target > env.now:
+            env.run(until=target)
+        return True
+
+    def _sample(self) -> None:
+        wall = time.monotonic()
+        samples = self._samples
+        if samples and wall - samples[-1][0] < SAMPLE_PERIOD_S:
+            return
+        samples.append((wall, self.now))
+        while samples and wall - samples[0][0] > ACHIEVED_WINDOW_S:
+            samples.popleft()
+
+    def achieved_speedup(self) -> float:
+        """Return virtual s per wall s reached over the last few wall seconds (0 if paused).
+
+        Equal to :attr:`speedup` while the simulation keeps up; lower when it cannot.
+        """
+        if self._paused:
+            return 0.0
+        self._sample()
+        samples = self._samples
+        if len(samples) < 2 or samples[-1][0] - samples[0][0] < 2 * SAMPLE_PERIOD_S:
+            return self._speedup
+        (w0, v0), (w1, v1) = samples[0], samples[-1]
+        return (v1 - v0) / (w1 - w0)
 
     def advance(self, seconds: float) -> None:
         """Advance virtual time by ``seconds`` (>= 0) regardless of the wall clock."""
@@ -351,14 +469,30 @@ class World:
     async def run_clock(self, tick_s: float = 0.01) -> None:
         """Keep the simulation in step with the wall clock until cancelled.
 
+        Works in slices of at most :attr:`work_budget_s` and yields to the event loop between
+        them, so replies are never held back by more than one slice.
+
         Parameters
         ----------
         tick_s
-            Wall-clock period of the updates, s (> 0).
+            Wall-clock period of the updates when the simulation keeps up, s (> 0).
         """
         while True:
             self.sync()
-            await asyncio.sleep(tick_s)
+            await asyncio.sleep(0 if self.behind() else tick_s)
+
+    async def advance_async(self, seconds: float) -> None:
+        """Advance virtual time by ``seconds`` (>= 0), yielding to the loop between slices."""
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"cannot advance by {seconds} s")
+        target = self.env.now + seconds
+        while True:
+            if self._run_until(target, time.perf_counter() + self.work_budget_s):
+                break
+            await asyncio.sleep(0)  # let replies through between slices
+        self._virt0, self._wall0 = self.now, time.monotonic()
+        for listener in self._listeners:
+            listener()
 
     # -- instruments -----------------------------------------------------------------------
     def register_instrument(self, name: str, model: object) -> None:

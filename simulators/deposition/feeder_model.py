@@ -253,7 +253,7 @@ class FeederModel:
     def scale_reading(self, index: int) -> float:
         """Return the loss-in-weight scale reading of hopper ``index``, g."""
         h = self.hopper(index)
-        noise = self.config.scale_noise_g * float(self.world.rng.standard_normal())
+        noise = self.config.scale_noise_g * float(self.world.rng_for(self.name).standard_normal())
         return max(0.0, h.fill_g + noise)
 
     # -- fault injection (tests, demos) -----------------------------------------------------
@@ -311,7 +311,7 @@ class FeederModel:
 
     def step(self, dt: float) -> None:
         """Advance every hopper by ``dt`` s."""
-        cfg, rng, now = self.config, self.world.rng, self.world.now
+        cfg, rng, now = self.config, self.world.rng_for(self.name), self.world.now
         a = self._alpha
         sigma = cfg.noise_fraction * math.sqrt(1.0 - a * a)
         for i, h in enumerate(self.hoppers, start=1):

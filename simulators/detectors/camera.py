@@ -81,9 +81,10 @@ class CameraConfig(BaseModel):
 class CameraModel:
     """Acquisition state, frame synthesis and the HDF5 writer (twins' thread only)."""
 
-    def __init__(self, world: World, config: CameraConfig) -> None:
+    def __init__(self, world: World, config: CameraConfig, device: str = "camera") -> None:
         self.world = world
         self.config = config
+        self.rng = world.rng_for(device)
         self.exposure = config.default_exposure_s
         self.period = config.default_exposure_s + config.readout_s
         self.frames = 1
@@ -102,7 +103,7 @@ class CameraModel:
         self._pending: list[tuple[float, float, float]] = []
         self._flushed_at = 0.0
         h, w = config.height, config.width
-        rng = world.rng
+        rng = self.rng
         self.noise = rng.integers(
             0, config.noise_counts + 1, size=(config.noise_frames, h, w), dtype=np.uint16
         )
@@ -156,7 +157,7 @@ class CameraModel:
             x, y = stage.position_at(t)
             coupon = stage.coupon()
             base = self.base_image(x, y, coupon.coupon_id if coupon else "", coupon)
-        k = int(self.world.rng.integers(self.config.noise_frames))
+        k = int(self.rng.integers(self.config.noise_frames))
         np.add(base, self.noise[k], out=self.last)
         return self.last, x, y
 
@@ -414,7 +415,7 @@ class CameraTwin(ScpiTwin):
 async def start_twin(world: World, entry: DeviceEntry) -> ScpiTwin:
     """Start the camera twin of ``entry`` (``twin_config.stage`` names its stage)."""
     config = load_config(CameraConfig, entry)
-    model = CameraModel(world, config)
+    model = CameraModel(world, config, entry.name)
     twin = CameraTwin(world, entry, make_dispatcher(model), model)
     await twin.start()
     return twin

@@ -48,9 +48,12 @@ class ProfilerConfig(BaseModel):
 class ProfilerHead:
     """The measurement physics (runs on the twins' thread)."""
 
-    def __init__(self, world: World, config: ProfilerConfig, dispatcher_stage: str) -> None:
+    def __init__(
+        self, world: World, config: ProfilerConfig, dispatcher_stage: str, name: str = "profiler"
+    ) -> None:
         self.world = world
         self.config = config
+        self.rng = world.rng_for(name)
         self.stage_name = dispatcher_stage
 
     def sample(self, t: float, x: float, y: float, dwell: float) -> tuple[float, ...]:
@@ -64,7 +67,7 @@ class ProfilerHead:
         sigma = math.hypot(cfg.noise_floor_m, cfg.noise_relative * true) * math.sqrt(
             cfg.reference_dwell_s / dwell
         )
-        measured = true + sigma * float(self.world.rng.standard_normal())
+        measured = true + sigma * float(self.rng.standard_normal())
         if measured < cfg.min_thickness_m:
             return (math.nan, FLAG_UNDER)
         if measured > cfg.max_thickness_m:
@@ -72,9 +75,11 @@ class ProfilerHead:
         return (measured, FLAG_OK)
 
 
-def make_dispatcher(world: World, config: ProfilerConfig) -> SpotHeadDispatcher:
+def make_dispatcher(
+    world: World, config: ProfilerConfig, name: str = "profiler"
+) -> SpotHeadDispatcher:
     """Build the profiler's command set."""
-    head = ProfilerHead(world, config, config.stage)
+    head = ProfilerHead(world, config, config.stage, name)
     d = SpotHeadDispatcher(
         world,
         config.idn,
@@ -91,7 +96,7 @@ def make_dispatcher(world: World, config: ProfilerConfig) -> SpotHeadDispatcher:
 async def start_twin(world: World, entry: DeviceEntry) -> ScpiTwin:
     """Start the profiler twin of ``entry`` (``twin_config.stage`` names its stage)."""
     config = load_config(ProfilerConfig, entry)
-    twin = ScpiTwin(world, entry, make_dispatcher(world, config))
+    twin = ScpiTwin(world, entry, make_dispatcher(world, config, entry.name))
     await twin.start()
     return twin
 

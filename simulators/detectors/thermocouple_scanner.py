@@ -71,17 +71,18 @@ class ScannerConfig(BaseModel):
 class ScannerModel:
     """Thermocouples, their errors and faults (touch only on the twins' thread)."""
 
-    def __init__(self, world: World, config: ScannerConfig) -> None:
+    def __init__(self, world: World, config: ScannerConfig, name: str = "scanner") -> None:
         if not config.positions_mm:
             raise ValueError("a scanner needs at least one thermocouple position")
         self.world = world
         self.config = config
         self.positions = np.asarray(config.positions_mm, float)
         n = self.positions.size
-        self.offset_error_k = world.rng.normal(0.0, config.offset_error_sigma_k, n)
-        self.tolerance_fraction = world.rng.uniform(-1.0, 1.0, n)
+        self.rng = world.rng_for(name)
+        self.offset_error_k = self.rng.normal(0.0, config.offset_error_sigma_k, n)
+        self.tolerance_fraction = self.rng.uniform(-1.0, 1.0, n)
         """Where each thermocouple sits in its tolerance band (-1..1)."""
-        self.drift_rate_k_per_h = world.rng.normal(0.0, config.drift_sigma_k_per_h, n)
+        self.drift_rate_k_per_h = self.rng.normal(0.0, config.drift_sigma_k_per_h, n)
         """Drift rate of each thermocouple at 1000 degC, K/h."""
         self.drift_k = np.zeros(n)
         """Drift accumulated so far, K."""
@@ -148,7 +149,7 @@ class ScannerModel:
         """Return one scan of every channel in the current unit (OVERFLOW if open)."""
         true = self.true_temperature_k()
         t = true + self.error_k(true)
-        t = t + self.world.rng.normal(0.0, self.config.noise_sigma_k, t.size)
+        t = t + self.rng.normal(0.0, self.config.noise_sigma_k, t.size)
         if self.unit == "C":
             t = t - 273.15
         return [OVERFLOW if i in self.broken else float(v) for i, v in enumerate(t)]
@@ -188,7 +189,7 @@ async def start_twin(world: World, entry: DeviceEntry) -> ScpiTwin:
     if "positions_mm" in entry.settings:
         defaults["positions_mm"] = entry.settings["positions_mm"]
     config = load_config(ScannerConfig, entry, **defaults)
-    model = ScannerModel(world, config)
+    model = ScannerModel(world, config, entry.name)
     twin = ScpiTwin(world, entry, make_dispatcher(model), model)
     await twin.start()
     return twin

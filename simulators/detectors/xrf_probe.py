@@ -44,9 +44,10 @@ class XrfConfig(BaseModel):
 class XrfHead:
     """Source state and counting physics (runs on the twins' thread)."""
 
-    def __init__(self, world: World, config: XrfConfig) -> None:
+    def __init__(self, world: World, config: XrfConfig, name: str = "xrf") -> None:
         self.world = world
         self.config = config
+        self.rng = world.rng_for(name)
         self.source_on = False
 
     def ready(self) -> None:
@@ -67,16 +68,18 @@ class XrfHead:
             cfg.count_rate_cps * dwell * float(comp[e][0]) if e in comp else 0.0
             for e in cfg.elements
         ]
-        counts = [float(c) for c in self.world.rng.poisson(means)]
+        counts = [float(c) for c in self.rng.poisson(means)]
         total = sum(counts)
         if total == 0:
             return (0.0, *([math.nan] * n))
         return (total, *(c / total for c in counts))
 
 
-def make_dispatcher(world: World, config: XrfConfig) -> tuple[SpotHeadDispatcher, XrfHead]:
+def make_dispatcher(
+    world: World, config: XrfConfig, name: str = "xrf"
+) -> tuple[SpotHeadDispatcher, XrfHead]:
     """Build the probe's command set and its head model."""
-    head = XrfHead(world, config)
+    head = XrfHead(world, config, name)
     d = SpotHeadDispatcher(
         world,
         config.idn,
@@ -104,7 +107,7 @@ def make_dispatcher(world: World, config: XrfConfig) -> tuple[SpotHeadDispatcher
 async def start_twin(world: World, entry: DeviceEntry) -> ScpiTwin:
     """Start the XRF twin of ``entry`` (``twin_config.stage`` names its stage)."""
     config = load_config(XrfConfig, entry)
-    dispatcher, head = make_dispatcher(world, config)
+    dispatcher, head = make_dispatcher(world, config, entry.name)
     twin = ScpiTwin(world, entry, dispatcher, head)
     await twin.start()
     return twin

@@ -347,7 +347,7 @@ class FrameModel:
             comp = dict(self.cfg.default_material)
             from_coupon = False
         try:
-            params = self.mechanics.specimen(comp, self.world.rng)
+            params = self.mechanics.specimen(comp, self.world.rng_for(self.name))
         except (KeyError, ValueError) as exc:
             raise FrameError(-200, f"Execution error; {exc}") from None
         curve = SpecimenCurve(params)
@@ -519,7 +519,7 @@ class FrameModel:
         u, strain_cmd = self._positions(t - self.t_pos)
         force, strain, frac_idx = self._respond(u)
         cfg = self.cfg
-        rng = self.world.rng
+        rng = self.world.rng_for(self.name)
         f_meas = force + rng.normal(0.0, cfg.force_noise_n, n) if cfg.force_noise_n else force
         events: list[tuple[int, str]] = []
         if frac_idx is not None:
@@ -581,8 +581,8 @@ class FrameModel:
         if self.mode is Mode.TEST and self.control is Control.STR:
             self.strain_target0 = float(strain_cmd[end - 1])
         t_kept = t[:end]
-        pos_meas = u + self.world.rng.normal(0.0, cfg.position_noise_mm, end)
-        str_meas = strain + self.world.rng.normal(0.0, cfg.strain_noise, end)
+        pos_meas = u + self.world.rng_for(self.name).normal(0.0, cfg.position_noise_mm, end)
+        str_meas = strain + self.world.rng_for(self.name).normal(0.0, cfg.strain_noise, end)
         # slip detection: a sudden drop in force between consecutive samples
         prev = np.concatenate(([self._prev_force], f_meas[:-1]))
         drops = (prev - f_meas) > cfg.slip_drop_fraction * np.maximum(prev, 1.0)

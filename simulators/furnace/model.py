@@ -222,7 +222,11 @@ class FurnaceModel:
         cfg = self.config
         self.ticks += 1
         self._integrate(dt)
-        noise = self.world.rng.normal(0.0, cfg.noise_k, cfg.zones) if cfg.noise_k else 0.0
+        noise = (
+            self.world.rng_for(self.name).normal(0.0, cfg.noise_k, cfg.zones)
+            if cfg.noise_k
+            else 0.0
+        )
         pv = self.temperature_c + noise
         self.pv_c = np.where(self.tc_broken, np.nan, pv)
         self._check_interlock()

@@ -1,8 +1,10 @@
 """The ``couponlab`` command.
 
 ``couponlab twin serve LABFILE``  start the twins of a lab in one process (one world, one
-                                  port per instrument, 127.0.0.1); Ctrl-C / SIGTERM stops it
+                                  port per instrument, and the twin control channel, all on
+                                  127.0.0.1); Ctrl-C / SIGTERM stops it within a second
 ``couponlab check LABFILE``       connect to every device; print identity, state, readbacks
+                                  (starts the lab's twins first if it has any)
 ``couponlab demo``                run the main job: a simulated campaign on the twins
 
 Global options: ``--debug`` (full tracebacks on the screen too) and ``--log FILE`` (where the
@@ -16,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
@@ -65,6 +68,9 @@ def exit_code(exc: BaseException) -> ExitCode:
         return ExitCode.DEVICE_FAULT
     return ExitCode.INTERNAL
 
+STOP_GRACE_S = 0.9
+"""A twin process ends within this long after SIGTERM/SIGINT, wall s, clean stop or not."""
+
 
 def sample_lab_path() -> Path:
     """Return the path of the bundled simulated lab file (every device a twin)."""
@@ -84,15 +90,32 @@ def _cmd_twin_serve(args: argparse.Namespace) -> int:
     if n == 0:
         print(f"lab {lab.name!r} has no device with twin: true; nothing to serve", file=sys.stderr)
         return 2
+    if lab.twin_control is not None:
+        print(
+            f"lab {lab.name!r} is already served (twin_control: {lab.twin_control}); "
+            "serve the lab file it was resolved from",
+            file=sys.stderr,
+        )
+        return 2
 
     def ready(resolved: LabFile) -> None:
         for d in resolved.devices:
             if d.twin:
                 print(f"{d.name:<16} {d.family:<22} {d.address}", flush=True)
+        print(f"{'control':<16} {'twin control channel':<22} {resolved.twin_control}", flush=True)
         where = f"; resolved lab file: {args.resolved}" if args.resolved else ""
         print(f"serving {n} twin(s) of lab {lab.name!r}{where}. Ctrl-C to stop.", flush=True)
 
-    asyncio.run(serve_twins(lab, args.resolved, on_ready=ready))
+    asyncio.run(
+        serve_twins(
+            lab,
+            args.resolved,
+            on_ready=ready,
+            control_port=args.control_port,
+            parent_pid=os.getppid() if args.exit_with_parent else None,
+            hard_exit_after_s=STOP_GRACE_S,
+        )
+    )
     print("twins stopped", flush=True)
     return 0
 
@@ -140,7 +163,14 @@ async def _check(lab: LabFile, timeout: float) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    return asyncio.run(_check(_lab_arg(args.labfile), args.timeout))
+    lab = _lab_arg(args.labfile)
+    if lab.twin_control is not None or not any(d.twin for d in lab.devices):
+        return asyncio.run(_check(lab, args.timeout))
+    from couponlab.twins import TwinProcess
+
+    print(f"starting the twins of lab {lab.name!r} in a process of their own")
+    with TwinProcess(lab) as twins:
+        return asyncio.run(_check(twins.lab, args.timeout))
 
 
 # -- demo ----------------------------------------------------------------------------------
@@ -171,6 +201,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("labfile", help="lab file (YAML), or 'sim' for the bundled lab")
     serve.add_argument(
         "--resolved", metavar="PATH", help="write the lab file with the real (resolved) ports here"
+    )
+    serve.add_argument(
+        "--control-port",
+        type=int,
+        default=0,
+        metavar="PORT",
+        help="port of the twin control channel on 127.0.0.1 (default: a free port)",
+    )
+    serve.add_argument(
+        "--exit-with-parent",
+        action="store_true",
+        help="stop serving when the process that started this one ends",
     )
     serve.set_defaults(func=_cmd_twin_serve)
 

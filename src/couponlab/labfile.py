@@ -99,6 +99,10 @@ class LabFile(BaseModel):
     name: str
     world: dict[str, Any] = Field(default_factory=dict)
     devices: list[DeviceEntry]
+    twin_control: str | None = None
+    """Control channel (``tcp://127.0.0.1:PORT``) of the twin process that already serves
+    this lab's ``twin: true`` devices; set in the resolved lab file that ``couponlab twin
+    serve --resolved`` writes. A lab with it is opened without starting twins."""
 
     @model_validator(mode="after")
     def _unique_names(self) -> LabFile:

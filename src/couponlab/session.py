@@ -1,5 +1,5 @@
-"""A lab session for IPython: twins (if the lab has any), a RunEngine whose documents are
-logged durably, and every device connected.
+"""A lab session for IPython: twins (if the lab has any, in a process of their own), a
+RunEngine whose documents are logged durably, and every device connected.
 
     >>> from couponlab.session import Session
     >>> s = Session.open("sim")                # the bundled lab, all twins
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from bluesky import RunEngine
+from bluesky.preprocessors import SupplementalData
 from bluesky.run_engine import RunEngineResult
 from bluesky.utils import Msg
 from ophyd_async.core import Device
@@ -39,6 +40,7 @@ from couponlab.failure import set_lab_state
 from couponlab.lab import make_device
 from couponlab.labfile import LabFile, load_lab
 from couponlab.run_engine import LabRunEngine
+from couponlab.twins import TwinClock, TwinProcess
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -56,7 +58,11 @@ class Session:
     Parameters
     ----------
     lab
-        The lab file (devices with ``twin: true`` are started on a background thread).
+        The lab file. Its ``twin: true`` devices are served by a twin process of their own
+        (:class:`couponlab.twins.TwinProcess`), started here and stopped by :meth:`close`,
+        unless the lab file names a running one (``twin_control``, a resolved lab file).
+        ``twins.control`` then gives the simulation-only controls, and every run's baseline
+        stream records the twins' clock (virtual time, requested and achieved speed-up).
     out_dir
         Folder for the run documents (created if missing).
     connect_timeout
@@ -70,11 +76,11 @@ class Session:
     def __init__(
         self, lab: LabFile, out_dir: str | Path = "runs", connect_timeout: float = 10.0
     ) -> None:
-        self.twins: Any = None
-        if any(d.twin for d in lab.devices):
-            from couponlab.twins import BackgroundTwins
-
-            self.twins = BackgroundTwins(lab)
+        self.twins: TwinProcess | None = None
+        if lab.twin_control is not None:
+            self.twins = TwinProcess.attach(lab)
+        elif any(d.twin for d in lab.devices):
+            self.twins = TwinProcess(lab, workdir=Path(out_dir) / "twins")
             lab = self.twins.lab
         self.lab = lab
         try:
@@ -84,6 +90,10 @@ class Session:
                     {"lab": lab.name, "lab_file": lab.model_dump()}, call_returns_result=True
                 ),
             )
+            if self.twins is not None:  # every run records the twins' clock at start and end
+                self.RE.preprocessors.append(
+                    SupplementalData(baseline=[TwinClock(self.twins.control)])
+                )
             self.log = DocumentLog(out_dir)
             self.RE.subscribe(self.log)
             self.devices: dict[str, Device] = {

@@ -1,0 +1,263 @@
+"""The twin control channel: simulation-only controls of a running twin process.
+
+JSON lines over TCP on 127.0.0.1 (docs/protocols/twin-control.md). One request per line,
+``{"id": 1, "method": "set_speedup", "params": {"speedup": 5000}}``, one reply per line,
+``{"id": 1, "result": ...}`` or ``{"id": 1, "error": {"type": "...", "message": "..."}}``.
+
+Only Session, the demo and tests use it (virtual-time speed, pause and step, ground truth);
+plans and drivers never do: they reach the instruments over their own wire protocols.
+Ground-truth queries are plain functions of the world in :data:`TRUTHS`; adding one is one
+function and one line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from couponlab.simulators.world import World
+
+log = logging.getLogger(__name__)
+
+Params = Mapping[str, Any]
+MAX_LINE = 1 << 20
+"""Longest request line, bytes."""
+
+
+class ControlError(Exception):
+    """A control request that cannot be carried out (reported to the client, not raised)."""
+
+
+def _positions(params: Params) -> tuple[np.ndarray, np.ndarray | None]:
+    try:
+        x = np.atleast_1d(np.asarray(params["x_mm"], float))
+        y = None if params.get("y_mm") is None else np.asarray(params["y_mm"], float)
+    except KeyError as exc:
+        raise ControlError(f"missing parameter {exc.args[0]!r}") from None
+    except (TypeError, ValueError) as exc:
+        raise ControlError(f"positions must be numbers in mm: {exc}") from None
+    if y is not None:
+        y = np.broadcast_to(np.atleast_1d(y), x.shape)
+    if not (np.all(np.isfinite(x)) and (y is None or np.all(np.isfinite(y)))):
+        raise ControlError("positions must be finite")
+    return x, y
+
+
+def _coupon_composition(world: World, params: Params) -> dict[str, np.ndarray]:
+    try:
+        coupon = world.coupon(str(params["coupon_id"]))
+    except KeyError as exc:
+        raise ControlError(str(exc.args[0])) from None
+    x, y = _positions(params)
+    return coupon.composition_at(x, y)
+
+
+def _truth_activation_energy(world: World, params: Params) -> list[float]:
+    """True Q (kJ/mol) of the coupon's as-built composition at points (x_mm, y_mm)."""
+    comp = _coupon_composition(world, params)
+    q = world.config.oxidation.activation_energy(comp) / 1e3
+    return [float(v) for v in np.atleast_1d(q)]
+
+
+def _truth_composition(world: World, params: Params) -> dict[str, list[float]]:
+    """As-built element fractions of the coupon at points (x_mm, y_mm)."""
+    return {e: [float(v) for v in c] for e, c in _coupon_composition(world, params).items()}
+
+
+def _truth_coupons(world: World, params: Params) -> list[str]:
+    """Ids of the coupons in the world."""
+    return sorted(world.coupons)
+
+
+TRUTHS: dict[str, Callable[[World, Params], Any]] = {
+    "activation_energy": _truth_activation_energy,
+    "composition": _truth_composition,
+    "coupons": _truth_coupons,
+}
+"""Ground-truth queries by name: ``f(world, params) -> JSON-able``."""
+
+
+def _number(params: Params, key: str, low: float, high: float) -> float:
+    try:
+        value = float(params[key])
+    except KeyError:
+        raise ControlError(f"missing parameter {key!r}") from None
+    except (TypeError, ValueError):
+        raise ControlError(f"{key} must be a number, got {params[key]!r}") from None
+    if not (math.isfinite(value) and low <= value <= high):
+        raise ControlError(f"{key} must be in [{low:g}, {high:g}], got {value!r}")
+    return value
+
+
+class ControlServer:
+    """Serves the control channel of one world and its twins.
+
+    Parameters
+    ----------
+    world
+        The world whose time and truth it controls.
+    addresses
+        Device name -> resolved address of every twin (reported by ``status``).
+    stop
+        Set by the ``shutdown`` request.
+    host, port
+        Where to listen (port 0: a free port).
+    """
+
+    def __init__(
+        self,
+        world: World,
+        addresses: Mapping[str, str],
+        stop: asyncio.Event,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.world = world
+        self.addresses = dict(addresses)
+        self._stop = stop
+        self.host, self.port = host, port
+        self._server: asyncio.Server | None = None
+        self._conns: set[asyncio.Task[Any]] = set()
+        self.methods: dict[str, Callable[[Params], Any]] = {
+            "ping": lambda p: "pong",
+            "status": self._status,
+            "set_speedup": self._set_speedup,
+            "pause": self._pause,
+            "resume": self._resume,
+            "work_stats": self._work_stats,
+            "truth": self._truth,
+            "shutdown": self._shutdown,
+        }
+
+    @property
+    def address(self) -> str:
+        """Return ``tcp://host:port`` (the bound port once started)."""
+        return f"tcp://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        """Start listening."""
+        self._server = await asyncio.start_server(
+            self._serve_client, self.host, self.port, limit=MAX_LINE
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Stop listening and close every client."""
+        if self._server is None:
+            return
+        self._server.close()
+        for task in list(self._conns):
+            task.cancel()
+        for task in list(self._conns):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._server.wait_closed()
+        self._server = None
+
+    # -- requests ----------------------------------------------------------------------------
+    def _status(self, params: Params) -> dict[str, Any]:
+        w = self.world
+        return {
+            "virtual_time_s": w.now,
+            "speedup": w.speedup,
+            "achieved_speedup": w.achieved_speedup(),
+            "paused": w.paused,
+            "slowed_s": w.slowed_s,
+            "seed": w.config.seed,
+            "twins": self.addresses,
+        }
+
+    def _set_speedup(self, params: Params) -> float:
+        self.world.set_speedup(_number(params, "speedup", 1e-6, 1e6))
+        return self.world.speedup
+
+    def _pause(self, params: Params) -> float:
+        self.world.pause()
+        return self.world.now
+
+    def _resume(self, params: Params) -> float:
+        self.world.resume()
+        return self.world.now
+
+    async def _advance(self, params: Params) -> float:
+        await self.world.advance_async(_number(params, "seconds", 0.0, 1e9))
+        return self.world.now
+
+    def _work_stats(self, params: Params) -> dict[str, float | int]:
+        return self.world.work_stats(reset=bool(params.get("reset", False)))
+
+    def _truth(self, params: Params) -> Any:
+        name = str(params.get("name", ""))
+        try:
+            query = TRUTHS[name]
+        except KeyError:
+            raise ControlError(f"no truth {name!r}; have {sorted(TRUTHS)}") from None
+        return query(self.world, params)
+
+    def _shutdown(self, params: Params) -> str:
+        self._stop.set()
+        return "stopping"
+
+    async def handle(self, line: str) -> dict[str, Any]:
+        """Answer one request line (never raises)."""
+        req_id: Any = None
+        try:
+            request = json.loads(line)
+            if not isinstance(request, dict):
+                raise ControlError("a request is a JSON object")
+            req_id = request.get("id")
+            method = request.get("method")
+            params = request.get("params") or {}
+            if not isinstance(params, dict):
+                raise ControlError("params must be a JSON object")
+            if method == "advance":
+                result = await self._advance(params)
+            elif isinstance(method, str) and method in self.methods:
+                result = self.methods[method](params)
+            else:
+                known = sorted([*self.methods, "advance"])
+                raise ControlError(f"unknown method {method!r}; have {known}")
+            return {"id": req_id, "result": result}
+        except json.JSONDecodeError as exc:
+            return {"id": None, "error": {"type": "ParseError", "message": str(exc)}}
+        except (ControlError, ValueError, KeyError, TypeError) as exc:
+            message = str(exc.args[0]) if exc.args else type(exc).__name__
+            return {"id": req_id, "error": {"type": type(exc).__name__, "message": message}}
+        except Exception as exc:  # a bug in a truth query must not take the channel down
+            log.exception("control request failed")
+            return {"id": req_id, "error": {"type": type(exc).__name__, "message": str(exc)}}
+
+    async def _serve_client(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._conns.add(task)
+        try:
+            while True:
+                try:
+                    raw = await reader.readline()
+                except (ConnectionError, asyncio.LimitOverrunError, ValueError):
+                    break
+                if not raw:
+                    break
+                reply = await self.handle(raw.decode("utf-8", errors="replace"))
+                writer.write((json.dumps(reply, allow_nan=True) + "\n").encode())
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self._conns.discard(task)
+            writer.close()
+            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+                await writer.wait_closed()
+
+
+__all__ = ["TRUTHS", "ControlError", "ControlServer"]
