@@ -8,22 +8,29 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from couponlab.labfile import LabFile
+from couponlab.simulators.control import ControlServer
 from couponlab.simulators.registry import RunningTwin, twin_starter
 from couponlab.simulators.world import World, WorldConfig
 
 
 @dataclass
 class TwinLab:
-    """Running twins of a lab: the world, each twin, and the lab file with real addresses."""
+    """Running twins of a lab: the world, each twin, their control channel, and the lab file
+    with real addresses."""
 
     world: World
     twins: dict[str, RunningTwin]
     lab: LabFile
-    """The lab file with every twin's address resolved (real ports instead of 0)."""
+    """The lab file with every twin's address resolved (real ports instead of 0) and
+    ``twin_control`` naming the control channel."""
+    control: ControlServer
+    shutdown: asyncio.Event
+    """Set when a client asks the control channel to shut down."""
     _clock: asyncio.Task[None] | None = field(default=None, repr=False)
 
     async def stop(self) -> None:
-        """Stop the clock and every twin (in reverse start order)."""
+        """Stop the control channel, the clock and every twin (in reverse start order)."""
+        await self.control.stop()
         if self._clock is not None:
             self._clock.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -35,9 +42,9 @@ class TwinLab:
 
 
 async def start_lab_twins(
-    lab: LabFile, *, world: World | None = None, run_clock: bool = True
+    lab: LabFile, *, world: World | None = None, run_clock: bool = True, control_port: int = 0
 ) -> TwinLab:
-    """Start the twins of every ``twin: true`` device of ``lab``.
+    """Start the twins of every ``twin: true`` device of ``lab``, and their control channel.
 
     Parameters
     ----------
@@ -47,19 +54,26 @@ async def start_lab_twins(
         The world to share; by default one is built from ``lab.world``.
     run_clock
         Keep virtual time following the wall clock in a background task.
+    control_port
+        Port of the control channel on 127.0.0.1 (0: a free port).
     """
     world = world or World(WorldConfig.model_validate(lab.world))
     twins: dict[str, RunningTwin] = {}
+    shutdown = asyncio.Event()
+    control: ControlServer | None = None
     try:
         for entry in lab.devices:
             if entry.twin:
                 twins[entry.name] = await twin_starter(entry)(world, entry)
+        addresses = {n: t.address for n, t in twins.items()}
+        control = ControlServer(world, addresses, shutdown, port=control_port)
+        await control.start()
     except BaseException:
         for twin in reversed(list(twins.values())):
             await twin.stop()
         raise
-    resolved = lab.with_addresses({n: t.address for n, t in twins.items()})
-    running = TwinLab(world, twins, resolved)
+    resolved = lab.with_addresses(addresses).model_copy(update={"twin_control": control.address})
+    running = TwinLab(world, twins, resolved, control, shutdown)
     if run_clock:
         running._clock = asyncio.create_task(world.run_clock(), name="world-clock")
     return running

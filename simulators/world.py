@@ -15,9 +15,10 @@ answers, so a reply reflects "now". :meth:`World.run_clock` keeps advancing it i
 background. Tests can instead step the world deterministically with :meth:`World.advance`.
 
 A sync never works for more than :attr:`World.work_budget_s` of wall time (2 ms): a reply
-waits at most that long on simulation work. When the simulation cannot keep up with the
-requested speed-up, the backlog is dropped instead of carried (virtual time slows down), and
-:meth:`World.achieved_speedup` reports the rate actually reached (decision 0036).
+waits at most that long on simulation work. A backlog of up to :attr:`World.max_lag_s` of
+wall time (a short stall) is caught up by later syncs; when the simulation cannot keep up
+with the requested speed-up, the rest is dropped instead of carried (virtual time slows
+down), and :meth:`World.achieved_speedup` reports the rate actually reached (decision 0036).
 
 Randomness
 ----------
@@ -47,6 +48,8 @@ R_GAS = 8.314462618
 """Gas constant, J/(mol K)."""
 WORK_BUDGET_S = 0.002
 """Longest one :meth:`World.sync` works on the simulation, wall s."""
+MAX_LAG_S = 0.25
+"""Backlog carried between syncs, in wall seconds at the requested speed-up; the rest is shed."""
 WORK_LOG_SIZE = 100_000
 """How many syncs' work times :meth:`World.work_stats` looks at."""
 SAMPLE_PERIOD_S = 0.05
@@ -263,6 +266,30 @@ class Coupon:
         )
         return out
 
+    def _interp_grid(self, field_: FloatArray, x_mm: FloatArray, y_mm: FloatArray) -> FloatArray:
+        """Bilinear lookup of ``field_`` on the grid ``y_mm`` x ``x_mm`` (separable, so a
+        camera-sized grid costs a few array operations, not one lookup per point)."""
+        fx = np.clip(np.interp(x_mm, self.x_mm, np.arange(self.x_mm.size)), 0, self.x_mm.size - 1)
+        fy = np.clip(np.interp(y_mm, self.y_mm, np.arange(self.y_mm.size)), 0, self.y_mm.size - 1)
+        x0 = np.minimum(np.floor(fx).astype(int), self.x_mm.size - 2)
+        y0 = np.minimum(np.floor(fy).astype(int), self.y_mm.size - 2)
+        tx, ty = (fx - x0)[None, :], (fy - y0)[:, None]
+        low = field_[y0][:, x0] * (1 - tx) + field_[y0][:, x0 + 1] * tx
+        high = field_[y0 + 1][:, x0] * (1 - tx) + field_[y0 + 1][:, x0 + 1] * tx
+        out: FloatArray = low * (1 - ty) + high * ty
+        return out
+
+    def composition_grid(self, x_mm: FloatArray, y_mm: FloatArray) -> dict[str, FloatArray]:
+        """Return element fractions on the grid ``y_mm`` x ``x_mm`` (arrays (ny, nx))."""
+        x, y = np.asarray(x_mm, float), np.asarray(y_mm, float)
+        return {e: self._interp_grid(c, x, y) for e, c in self.composition.items()}
+
+    def oxide_thickness_grid(self, x_mm: FloatArray, y_mm: FloatArray) -> FloatArray:
+        """Return the oxide thickness (m) on the grid ``y_mm`` x ``x_mm`` (array (ny, nx))."""
+        x, y = np.asarray(x_mm, float), np.asarray(y_mm, float)
+        thickness: FloatArray = np.sqrt(self._interp_grid(self.oxide_x2_m2, x, y))
+        return thickness
+
     def composition_at(
         self, x_mm: float | FloatArray, y_mm: float | FloatArray | None = None
     ) -> dict[str, FloatArray]:
@@ -315,6 +342,8 @@ class World:
         self._listeners: list[Callable[[], None]] = []
         self.work_budget_s = WORK_BUDGET_S
         """Longest a :meth:`sync` works on the simulation, wall s (> 0)."""
+        self.max_lag_s = MAX_LAG_S
+        """Largest backlog carried from one sync to the next, wall s of virtual time (>= 0)."""
         self.slowed_s = 0.0
         """Virtual seconds of backlog dropped because the simulation could not keep up."""
         self._samples: deque[tuple[float, float]] = deque()
@@ -373,9 +402,9 @@ class World:
         """Advance the simulation towards the virtual time that matches the wall clock.
 
         Works at most ``budget_s`` wall seconds (default :attr:`work_budget_s`). If the
-        target is not reached by then, the rest of the backlog is dropped: virtual time
-        continues from where the simulation got to, i.e. it runs slower than requested
-        (see :meth:`achieved_speedup`). Return whether the target was reached.
+        target is not reached by then, the backlog beyond :attr:`max_lag_s` is dropped:
+        virtual time then runs slower than requested (see :meth:`achieved_speedup`).
+        Return whether the target was reached.
         """
         target = self.target_time()
         if target <= self.env.now:
@@ -384,9 +413,8 @@ class World:
         start = time.perf_counter()
         reached = self._run_until(target, start + budget)
         self._work.append(time.perf_counter() - start)
-        if not reached:  # drop the backlog, including what came due while working
-            self.slowed_s += self.target_time() - self.now
-            self._virt0, self._wall0 = self.now, time.monotonic()
+        if not reached:
+            self._shed_backlog()
         self._sample()
         for listener in self._listeners:
             listener()
@@ -415,6 +443,20 @@ class World:
             "p99_ms": float(p99),
             "max_ms": float(work.max()),
         }
+
+    def _shed_backlog(self) -> None:
+        """Drop the part of the backlog beyond :attr:`max_lag_s` of wall time.
+
+        A short stall (the process was not scheduled for a while) is caught up by the next
+        slices; a simulation that cannot keep up sheds the excess, so virtual time slows down
+        instead of running up a debt that would starve replies later.
+        """
+        wall = time.monotonic()
+        allowed = self._speedup * self.max_lag_s
+        excess = self._virt0 + self._speedup * (wall - self._wall0) - self.now - allowed
+        if excess > 0:
+            self.slowed_s += excess
+            self._virt0, self._wall0 = self.now + allowed, wall
 
     def behind(self) -> bool:
         """Return whether virtual time is behind the wall clock's target (work is due)."""
@@ -478,8 +520,9 @@ class World:
             Wall-clock period of the updates when the simulation keeps up, s (> 0).
         """
         while True:
-            self.sync()
-            await asyncio.sleep(0 if self.behind() else tick_s)
+            caught_up = self.sync()
+            # out of budget: yield to the replies, then go on at once; else wait a tick
+            await asyncio.sleep(tick_s if caught_up else 0)
 
     async def advance_async(self, seconds: float) -> None:
         """Advance virtual time by ``seconds`` (>= 0), yielding to the loop between slices."""

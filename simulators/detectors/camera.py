@@ -56,6 +56,10 @@ FLUSH_S = 0.01
 """Longest wall time between flushes while acquiring (the last frame is flushed at once)."""
 
 
+RENDER_BLOCKS = 256
+"""A frame is rendered as at most this many blocks across (each block one value)."""
+
+
 class CameraConfig(BaseModel):
     """Parameters of the camera twin (``twin_config``); defaults are *typical*."""
 
@@ -125,24 +129,28 @@ class CameraModel:
             return self._base
         cfg = self.config
         px = cfg.pixel_size_um * 1e-3
-        u = x + (np.arange(cfg.width) - (cfg.width - 1) / 2) * px
-        v = y + (np.arange(cfg.height) - (cfg.height - 1) / 2) * px
+        # render blocks of `step` x `step` pixels (about 256 x 256 of them): the coupon's maps
+        # are smooth on that scale, and a frame then costs milliseconds of the twin's loop
+        step = max(1, math.ceil(max(cfg.width, cfg.height) / RENDER_BLOCKS))
+        u = x + (np.arange(0, cfg.width, step) + (step - 1) / 2 - (cfg.width - 1) / 2) * px
+        v = y + (np.arange(0, cfg.height, step) + (step - 1) / 2 - (cfg.height - 1) / 2) * px
         dark = 0.05
         if coupon is not None:
             # the coupon's 2-D maps (composition graded across y, oxide along x and y)
-            uu, vv = np.meshgrid(np.clip(u, 0, coupon.length_mm), np.clip(v, 0, coupon.width_mm))
+            uc, vc = np.clip(u, 0, coupon.length_mm), np.clip(v, 0, coupon.width_mm)
             on = ((u >= 0) & (u <= coupon.length_mm))[None, :] & (
                 (v >= 0) & (v <= coupon.width_mm)
             )[:, None]
-            t = coupon.oxide_thickness_at(uu.ravel(), vv.ravel()).reshape(uu.shape)
-            comp = coupon.composition_at(uu.ravel(), vv.ravel())
-            cr = comp["Cr"].reshape(uu.shape) if "Cr" in comp else np.zeros_like(uu)
+            t = coupon.oxide_thickness_grid(uc, vc)
+            comp = coupon.composition_grid(uc, vc)
+            cr = comp["Cr"] if "Cr" in comp else np.zeros_like(t)
             fringe = 0.5 + 0.4 * np.cos(4 * math.pi * 2.2 * t / 550e-9)
             field = np.where(on, fringe * (0.8 + 0.4 * cr), dark)
         else:
-            field = np.full((cfg.height, cfg.width), dark)
+            field = np.full((v.size, u.size), dark)
         scale = cfg.full_well - cfg.noise_counts
-        img = field * scale
+        img = np.repeat(np.repeat(field * scale, step, axis=0), step, axis=1)
+        img = img[: cfg.height, : cfg.width]
         self._base = np.clip(img, 0, scale).astype(np.uint16)
         self._base_key = key
         return self._base

@@ -41,9 +41,9 @@ T = TypeVar("T")
 class BackgroundTwins:
     """The twins of a lab running on their own event loop and thread.
 
-    Use :attr:`lab` (addresses resolved) to build and connect drivers on your own loop;
-    :meth:`call` runs a function on the twins' thread (ground truth, fault injection);
-    :meth:`stop` stops every twin and the thread.
+    Use :attr:`lab` (addresses resolved, ``twin_control`` set) to build and connect drivers
+    on your own loop; :meth:`call` runs a function on the twins' thread (ground truth, fault
+    injection); :meth:`stop` stops every twin and the thread.
     """
 
     def __init__(self, lab: LabFile) -> None:
@@ -120,7 +120,6 @@ async def serve_twins(
         After a stop signal, end the process with ``os._exit`` if a clean stop takes longer
         than this (wall s): a twin process answers SIGTERM within a second.
     """
-    from couponlab.simulators.control import ControlServer
     from couponlab.simulators.lab_twins import start_lab_twins
 
     stop = stop or asyncio.Event()
@@ -129,27 +128,25 @@ async def serve_twins(
     watch: asyncio.Task[None] | None = None
     if parent_pid is not None:
         watch = asyncio.create_task(_watch_parent(parent_pid, stop), name="watch-parent")
-    running = await start_lab_twins(lab)
-    control = ControlServer(
-        running.world,
-        {n: t.address for n, t in running.twins.items()},
-        stop,
-        port=control_port,
-    )
+    running = await start_lab_twins(lab, control_port=control_port)
+    relay = asyncio.create_task(_relay(running.shutdown, stop), name="control-shutdown")
     try:
-        await control.start()
-        resolved = running.lab.model_copy(update={"twin_control": control.address})
         if resolved_path is not None:
-            _write_atomically(resolved, Path(resolved_path))
+            _write_atomically(running.lab, Path(resolved_path))
         if on_ready is not None:
-            on_ready(resolved)
+            on_ready(running.lab)
         await stop.wait()
     finally:
-        if watch is not None:
-            watch.cancel()
-        await control.stop()
+        for task in (watch, relay):
+            if task is not None:
+                task.cancel()
         await running.stop()
         restore()
+
+
+async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
+    await source.wait()
+    target.set()
 
 
 def _install_stop_signals(

@@ -11,6 +11,7 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from asyncua import Client, ua
 from asyncua.common.node import Node
 from asyncua.ua.uaerrors import UaStatusCodeError
 
+import couponlab.simulators.world as world_module
 from couponlab.labfile import DeviceEntry
 from couponlab.simulators.background import BackgroundLoop
 from couponlab.simulators.furnace import NAMESPACE_URI, FurnaceModel, FurnaceTwin, start_twin
@@ -425,16 +427,23 @@ async def test_carrier_places_coupon_in_world(rig: Rig, cl: Ua) -> None:
     assert rig.bg.call(lambda: rig.world.coupons["C1"].holder) is None
 
 
-async def test_reads_follow_the_wall_clock(rig: Rig, cl: Ua) -> None:
+async def test_reads_follow_the_wall_clock(
+    rig: Rig, cl: Ua, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the world's wall clock is a fake one that moves only when the test moves it
+    wall = [1000.0]
+    fake = SimpleNamespace(monotonic=lambda: wall[0], perf_counter=lambda: wall[0])
+    monkeypatch.setattr(world_module, "time", fake)
     rig.bg.call(rig.world.set_speedup, 1000.0)
     rig.bg.call(rig.world.resume)
     t0 = await cl.read("Furnace.Clock.SimTime")
     assert await cl.read("Furnace.Clock.SpeedUp") == 1000.0
     ticks0 = rig.bg.call(lambda: rig.model.ticks)
-    await asyncio.sleep(0.2)
+    wall[0] += 0.2  # 0.2 s of wall time pass
     t1 = await cl.read("Furnace.Clock.SimTime")
-    assert isinstance(t0, float) and isinstance(t1, float) and t1 - t0 >= 150.0
-    assert rig.bg.call(lambda: rig.model.ticks) > ticks0
+    assert isinstance(t0, float) and isinstance(t1, float)
+    assert t1 - t0 == pytest.approx(200.0)  # the read brought the model to "now"
+    assert rig.bg.call(lambda: rig.model.ticks) >= ticks0 + 199  # one controller period a s
 
 
 async def _partial_array_writes_are_refused(cl: Ua) -> None:
