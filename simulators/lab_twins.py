@@ -60,7 +60,6 @@ async def start_lab_twins(
     world = world or World(WorldConfig.model_validate(lab.world))
     twins: dict[str, RunningTwin] = {}
     shutdown = asyncio.Event()
-    control: ControlServer | None = None
     try:
         for entry in lab.devices:
             if entry.twin:

@@ -68,6 +68,7 @@ def exit_code(exc: BaseException) -> ExitCode:
         return ExitCode.DEVICE_FAULT
     return ExitCode.INTERNAL
 
+
 STOP_GRACE_S = 0.9
 """A twin process ends within this long after SIGTERM/SIGINT, wall s, clean stop or not."""
 
