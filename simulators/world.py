@@ -18,7 +18,7 @@ A sync never works for more than :attr:`World.work_budget_s` of wall time (2 ms)
 waits at most that long on simulation work. A backlog of up to :attr:`World.max_lag_s` of
 wall time (a short stall) is caught up by later syncs; when the simulation cannot keep up
 with the requested speed-up, the rest is dropped instead of carried (virtual time slows
-down), and :meth:`World.achieved_speedup` reports the rate actually reached (decision 0041).
+down), and :meth:`World.achieved_speedup` reports the rate actually reached (decision 0050).
 
 Randomness
 ----------

@@ -347,7 +347,7 @@ class FrameModel:
             comp = dict(self.cfg.default_material)
             from_coupon = False
         try:
-            params = self.mechanics.specimen(comp, self.world.rng_for(self.name))
+            params = self.mechanics.specimen(comp, self.world.rng_for(f"{self.name}.material"))
         except (KeyError, ValueError) as exc:
             raise FrameError(-200, f"Execution error; {exc}") from None
         curve = SpecimenCurve(params)

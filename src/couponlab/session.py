@@ -80,7 +80,7 @@ class Session:
         if lab.twin_control is not None:
             self.twins = TwinProcess.attach(lab)
         elif any(d.twin for d in lab.devices):
-            self.twins = TwinProcess(lab, workdir=Path(out_dir) / "twins")
+            self.twins = TwinProcess(lab)
             lab = self.twins.lab
         self.lab = lab
         try:
