@@ -137,9 +137,10 @@ def brightness_temperature(radiance: float, emissivity: float, lam_m: float) -> 
 class PyrometerModel:
     """The sighted spot, the optics and the instrument's settings (twins' thread only)."""
 
-    def __init__(self, world: World, config: PyrometerConfig) -> None:
+    def __init__(self, world: World, config: PyrometerConfig, name: str = "pyrometer") -> None:
         self.world = world
         self.config = config
+        self.rng = world.rng_for(name)
         self.lam1 = config.wavelengths_um[0] * 1e-6
         self.lam2 = config.wavelengths_um[1] * 1e-6
         self.slope = 1.0
@@ -188,7 +189,7 @@ class PyrometerModel:
         l1 = self.transmission * eps1 * float(np.mean(planck(self.lam1, t)))
         l2 = self.transmission * eps2 * float(np.mean(planck(self.lam2, t)))
         if c.noise_rel > 0:
-            n1, n2 = self.world.rng.normal(0.0, c.noise_rel, 2)
+            n1, n2 = self.rng.normal(0.0, c.noise_rel, 2)
             l1, l2 = l1 * (1.0 + n1), l2 * (1.0 + n2)
         return max(l1, 0.0), max(l2, 0.0)
 
@@ -269,7 +270,7 @@ def make_dispatcher(model: PyrometerModel) -> ScpiDispatcher:
 
 async def start_twin(world: World, entry: DeviceEntry) -> ScpiTwin:
     """Start the pyrometer twin of ``entry`` (``twin_config.furnace`` names what it sights)."""
-    model = PyrometerModel(world, load_config(PyrometerConfig, entry))
+    model = PyrometerModel(world, load_config(PyrometerConfig, entry), entry.name)
     twin = ScpiTwin(world, entry, make_dispatcher(model), model)
     await twin.start()
     return twin
