@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 from bluesky import plan_stubs as bps
-from bluesky import preprocessors as bpp
 from bluesky.utils import MsgGenerator
 from numpy.typing import NDArray
 
 from couponlab.errors import InputError, InstrumentTimeoutError
 from couponlab.interfaces.feeder import FlowLog, PowderFeeder
+from couponlab.plans.cleanup import finalize_keeping_cause
 from couponlab.plans.deposition_support import Record, call
 from couponlab.units import to_magnitude
 
@@ -308,7 +308,7 @@ def calibrate_feeder(
     def safe() -> MsgGenerator[None]:
         yield from call(feeder.safe_state)
 
-    yield from bpp.finalize_wrapper(body(), safe())
+    yield from finalize_keeping_cause(body(), safe())
     calibration: FeederCalibration = result["cal"]
     if store is not None:
         store.save(calibration)

@@ -17,6 +17,7 @@ from ophyd_async.core import DetectorTrigger, TriggerInfo
 
 from couponlab.errors import InputError
 from couponlab.interfaces.detectors import Camera, LineSampler, LineSpec, Stage
+from couponlab.plans.cleanup import finalize_keeping_cause
 from couponlab.plans.coupon_positions import (
     axis_points,
     coupon_metadata,
@@ -178,7 +179,7 @@ def fly_line_scan(
             yield from bps.mv(stage.velocity, previous)
 
         inner = bpp.stage_wrapper(bpp.run_wrapper(fly(), md=_md), list(detectors))
-        uid: str = yield from bpp.finalize_wrapper(inner, restore())
+        uid: str = yield from finalize_keeping_cause(inner, restore())
         return uid
 
     return run()

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import bluesky.plan_stubs as bps
-import bluesky.preprocessors as bpp
 from bluesky.protocols import Readable
 from bluesky.utils import MsgGenerator
 
@@ -25,6 +24,7 @@ from couponlab.interfaces.furnace import (
     GradientSetpoint,
     LinearGradient,
 )
+from couponlab.plans.cleanup import finalize_keeping_cause
 from couponlab.plans.deposition_support import Record
 from couponlab.plans.watch import watch
 from couponlab.units import QuantityLike, to_magnitude, to_temperature
@@ -246,7 +246,7 @@ def gradient_oxidation_hold(
         if coupon_id is not None and remove_coupon and not removed:
             yield from bps.mv(furnace, CouponPlacement("", 0.0))
 
-    uid: str = yield from bpp.finalize_wrapper(hold(), finish())
+    uid: str = yield from finalize_keeping_cause(hold(), finish())
     return uid
 
 

@@ -30,7 +30,6 @@ from typing import Any
 
 import numpy as np
 from bluesky import plan_stubs as bps
-from bluesky import preprocessors as bpp
 from bluesky.utils import MsgGenerator
 from numpy.typing import NDArray
 
@@ -42,6 +41,7 @@ from couponlab.interfaces.feeder import (
     PrintJob,
 )
 from couponlab.plans.calibrate_feeder import FeederCalibration
+from couponlab.plans.cleanup import finalize_keeping_cause
 from couponlab.plans.deposition_support import Record, call
 from couponlab.plans.feed_model import (
     Channel,
@@ -427,7 +427,7 @@ def print_graded_coupon(
         for f in feeders:
             yield from call(f.safe_state)
 
-    yield from bpp.finalize_wrapper(body(), safe())
+    yield from finalize_keeping_cause(body(), safe())
     return PrintRecord(cid, job, target_map, predicted, result.get("as_built"), metadata)
 
 

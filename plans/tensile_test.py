@@ -20,6 +20,7 @@ from ophyd_async.core import StandardReadable, soft_signal_rw
 
 from couponlab.errors import InputError
 from couponlab.interfaces import frame as iframe
+from couponlab.plans.cleanup import finalize_keeping_cause
 from couponlab.plans.tensile_analysis import UNITS, AnalysisError, TensileResult, analyse_tensile
 from couponlab.plans.watch import watch, watch_slice
 from couponlab.units import QuantityLike, to_magnitude
@@ -261,7 +262,7 @@ def tensile_test(
         yield from _call(frame.unload)
         yield from _call(frame.return_home)
 
-    result: TensileResult = yield from bpp.finalize_wrapper(run(), finish())
+    result: TensileResult = yield from finalize_keeping_cause(run(), finish())
     return result
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from couponlab.errors import CouponlabError, SafeStateError, describe_error
 
 _LAB_STATE = "couponlab_lab_state"
+_CLEANUP = "couponlab_cleanup_failures"
 
 
 def root_cause(exc: BaseException) -> BaseException:
@@ -65,15 +66,35 @@ def lab_state(exc: BaseException) -> str | None:
     return recorded[0] if isinstance(recorded, tuple) else None
 
 
+def add_cleanup_failure(exc: BaseException, failure: BaseException) -> None:
+    """Attach to ``exc`` the failure of a clean-up that ran after it (a plan's finalizer)."""
+    failures = getattr(exc, _CLEANUP, None)
+    if not isinstance(failures, list):
+        failures = []
+        setattr(exc, _CLEANUP, failures)
+    failures.append(failure)
+    exc.add_note(f"clean-up: {describe_error(failure)}")
+
+
 def cleanup_failures(exc: BaseException) -> list[str]:
-    """Return one line per failure of the clean-up that followed ``exc`` (device first)."""
+    """Return one line per failure of the clean-ups that followed ``exc`` (the plan's own
+    finalizer first, then the session's safe state), each naming its device first."""
+    lines: list[str] = []
+    for error in (exc, root_cause(exc)):
+        attached = getattr(error, _CLEANUP, None)
+        if isinstance(attached, list):
+            lines += [
+                describe_error(root_cause(f)) for f in attached if isinstance(f, BaseException)
+            ]
+        if lines:
+            break
     recorded = getattr(exc, _LAB_STATE, None)
     cleanup = recorded[1] if isinstance(recorded, tuple) else None
-    if cleanup is None:
-        return []
     if isinstance(cleanup, SafeStateError):
-        return cleanup.lines()
-    return [describe_error(cleanup)]
+        lines += cleanup.lines()
+    elif isinstance(cleanup, BaseException):
+        lines.append(describe_error(cleanup))
+    return lines
 
 
 def one_line(exc: BaseException) -> str:
@@ -84,4 +105,11 @@ def one_line(exc: BaseException) -> str:
     return f"{text}; lab: {state}" if state else text
 
 
-__all__ = ["cleanup_failures", "lab_state", "one_line", "root_cause", "set_lab_state"]
+__all__ = [
+    "add_cleanup_failure",
+    "cleanup_failures",
+    "lab_state",
+    "one_line",
+    "root_cause",
+    "set_lab_state",
+]

@@ -190,7 +190,10 @@ class Session:
             One or more devices did not reach their safe state; it lists each with why.
             (Every other device was still sent to its safe state.)
         """
-        results = self._each_device("safe_state", timeout)
+        try:
+            results = self._each_device("safe_state", timeout)
+        except InstrumentTimeoutError as exc:  # the loop itself did not answer in time
+            results = dict.fromkeys(self.devices, exc)
         failures = {n: e for n, e in results.items() if e is not None}
         if failures:
             error = SafeStateError(failures, [n for n, e in results.items() if e is None])
