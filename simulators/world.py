@@ -511,8 +511,9 @@ class World:
     async def run_clock(self, tick_s: float = 0.01) -> None:
         """Keep the simulation in step with the wall clock until cancelled.
 
-        Works in slices of at most :attr:`work_budget_s` and yields to the event loop between
-        them, so replies are never held back by more than one slice.
+        Works in slices of at most :attr:`work_budget_s` and rests as long between them, so
+        replies are never held back by more than one slice and a simulation that cannot keep
+        up takes at most about half a core (virtual time slows down instead).
 
         Parameters
         ----------
@@ -521,8 +522,9 @@ class World:
         """
         while True:
             caught_up = self.sync()
-            # out of budget: yield to the replies, then go on at once; else wait a tick
-            await asyncio.sleep(tick_s if caught_up else 0)
+            # out of budget: rest as long as it worked (at most half a core, so the plans'
+            # process and the replies get their share), then go on; else wait a tick
+            await asyncio.sleep(tick_s if caught_up else self.work_budget_s)
 
     async def advance_async(self, seconds: float) -> None:
         """Advance virtual time by ``seconds`` (>= 0), yielding to the loop between slices."""
