@@ -5,6 +5,8 @@ Drivers live in :mod:`couponlab.drivers`, twins in :mod:`couponlab.simulators` a
 :mod:`couponlab.plans`.
 """
 
+from importlib.metadata import version
+
 from couponlab.errors import (
     ConnectionLostError,
     CouponlabError,
@@ -29,4 +31,5 @@ __all__ = [
     "UnitError",
     "ureg",
 ]
-__version__ = "0.1.0"
+__version__ = version("couponlab")
+"""The installed distribution's version (importlib.metadata: one source, pyproject.toml)."""

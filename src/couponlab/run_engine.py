@@ -22,7 +22,8 @@ docs/decisions/0040-pause-stop-abort.md):
    message although it is idle; here that is :class:`RunAborted`, which says so.
 
 Interruptions are recorded: every run has an ``interruptions`` stream with one event per
-pause and resume (bluesky's ``record_interruptions``).
+pause and resume (bluesky's ``record_interruptions``). Every start document's ``versions``
+names couponlab's version beside bluesky's, ophyd-async's and event-model's.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from bluesky import RunEngine
 from bluesky.protocols import Pausable
 from bluesky.utils import RunEngineInterrupted
 
+from couponlab import __version__
 from couponlab.errors import describe_error
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,7 @@ class LabRunEngine(RunEngine):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.record_interruptions = True
+        self.md["versions"]["couponlab"] = __version__
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run a plan, as :meth:`bluesky.RunEngine.__call__`.
