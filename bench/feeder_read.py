@@ -97,7 +97,10 @@ async def bench(url: str, feeder: Any, n: int, blocks: int) -> dict[str, float]:
         hopper = feeder.hoppers[1]
         signal = hopper.measured_rate
         transport = feeder.transport
-        getter = signal._connector.backend._query  # the driver's FLOW? 1 getter
+
+        async def getter() -> float:  # the driver's FLOW? 1 exchange, parsed as it does
+            return float(await feeder.client.query("FLOW? 1"))
+
         default_signal = soft_signal_r_and_setter(float, 0.0, units="g/min", getter=getter)[0]
         await default_signal.connect()
         for _ in range(200):  # warm up

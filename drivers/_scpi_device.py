@@ -52,7 +52,8 @@ from ophyd_async.core import (
 
 from couponlab.errors import CouponlabError, InputError, ProtocolError
 from couponlab.transports import ScpiClient
-from couponlab.units import to_magnitude, to_switch
+from couponlab.units import to_switch
+from couponlab.values import ValueSpec
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -479,9 +480,8 @@ class ScpiBackend(SignalBackend[SignalDatatypeT], Generic[SignalDatatypeT]):
             return value  # type: ignore[return-value]
         lim = self.limits()
         low, high = lim if lim is not None else (None, None)
-        mag = to_magnitude(
-            value, spec.unit or "dimensionless", device=b.name, what=what, low=low, high=high
-        )
+        number = ValueSpec(unit=spec.unit or "dimensionless", low=low, high=high)
+        mag: float = number.check(value, device=b.name, what=what)
         if spec.validate is not None:
             spec.validate(b.name, mag)
         if dt is int:
