@@ -50,6 +50,7 @@ from ophyd_async.core import (
     make_datakey,
 )
 
+from couponlab.drivers._opcua import fast_get_value
 from couponlab.errors import CouponlabError, InputError, ProtocolError
 from couponlab.transports import ScpiClient
 from couponlab.units import to_switch
@@ -510,6 +511,11 @@ class ScpiSignalR(SignalR[SignalDatatypeT]):
     ) -> None:
         super().__init__(backend, timeout, name)
 
+    async def get_value(self, cached: bool | None = None) -> SignalDatatypeT:
+        """Return the current value (one exchange unless monitored), without ophyd-async's
+        eager debug message (the drivers' one pinned fast path, drivers/_opcua.py)."""
+        return await fast_get_value(self, cached)
+
 
 class ScpiSignalRW(SignalRW[SignalDatatypeT]):
     """A read-write SCPI signal (no extra timeout wrapper, as :class:`ScpiSignalR`)."""
@@ -518,6 +524,10 @@ class ScpiSignalRW(SignalRW[SignalDatatypeT]):
         self, backend: SignalBackend[SignalDatatypeT], timeout: float | None = None, name: str = ""
     ) -> None:
         super().__init__(backend, timeout, name)
+
+    async def get_value(self, cached: bool | None = None) -> SignalDatatypeT:
+        """Return the current value, as :meth:`ScpiSignalR.get_value`."""
+        return await fast_get_value(self, cached)
 
 
 class ScpiSignalW(SignalW[SignalDatatypeT]):
