@@ -26,10 +26,11 @@ Signals made at run time (one per hopper, per element) use the same backend thro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Generic, TypeVar, get_type_hints
@@ -149,6 +150,7 @@ class StatusReply:
         self.check: Callable[[list[str]], bool] | None = None
         """Further check of a reply's fields (a known state word ...)."""
         self._pending: asyncio.Future[list[str]] | None = None
+        self._held = 0
 
     def feed(self, reply: str) -> list[str]:
         """Take a reply that came with another exchange (``MOV ...;:SYST:ERR?;:STAT?``)."""
@@ -167,8 +169,22 @@ class StatusReply:
             hook(parts)
         return parts
 
+    @contextlib.asynccontextmanager
+    async def held(self) -> AsyncIterator[list[str]]:
+        """Read a fresh reply, then let every read inside the block use it (no exchange):
+        a device's ``read()`` gathers many signals of one status at the cost of one
+        exchange and without coordinating the readers."""
+        parts = await self.read()
+        self._held += 1
+        try:
+            yield parts
+        finally:
+            self._held -= 1
+
     async def read(self) -> list[str]:
         """Return the fields of a fresh reply (one exchange shared by concurrent readers)."""
+        if self._held and self.last is not None:
+            return self.last
         pending = self._pending
         if pending is not None:
             return await asyncio.shield(pending)

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar
 
 import numpy as np
+from bluesky.protocols import Reading
 from ophyd_async.core import (
     StandardReadable,
     StandardReadableFormat,
@@ -580,6 +581,12 @@ class AsciiDepositionCell(StandardReadable):
     async def stop(self, success: bool = True) -> None:
         """Laser off, axis stopped, feeders off, any print aborted."""
         await self.client.command("STOP")
+
+    async def read(self) -> dict[str, Reading[Any]]:
+        """Read every signal from one status exchange (the signals' own readings)."""
+        async with self._binding.statuses[STATUS].held():
+            readings: dict[str, Reading[Any]] = await super().read()
+        return readings
 
     # -- LabDevice --------------------------------------------------------------------------
     async def identify(self) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any, ClassVar
 
 import numpy as np
+from bluesky.protocols import Reading
 from ophyd_async.core import (
     DEFAULT_TIMEOUT,
     AsyncStatus,
@@ -430,6 +431,12 @@ class AsciiPowderFeeder(StandardReadable):
             raise ProtocolError(self.name, f"LOG:DATA? returned {values.size} numbers")
         rows = values.reshape(-1, 3)
         return FlowLog(rows[:, 0].copy(), rows[:, 1].copy(), rows[:, 2].copy())
+
+    async def read(self) -> dict[str, Reading[Any]]:
+        """Read every signal from one status exchange (the signals' own readings)."""
+        async with self._binding.statuses[STATUS].held():
+            readings: dict[str, Reading[Any]] = await super().read()
+        return readings
 
     # -- LabDevice --------------------------------------------------------------------------
     async def identify(self) -> str:
