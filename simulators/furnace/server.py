@@ -196,6 +196,9 @@ class FurnaceServer:
             server.set_endpoint(f"opc.tcp://{self.host}:{port}/")
             server.set_server_name("couponlab gradient furnace twin")
             server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+            # a twin on loopback takes anonymous sessions only: offering user names or
+            # certificates without a signing/encrypting policy makes asyncua warn at start
+            server.set_identity_tokens([ua.AnonymousIdentityToken])
             self.server = server
             self.ns = await server.register_namespace(NAMESPACE_URI)
             await self._build(server)

@@ -272,8 +272,6 @@ def _logging(path: Path, debug: bool) -> Iterator[None]:
     root.setLevel(logging.DEBUG if debug else logging.INFO)
     root.addHandler(to_file)
     root.addHandler(to_screen)
-    # asyncua warns about its security defaults on every connection; keep errors only
-    logging.getLogger("asyncua").setLevel(logging.ERROR)
     try:
         yield
     finally:

@@ -63,6 +63,13 @@ _LINK_CODES = frozenset(
 )
 """Status codes that mean the link (not the request) failed."""
 
+SESSION_TIMEOUT_MS = 600_000
+"""Session timeout the client requests, ms (10 min): how long a server keeps a session whose
+client has gone silent. asyncua requests 1 h by default, which its own server (the twins)
+revises to its 10 min maximum with a warning on every connection. A server that grants less
+still logs asyncua's "Requested session timeout" warning: that one is about the lab's server.
+The link itself is watched far more often (the watchdog, ``max(5 s, 2 x timeout)``)."""
+
 
 class _LinkDownError(ConnectionError):
     """An OPC UA error while opening the link (retried like a refused connection)."""
@@ -275,6 +282,7 @@ class OpcUaConnection:
         client = Client(
             self.url, timeout=self.timeout, watchdog_intervall=max(5.0, 2 * self.timeout)
         )
+        client.session_timeout = SESSION_TIMEOUT_MS
         try:
             async with asyncio.timeout(self.timeout):
                 await client.connect()
