@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from couponlab.simulators.oxidation_truth import coupon_rows_truth, oxidation_truth
 from couponlab.simulators.world import World
 
 log = logging.getLogger(__name__)
@@ -60,10 +61,35 @@ def _coupon_composition(world: World, params: Params) -> dict[str, np.ndarray]:
 
 
 def _truth_activation_energy(world: World, params: Params) -> list[float]:
-    """True Q (kJ/mol) of the coupon's as-built composition at points (x_mm, y_mm)."""
+    """True Q (kJ/mol) of the coupon's as-built composition at points (x_mm, y_mm): under
+    the regime law that of the scale covering most of the surface at each point."""
     comp = _coupon_composition(world, params)
-    q = world.config.oxidation.activation_energy(comp) / 1e3
-    return [float(v) for v in np.atleast_1d(q)]
+    if world.config.oxidation.law == "mixing":
+        q = world.config.oxidation.activation_energy(comp) / 1e3
+        return [float(v) for v in np.atleast_1d(q)]
+    points = [{e: float(c[i]) for e, c in comp.items()} for i in range(len(comp["Cr"]))]
+    return [
+        float(oxidation_truth(world.config, p)["activation_energy_kj_per_mol"]) for p in points
+    ]
+
+
+def _truth_oxidation(world: World, params: Params) -> dict[str, object]:
+    """The critical Cr fraction and, per row ``y_mm`` (a list), the regime, Q (kJ/mol) and
+    ln k0 of the as-built composition at the points ``x_mm`` of that row."""
+    try:
+        coupon_id = str(params["coupon_id"])
+        x = [float(v) for v in params["x_mm"]]
+        y = [float(v) for v in params["y_mm"]]
+    except KeyError as exc:
+        raise ControlError(f"missing parameter {exc.args[0]!r}") from None
+    except (TypeError, ValueError) as exc:
+        raise ControlError(f"x_mm and y_mm must be lists of numbers in mm: {exc}") from None
+    if not all(math.isfinite(v) for v in (*x, *y)):
+        raise ControlError("positions must be finite")
+    try:
+        return coupon_rows_truth(world, coupon_id, x, y)
+    except KeyError as exc:
+        raise ControlError(str(exc.args[0])) from None
 
 
 def _truth_composition(world: World, params: Params) -> dict[str, list[float]]:
@@ -78,6 +104,7 @@ def _truth_coupons(world: World, params: Params) -> list[str]:
 
 TRUTHS: dict[str, Callable[[World, Params], Any]] = {
     "activation_energy": _truth_activation_energy,
+    "oxidation": _truth_oxidation,
     "composition": _truth_composition,
     "coupons": _truth_coupons,
 }

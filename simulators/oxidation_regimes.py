@@ -297,11 +297,11 @@ def spall(state: ScaleState, temperature_k: FloatArray, params: RegimeParameters
     if not sp.enabled:
         return
     cooling = state.hottest_k - np.asarray(temperature_k, float)
-    if not np.any(cooling > 0):
+    if not np.any(cooling > 20.0):  # a scale that spalls on 20 K of cooling is > 1 mm thick
         return
     for attr, mech in (("chromia_m", sp.chromia), ("nio_m", sp.nio)):
         x = getattr(state, attr)
-        breaks = (cooling > 0) & (x > mech.critical_thickness_m(cooling) * state.toughness)
+        breaks = (cooling > 20.0) & (x > mech.critical_thickness_m(cooling) * state.toughness)
         if np.any(breaks):
             setattr(state, attr, np.where(breaks, x * sp.residual_fraction, x))
             state.spalled |= breaks

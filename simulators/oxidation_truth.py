@@ -21,10 +21,11 @@ Under law ``"mixing"`` every composition is in regime ``"mixing"`` with the mixi
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from couponlab.simulators.world import WorldConfig
+from couponlab.simulators.world import World, WorldConfig
 
 NIO_BELOW = 0.01
 """A composition is in the NiO regime when its protective fraction is below this."""
@@ -42,7 +43,7 @@ def critical_cr_fraction(config: WorldConfig) -> float:
     return float(config.oxidation.regimes.critical_cr.fraction)
 
 
-def oxidation_truth(config: WorldConfig, composition: Mapping[str, float]) -> dict[str, object]:
+def oxidation_truth(config: WorldConfig, composition: Mapping[str, float]) -> dict[str, Any]:
     """Return the truth of one composition (element mass fractions summing to 1).
 
     Returns
@@ -89,9 +90,27 @@ def row_truth(
     return oxidation_truth(config, mean)
 
 
+def coupon_rows_truth(
+    world: World, coupon_id: str, x_mm: Sequence[float], y_mm: Sequence[float]
+) -> dict[str, object]:
+    """Return the truth for rows of points of a coupon (run on the twins' thread).
+
+    ``critical_cr_fraction`` and ``rows``: one :func:`row_truth` per ``y`` (mm) of the
+    as-built composition at the points ``x_mm`` (mm) of that row.
+    """
+    c = world.coupon(coupon_id)
+    x = np.asarray(x_mm, float)
+    rows = []
+    for y in y_mm:
+        comp = c.composition_at(x, np.full_like(x, float(y)))
+        rows.append(row_truth(world.config, {e: v.tolist() for e, v in comp.items()}))
+    return {"critical_cr_fraction": critical_cr_fraction(world.config), "rows": rows}
+
+
 __all__ = [
     "CHROMIA_ABOVE",
     "NIO_BELOW",
+    "coupon_rows_truth",
     "critical_cr_fraction",
     "oxidation_truth",
     "row_truth",

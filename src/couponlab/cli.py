@@ -40,8 +40,9 @@ class ExitCode(IntEnum):
     OK = 0
     """Everything ran, and every result check passed."""
     CHECK_FAILED = 1
-    """Everything ran, but a result check failed (``demo``: a fitted activation energy too
-    far from the truth; ``check``: a device did not answer)."""
+    """Everything ran, but a result check failed (``demo``: a truth, a row's Q or the
+    critical Cr content, more than 4 sigma from the estimate; ``check``: a device did not
+    answer)."""
     USAGE = 2
     """Bad command line, lab file or input refused before anything was sent."""
     DEVICE_FAULT = 3

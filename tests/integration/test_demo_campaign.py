@@ -1,5 +1,6 @@
-"""The main job end to end: print, oxidise, map, fit, pull -- and the fit recovers the
-simulated world's activation energies (the demo exits non-zero when it does not)."""
+"""The main job end to end: print, oxidise, map, analyse, pull -- and the analysis finds the
+simulated world's regimes, activation energies and critical Cr content within their
+intervals (the demo exits non-zero when a truth is more than 4 sigma off)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,11 @@ def test_demo_campaign_recovers_q_and_logs_every_run(
 ) -> None:
     assert run_demo(load_lab(sample_lab_path()), out_dir=tmp_path) == 0
     out = capsys.readouterr().out
-    assert "largest |fit - truth|" in out
+    assert "critical Cr content for a protective chromia scale" in out
+    assert "simulation truth" in out
+    for regime in ("NiO", "transition", "chromia"):
+        assert f" {regime} " in out
+    assert "as built (XRF" in out and "the coupon saw" in out
     runs = sorted(tmp_path.glob("*.jsonl"))
     plans = {next(d for n, d in read_run(p) if n == "start")["plan_name"] for p in runs}
     assert {

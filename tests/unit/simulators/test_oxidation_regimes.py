@@ -11,6 +11,7 @@ from scipy.integrate import solve_ivp
 
 from couponlab.simulators.oxidation_regimes import RegimeParameters, ScaleState, grow, spall
 from couponlab.simulators.oxidation_truth import (
+    coupon_rows_truth,
     critical_cr_fraction,
     oxidation_truth,
     row_truth,
@@ -131,3 +132,16 @@ def test_truth_is_a_plain_function_of_the_world_config() -> None:
     mixing = WorldConfig(oxidation=OxidationModel(law="mixing"))
     assert math.isnan(critical_cr_fraction(mixing))
     assert oxidation_truth(mixing, {"Cr": 0.5, "Ni": 0.5})["regime"] == "mixing"
+
+
+def test_coupon_rows_truth_reads_the_as_built_composition_of_each_row() -> None:
+    w = World(WorldConfig(), paused=True)
+    c = w.add_coupon(Coupon("t", length_mm=20, width_mm=10, resolution_mm=1.0))
+    cr = np.broadcast_to(0.05 * c.y_mm[:, None], c.shape)  # 0 -> 50 % Cr across y
+    c.set_composition({"Cr": cr, "Ni": 1 - cr})
+    truth = coupon_rows_truth(w, "t", [2.0, 10.0, 18.0], [1.0, 4.0, 9.0])
+    assert truth["critical_cr_fraction"] == pytest.approx(0.2)
+    rows = truth["rows"]
+    assert isinstance(rows, list)
+    assert [r["regime"] for r in rows] == ["NiO", "transition", "chromia"]
+    assert rows[2]["cr_fraction"] == pytest.approx(0.45)
