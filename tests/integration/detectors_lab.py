@@ -67,9 +67,10 @@ def detector_lab(
                 "twin_config": {"stage": "stage"},
             }
         )
-    return LabFile.model_validate(
-        {"name": "detectors", "world": {"speedup": speedup, "seed": seed}, "devices": devices}
-    )
+    # the mixing law (plain parabolic growth): these tests check the instruments, and their
+    # expectations (e.g. NiO beyond the profiler's range over the hot third) were set with it
+    world = {"speedup": speedup, "seed": seed, "oxidation": {"law": "mixing"}}
+    return LabFile.model_validate({"name": "detectors", "world": world, "devices": devices})
 
 
 class LinearFurnace:
