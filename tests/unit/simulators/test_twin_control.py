@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from couponlab.simulators.control import ControlServer
+from couponlab.simulators.oxidation_truth import oxidation_truth
 from couponlab.simulators.world import Coupon, World, WorldConfig
 from couponlab.twins import TwinControl, TwinControlError
 
@@ -103,9 +104,22 @@ async def test_truth_is_the_world_model_at_the_asked_points(
         "result"
     ]
     comp = world.coupon("C1").composition_at(np.array(x), np.array(y))
-    assert q == pytest.approx(world.config.oxidation.activation_energy(comp) / 1e3)
-    assert q[1] > q[0]  # more Cr at y = 8 mm: a higher Q
+    expected = [
+        oxidation_truth(world.config, {e: float(c[i]) for e, c in comp.items()})[
+            "activation_energy_kj_per_mol"
+        ]
+        for i in range(2)
+    ]
+    assert q == pytest.approx(expected)
+    assert q[1] > q[0]  # NiO at 10 % Cr (y = 2 mm), chromia at 40 % (y = 8 mm): a higher Q
     assert (await _ask(server, "truth", name="coupons"))["result"] == ["C1"]
+    rows = (
+        await _ask(server, "truth", name="oxidation", coupon_id="C1", x_mm=x, y_mm=[1.0, 9.0])
+    )["result"]
+    assert rows["critical_cr_fraction"] == pytest.approx(0.2)  # type: ignore[index]
+    assert [r["regime"] for r in rows["rows"]] == ["NiO", "chromia"]  # type: ignore[index]
+    bad = await _ask(server, "truth", name="oxidation", coupon_id="C1", x_mm=x, y_mm=["a"])
+    assert "lists of numbers" in bad["error"]["message"]  # type: ignore[index]
 
 
 async def test_the_client_over_the_socket_and_shutdown(
