@@ -24,8 +24,12 @@ INSTRUMENT_TIME_PER_ACTION_S = 7200.0
 async def _limit_trip(
     device: Any,
 ) -> tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:
-    """Return (trip, recover): lower the interlock limit below every zone, then restore it."""
-    limit = await device.interlock.limit.get_value()
+    """Return (trip, recover): lower the interlock limit below every zone, then restore it.
+
+    The driver never writes an interlock limit above the lab's ``max_temperature``
+    (decision 0041): a default above it (the twin's 1225 degC) comes back as the lab limit.
+    """
+    limit = min(await device.interlock.limit.get_value(), device.lab_max_temperature_c)
 
     async def trip() -> None:
         await device.interlock.limit.set(100.0)
