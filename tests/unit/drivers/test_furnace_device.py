@@ -68,6 +68,17 @@ def _no_writes(f: OpcUaGradientFurnace) -> None:
         get_mock_execute(cmd).assert_not_called()
 
 
+async def _after_first_poll(f: OpcUaGradientFurnace) -> None:
+    """Wait, in event-loop iterations rather than wall time, until the gradient has written
+    its setpoints and read the furnace once (its deadline is set by that first poll)."""
+    for _ in range(10_000):
+        if get_mock_put(f.setpoint_profile).called:
+            break
+        await asyncio.sleep(0)
+    for _ in range(200):  # the first poll's reads are a handful of loop iterations
+        await asyncio.sleep(0)
+
+
 def _manual_on_write(f: OpcUaGradientFurnace) -> None:
     """Make the mock furnace leave standby when setpoints are written (as the contract says)."""
     callback_on_mock_put(
@@ -295,7 +306,7 @@ async def test_interlock_trip_while_ramping_fails_the_status(
 async def test_standby_while_ramping_fails_the_status(furnace: OpcUaGradientFurnace) -> None:
     _manual_on_write(furnace)
     status = furnace.set_gradient("900 degC", "600 degC")
-    await asyncio.sleep(0.03)
+    await _after_first_poll(furnace)
     assert not status.done  # still standby just after the write is not an abort
     set_mock_value(furnace.operating_state, FurnaceState.STANDBY)
     with pytest.raises(ProgramAbortedError, match="standby"):
@@ -318,7 +329,7 @@ async def test_zones_that_never_settle_time_out_in_instrument_time(
     status = furnace.set(
         GradientSetpoint("900 degC", "600 degC", ramp_rate="60 K/min", settle_time="10 min")
     )
-    await asyncio.sleep(0.03)
+    await _after_first_poll(furnace)
     assert not status.done
     # ramp 875 K at 60 K/min = 875 s, plus 600 s settling: give up after 1475 s
     set_mock_value(furnace.clock.sim_time, 1400.0)
