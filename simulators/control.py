@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from couponlab.simulators.bind_host import check_bind_host
 from couponlab.simulators.oxidation_truth import coupon_rows_truth, oxidation_truth
 from couponlab.simulators.world import World
 
@@ -169,7 +170,8 @@ class ControlServer:
         return f"tcp://{self.host}:{self.port}"
 
     async def start(self) -> None:
-        """Start listening."""
+        """Start listening (on 127.0.0.1, or the operator's ``--bind`` host)."""
+        check_bind_host(self.host, "twin control channel")
         self._server = await asyncio.start_server(
             self._serve_client, self.host, self.port, limit=MAX_LINE
         )

@@ -16,6 +16,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from couponlab.simulators.bind_host import check_bind_host
 from couponlab.simulators.world import World
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,15 @@ class LineServer:
         self.port = 0
 
     async def start(self) -> None:
-        """Start listening."""
+        """Start listening (on 127.0.0.1, or the operator's ``--bind`` host).
+
+        Raises
+        ------
+        ValueError
+            ``host`` is another address (see
+            :func:`~couponlab.simulators.bind_host.check_bind_host`).
+        """
+        check_bind_host(self.host, "line server")
         self._server = await asyncio.start_server(
             self._serve_client, self.host, self._requested_port
         )

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from couponlab.labfile import DeviceEntry
 from couponlab.registry import TwinSpec
+from couponlab.simulators.bind_host import check_bind_host
 from couponlab.simulators.furnace.config import FurnaceConfig
 from couponlab.simulators.furnace.model import FurnaceModel
 from couponlab.simulators.furnace.server import FurnaceServer
@@ -37,26 +38,29 @@ class FurnaceTwin:
         self.model.stop()
 
 
-def _port_of(address: str) -> int:
+def _host_port(address: str) -> tuple[str, int]:
     parts = urlsplit(address)
-    if parts.scheme != "opc.tcp":
+    if parts.scheme != "opc.tcp" or not parts.hostname:
         raise ValueError(f"furnace twin address {address!r} must be opc.tcp://host:port")
-    if parts.hostname not in ("127.0.0.1", "localhost"):
-        raise ValueError(f"furnace twin address {address!r}: twins bind 127.0.0.1 only")
-    return parts.port or 0
+    check_bind_host(parts.hostname, f"furnace twin address {address!r}")
+    return parts.hostname, parts.port or 0
 
 
 async def start_twin(world: World, entry: DeviceEntry) -> FurnaceTwin:
     """Start a furnace twin for a lab entry (``twin_config`` -> :class:`FurnaceConfig`).
 
-    Binds 127.0.0.1 and the port of ``entry.address`` (0 picks a free port); the returned
-    twin's ``address`` has the real port.
+    Binds the host and port of ``entry.address`` (0 picks a free port);
+    :func:`~couponlab.simulators.lab_twins.start_lab_twins` sets that host to its bind host
+    (127.0.0.1 unless ``couponlab twin serve --bind``). The returned twin's ``address`` has
+    the real port.
     """
     config = FurnaceConfig.from_twin_config(entry.twin_config)
-    port = _port_of(entry.address)
+    host, port = _host_port(entry.address)
     model = FurnaceModel(world, config, entry.name)
     model.start()
-    server = FurnaceServer(world, model, port=port, publish_period_s=config.publish_period_s)
+    server = FurnaceServer(
+        world, model, host=host, port=port, publish_period_s=config.publish_period_s
+    )
     try:
         await server.start()
     except BaseException:

@@ -2,7 +2,8 @@
 
 ``couponlab twin serve LABFILE``  start the twins of a lab in one process (one world, one
                                   port per instrument, and the twin control channel, all on
-                                  127.0.0.1); Ctrl-C / SIGTERM stops it within a second
+                                  127.0.0.1 unless ``--bind HOST``); Ctrl-C / SIGTERM stops
+                                  it within a second
 ``couponlab check LABFILE``       connect to every device; print identity, state, readbacks
                                   (starts the lab's twins first if it has any)
 ``couponlab demo``                run the main job: a simulated campaign on the twins
@@ -116,6 +117,7 @@ def _cmd_twin_serve(args: argparse.Namespace) -> int:
             control_port=args.control_port,
             parent_pid=os.getppid() if args.exit_with_parent else None,
             hard_exit_after_s=STOP_GRACE_S,
+            bind=args.bind,
         )
     )
     print("twins stopped", flush=True)
@@ -209,7 +211,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         metavar="PORT",
-        help="port of the twin control channel on 127.0.0.1 (default: a free port)",
+        help="port of the twin control channel (default: a free port)",
+    )
+    serve.add_argument(
+        "--bind",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="host every twin and the control channel listen on, whatever the lab file's "
+        "addresses say (default: 127.0.0.1; twins have no authentication)",
     )
     serve.add_argument(
         "--exit-with-parent",

@@ -318,7 +318,10 @@ def _twin_address_problem(address: str, schemes: tuple[str, ...]) -> str:
         if m is None:
             continue
         if m["host"] not in ("127.0.0.1", "localhost"):
-            return f"{address!r}: twins listen on 127.0.0.1 only"
+            return (
+                f"{address!r}: write 127.0.0.1; twins listen on 127.0.0.1 whatever the lab "
+                "file says (couponlab twin serve --bind HOST for another interface)"
+            )
         if int(m["port"]) > 65535:
             return f"{address!r}: port {m['port']} is above 65535"
         return ""

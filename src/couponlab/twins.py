@@ -95,6 +95,7 @@ async def serve_twins(
     control_port: int = 0,
     parent_pid: int | None = None,
     hard_exit_after_s: float | None = None,
+    bind: str = "127.0.0.1",
 ) -> None:
     """Serve the twins of ``lab`` and their control channel until stopped.
 
@@ -113,12 +114,15 @@ async def serve_twins(
     stop
         An event that ends serving when set.
     control_port
-        Port of the control channel on 127.0.0.1 (0: a free port).
+        Port of the control channel (0: a free port).
     parent_pid
         Stop when this process is no longer this process's parent (it died).
     hard_exit_after_s
         After a stop signal, end the process with ``os._exit`` if a clean stop takes longer
         than this (wall s): a twin process answers SIGTERM within a second.
+    bind
+        Host every twin and the control channel listen on, whatever the lab file's addresses
+        say (default 127.0.0.1: twins have no authentication).
     """
     from couponlab.simulators.lab_twins import start_lab_twins
 
@@ -128,7 +132,7 @@ async def serve_twins(
     watch: asyncio.Task[None] | None = None
     if parent_pid is not None:
         watch = asyncio.create_task(_watch_parent(parent_pid, stop), name="watch-parent")
-    running = await start_lab_twins(lab, control_port=control_port)
+    running = await start_lab_twins(lab, control_port=control_port, bind=bind)
     relay = asyncio.create_task(_relay(running.shutdown, stop), name="control-shutdown")
     try:
         if resolved_path is not None:
