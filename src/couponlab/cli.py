@@ -218,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="127.0.0.1",
         metavar="HOST",
         help="host every twin and the control channel listen on, whatever the lab file's "
-        "addresses say (default: 127.0.0.1; twins have no authentication)",
+        "addresses say (default: 127.0.0.1; twins have no authentication; see docs/security.md)",
     )
     serve.add_argument(
         "--exit-with-parent",
