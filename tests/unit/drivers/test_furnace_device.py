@@ -210,7 +210,7 @@ async def test_identify_state_and_profile(furnace: OpcUaGradientFurnace) -> None
 async def test_gradient_writes_linear_setpoints_and_waits(furnace: OpcUaGradientFurnace) -> None:
     _manual_on_write(furnace)
     status = furnace.set_gradient("1000 degC", "700 degC", ramp_rate="25 K/min")
-    await asyncio.sleep(0.05)
+    await _after_first_poll(furnace)
     assert not status.done  # the zones are still at 25 degC
     expected = 1000.0 + (700.0 - 1000.0) * (POSITIONS - POSITIONS[0]) / (
         POSITIONS[-1] - POSITIONS[0]
@@ -366,7 +366,10 @@ async def test_program_loads_flat_arrays_starts_and_completes(
         )
     )
     status = furnace.set(program)
-    await asyncio.sleep(0.03)
+    for _ in range(10_000):  # loop iterations, not wall time: until the program is started
+        if get_mock_execute(furnace.program.start_cmd).called:
+            break
+        await asyncio.sleep(0)
     assert not status.done
     targets, rates, dwells = get_mock_execute(furnace.program.load_cmd).call_args.args
     assert targets.shape == (2 * N,)
