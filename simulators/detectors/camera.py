@@ -26,7 +26,7 @@ from typing import Annotated, Any
 
 import h5py
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from couponlab.lab_settings import DeviceRef
 from couponlab.labfile import DeviceEntry
@@ -80,6 +80,30 @@ class CameraConfig(BaseModel):
     noise_frames: int = Field(default=8, ge=1, le=64)
     noise_counts: int = Field(default=400, ge=0, le=2000)
     """Peak-to-peak span of the additive noise, counts."""
+    data_root: str | None = None
+    """Absolute folder the camera may write under (``FILE:PATH`` outside it, after resolving
+    ``..`` and symbolic links, is refused with -222). None: any absolute folder (opt-in for
+    now; docs/security.md)."""
+
+    @field_validator("data_root")
+    @classmethod
+    def _absolute_root(cls, v: str | None) -> str | None:
+        if v is not None and not Path(v).is_absolute():
+            raise ValueError(f"data_root must be an absolute folder, got {v!r}")
+        return v
+
+
+def check_under_root(directory: str, root: str | None) -> None:
+    """Refuse (SCPI -222) a ``directory`` that is not under ``root`` once ``..`` and symbolic
+    links are resolved (``root`` None: any absolute folder)."""
+    if root is None:
+        return
+    path = Path(directory)
+    if not path.is_absolute() or not path.resolve().is_relative_to(Path(root).resolve()):
+        raise ScpiError(
+            DATA_OUT_OF_RANGE,
+            f"Data out of range; {directory!r} is outside the data root {root!r}",
+        )
 
 
 class CameraModel:
@@ -179,6 +203,7 @@ class CameraModel:
             raise ScpiError(EXECUTION_ERROR, f"Execution error; no directory {self.directory!r}")
         if not self.name:
             raise ScpiError(EXECUTION_ERROR, "Execution error; no file name set")
+        check_under_root(self.directory, self.config.data_root)  # a link changed since PATH
         path = directory / f"{self.name}.h5"
         h, w = self.config.height, self.config.width
         try:
@@ -351,7 +376,10 @@ def make_dispatcher(model: CameraModel) -> OpcDispatcher:
     def set_path(args: list[str]) -> None:
         if model.file is not None:
             raise ScpiError(SETTINGS_CONFLICT, "Settings conflict; close the file first")
-        model.directory = quoted(args[0]) if args else ""
+        directory = quoted(args[0]) if args else ""
+        if directory:
+            check_under_root(directory, cfg.data_root)
+        model.directory = directory
 
     def set_name(args: list[str]) -> None:
         if model.file is not None:

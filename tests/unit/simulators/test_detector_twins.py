@@ -13,6 +13,7 @@ import pytest
 
 from couponlab.simulators.detectors import oxide_profiler, thermocouple_scanner, xrf_probe
 from couponlab.simulators.detectors.camera import CameraConfig, CameraModel
+from couponlab.simulators.detectors.camera import make_dispatcher as make_camera_dispatcher
 from couponlab.simulators.stage.xy_stage import StageConfig, StageDispatcher, StageModel
 from couponlab.simulators.world import Coupon, World, WorldConfig
 
@@ -256,3 +257,28 @@ def test_heads_read_the_coupon_across_its_width_too() -> None:
     hi = xrf.sample(0.0, 30.0, 9.0, 10.0)
     i_cr = 1 + list(XrfConfig(stage="stage1").elements).index("Cr")
     assert hi[i_cr] > lo[i_cr] + 0.2
+
+
+def test_camera_writes_only_under_its_data_root(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "run").mkdir(parents=True)
+    outside.mkdir()
+    (root / "link").symlink_to(outside)
+    world = World(WorldConfig(), paused=True)
+    model = CameraModel(world, CameraConfig(height=8, width=8, data_root=str(root)), "cam")
+    d = make_camera_dispatcher(model)
+    for bad in (str(outside), f"{root}/run/../../outside", str(root / "link"), "run", "/"):
+        d.handle(f'FILE:PATH "{bad}"')
+        code, message = d.handle("SYST:ERR?").split(",", 1)
+        assert code == "-222", (bad, code, message)
+        assert "outside the data root" in message
+    assert model.directory == ""
+    d.handle(f'FILE:PATH "{root / "run"}"')
+    d.handle('FILE:NAME "f"')
+    d.handle("FILE:OPEN")
+    assert d.handle("SYST:ERR?").startswith("0,")
+    d.handle("FILE:CLOS")
+    assert (root / "run" / "f.h5").exists()
+    assert not list(outside.iterdir())
+    with pytest.raises(ValueError, match="absolute"):
+        CameraConfig(data_root="relative/folder")
