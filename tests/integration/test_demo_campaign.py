@@ -1,12 +1,14 @@
 """The main job end to end: print, oxidise, map, analyse, pull -- and the analysis finds the
 simulated world's regimes, activation energies and critical Cr content within their
-intervals (the demo exits non-zero when a truth is more than 4 sigma off)."""
+intervals (the demo exits non-zero when a truth is more than 4 sigma off); every document
+the demo writes is valid against event-model's schemas."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from event_model import DocumentNames, schema_validators
 
 from couponlab.cli import sample_lab_path
 from couponlab.data import read_run
@@ -36,3 +38,14 @@ def test_demo_campaign_recovers_q_and_logs_every_run(
     } <= plans
     for p in runs:  # every run closed cleanly
         assert list(read_run(p))[-1][1].get("exit_status") == "success"
+    assert _schema_errors(runs) == []
+
+
+def _schema_errors(runs: list[Path]) -> list[str]:
+    """Every way a document of ``runs`` breaks event-model's schema of its kind."""
+    errors = []
+    for path in runs:
+        for name, doc in read_run(path):
+            validator = schema_validators[DocumentNames[name]]
+            errors += [f"{path.name} {name}: {e.message}" for e in validator.iter_errors(doc)]
+    return errors
