@@ -364,7 +364,6 @@ def print_graded_coupon(
             "track_run_in": str(track_run_in),
         },
         "coupon_id": cid,
-        "sample": cid,
         "print_parameters": {
             "mode": "single_pass" if single else "tracks",
             "length_mm": job.length_mm,

@@ -23,7 +23,7 @@ from couponlab.interfaces import frame as iframe
 from couponlab.plans.cleanup import finalize_keeping_cause
 from couponlab.plans.tensile_analysis import UNITS, AnalysisError, TensileResult, analyse_tensile
 from couponlab.plans.watch import watch, watch_slice
-from couponlab.units import QuantityLike, to_magnitude
+from couponlab.units import QuantityLike, quantity_metadata, to_magnitude
 
 CURVE_STREAM = "curve"
 """Stream whose data keys reference the samples in the test's HDF5 file."""
@@ -142,8 +142,9 @@ def tensile_test(
     flush_period
         Wall-clock period of ``collect`` while the test runs, s (> 0).
     md
-        Extra run metadata, merged over the plan's own. The plan records
-        ``sample = {coupon_id, position, across}`` (``across`` ``None``: centre line).
+        Extra run metadata, merged over the plan's own. The plan records ``coupon_id``,
+        ``sample = {position, across}`` and ``specimen`` (the given dimensions), each length
+        as ``{"value": <float>, "units": "mm"}`` (``across`` ``None``: centre line).
 
     Yields
     ------
@@ -188,11 +189,14 @@ def tensile_test(
             "preload": str(preload),
         },
         "standard": "ASTM E8/E8M",
+        "coupon_id": coupon_id,
         "sample": {
-            "coupon_id": coupon_id,
-            "position": str(position),
-            "across": None if across is None else str(across),
+            "position": quantity_metadata(position, "mm", device=frame.name, what="position"),
+            "across": None
+            if across is None
+            else quantity_metadata(across, "mm", device=frame.name, what="across"),
         },
+        "specimen": iframe.describe_geometry(geometry),
         "detectors": [frame.name],
     }
     plan_md.update(md or {})

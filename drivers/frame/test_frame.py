@@ -92,6 +92,8 @@ def parse_quoted(reply: str) -> str:
 HINTED = StandardReadableFormat.HINTED_UNCACHED_SIGNAL
 CONFIG = StandardReadableFormat.CONFIG_SIGNAL
 NUM = "{:.10g}"
+SPEC_DIM = "SPEC:DIM?"
+"""The specimen geometry query: gauge length, width, thickness, reduced length, mm."""
 
 
 class ScpiTestFrame(StandardReadable):
@@ -173,8 +175,18 @@ class ScpiTestFrame(StandardReadable):
     """Force at which the frame stops a test, N (1 .. the lab's max_force)."""
     specimen: Annotated[ScpiSignalR[str], Scpi("SPEC?"), CONFIG]
     """Identity of the gripped specimen."""
-    specimen_dimensions: Annotated[ScpiSignalR[str], Scpi("SPEC:DIM?"), CONFIG]
-    """Gauge length, width, thickness and reduced length of the specimen, mm."""
+    specimen_gauge_length: Annotated[
+        ScpiSignalR[float], Scpi(field=(SPEC_DIM, 0), unit="mm"), CONFIG
+    ]
+    """Extensometer gauge length of the mounted specimen, mm (field 0 of ``SPEC:DIM?``)."""
+    specimen_width: Annotated[ScpiSignalR[float], Scpi(field=(SPEC_DIM, 1), unit="mm"), CONFIG]
+    """Width of the specimen's reduced section, mm (field 1 of ``SPEC:DIM?``)."""
+    specimen_thickness: Annotated[ScpiSignalR[float], Scpi(field=(SPEC_DIM, 2), unit="mm"), CONFIG]
+    """Thickness of the specimen, mm (field 2 of ``SPEC:DIM?``)."""
+    specimen_reduced_length: Annotated[
+        ScpiSignalR[float], Scpi(field=(SPEC_DIM, 3), unit="mm"), CONFIG
+    ]
+    """Length of the specimen's reduced section, mm (field 3 of ``SPEC:DIM?``)."""
     state_text: Annotated[ScpiSignalR[str], Scpi("STAT?")]
     """The frame's state (``IDLE``, ``TEST`` ...)."""
     fault: Annotated[ScpiSignalR[str], Scpi("STAT:FAUL?")]
@@ -204,7 +216,9 @@ class ScpiTestFrame(StandardReadable):
         poll_period: float = 0.05,
     ) -> None:
         self.client = ScpiClient(make_transport(name or "frame", address, timeout=timeout))
-        connector = ScpiDeviceConnector(self.client, on_connect=self._read_limits, clear=True)
+        connector = ScpiDeviceConnector(
+            self.client, statuses={SPEC_DIM: 4}, on_connect=self._read_limits, clear=True
+        )
         self._binding = connector.binding
         self._lab_limits = dict(limits or {})
         self._default_thickness = to_magnitude(

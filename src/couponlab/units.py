@@ -208,6 +208,22 @@ def to_temperature(
     return to_magnitude(q, unit, device=device, what=what, low=low, high=high)
 
 
+def quantity_metadata(
+    value: Any, unit: str, *, device: str = "", what: str = "value"
+) -> dict[str, Any]:
+    """Return ``value`` in ``unit`` as run metadata: ``{"value": <float>, "units": unit}``.
+
+    A plain number is taken in ``unit``; a quantity or string (``"1 in"``) is converted.
+    Run documents carry quantities this way, never as strings such as ``"25,6,2,32"``.
+
+    Raises
+    ------
+    UnitError
+        ``value`` is not a finite number in a unit compatible with ``unit``.
+    """
+    return {"value": to_magnitude(value, unit, device=device, what=what), "units": unit}
+
+
 def _fmt(x: float) -> str:
     return f"{x:g}"
 
@@ -245,6 +261,7 @@ __all__ = [
     "SWITCH_WORDS",
     "QuantityLike",
     "as_quantity",
+    "quantity_metadata",
     "to_magnitude",
     "to_switch",
     "to_temperature",

@@ -39,6 +39,11 @@ def test_demo_campaign_recovers_q_and_logs_every_run(
     for p in runs:  # every run closed cleanly
         assert list(read_run(p))[-1][1].get("exit_status") == "success"
     assert _schema_errors(runs) == []
+    starts = [next(d for n, d in read_run(p) if n == "start") for p in runs]
+    for start in starts:  # the coupon by one key, couponlab's version, in every run
+        assert start["versions"]["couponlab"]
+        if start["plan_name"] != "calibrate_feeder":  # the only run without a coupon
+            assert isinstance(start["coupon_id"], str), start["plan_name"]
 
 
 def _schema_errors(runs: list[Path]) -> list[str]:

@@ -119,12 +119,18 @@ def test_plan_recovers_the_specimen_properties_and_loses_no_sample(
     )
     start = next(d for n, d in docs if n == "start")
     assert start["plan_name"] == "tensile_test" and start["operator"] == "ci"
-    assert start["sample"]["coupon_id"] == "grad1"
+    assert start["coupon_id"] == "grad1"
+    assert start["sample"] == {"position": {"value": 10.0, "units": "mm"}, "across": None}
+    assert start["specimen"]["gauge_length"] == {"value": 25.0, "units": "mm"}
     descriptors = {d["name"]: d for n, d in docs if n == "descriptor"}
     curve_keys = descriptors["curve"]["data_keys"]
     assert curve_keys["frame1-force"]["units"] == "N"
     assert curve_keys["frame1-strain"]["external"] == "STREAM:"
     assert descriptors["results"]["data_keys"]["frame1_tensile-uts"]["units"] == "MPa"
+    config = descriptors["curve"]["configuration"]["frame1"]  # geometry: numbers in mm
+    dims = ("gauge_length", "width", "thickness", "reduced_length")
+    assert [config["data"][f"frame1-specimen_{k}"] for k in dims] == [25.0, 6.0, 2.0, 32.0]
+    assert {config["data_keys"][f"frame1-specimen_{k}"]["units"] for k in dims} == {"mm"}
     # none lost: the frame's count == rows referenced by the documents == rows in the file
     produced = twins.call(lambda: _model(twins).produced)
     datums = [d for n, d in docs if n == "stream_datum"]
@@ -191,9 +197,10 @@ def test_composition_across_the_coupon_changes_the_properties(
     assert ni_high > ni_low + 0.25  # y 5..10 against y 0..5 of the specimen's 6 mm width
     assert ni_rich.uts > fe_rich.uts + 45.0  # nominal about 729 against 668 MPa
     starts = [d for n, d in docs if n == "start"]
+    assert [s["coupon_id"] for s in starts] == ["ygrad1", "ygrad1"]
     assert [s["sample"] for s in starts] == [
-        {"coupon_id": "ygrad1", "position": "30.0", "across": "2 mm"},
-        {"coupon_id": "ygrad1", "position": "30.0", "across": "8.0"},
+        {"position": {"value": 30.0, "units": "mm"}, "across": {"value": 2.0, "units": "mm"}},
+        {"position": {"value": 30.0, "units": "mm"}, "across": {"value": 8.0, "units": "mm"}},
     ]
     assert starts[0]["plan_args"]["across"] == "2 mm"
     assert starts[0]["plan_args"]["coupon_width"] == "10 mm"

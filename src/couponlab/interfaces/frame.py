@@ -27,7 +27,7 @@ from ophyd_async.core import AsyncStatus
 
 from couponlab.errors import InstrumentError
 from couponlab.interfaces._lab_device import LabDevice
-from couponlab.units import QuantityLike
+from couponlab.units import QuantityLike, quantity_metadata
 
 FloatArray = NDArray[np.float64]
 
@@ -230,8 +230,19 @@ class TestFrame(LabDevice, Flyable, Collectable, WritesStreamAssets, Stoppable, 
 
 
 def describe_geometry(geometry: SpecimenGeometry) -> dict[str, Any]:
-    """Return the geometry as plain values for run metadata."""
-    return {k: str(v) for k, v in geometry.__dict__.items() if v is not None}
+    """Return the geometry as run metadata: each given dimension as ``{"value": <float>,
+    "units": "mm"}`` (a thickness of ``None``, the frame's default, is left out).
+
+    Raises
+    ------
+    UnitError
+        A dimension is not a length.
+    """
+    return {
+        k: quantity_metadata(v, "mm", what=k)
+        for k, v in geometry.__dict__.items()
+        if v is not None
+    }
 
 
 __all__ = [
