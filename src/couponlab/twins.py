@@ -354,6 +354,8 @@ class TwinProcess:
                     sys.executable,
                     "-m",
                     "couponlab.cli",
+                    "--log",
+                    str(self.workdir / "couponlab.log"),
                     "twin",
                     "serve",
                     str(declared),
