@@ -13,7 +13,6 @@ function and one line.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import math
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from couponlab.simulators.bind_host import check_bind_host
+from couponlab.simulators.line_server import LineServer
 from couponlab.simulators.oxidation_truth import coupon_rows_truth, oxidation_truth
 from couponlab.simulators.world import World
 
@@ -150,9 +150,9 @@ class ControlServer:
         self.world = world
         self.addresses = dict(addresses)
         self._stop = stop
-        self.host, self.port = host, port
-        self._server: asyncio.Server | None = None
-        self._conns: set[asyncio.Task[Any]] = set()
+        self.server = LineServer(
+            world, self._reply, host=host, port=port, encoding="utf-8", limit=MAX_LINE
+        )
         self.methods: dict[str, Callable[[Params], Any]] = {
             "ping": lambda p: "pong",
             "status": self._status,
@@ -167,28 +167,16 @@ class ControlServer:
     @property
     def address(self) -> str:
         """Return ``tcp://host:port`` (the bound port once started)."""
-        return f"tcp://{self.host}:{self.port}"
+        return f"tcp://{self.server.host}:{self.server.port}"
 
     async def start(self) -> None:
         """Start listening (on 127.0.0.1, or the operator's ``--bind`` host)."""
-        check_bind_host(self.host, "twin control channel")
-        self._server = await asyncio.start_server(
-            self._serve_client, self.host, self.port, limit=MAX_LINE
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
+        check_bind_host(self.server.host, "twin control channel")
+        await self.server.start()
 
     async def stop(self) -> None:
         """Stop listening and close every client."""
-        if self._server is None:
-            return
-        self._server.close()
-        for task in list(self._conns):
-            task.cancel()
-        for task in list(self._conns):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self._server.wait_closed()
-        self._server = None
+        await self.server.stop()
 
     # -- requests ----------------------------------------------------------------------------
     def _status(self, params: Params) -> dict[str, Any]:
@@ -263,30 +251,9 @@ class ControlServer:
             log.exception("control request failed")
             return {"id": req_id, "error": {"type": type(exc).__name__, "message": str(exc)}}
 
-    async def _serve_client(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._conns.add(task)
-        try:
-            while True:
-                try:
-                    raw = await reader.readline()
-                except (ConnectionError, asyncio.LimitOverrunError, ValueError):
-                    break
-                if not raw:
-                    break
-                reply = await self.handle(raw.decode("utf-8", errors="replace"))
-                writer.write((json.dumps(reply, allow_nan=True) + "\n").encode())
-                await writer.drain()
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            self._conns.discard(task)
-            writer.close()
-            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
-                await writer.wait_closed()
+    async def _reply(self, line: str) -> str:
+        """Answer one line with one JSON line (a deferred reply of the line server)."""
+        return json.dumps(await self.handle(line), allow_nan=True)
 
 
 __all__ = ["TRUTHS", "ControlError", "ControlServer"]

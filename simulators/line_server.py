@@ -46,6 +46,8 @@ class LineServer:
         The instrument's reply to a line whose handler raised (None: no reply). The
         exception is logged and the connection stays open either way. SCPI dispatchers
         answer their own errors through the error queue and never raise.
+    limit
+        Longest line, bytes (a longer one closes the connection).
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class LineServer:
         terminator: str = "\n",
         encoding: str = "ascii",
         on_error: Callable[[str, Exception], str | bytes | None] | None = None,
+        limit: int = 1 << 16,
     ) -> None:
         self.world = world
         self.handler = handler
@@ -66,6 +69,7 @@ class LineServer:
         self.terminator = terminator
         self.encoding = encoding
         self.on_error = on_error
+        self.limit = limit
         self._server: asyncio.Server | None = None
         self._conns: set[asyncio.Task[None]] = set()
         self.port = 0
@@ -81,7 +85,7 @@ class LineServer:
         """
         check_bind_host(self.host, "line server")
         self._server = await asyncio.start_server(
-            self._serve_client, self.host, self._requested_port
+            self._serve_client, self.host, self._requested_port, limit=self.limit
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
