@@ -18,6 +18,8 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import tempfile
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -64,7 +66,8 @@ class Session:
         ``twins.control`` then gives the simulation-only controls, and every run's baseline
         stream records the twins' clock (virtual time, requested and achieved speed-up).
     out_dir
-        Folder for the run documents (created if missing).
+        Folder for the run documents (created if missing). A twin process started here
+        keeps its lab files and log in a folder of ``out_dir/twins/`` (``couponlab.log``).
     connect_timeout
         Connection timeout per device, s.
     """
@@ -80,7 +83,12 @@ class Session:
         if lab.twin_control is not None:
             self.twins = TwinProcess.attach(lab)
         elif any(d.twin for d in lab.devices):
-            self.twins = TwinProcess(lab)
+            # the twins' folder (lab files, log) sits beside the runs and is kept after close;
+            # one per session, so two sessions on one out_dir do not share a resolved lab file
+            twins_root = Path(out_dir) / "twins"
+            twins_root.mkdir(parents=True, exist_ok=True)
+            workdir = tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"), dir=twins_root)
+            self.twins = TwinProcess(lab, workdir=workdir)
             lab = self.twins.lab
         self.lab = lab
         try:
