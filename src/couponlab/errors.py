@@ -59,6 +59,12 @@ class UnitError(InputError):
     """A value with the wrong unit, or an ambiguous one (a bare number where a unit matters)."""
 
 
+class RegistryError(InputError):
+    """A sample-registry write or query refused: an unknown or duplicate sample, campaign or
+    run, a move to where the sample already is, a different spec under an existing campaign
+    id, a database of a newer schema. Nothing of the refused call was recorded."""
+
+
 class InstrumentError(CouponlabError):
     """Something the instrument or the link to it did wrong."""
 
@@ -125,6 +131,7 @@ __all__ = [
     "InterlockTrippedError",
     "OutOfLimitsError",
     "ProtocolError",
+    "RegistryError",
     "SafeStateError",
     "UnitError",
     "describe_error",
