@@ -57,6 +57,10 @@ PARAMS: tuple[str, ...] = (
 """The global parameters (kp at the coupon's mean 1/T; Q in kJ/mol; slopes per unit Cr)."""
 LOWER = np.array([-80.0, 1.0, -80.0, 1.0, -200.0, -2000.0, -45.0, 0.0, 0.0, np.log(2e-3)])
 UPPER = np.array([0.0, 800.0, 0.0, 800.0, 200.0, 2000.0, -15.0, 1e4, 1.0, np.log(0.1)])
+SLOPE_BOUND_KK = 20.0
+"""Bound of the fitted temperature slope ``d ln c_crit / d(1/T)``, in units of 1000 K."""
+BAND_Z = (float(stats.norm.ppf(NIO_BELOW)), float(stats.norm.ppf(CHROMIA_ABOVE)))
+"""Where the transition band ends, in spreads from c_crit (f = 0.01 and f = 0.999)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,35 @@ class CriticalChromium:
     """d ln(chromia thickness) / d(Cr fraction) at each point (half of d ln kp / dc)."""
     print_variance: float
     """Variance of the Cr fraction along a row beyond counting noise (the print's scatter)."""
+    reference_temperature_k: float = float("nan")
+    """Temperature ``fraction`` refers to: the coupon's mean 1/T over its points, K."""
+    temperature_slope_k: float = 0.0
+    """``d ln c_crit / d(1/T)``, K (0 unless fitted: ``temperature_dependent``; Wagner's
+    criterion makes it positive when the solute's diffusion is more activated than oxygen's
+    permeability: less solute needed when hot)."""
+    temperature_range_k: tuple[float, float] = (float("nan"), float("nan"))
+    """Coldest and hottest point of the coupon, K."""
+
+    def at(self, temperature_k: float) -> float:
+        """Return the critical fraction at ``temperature_k`` (K) along the fitted slope."""
+        return self.fraction * float(
+            np.exp(
+                self.temperature_slope_k
+                * (1.0 / temperature_k - 1.0 / self.reference_temperature_k)
+            )
+        )
+
+    def band(self) -> tuple[float, float] | None:
+        """Return the contents over which the transition runs on this coupon (f from 0.01 to
+        0.999 at its temperatures), or None when not located."""
+        if not self.located:
+            return None
+        ends = [self.at(t) for t in self.temperature_range_k] if self.temperature_slope_k else []
+        ends = ends or [self.fraction]
+        return (
+            float(min(ends) + BAND_Z[0] * self.spread),
+            float(max(ends) + BAND_Z[1] * self.spread),
+        )
 
     def interval(self, level: float = 0.68) -> tuple[float, float]:
         """Return the central interval of the critical fraction at ``level`` (0..1)."""
@@ -147,9 +180,20 @@ def _start(c: Coupons, t_ref: FloatArray) -> tuple[FloatArray, NDArray[np.bool_]
 
 @one_blas_thread
 def locate_critical_cr(
-    c: Coupons, volatilisation_energy_kj_per_mol: float = 400.0, band_halfwidth: float = 0.07
+    c: Coupons,
+    volatilisation_energy_kj_per_mol: float = 400.0,
+    band_halfwidth: float = 0.07,
+    *,
+    protective: str = "chromia",
+    temperature_dependent: bool = False,
 ) -> list[CriticalChromium]:
     """Fit the two-scale model to every used point of each coupon; locate c_crit.
+
+    ``c.cr`` is the graded element's content (Cr, or Al for an alumina former);
+    ``protective`` names the regime above c_crit. With ``temperature_dependent`` c_crit
+    follows ``c_crit(T) = c_ref exp(b (1/T - 1/T_ref))`` (Wagner's criterion), ``b`` fitted
+    too and ``fraction`` is ``c_ref`` at the coupon's mean 1/T; a row is then NiO (or
+    protective) only if it is at every one of its temperatures.
 
     Points of rows within ``band_halfwidth`` (Cr fraction) of the first estimate of c_crit,
     where thickness depends steeply on Cr, get their true Cr content as a parameter with
@@ -181,6 +225,10 @@ def locate_critical_cr(
     c_mean = np.sum(base_cr * m, axis=1) / np.maximum(m.sum(axis=1), 1)
     qv = volatilisation_energy_kj_per_mol * 1e3 / R_GAS
     theta, two, candidates = _start(c, t_ref)
+    low_g, high_g = LOWER, UPPER
+    if temperature_dependent:
+        theta = np.concatenate([theta, np.zeros((nb, 1))], axis=1)
+        low_g, high_g = np.append(LOWER, -SLOPE_BOUND_KK), np.append(UPPER, SLOPE_BOUND_KK)
 
     def model(
         th: FloatArray, tk: FloatArray = temps, t: FloatArray = c.t_s, cc: FloatArray = base_cr
@@ -194,7 +242,10 @@ def locate_critical_cr(
         )
         kv = np.exp(th[:, 6:7] - qv * (1.0 / tk - 1.0 / KV_REFERENCE_K))
         x_c = np.sqrt(tedmon_thickness(kp_c, kv, tt) ** 2 + th[:, 7:8] * 1e-12)
-        f = special.ndtr((cc - th[:, 8:9]) / np.exp(th[:, 9:10]))
+        crit = (
+            th[:, 8:9] * np.exp(th[:, 10:11] * 1e3 * inv) if temperature_dependent else th[:, 8:9]
+        )
+        f = special.ndtr((cc - crit) / np.exp(th[:, 9:10]))
         out: FloatArray = np.log(f * x_c + (1.0 - f) * x_n)
         return out
 
@@ -230,10 +281,10 @@ def locate_critical_cr(
     bb = np.arange(nb)[:, None]
     c_obs = np.where(live, c.cr.reshape(nb, n)[bb, slot], 0.5)
     c_sig = np.where(live, np.maximum(c.cr_sigma.reshape(nb, n)[bb, slot], 1e-4), 1e-3)
-    ng = LOWER.size
+    ng = low_g.size
     theta = np.concatenate([theta, c_obs], axis=1)
-    lower = np.concatenate([np.broadcast_to(LOWER, (nb, ng)), np.zeros((nb, nk))], axis=1)
-    upper = np.concatenate([np.broadcast_to(UPPER, (nb, ng)), np.ones((nb, nk))], axis=1)
+    lower = np.concatenate([np.broadcast_to(low_g, (nb, ng)), np.zeros((nb, nk))], axis=1)
+    upper = np.concatenate([np.broadcast_to(high_g, (nb, ng)), np.ones((nb, nk))], axis=1)
 
     def point_cr(th: FloatArray) -> FloatArray:
         cc = base_cr.copy()
@@ -295,17 +346,24 @@ def locate_critical_cr(
     for b in range(nb):
         f_rows = special.ndtr((row_c[b] - theta[b, 8]) / np.exp(theta[b, 9]))
         f_rows = np.where(used3[b].any(axis=1), f_rows, np.nan)
+        f_lo, f_hi = f_rows, f_rows
+        slope_k = float(theta[b, 10]) * 1e3 if temperature_dependent else 0.0
+        if temperature_dependent:  # f at each row's mean content, at every point's T
+            crit_t = theta[b, 8] * np.exp(slope_k * (1.0 / c.temperature_k[b] - 1.0 / t_ref[b]))
+            f_pts = special.ndtr((row_c[b][:, None] - crit_t[None, :]) / np.exp(theta[b, 9]))
+            f_lo = np.where(used3[b].any(axis=1), f_pts.min(axis=1), np.nan)
+            f_hi = np.where(used3[b].any(axis=1), f_pts.max(axis=1), np.nan)
         regimes = tuple(
             "unknown"
             if not np.isfinite(f)
             else "NiO"
-            if f < NIO_BELOW
-            else "chromia"
-            if f > CHROMIA_ABOVE
+            if fh < NIO_BELOW
+            else protective
+            if fl > CHROMIA_ABOVE
             else "transition"
-            for f in f_rows
+            for f, fl, fh in zip(f_rows, f_lo, f_hi, strict=True)
         )
-        located = bool(two[b]) and "NiO" in regimes and "chromia" in regimes
+        located = bool(two[b]) and "NiO" in regimes and protective in regimes
         bad = dof[b] > 0 and stats.chi2.sf(chi2[b], dof[b]) < 0.001
         scale = max(1.0, chi2[b] / dof[b]) if bad else 1.0
         out.append(
@@ -324,9 +382,30 @@ def locate_critical_cr(
                     - theta[b, 5] * 1e3 / R_GAS * (1.0 / c.temperature_k[b] - 1.0 / t_ref[b])
                 ),
                 print_variance=float(print_var[b]),
+                reference_temperature_k=float(t_ref[b]),
+                temperature_slope_k=slope_k,
+                temperature_range_k=(
+                    float(c.temperature_k[b].min()),
+                    float(c.temperature_k[b].max()),
+                ),
             )
         )
     return out
 
 
-__all__ = ["CHROMIA_ABOVE", "NIO_BELOW", "Coupons", "CriticalChromium", "locate_critical_cr"]
+CriticalContent = CriticalChromium
+"""The located critical content of any graded element (the same class)."""
+locate_critical_content = locate_critical_cr
+"""Locate the critical content of any graded element (the same function)."""
+
+
+__all__ = [
+    "BAND_Z",
+    "CHROMIA_ABOVE",
+    "NIO_BELOW",
+    "Coupons",
+    "CriticalChromium",
+    "CriticalContent",
+    "locate_critical_content",
+    "locate_critical_cr",
+]

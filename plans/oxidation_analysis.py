@@ -14,12 +14,15 @@ coupon, each composition row gives its own Q.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
+from couponlab.errors import InputError
 from couponlab.plans.coupon_temperature import (
     PointTemperatures,
     ThermocoupleErrors,
@@ -27,6 +30,9 @@ from couponlab.plans.coupon_temperature import (
 )
 from couponlab.plans.critical_chromium import Coupons, CriticalChromium, locate_critical_cr
 from couponlab.plans.oxide_kinetics import cross_covariance, fit_rows
+
+if TYPE_CHECKING:
+    from couponlab.plans.agents import CouponReport, Side
 
 R_GAS = 8.314462618
 """Gas constant, J/(mol K)."""
@@ -174,6 +180,39 @@ class CouponMeasurements:
     """Time at temperature, s."""
     hold_sigma_s: float = 300.0
     """Its standard uncertainty, s (transfer into and out of the hot furnace)."""
+    fractions: Mapping[str, NDArray[np.float64]] = field(default_factory=dict)
+    """Other elements' mass fractions at each point (XRF), by symbol, e.g. ``{"Al": ...}``."""
+    fraction_sigmas: Mapping[str, NDArray[np.float64]] = field(default_factory=dict)
+    """Their standard uncertainties (counting statistics), by symbol."""
+
+    def fraction(self, element: str) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Return (mass fraction, standard uncertainty) of ``element`` at each point.
+
+        ``"Cr"`` is :attr:`cr`; any other element comes from :attr:`fractions` and
+        :attr:`fraction_sigmas`.
+
+        Raises
+        ------
+        InputError
+            The element's map or its uncertainty is missing, or shaped unlike the thickness.
+        """
+        if element == "Cr" and element not in self.fractions:
+            return self.cr, self.cr_sigma
+        if element not in self.fractions or element not in self.fraction_sigmas:
+            raise InputError(
+                "oxidation_analysis",
+                f"no XRF map of {element!r} with its uncertainty; have "
+                f"{sorted({'Cr', *self.fractions})}",
+            )
+        frac = np.asarray(self.fractions[element], float)
+        sig = np.asarray(self.fraction_sigmas[element], float)
+        if frac.shape != self.thickness_m.shape or sig.shape != frac.shape:
+            raise InputError(
+                "oxidation_analysis",
+                f"{element} map {frac.shape} / {sig.shape} is not shaped like the thickness "
+                f"{self.thickness_m.shape}",
+            )
+        return frac, sig
 
 
 @dataclass(frozen=True)
@@ -181,9 +220,12 @@ class RowResult:
     """One composition row: regime, chosen law, Q and k0 with uncertainties, flags."""
 
     cr: float
+    """Mean content of the graded element (:attr:`element`, Cr by default) over the row's
+    used points, mass fraction."""
     cr_sigma: float
     regime: str
-    """``NiO``, ``transition`` or ``chromia`` (from the protective fraction), or ``unknown``."""
+    """``NiO``, ``transition`` or the protective scale (``chromia`` for Cr, ``alumina`` for
+    Al; from the protective fraction), or ``unknown``."""
     protective_fraction: float
     law: str
     """Chosen growth law (``none`` when the row could not be fitted)."""
@@ -197,6 +239,8 @@ class RowResult:
     off_model: int
     """Points flagged off the model (spalled), plus 1000 if the row's chi-square is off."""
     likelihood_ratio_p: dict[str, float]
+    element: str = "Cr"
+    """The graded element the analysis was for: ``cr`` and ``cr_sigma`` are its content."""
 
     def q_interval(self, level: float = 0.68) -> tuple[float, float]:
         """Return the central interval of Q (kJ/mol) at confidence ``level`` (0..1)."""
@@ -214,12 +258,97 @@ class CouponAnalysis:
     temperatures: PointTemperatures
     q_correlation: NDArray[np.float64]
     """Correlation of the rows' Q created by their shared temperatures (rows x rows)."""
+    element: str = "Cr"
+    """The graded element whose critical content :attr:`critical` is."""
+
+    def report(
+        self,
+        element: str | None = None,
+        *,
+        system: str | None = None,
+        coupon_id: str = "",
+        printed: tuple[float, float] | None = None,
+    ) -> CouponReport:
+        """Return what this coupon tells a campaign agent (:mod:`couponlab.plans.agents`).
+
+        ``element`` must be the analysed one (default it); ``system`` defaults to
+        ``"Ni-<element>"``; ``printed`` is the range printed across the coupon (mass
+        fractions), by default the lowest and highest row means measured. ``side`` is
+        ``located`` with an estimate; otherwise each row's scale is judged by its apparent Q
+        (:data:`NIO_Q_BELOW_KJ_PER_MOL`) and ``side`` is ``above`` when no row grew the
+        protective scale, ``below`` when none grew NiO, ``unknown`` otherwise.
+        """
+        from couponlab.plans.agents import CouponReport
+
+        element = element or self.element
+        if element != self.element:
+            raise InputError(
+                "oxidation_analysis", f"analysed for {self.element!r}, not {element!r}"
+            )
+        crit = self.critical
+        means = [r.cr for r in self.rows if np.isfinite(r.cr)]
+        if printed is None:
+            if not means:
+                raise InputError("oxidation_analysis", "no usable row: give the printed range")
+            printed = (max(0.0, min(means)), min(1.0, max(means)))
+        protective = PROTECTIVE_SCALE.get(element, "protective")
+        rows = sorted(self.rows, key=lambda r: r.cr if np.isfinite(r.cr) else np.inf)
+        head = (coupon_id, system or f"Ni-{element}", element, printed[0], printed[1])
+        if crit.located:
+            return CouponReport(
+                *head,
+                "located",
+                estimate=crit.fraction,
+                sigma=crit.sigma,
+                temperature_k=crit.reference_temperature_k,
+                band=crit.band(),
+                regimes=tuple(r.regime for r in rows),
+            )
+        # not located: the fit's regimes mean nothing; each row's apparent Q tells its scale
+        by_q = tuple(_scale_by_q(r, protective) for r in rows)
+        side: Side = (
+            "above"
+            if "NiO" in by_q and set(by_q) <= {"NiO", "unknown"}
+            else "below"
+            if protective in by_q and set(by_q) <= {protective, "unknown"}
+            else "unknown"
+        )
+        return CouponReport(*head, side, regimes=by_q)
+
+
+NIO_Q_BELOW_KJ_PER_MOL = 150.0
+"""Without a located critical content, a row whose Q lies below this (by 2 sigma) grew NiO
+(about 112 kJ/mol on Ni), above it a protective scale (chromia 169-250, alumina about 340
+kJ/mol; ../shared/DOMAIN.md)."""
+
+
+def _scale_by_q(row: RowResult, protective: str) -> str:
+    q, s = row.activation_energy_kj_per_mol, row.q_sigma_kj_per_mol
+    if not (np.isfinite(q) and np.isfinite(s)):
+        return "unknown"
+    if q + 2 * s < NIO_Q_BELOW_KJ_PER_MOL:
+        return "NiO"
+    if q - 2 * s > NIO_Q_BELOW_KJ_PER_MOL:
+        return protective
+    return "unknown"
+
+
+PROTECTIVE_SCALE: dict[str, str] = {"Cr": "chromia", "Al": "alumina"}
+"""The protective scale of each graded element (the regime's name above its critical content)."""
 
 
 def analyse_coupons(
-    coupons: list[CouponMeasurements], errors: ThermocoupleErrors | None = None
+    coupons: list[CouponMeasurements],
+    errors: ThermocoupleErrors | None = None,
+    *,
+    element: str = "Cr",
 ) -> list[CouponAnalysis]:
     """Analyse gradient exposures: per row the regime, law, Q and k0; per coupon c_crit.
+
+    ``element`` is the graded element whose critical content is located: ``"Cr"`` (chromia;
+    the default) or ``"Al"`` (alumina: its critical content may depend on temperature, and
+    its rows grow parabolically, without volatilisation); its XRF map comes from
+    :meth:`CouponMeasurements.fraction`.
 
     1. The points' temperatures and covariance from the thermocouples over the whole hold
        (:mod:`couponlab.plans.coupon_temperature`).
@@ -235,8 +364,15 @@ def analyse_coupons(
     Every coupon of the list is fitted in the same array operations (a coverage test
     passes hundreds).
     """
+    if element not in PROTECTIVE_SCALE:
+        raise InputError(
+            "oxidation_analysis",
+            f"no protective-scale model for {element!r}; have {sorted(PROTECTIVE_SCALE)}",
+        )
     if not coupons:
         return []
+    content = [c.fraction(element) for c in coupons]
+    protective = PROTECTIVE_SCALE[element]
     temps = [
         temperatures_at(c.x_mm, c.tc_positions_mm, c.tc_scans_c, c.hold_s, errors=errors)
         for c in coupons
@@ -260,17 +396,21 @@ def analyse_coupons(
             x.reshape(nb, nr, npt),
             sig.reshape(nb, nr, npt),
             used.reshape(nb, nr, npt),
-            np.stack([c.cr for c in coupons]),
-            np.stack([c.cr_sigma for c in coupons]),
+            np.stack([f for f, _ in content]),
+            np.stack([s for _, s in content]),
             np.stack([t.temperature_k for t in temps]),
             np.stack([t.covariance_k2 for t in temps]),
             np.array([c.hold_s for c in coupons]),
             np.array([c.hold_sigma_s for c in coupons]),
             spalled.reshape(nb, nr, npt),
-        )
+        ),
+        protective=protective,
+        temperature_dependent=element != "Cr",
     )
     regimes = [r for cc in crit for r in cc.regimes]
-    chromia = [r == "chromia" for r in regimes]
+    chromia = [r == protective for r in regimes]
+    # chromia volatilises (paralinear); alumina grows parabolically
+    protective_law = "paralinear" if element == "Cr" else "parabolic"
     # a chromia row's thickness depends on Cr: the print's scatter along the row is noise
     extra = (
         np.concatenate(
@@ -286,7 +426,7 @@ def analyse_coupons(
         hold,
         sigma_t_s=hold_sig,
         valid=used,
-        base=["paralinear" if c else "parabolic" for c in chromia],
+        base=[protective_law if c else "parabolic" for c in chromia],
         transient="test",
         extra_var_ln=extra,
     )
@@ -294,11 +434,12 @@ def analyse_coupons(
     for b, coupon in enumerate(coupons):
         rows = []
         kin = final[b * nr : (b + 1) * nr]
+        frac, frac_sigma = content[b]
         for r in range(nr):
             k, g = kin[r], b * nr + r
-            ok = used[g] & np.isfinite(coupon.cr[r])
-            cr_r = float(np.mean(coupon.cr[r][ok])) if ok.any() else float("nan")
-            cr_s = float(np.sqrt(np.sum(coupon.cr_sigma[r][ok] ** 2)) / max(ok.sum(), 1))
+            ok = used[g] & np.isfinite(frac[r])
+            cr_r = float(np.mean(frac[r][ok])) if ok.any() else float("nan")
+            cr_s = float(np.sqrt(np.sum(frac_sigma[r][ok] ** 2)) / max(ok.sum(), 1))
             nan = float("nan")
             rows.append(
                 RowResult(
@@ -315,6 +456,7 @@ def analyse_coupons(
                     out_of_range=int((~np.isfinite(coupon.thickness_m[r])).sum()),
                     off_model=int(spalled[g].sum()) + (1000 if k and k.off_model else 0),
                     likelihood_ratio_p=dict(k.likelihood_ratio_p) if k else {},
+                    element=element,
                 )
             )
         corr = np.eye(nr)
@@ -326,11 +468,13 @@ def analyse_coupons(
                     continue
                 cov = cross_covariance(ki, kj, temps[b].covariance_k2)
                 corr[i, j] = corr[j, i] = cov / (ki.q_sigma_kj_per_mol * kj.q_sigma_kj_per_mol)
-        out.append(CouponAnalysis(rows, crit[b], temps[b], corr))
+        out.append(CouponAnalysis(rows, crit[b], temps[b], corr, element))
     return out
 
 
 __all__ = [
+    "NIO_Q_BELOW_KJ_PER_MOL",
+    "PROTECTIVE_SCALE",
     "R_GAS",
     "ArrheniusFit",
     "CouponAnalysis",

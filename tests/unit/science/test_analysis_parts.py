@@ -3,6 +3,10 @@ least squares, and one whole coupon analysed."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from science_campaigns import measurements
@@ -10,8 +14,9 @@ from scipy import optimize
 from scipy.integrate import solve_ivp
 
 from couponlab.errors import InputError
+from couponlab.plans.agents import report_coupon
 from couponlab.plans.coupon_temperature import ThermocoupleErrors, temperatures_at
-from couponlab.plans.oxidation_analysis import analyse_coupons
+from couponlab.plans.oxidation_analysis import CouponMeasurements, analyse_coupons
 from couponlab.plans.oxide_kinetics import tedmon_thickness
 from couponlab.plans.small_least_squares import levenberg_marquardt
 from couponlab.simulators.oxidation_campaign import CampaignDesign, simulate_campaigns
@@ -95,3 +100,37 @@ def test_one_coupon_gives_regimes_q_and_the_critical_cr_content() -> None:
     # the rows share their temperatures, so their Q are correlated
     corr = result.q_correlation
     assert np.all(np.abs(corr[np.isfinite(corr)]) <= 1 + 1e-9) and corr[0, 1] > 0.1
+
+
+def test_one_coupon_reports_to_the_campaign_agent() -> None:
+    """The analysis' report (what the agent is told) carries the critical content found."""
+    config, design = WorldConfig(), CampaignDesign()
+    data = simulate_campaigns(config, design, np.random.default_rng(5), 1)[0]
+    coupon = measurements(data, design)
+    report = report_coupon(coupon, "Cr", coupon_id="K-C01", printed=(0.0, 0.5))
+    [result] = analyse_coupons([coupon])
+    assert (report.system, report.element, report.side) == ("Ni-Cr", "Cr", "located")
+    assert (report.estimate, report.sigma) == (result.critical.fraction, result.critical.sigma)
+    assert report.interval(0.95) == pytest.approx(result.critical.interval(0.95))
+    assert report.band is not None and report.band[0] < report.estimate < report.band[1]
+    assert 1100 < report.temperature_k < 1350
+    # a coupon graded below (above) the transition only: the content lies above (below) it
+    lean = _rows_where(coupon, lambda cr: cr < 0.14)
+    side = report_coupon(lean, "Cr")
+    assert side.side == "above" and math.isnan(side.estimate), side
+    assert side.high == pytest.approx(float(np.nanmean(lean.cr[-1])), abs=0.01)
+    assert report_coupon(_rows_where(coupon, lambda cr: cr > 0.3), "Cr").side == "below"
+    with pytest.raises(InputError, match="no XRF map of 'Al'"):
+        report_coupon(coupon, "Al")
+
+
+def _rows_where(coupon: CouponMeasurements, keep: Callable[[float], bool]) -> CouponMeasurements:
+    """Return the coupon cut to the rows whose mean Cr ``keep`` accepts."""
+    rows = [r for r in range(coupon.cr.shape[0]) if keep(float(np.nanmean(coupon.cr[r])))]
+    return replace(
+        coupon,
+        thickness_m=coupon.thickness_m[rows],
+        thickness_sigma_m=coupon.thickness_sigma_m[rows],
+        cr=coupon.cr[rows],
+        cr_sigma=coupon.cr_sigma[rows],
+    )
