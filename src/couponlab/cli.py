@@ -7,6 +7,8 @@
 ``couponlab check LABFILE``       connect to every device; print identity, state, readbacks
                                   (starts the lab's twins first if it has any)
 ``couponlab demo``                run the main job: a simulated campaign on the twins
+``couponlab samples ...``         query the sample registry (``campaigns``, ``list``, ``show
+                                  ID``; ``--db PATH``, ``--json``): couponlab.samples
 
 Global options: ``--debug`` (full tracebacks on the screen too) and ``--log FILE`` (where the
 log goes: ``<out>/couponlab.log`` for ``demo``, ``runs/couponlab.log`` otherwise). Exit codes
@@ -33,6 +35,8 @@ import numpy as np
 from couponlab.errors import CouponlabError, InputError
 from couponlab.failure import cleanup_failures, lab_state, one_line, root_cause
 from couponlab.labfile import LabFile, LabFileError, load_lab
+from couponlab.samples import RegistryError
+from couponlab.samples import _command as samples_command
 
 
 class ExitCode(IntEnum):
@@ -236,6 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--lab", default="sim", help="lab file with twins (default: bundled)")
     demo.add_argument("--out", default="runs", help="folder for the run documents")
     demo.set_defaults(func=_cmd_demo)
+
+    samples_command.add_parser(sub)
     return p
 
 
@@ -305,8 +311,8 @@ def _report(exc: BaseException, code: ExitCode, path: Path, debug: bool) -> None
         print(f"couponlab: {one_line(exc)}", file=sys.stderr)
     for line in cleanup_failures(exc):
         print(f"  clean-up: {line}", file=sys.stderr)
-    if isinstance(root_cause(exc), LabFileError):
-        return  # the one line names the file, the device and the key: nothing more to see
+    if isinstance(root_cause(exc), LabFileError | RegistryError):
+        return  # the one line names the file and what was refused: nothing more to see
     if code == ExitCode.INTERNAL or not debug:
         print(
             f"  full traceback: {path}" + ("" if debug else " (or run with --debug)"),

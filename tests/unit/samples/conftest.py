@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from couponlab.samples import SampleRegistry
 
 SPEC = {"lab": "sim", "coupons": [{"system": "Ni-Cr"}, {"system": "Ni-Al"}]}
+
+
+@pytest.fixture
+def spec() -> dict[str, Any]:
+    """The spec the ``reg`` fixture's campaign K1 was started with."""
+    return {**SPEC}
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import pytest
 
 from couponlab.errors import InputError, OutOfLimitsError, RegistryError
 from couponlab.samples import SampleRegistry
-from tests.unit.samples.conftest import SPEC
 
 
 def _everything(reg: SampleRegistry) -> dict[str, Any]:
@@ -40,18 +39,22 @@ def test_numpy_values_in_attributes_are_stored_as_numbers(reg: SampleRegistry) -
     assert reg.genealogy("K1-C02")["attributes"] == {"p": 0.5, "n": 3}
 
 
-def test_start_campaign_is_idempotent_for_the_same_spec(reg: SampleRegistry) -> None:
-    reg.start_campaign("K1", dict(reversed(list(SPEC.items()))))  # key order does not matter
+def test_start_campaign_is_idempotent_for_the_same_spec(
+    reg: SampleRegistry, spec: dict[str, Any]
+) -> None:
+    reg.start_campaign("K1", dict(reversed(list(spec.items()))))  # key order does not matter
     assert [c["id"] for c in reg.campaigns()] == ["K1"]
-    assert reg.campaign_spec("K1") == SPEC
+    assert reg.campaign_spec("K1") == spec
 
 
-def test_a_different_spec_under_an_existing_campaign_id_is_refused(reg: SampleRegistry) -> None:
+def test_a_different_spec_under_an_existing_campaign_id_is_refused(
+    reg: SampleRegistry, spec: dict[str, Any]
+) -> None:
     with pytest.raises(
         RegistryError, match=r"'K1' exists with another spec \(differs in \['lab'\]"
     ):
-        reg.start_campaign("K1", {**SPEC, "lab": "real"})
-    assert reg.campaign_spec("K1") == SPEC
+        reg.start_campaign("K1", {**spec, "lab": "real"})
+    assert reg.campaign_spec("K1") == spec
 
 
 def test_a_specimen_belongs_to_its_parents_campaign(reg: SampleRegistry) -> None:
