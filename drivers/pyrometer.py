@@ -23,10 +23,15 @@ from ophyd_async.core import (
     StandardReadable,
     StandardReadableFormat,
     soft_signal_r_and_setter,
-    soft_signal_rw,
 )
 
-from couponlab.drivers._scpi_device import ScpiConnector
+from couponlab.drivers._scpi_device import (
+    Scpi,
+    ScpiBinding,
+    ScpiConnector,
+    ScpiSignalRW,
+    scpi_signal,
+)
 from couponlab.errors import ProtocolError
 from couponlab.interfaces import LabDevice
 from couponlab.lab_settings import DeviceLimits, DeviceSettings, quantity
@@ -39,10 +44,13 @@ OVERRANGE = 9.0e37
 """Readings at or above this are the instrument's "no valid temperature"."""
 STATUS = {0: "ok", 1: "under range", 2: "over range", 3: "low signal"}
 """The status flag of ``MEAS:ALL?``."""
-SLOPE = ValueSpec(unit="", low=0.8, high=1.2)
+SLOPE_RANGE, EMISSIVITY_RANGE = (0.8, 1.2), (0.05, 1.0)
+SLOPE = ValueSpec(unit="", low=SLOPE_RANGE[0], high=SLOPE_RANGE[1])
 """Emissivity slope ε(λ1)/ε(λ2) the instrument accepts."""
-EMISSIVITY = ValueSpec(unit="", low=0.05, high=1.0)
+EMISSIVITY = ValueSpec(unit="", low=EMISSIVITY_RANGE[0], high=EMISSIVITY_RANGE[1])
 """Single-colour emissivity the instrument accepts."""
+_SLOPE_SIGNAL = Scpi("CONF:SLOP?", "CONF:SLOP", limits="emissivity_slope", fmt="{:.4f}")
+_EPS_SIGNAL = Scpi("CONF:EMIS?", "CONF:EMIS", limits="emissivity", fmt="{:.4f}")
 
 
 @runtime_checkable
@@ -118,14 +126,21 @@ class ScpiRatioPyrometer(StandardReadable):
                 float, math.nan, units="%", precision=2
             )
             self.status, self._set_status = soft_signal_r_and_setter(str, "")
+        # the two settings are declarative SCPI signals: signal.set(), the set_ methods
+        # and connect all write through the same check (unit, range, a typed error)
+        self._binding = ScpiBinding(
+            self.client,
+            limits={"emissivity_slope": SLOPE_RANGE, "emissivity": EMISSIVITY_RANGE},
+        )
         with self.add_children_as_readables(StandardReadableFormat.CONFIG_SIGNAL):
-            self.emissivity_slope = soft_signal_rw(
-                float, self._slope, units="", getter=self._get_slope, setter=self._put_slope
-            )
-            self.emissivity = soft_signal_rw(
-                float, self._emissivity, units="", getter=self._get_eps, setter=self._put_eps
-            )
+            self.emissivity_slope = self._setting(_SLOPE_SIGNAL, "emissivity_slope")
+            self.emissivity = self._setting(_EPS_SIGNAL, "emissivity")
         super().__init__(name=name, connector=ScpiConnector(self.client, self._on_connect))
+
+    def _setting(self, spec: Scpi, what: str) -> ScpiSignalRW[float]:
+        signal = scpi_signal(float, self._binding, spec, what)
+        assert isinstance(signal, ScpiSignalRW)  # the declaration has a command
+        return signal
 
     @classmethod
     def from_lab_entry(cls, entry: DeviceEntry) -> ScpiRatioPyrometer:
@@ -150,37 +165,21 @@ class ScpiRatioPyrometer(StandardReadable):
         low, high = await self.client.query_floats("SENS:RANG?", 2)
         self._range_c = (low, high)
         await self.client.command("UNIT:TEMP C")
-        await self._put_slope(self._slope)
-        await self._put_eps(self._emissivity)
+        await self.emissivity_slope.set(self._slope)
+        await self.emissivity.set(self._emissivity)
 
     def range_c(self) -> tuple[float, float]:
         """Return the measuring range read at connect, degC (NaN before connect)."""
         return self._range_c
 
-    async def _get_slope(self) -> float:
-        (value,) = await self.client.query_floats("CONF:SLOP?", 1)
-        return value
-
-    async def _put_slope(self, value: Any) -> None:
-        slope = SLOPE.check(value, device=self.name, what="emissivity_slope")
-        await self.client.command(f"CONF:SLOP {slope:.4f}")
-
     async def set_emissivity_slope(self, value: Any) -> None:
         """Set ε(λ1)/ε(λ2) of the target (0.8..1.2; a number, a string or a dimensionless
-        quantity). ``emissivity_slope.set(x)`` does the same for a number."""
-        await self._put_slope(value)
+        quantity). ``emissivity_slope.set(x)`` does the same."""
+        await self.emissivity_slope.set(value)
 
     async def set_emissivity(self, value: Any) -> None:
         """Set the single-colour emissivity (0.05..1; a number, string or quantity)."""
-        await self._put_eps(value)
-
-    async def _get_eps(self) -> float:
-        (value,) = await self.client.query_floats("CONF:EMIS?", 1)
-        return value
-
-    async def _put_eps(self, value: Any) -> None:
-        eps = EMISSIVITY.check(value, device=self.name, what="emissivity")
-        await self.client.command(f"CONF:EMIS {eps:.4f}")
+        await self.emissivity.set(value)
 
     # -- measuring ----------------------------------------------------------------------
     @AsyncStatus.wrap

@@ -233,9 +233,10 @@ async def test_bad_slopes_are_refused_before_a_byte_is_sent(pyro: ScpiRatioPyrom
     for value, error in BAD_SLOPES:
         with pytest.raises(error, match="pyro1"):
             await pyro.set_emissivity_slope(value)
-        if isinstance(value, float):  # the signal takes numbers, checked the same way
-            with pytest.raises(error, match="pyro1"):
-                await pyro.emissivity_slope.set(value)
+        with pytest.raises(error, match="pyro1"):  # the signal: the same check
+            await pyro.emissivity_slope.set(value)
+        with pytest.raises(error, match="pyro1"):  # the same range rule, its own limits
+            await pyro.emissivity.set(value if value != 0.5 else 1.5)
     assert pyro.client.bytes_written == sent
 
 
