@@ -8,6 +8,7 @@ a declaration of the furnace's nodes (filled by the OPC UA connector of
 from couponlab.drivers.furnace._states import FurnaceState, ProgramState
 from couponlab.drivers.furnace.gradient_furnace import (
     NAMESPACE_URI,
+    CarrierSlot,
     FurnaceCarrier,
     FurnaceClock,
     FurnaceIdentity,
@@ -21,6 +22,7 @@ from couponlab.transports import OpcUaConnection, OpcUaStatusError
 
 __all__ = [
     "NAMESPACE_URI",
+    "CarrierSlot",
     "FurnaceCarrier",
     "FurnaceClock",
     "FurnaceIdentity",

@@ -22,12 +22,16 @@ class FurnaceSettings(DeviceSettings):
         OPC UA namespace of the furnace's nodes (None: the driver's default).
     watchdog_s
         Communication watchdog armed at connect, s (0 = off, the default; 10 suggested).
+    carrier_slots
+        Slots of the coupon carrier the instrument must have (1..16; checked at connect):
+        coupons side by side across the carrier, all at one offset along the tube.
     """
 
     zones: Annotated[StrictInt, Field(ge=1, le=32)] = 8
     poll_period_s: Annotated[float, quantity("s", ge=0.005, le=5.0)] = 0.05
     namespace_uri: str | None = None
     watchdog_s: Watchdog = 0.0
+    carrier_slots: Annotated[StrictInt, Field(ge=1, le=16)] = 1
 
 
 class FurnaceLabLimits(DeviceLimits):

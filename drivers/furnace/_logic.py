@@ -23,6 +23,7 @@ from couponlab.drivers.furnace._validation import (
     program_plan,
 )
 from couponlab.errors import (
+    InputError,
     InstrumentError,
     InstrumentTimeoutError,
     InterlockTrippedError,
@@ -100,6 +101,7 @@ class FurnaceLogic:
             max_temperature_c=min(float(max_t), f.lab_max_temperature_c),
             min_temperature_c=max(0.0, setpoint_range[0]) if setpoint_range else 0.0,
             max_ramp_rate_k_per_min=rate_range[1] if rate_range else None,
+            carrier_slots=f.num_slots,
         )
         if cache:
             self.limits_cache = limits
@@ -201,10 +203,32 @@ class FurnaceLogic:
             await self.pause(f.poll_period, stops)
 
     async def place(self, p: CouponPlacement, limits: FurnaceLimits) -> None:
-        """Put a coupon on the carrier (both values checked before either is written)."""
-        coupon_id, offset = placement(p, limits)
-        await self.furnace.carrier.offset.set(offset)
-        await self.furnace.carrier.coupon_id.set(coupon_id)
+        """Put a coupon in a carrier slot, or empty the slot (every value checked before any
+        is written; emptying a slot leaves the carrier's offset as it is).
+
+        Raises
+        ------
+        InputError
+            Another slot holds a coupon and the offset differs from the carrier's: the
+            coupons share one offset, and moving the carrier would move them too.
+        """
+        coupon_id, offset, slot = placement(p, limits)
+        f = self.furnace
+        if coupon_id:
+            keys = [k for k in f.slots if k != slot]
+            current, *ids = await f.opcua.read(
+                f.carrier.offset, *(f.slots[k].coupon_id for k in keys)
+            )
+            occupied = [k for k, cid in zip(keys, ids, strict=True) if cid]
+            if occupied and abs(float(current) - offset) > 1e-6:
+                raise InputError(
+                    self.name,
+                    f"coupon offset {offset:g} mm: slot(s) {occupied} hold coupons at the "
+                    f"carrier's offset {float(current):g} mm (one offset for every slot)",
+                )
+            if abs(float(current) - offset) > 1e-9:
+                await f.carrier.offset.set(offset)
+        await f.slots[slot].coupon_id.set(coupon_id)
 
     async def wait_until(self, sim_time: QuantityLike) -> None:
         """Return when the instrument clock reads at least ``sim_time`` s."""

@@ -68,6 +68,8 @@ class FurnaceLimits:
         Most segments ``Program.Load`` accepts (64 by the contract).
     max_dwell_s
         Longest dwell of one segment, s (1e7 by the contract).
+    carrier_slots
+        Slots of the coupon carrier (1 .. 16).
     """
 
     device: str
@@ -78,6 +80,7 @@ class FurnaceLimits:
     max_ramp_rate_k_per_min: float | None = None
     max_segments: int = MAX_SEGMENTS
     max_dwell_s: float = MAX_DWELL_S
+    carrier_slots: int = 1
 
     @property
     def zones(self) -> int:
@@ -249,15 +252,20 @@ def program_plan(
     )
 
 
-def placement(p: CouponPlacement, limits: FurnaceLimits) -> tuple[str, float]:
-    """Validate a :class:`CouponPlacement`; return (coupon id, offset in mm)."""
+def placement(p: CouponPlacement, limits: FurnaceLimits) -> tuple[str, float, int]:
+    """Validate a :class:`CouponPlacement`; return (coupon id, offset in mm, slot 1..N)."""
     dev = limits.device
     if not isinstance(p, CouponPlacement):
         raise InputError(dev, f"{p!r} is not a CouponPlacement")
     coupon_id: str = COUPON_ID.check(p.coupon_id, device=dev, what="coupon id")
     offset_spec = POSITION.capped(high=limits.tube_length_mm)
     offset: float = offset_spec.check(p.offset, device=dev, what="coupon offset")
-    return coupon_id, offset
+    slot = p.slot
+    if isinstance(slot, bool) or not isinstance(slot, int):
+        raise InputError(dev, f"carrier slot {slot!r} is not an integer")
+    if not 1 <= slot <= limits.carrier_slots:
+        raise OutOfLimitsError(dev, "carrier slot", str(slot), "1", str(limits.carrier_slots))
+    return coupon_id, offset, slot
 
 
 def lab_max_temperature(value: QuantityLike | None, device: str) -> float:

@@ -170,11 +170,25 @@ class FurnaceWatchdog(OpcUaDevice):
 
 
 class FurnaceCarrier(StandardReadable, OpcUaDevice):
-    """``Furnace.Carrier``: the coupon on the carrier and its offset along the tube."""
+    """``Furnace.Carrier``: its offset along the tube, its slot count and slot 1's coupon.
 
-    coupon_id: A[OpcUaRW[str], Node("CouponId", COUPON_ID), Format.CONFIG_SIGNAL]
+    Each slot's coupon is the furnace's ``slots[k].coupon_id`` (``Carrier.Slot<k>.CouponId``);
+    ``coupon_id`` is slot 1's (``Carrier.CouponId``, the same variable).
+    """
+
+    coupon_id: A[OpcUaRW[str], Node("CouponId", COUPON_ID)]
+    """Coupon in slot 1 ("" = empty)."""
     offset: A[OpcUaRW[float], Node("Offset", POSITION), Format.CONFIG_SIGNAL]
-    """Position of the coupon's start along the tube, mm (0 .. TubeLength)."""
+    """Position of the coupons' start along the tube, mm (0 .. TubeLength), every slot."""
+    num_slots: A[OpcUaR[int], Node("NumSlots"), Format.CONFIG_SIGNAL]
+    """Number of carrier slots N (1 .. 16)."""
+
+
+class CarrierSlot(StandardReadable, OpcUaDevice):
+    """``Furnace.Carrier.Slot<k>``: the coupon in one carrier slot."""
+
+    coupon_id: A[OpcUaRW[str], Node("CouponId", COUPON_ID)]
+    """Coupon in the slot ("" = empty)."""
 
 
 class FurnaceClock(StandardReadable, OpcUaDevice):
@@ -237,6 +251,7 @@ class FurnaceMock(DeviceMock[Device]):
             (device.setpoint_profile, np.full(n, 25.0)),
             (device.program.state, ProgramState.IDLE),
             (device.program.segment, -1),
+            (device.carrier.num_slots, device.num_slots),
             (device.interlock.limit, 1225.0),
             (device.clock.speed_up, 1.0),
             (device.identity.manufacturer, "couponlab"),
@@ -265,7 +280,8 @@ class OpcUaGradientFurnace(StandardReadable, OpcUaDevice):
     ``read()`` gives the whole profile (``profile``, degC, one array, ONE request), the
     setpoint profile (degC) and the instrument clock (s). Configuration: identity, zone
     count and positions (mm), tube length (mm), MaxTemperature (degC), ramp rate (K/min),
-    interlock limit (degC), coupon id and offset (mm), clock speed-up.
+    interlock limit (degC), carrier offset (mm), slot count and each slot's coupon id,
+    clock speed-up.
 
     Parameters
     ----------
@@ -293,6 +309,9 @@ class OpcUaGradientFurnace(StandardReadable, OpcUaDevice):
         every quarter of it. 10 s suits a lab.
     max_wait
         Longest wait for the instrument clock, s of instrument time (> 0; 1e7 s = 116 d).
+    carrier_slots
+        Number of carrier slots N expected (checked against ``Carrier.NumSlots`` at connect;
+        1 .. 16).
     """
 
     profile: A[OpcUaR[Float64Array], Node("Profile", units="degC"), Format.HINTED_UNCACHED_SIGNAL]
@@ -345,6 +364,7 @@ class OpcUaGradientFurnace(StandardReadable, OpcUaDevice):
         backoff: Backoff | None = None,
         watchdog: float = 0.0,
         max_wait: float = 1e7,
+        carrier_slots: int = 1,
     ) -> None:
         label = name or "furnace"
         if not (math.isfinite(max_wait) and max_wait > 0):
@@ -353,6 +373,14 @@ class OpcUaGradientFurnace(StandardReadable, OpcUaDevice):
             raise InputError(label, f"watchdog = {watchdog} s must be in [0, 3600] (0 = off)")
         if isinstance(zones, bool) or not isinstance(zones, int) or not 1 <= zones <= 32:
             raise InputError(label, f"zones = {zones!r} must be an integer in [1, 32]")
+        if (
+            isinstance(carrier_slots, bool)
+            or not isinstance(carrier_slots, int)
+            or not 1 <= carrier_slots <= 16
+        ):
+            raise InputError(
+                label, f"carrier_slots = {carrier_slots!r} must be an integer in [1, 16]"
+            )
         if not 0.005 <= poll_period <= 5.0:
             raise InputError(label, f"poll_period = {poll_period} s must be in [0.005, 5]")
         self.address = address
@@ -382,7 +410,17 @@ class OpcUaGradientFurnace(StandardReadable, OpcUaDevice):
                 for i in range(1, zones + 1)
             }
         )
+        self.num_slots = carrier_slots
+        """The number of carrier slots N."""
+        self.slots: DeviceVector[CarrierSlot] = DeviceVector(
+            {
+                k: CarrierSlot(connector=self.opcua.child(f"Carrier.Slot{k}."))
+                for k in range(1, carrier_slots + 1)
+            }
+        )
+        """Carrier slot k (1..N): ``slots[k].coupon_id``."""
         super().__init__(name=name, connector=self.opcua)
+        self.add_readables([slot.coupon_id for slot in self.slots.values()], Format.CONFIG_SIGNAL)
         self.clock.waiter = self.wait_until
 
     # -- construction ----------------------------------------------------------------------
@@ -391,8 +429,8 @@ class OpcUaGradientFurnace(StandardReadable, OpcUaDevice):
         """Build the device of a lab-file entry.
 
         :class:`FurnaceSettings` (``zones``, ``timeout_s``, ``poll_period_s``,
-        ``namespace_uri``, ``watchdog_s``) and :class:`FurnaceLabLimits` (``max_temperature``)
-        refuse unknown keys.
+        ``namespace_uri``, ``watchdog_s``, ``carrier_slots``) and :class:`FurnaceLabLimits`
+        (``max_temperature``) refuse unknown keys.
         """
         s = FurnaceSettings.of(entry)
         return cls(
@@ -404,6 +442,7 @@ class OpcUaGradientFurnace(StandardReadable, OpcUaDevice):
             namespace_uri=s.namespace_uri or NAMESPACE_URI,
             watchdog=s.watchdog_s,
             max_temperature=FurnaceLabLimits.of(entry).max_temperature,
+            carrier_slots=s.carrier_slots,
         )
 
     async def connect(
@@ -412,13 +451,14 @@ class OpcUaGradientFurnace(StandardReadable, OpcUaDevice):
         timeout: float = DEFAULT_TIMEOUT,
         force_reconnect: bool = False,
     ) -> None:
-        """Connect every signal over one client (or in mock mode) and check the zone count.
+        """Connect every signal over one client (or in mock mode); check the zone and slot
+        counts.
 
         Raises
         ------
         ProtocolError
-            The server has another number of zones, or a node's unit differs from the one
-            this driver expects.
+            The server has another number of zones or carrier slots, or a node's unit
+            differs from the one this driver expects.
         """
         self.logic.limits_cache = None
         self.mocked = bool(mock)
@@ -434,10 +474,15 @@ class OpcUaGradientFurnace(StandardReadable, OpcUaDevice):
     async def _connect_real(self, timeout: float, force_reconnect: bool) -> None:
         await self.connection.connect()  # (re)opens the client, also after disconnect()
         await super().connect(timeout=timeout, force_reconnect=force_reconnect)
-        n = await self.zone_count.get_value()
+        n, slots = await self.opcua.read(self.zone_count, self.carrier.num_slots)
         if n != self.num_zones:
             raise ProtocolError(
                 self.name, f"instrument has {n} zones; the lab file says {self.num_zones}"
+            )
+        if slots != self.num_slots:
+            raise ProtocolError(
+                self.name,
+                f"instrument's carrier has {slots} slots; the lab file says {self.num_slots}",
             )
         if self.watchdog_s > 0:
             await self.watchdog.timeout.set(self.watchdog_s)
@@ -556,7 +601,7 @@ class OpcUaGradientFurnace(StandardReadable, OpcUaDevice):
         - :class:`GradientSetpoint`: ramp to the gradient; done when every zone is within
           tolerance of its setpoint.
         - :class:`FurnaceProgram`: load and start the program; done when it completes.
-        - :class:`CouponPlacement`: put a coupon on the carrier.
+        - :class:`CouponPlacement`: put a coupon in a carrier slot (or empty it).
 
         Input is validated (units, limits, shape) before anything is written; a refusal
         fails the status with an :class:`~couponlab.errors.InputError`.
@@ -662,6 +707,7 @@ class OpcUaGradientFurnace(StandardReadable, OpcUaDevice):
 
 __all__ = [
     "NAMESPACE_URI",
+    "CarrierSlot",
     "FurnaceCarrier",
     "FurnaceClock",
     "FurnaceIdentity",

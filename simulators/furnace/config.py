@@ -26,6 +26,9 @@ class FurnaceConfig(BaseModel):
     """Number of heated zones N (1..32)."""
     length_mm: float = Field(default=300.0, gt=0, le=5000)
     """Heated length of the tube, mm; zone i's thermocouple sits at (i + 0.5) * length / N."""
+    carrier_slots: int = Field(default=1, ge=1, le=16)
+    """Slots of the coupon carrier (1..16): coupons side by side across the carrier, all at
+    the carrier's one offset along the tube (so all see the same gradient)."""
     end_decay_mm: float = Field(default=20.0, gt=0)
     """Length over which the field decays to ambient outside the heated length, mm."""
 

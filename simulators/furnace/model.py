@@ -128,8 +128,9 @@ class FurnaceModel:
         self.watchdog_expired = False
         """Latched when the watchdog put the furnace in standby (cleared by a reset)."""
         self.watchdog_reason = ""
-        # carrier
-        self.coupon_id = ""
+        # carrier: slot k (1-based) holds slots[k - 1] ("" = empty), all at one offset
+        self.slots: list[str] = [""] * cfg.carrier_slots
+        """Coupon id in each carrier slot, slot 1 first ("" = empty)."""
         self.offset_mm = 0.0
         # thermal constants
         self._g_loss: FloatArray = np.full(n, cfg.loss_w_per_k)
@@ -158,9 +159,10 @@ class FurnaceModel:
         if self._proc is not None and self._proc.is_alive:
             self._proc.interrupt("stop")
         self._proc = None
-        if self.coupon_id:
-            self.world.place(self.coupon_id, None)
-            self.coupon_id = ""
+        for k, coupon_id in enumerate(self.slots):
+            if coupon_id and coupon_id in self.world.coupons:
+                self.world.place(coupon_id, None)
+            self.slots[k] = ""
         if self.world.instruments.get(self.name) is self:
             self.world.unregister_instrument(self.name)
 
@@ -493,26 +495,48 @@ class FurnaceModel:
         self.tripped = False
         self.trip_reason = ""
 
+    @property
+    def coupon_id(self) -> str:
+        """Return the coupon in slot 1 ("" = empty)."""
+        return self.slots[0]
+
     @_mutates
-    def set_coupon(self, coupon_id: str) -> None:
-        """Place the world's coupon ``coupon_id`` on the carrier ("" empties the carrier)."""
+    def set_coupon(self, coupon_id: str, slot: int = 1) -> None:
+        """Place the world's coupon ``coupon_id`` in carrier slot ``slot`` (1..carrier_slots;
+        "" empties the slot).
+
+        Refused (``BadNotFound``) for a coupon the world does not have, (``BadOutOfRange``)
+        for a slot the carrier does not have, and (``BadInvalidState``) for a coupon that
+        already sits in another slot (one coupon is in one place). Placing a slot's own coupon
+        again changes nothing.
+        """
+        if not 1 <= slot <= len(self.slots):
+            raise _out_of_range(f"slot must be in [1, {len(self.slots)}]")
         if coupon_id and coupon_id not in self.world.coupons:
             raise CommandRefusedError("BadNotFound", f"no coupon {coupon_id!r} in the world")
-        if self.coupon_id and self.coupon_id in self.world.coupons:
-            self.world.place(self.coupon_id, None)
-        self.coupon_id = coupon_id
+        if coupon_id and coupon_id in self.slots and self.slots[slot - 1] != coupon_id:
+            other = self.slots.index(coupon_id) + 1
+            raise CommandRefusedError(
+                "BadInvalidState", f"coupon {coupon_id!r} is already in slot {other}"
+            )
+        current = self.slots[slot - 1]
+        if current and current != coupon_id and current in self.world.coupons:
+            self.world.place(current, None)
+        self.slots[slot - 1] = coupon_id
         if coupon_id:
             self.world.place(coupon_id, self, self.name, self.offset_mm)
 
     @_mutates
     def set_offset(self, offset_mm: float) -> None:
-        """Move the coupon's start to ``offset_mm`` along the tube (0..length_mm)."""
+        """Move the carrier (every slot's coupon start) to ``offset_mm`` along the tube
+        (0..length_mm)."""
         top = self.config.length_mm
         if not (math.isfinite(offset_mm) and 0 <= offset_mm <= top):
             raise _out_of_range(f"offset must be in [0, {top}] mm")
         self.offset_mm = float(offset_mm)
-        if self.coupon_id:
-            self.world.place(self.coupon_id, self, self.name, self.offset_mm)
+        for coupon_id in self.slots:
+            if coupon_id:
+                self.world.place(coupon_id, self, self.name, self.offset_mm)
 
     # -- fault injection (tests) -------------------------------------------------------------
     def _zone(self, zone: int) -> int:

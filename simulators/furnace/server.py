@@ -468,6 +468,16 @@ class FurnaceServer:
             _V.String,
             write=lambda v: m.set_coupon(_scalar(v, _V.String) or ""),
         )
+        await self._var(carrier, "Furnace.Carrier.NumSlots", lambda: len(m.slots), _V.Int32)
+        for k in range(1, len(m.slots) + 1):
+            slot = await self._obj(carrier, f"Furnace.Carrier.Slot{k}")
+            await self._var(
+                slot,
+                f"Furnace.Carrier.Slot{k}.CouponId",
+                _slot(m, k),
+                _V.String,
+                write=functools.partial(_write_slot, m, k),
+            )
         await self._var(
             carrier,
             "Furnace.Carrier.Offset",
@@ -580,6 +590,17 @@ class FurnaceServer:
 
 def _write_zone_setpoint(model: FurnaceModel, i: int, variant: ua.Variant) -> None:
     model.set_setpoint(i, _scalar(variant, _V.Double))
+
+
+def _write_slot(model: FurnaceModel, slot: int, variant: ua.Variant) -> None:
+    model.set_coupon(_scalar(variant, _V.String) or "", slot)
+
+
+def _slot(model: FurnaceModel, slot: int) -> Getter:
+    def get() -> str:
+        return model.slots[slot - 1]
+
+    return get
 
 
 def _item(model: FurnaceModel, attr: str, i: int) -> Getter:

@@ -47,14 +47,18 @@ def _host_port(address: str) -> tuple[str, int]:
 
 
 async def start_twin(world: World, entry: DeviceEntry) -> FurnaceTwin:
-    """Start a furnace twin for a lab entry (``twin_config`` -> :class:`FurnaceConfig`).
+    """Start a furnace twin for a lab entry (``twin_config`` -> :class:`FurnaceConfig`;
+    its ``carrier_slots`` defaults to the entry's ``settings.carrier_slots``).
 
     Binds the host and port of ``entry.address`` (0 picks a free port);
     :func:`~couponlab.simulators.lab_twins.start_lab_twins` sets that host to its bind host
     (127.0.0.1 unless ``couponlab twin serve --bind``). The returned twin's ``address`` has
     the real port.
     """
-    config = FurnaceConfig.from_twin_config(entry.twin_config)
+    twin_config = dict(entry.twin_config)
+    if "carrier_slots" in entry.settings:  # the instrument the lab file describes
+        twin_config.setdefault("carrier_slots", entry.settings["carrier_slots"])
+    config = FurnaceConfig.from_twin_config(twin_config)
     host, port = _host_port(entry.address)
     model = FurnaceModel(world, config, entry.name)
     model.start()

@@ -135,19 +135,26 @@ class FurnaceProgram:
 
 @dataclass(frozen=True)
 class CouponPlacement:
-    """Put a coupon on the furnace's carrier.
+    """Put a coupon in a slot of the furnace's carrier (or empty the slot).
+
+    The carrier holds ``carrier_slots`` coupons side by side across it, all at the carrier's
+    one offset along the tube, so every coupon on it sees the same gradient.
 
     Attributes
     ----------
     coupon_id
-        Id of the coupon (``""`` empties the carrier). On a twin it names a coupon of the
-        shared world; on hardware it is recorded for the data.
+        Id of the coupon (``""`` empties the slot, leaving the carrier where it is). On a
+        twin it names a coupon of the shared world; on hardware it is recorded for the data.
     offset
-        Position of the coupon's start along the tube, mm (0 .. tube length).
+        Position of the coupons' start along the tube, mm (0 .. tube length). It moves the
+        whole carrier: refused while another slot holds a coupon at a different offset.
+    slot
+        Carrier slot, 1 .. the furnace's ``carrier_slots`` (default 1).
     """
 
     coupon_id: str
     offset: QuantityLike = 0.0
+    slot: int = 1
 
 
 FurnaceRequest: TypeAlias = GradientSetpoint | FurnaceProgram | CouponPlacement

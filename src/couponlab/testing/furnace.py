@@ -457,8 +457,10 @@ def furnace_lab(
     max_temperature: str = "1150 degC",
     twin_config: dict[str, Any] | None = None,
     name: str = "furnace1",
+    carrier_slots: int = 1,
 ) -> LabFile:
-    """Return a lab with one gradient-furnace twin on ``opc.tcp://127.0.0.1:0`` (free port)."""
+    """Return a lab with one gradient-furnace twin on ``opc.tcp://127.0.0.1:0`` (free port),
+    ``zones`` zones and ``carrier_slots`` carrier slots (the lab setting; the twin follows it)."""
     entry = DeviceEntry(
         name=name,
         family="gradient_furnace",
@@ -466,7 +468,7 @@ def furnace_lab(
         address="opc.tcp://127.0.0.1:0",
         twin=True,
         limits={"max_temperature": max_temperature},
-        settings={"zones": zones},
+        settings={"zones": zones, "carrier_slots": carrier_slots},
         twin_config={"zones": zones, **(twin_config or {})},
     )
     return LabFile(name="furnace-lab", world={"speedup": speedup, "seed": seed}, devices=[entry])

@@ -60,7 +60,8 @@ async def furnace() -> OpcUaGradientFurnace:
 
 def _no_writes(f: OpcUaGradientFurnace) -> None:
     """Assert nothing was written to the furnace and no method was called."""
-    for sig in (f.setpoint_profile, f.ramp_rate, f.carrier.offset, f.carrier.coupon_id):
+    slots = [slot.coupon_id for slot in f.slots.values()]
+    for sig in (f.setpoint_profile, f.ramp_rate, f.carrier.offset, f.carrier.coupon_id, *slots):
         get_mock_put(sig).assert_not_called()
     for zone in f.zones.values():
         get_mock_put(zone.setpoint).assert_not_called()
@@ -448,9 +449,50 @@ async def test_unknown_request_is_refused(furnace: OpcUaGradientFurnace) -> None
 async def test_load_coupon_writes_offset_then_id(furnace: OpcUaGradientFurnace) -> None:
     order: list[str] = []
     callback_on_mock_put(furnace.carrier.offset, lambda v: order.append(f"offset={v}"))
-    callback_on_mock_put(furnace.carrier.coupon_id, lambda v: order.append(f"id={v}"))
+    callback_on_mock_put(furnace.slots[1].coupon_id, lambda v: order.append(f"id={v}"))
     await furnace.load_coupon("C-017", "2 cm")
     assert order == ["offset=20.0", "id=C-017"]
+    await furnace.set(CouponPlacement("", 0.0))  # emptying a slot leaves the carrier where it is
+    assert order == ["offset=20.0", "id=C-017", "id="]
+
+
+@pytest.fixture
+async def carrier4() -> OpcUaGradientFurnace:
+    async with init_devices(mock=True):
+        furnace = OpcUaGradientFurnace("opc.tcp://127.0.0.1:4840", carrier_slots=4)
+    return furnace
+
+
+async def test_coupons_go_side_by_side_at_one_offset(carrier4: OpcUaGradientFurnace) -> None:
+    f = carrier4
+    assert await f.carrier.num_slots.get_value() == 4
+    await f.set(CouponPlacement("C-1", 40.0, slot=1))
+    await f.set(CouponPlacement("C-3", 40.0, slot=3))
+    assert [await s.coupon_id.get_value() for s in f.slots.values()] == ["C-1", "", "C-3", ""]
+    config = await f.read_configuration()
+    assert config["furnace-slots-3-coupon_id"]["value"] == "C-3"
+    # another offset would move C-1 and C-3 along the gradient: refused, nothing written
+    get_mock_put(f.carrier.offset).reset_mock()
+    with pytest.raises(InputError, match=r"slot\(s\) \[1, 3\].*one offset"):
+        await f.set(CouponPlacement("C-2", 50.0, slot=2))
+    get_mock_put(f.carrier.offset).assert_not_called()
+    get_mock_put(f.slots[2].coupon_id).assert_not_called()
+
+
+@pytest.mark.parametrize("slot", [0, 5, -1, True, 1.0, "2"])
+async def test_a_slot_the_carrier_lacks_is_refused(
+    carrier4: OpcUaGradientFurnace, slot: Any
+) -> None:
+    with pytest.raises(InputError, match="carrier slot"):
+        await carrier4.set(CouponPlacement("C-1", 40.0, slot=slot))
+    _no_writes(carrier4)
+
+
+def test_carrier_slots_come_from_the_lab_entry() -> None:
+    entry = _entry(settings={"carrier_slots": 3})
+    assert OpcUaGradientFurnace.from_lab_entry(entry).num_slots == 3
+    with pytest.raises(InputError, match="carrier_slots"):
+        OpcUaGradientFurnace("opc.tcp://127.0.0.1:4840", carrier_slots=17)
 
 
 @pytest.mark.parametrize(

@@ -438,3 +438,32 @@ def test_ramp_feedforward_keeps_the_zones_on_a_feasible_ramp(
     assert worst < bound, worst  # with feed-forward within 1 K all along a 10 K/min ramp
     if feedforward == 0.0:
         assert worst > 2.0  # a PI loop alone lags a ramp: the feed-forward is what helps
+
+
+def test_carrier_slots_hold_coupons_side_by_side_at_one_offset() -> None:
+    world, model = furnace(carrier_slots=3)
+    coupons = [world.add_coupon(Coupon(f"C{k}")) for k in (1, 2, 3)]
+    for c in coupons:
+        c.set_composition({"Cr": 0.25, "Ni": 0.75})
+    model.set_offset(120.0)
+    model.set_coupon("C1", 1)
+    model.set_coupon("C3", 3)
+    assert model.slots == ["C1", "", "C3"] and model.coupon_id == "C1"
+    with pytest.raises(CommandRefusedError) as info:
+        model.set_coupon("C1", 2)  # one coupon, one place
+    assert info.value.status == "BadInvalidState" and model.slots == ["C1", "", "C3"]
+    with pytest.raises(CommandRefusedError) as info:
+        model.set_coupon("C2", 4)
+    assert info.value.status == "BadOutOfRange"
+    model.set_coupon("C3", 3)  # again: nothing changes
+    model.set_setpoints(GRADIENT)
+    world.advance(5 * 3600)
+    a, _, c = coupons
+    assert np.array_equal(a.temperature_k(), c.temperature_k())  # the same gradient
+    assert a.exposure_s == c.exposure_s > 0 and coupons[1].exposure_s == 0
+    model.set_offset(100.0)  # the carrier moves every coupon on it
+    assert a.offset_mm == c.offset_mm == 100.0
+    model.set_coupon("", 1)
+    assert a.holder is None and c.holder is model and model.slots == ["", "", "C3"]
+    model.stop()
+    assert c.holder is None and model.slots == ["", "", ""]
