@@ -176,8 +176,8 @@ class FurnaceCarrier(StandardReadable, OpcUaDevice):
     ``coupon_id`` is slot 1's (``Carrier.CouponId``, the same variable).
     """
 
-    coupon_id: A[OpcUaRW[str], Node("CouponId", COUPON_ID)]
-    """Coupon in slot 1 ("" = empty)."""
+    coupon_id: A[OpcUaRW[str], Node("CouponId", COUPON_ID), Format.CONFIG_SIGNAL]
+    """Coupon in slot 1 ("" = empty; in the configuration as before slots existed)."""
     offset: A[OpcUaRW[float], Node("Offset", POSITION), Format.CONFIG_SIGNAL]
     """Position of the coupons' start along the tube, mm (0 .. TubeLength), every slot."""
     num_slots: A[OpcUaR[int], Node("NumSlots"), Format.CONFIG_SIGNAL]
