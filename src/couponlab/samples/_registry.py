@@ -19,7 +19,7 @@ from typing import Any
 
 from couponlab.errors import RegistryError
 from couponlab.samples import _queries
-from couponlab.samples._schema import now, open_database
+from couponlab.samples._schema import BUSY_TIMEOUT_S, now, open_database
 from couponlab.samples._values import (
     ABSOLUTE_ZERO_C,
     check_id,
@@ -57,6 +57,8 @@ class SampleRegistry:
         The SQLite file (created with its folder unless ``create`` is False).
     create
         False: refuse a path where no registry exists (for readers such as the CLI).
+    busy_timeout_s
+        How long a write waits while another process holds the write lock, wall s (> 0).
 
     Use it from any thread (calls are serialised); close it (or use ``with``) when done.
     Refusals raise :class:`~couponlab.errors.RegistryError` (a number out of range:
@@ -67,10 +69,21 @@ class SampleRegistry:
     samples so a campaign can compare the record with the robot's.
     """
 
-    def __init__(self, path: str | Path = DEFAULT_PATH, *, create: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | Path = DEFAULT_PATH,
+        *,
+        create: bool = True,
+        busy_timeout_s: float = BUSY_TIMEOUT_S,
+    ) -> None:
         self._path = Path(path)
         self._where = str(self._path)
-        self._conn: sqlite3.Connection | None = open_database(self._path, create=create)
+        if not busy_timeout_s > 0:
+            raise RegistryError(self._where, f"busy_timeout_s = {busy_timeout_s} must be > 0")
+        self._busy_timeout_s = busy_timeout_s
+        self._conn: sqlite3.Connection | None = open_database(
+            self._path, create=create, busy_timeout_s=busy_timeout_s
+        )
         self._lock = threading.RLock()
         self._step: _OpenStep | None = None
 
@@ -102,8 +115,23 @@ class SampleRegistry:
             raise RegistryError(self._where, "the registry is closed")
         return self._conn
 
+    def _begin(self, conn: sqlite3.Connection, sql: str) -> None:
+        """Begin a write transaction (or a savepoint); refuse when another writer holds the
+        lock for longer than the busy timeout."""
+        try:
+            conn.execute(sql)
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+            raise RegistryError(
+                self._where,
+                f"another writer held the registry's write lock for more than "
+                f"{self._busy_timeout_s:g} s "
+                "(one SampleRegistry per process; nothing was recorded)",
+            ) from exc
+
     def _begin_step_transaction(self, conn: sqlite3.Connection, step: _OpenStep) -> None:
-        conn.execute("BEGIN IMMEDIATE")
+        self._begin(conn, "BEGIN IMMEDIATE")
         if self._completed(conn, step.campaign_id, step.key):
             conn.execute("ROLLBACK")
             raise RegistryError(
@@ -131,7 +159,7 @@ class SampleRegistry:
                 begin, commit, undo = "SAVEPOINT w", "RELEASE w", ("ROLLBACK TO w", "RELEASE w")
             else:
                 begin, commit, undo = "BEGIN IMMEDIATE", "COMMIT", ("ROLLBACK",)
-            conn.execute(begin)
+            self._begin(conn, begin)
             try:
                 yield conn
             except sqlite3.IntegrityError as exc:  # a check above missed it: still refuse

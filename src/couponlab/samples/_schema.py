@@ -139,8 +139,12 @@ def _migrate(conn: sqlite3.Connection, where: str) -> None:
         raise
 
 
-def open_database(path: Path, *, create: bool) -> sqlite3.Connection:
+def open_database(
+    path: Path, *, create: bool, busy_timeout_s: float = BUSY_TIMEOUT_S
+) -> sqlite3.Connection:
     """Open (or create) the registry at ``path``: WAL, foreign keys, busy timeout, migrated.
+
+    ``busy_timeout_s`` (wall s, > 0): how long a write waits for another writer's lock.
 
     The connection is in autocommit mode (``isolation_level=None``): the registry begins and
     ends its transactions itself. It may be used from any thread (the registry serialises).
@@ -152,12 +156,12 @@ def open_database(path: Path, *, create: bool) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         conn = sqlite3.connect(
-            path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
         )
     except sqlite3.Error as exc:
         raise RegistryError(where, f"cannot open the sample registry: {exc}") from exc
     try:
-        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        conn.execute(f"PRAGMA busy_timeout = {max(1, round(busy_timeout_s * 1000))}")
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise RegistryError(where, f"journal mode is {mode!r}; the registry needs 'wal'")

@@ -200,3 +200,16 @@ def test_a_crash_inside_a_step_leaves_nothing_of_it(tmp_path: Path, how: str) ->
         assert check.execute("PRAGMA foreign_key_check").fetchall() == []
     finally:
         check.close()
+
+
+def test_a_second_writer_is_refused_while_a_step_holds_the_lock(
+    reg: SampleRegistry, db: Path
+) -> None:
+    with SampleRegistry(db, busy_timeout_s=0.05) as other:
+        with reg.step("K1", "C01.map"):
+            reg.move("K1-C01", "stage1", step="C01.map")  # the step now holds the write lock
+            with pytest.raises(RegistryError, match=r"write lock for more than 0.05 s"):
+                other.move("K1-C01", "rack.1", step="other")
+            assert other.location("K1-C01") == "build_plate"  # reading never waits
+        other.move("K1-C01", "rack.1", step="other")  # the lock is free again
+        assert reg.location("K1-C01") == "rack.1"
