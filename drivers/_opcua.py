@@ -167,8 +167,14 @@ class OpcUaSignalBackend(SignalBackend[SignalDatatypeT]):
         return f"{self.connection.url}#{self.string_id}"
 
     async def connect(self, timeout: float) -> None:
-        """Connect the shared client, then read the value, units and range (two requests)."""
+        """Connect the shared client, then read the value, units and range (two requests).
+
+        The two requests are bounded by the connect budget ``timeout`` (s), not by the link's
+        reply timeout: a device connects all its signals at once, so the last of a furnace's
+        ~90 connect requests queues behind the others at the server (on a busy machine for
+        longer than one reply may take once connected)."""
         conn = self.connection
+        budget = max(conn.timeout, timeout)
         await conn.connect()
         node = conn.node(self.string_id)
 
@@ -179,7 +185,9 @@ class OpcUaSignalBackend(SignalBackend[SignalDatatypeT]):
             return [(ref.BrowseName.Name, ref.NodeId) for ref in refs]
 
         props = dict(
-            await conn.request(f"browse {self.string_id}", browse_properties, idempotent=True)
+            await conn.request(
+                f"browse {self.string_id}", browse_properties, idempotent=True, timeout=budget
+            )
         )
         ids = [conn.node_id(self.string_id)]
         wanted = [n for n in ("EngineeringUnits", "EURange") if n in props]
@@ -189,7 +197,7 @@ class OpcUaSignalBackend(SignalBackend[SignalDatatypeT]):
             return await client.uaclient.read_attributes(ids, AttributeIds.Value)
 
         values = await conn.request(
-            f"read {self.string_id} and its units", read_all, idempotent=True
+            f"read {self.string_id} and its units", read_all, idempotent=True, timeout=budget
         )
         check_good(conn.device, self._what_read, values[0])
         extra = dict(zip(wanted, values[1:], strict=True))

@@ -58,7 +58,10 @@ def test_curve_and_frame_files_go_to_the_output_folder(
             assert len(f.keys()) > 0
     assert _files(cwd) == set()  # nothing in the working directory
     assert _files(old_default) == before  # nothing in the old temporary folder
-    assert {p.suffix for p in _files(out)} <= {".jsonl", ".h5", ".log"}
+    twins = out / "twins"  # the session's twin process: its lab files and log
+    assert {p.suffix for p in _files(out) - _files(twins)} <= {".jsonl", ".h5"}
+    (folder,) = twins.iterdir()
+    assert {p.name for p in _files(folder)} >= {"lab.yaml", "resolved.yaml", "twin-serve.log"}
 
 
 def test_a_lab_files_data_dir_wins_and_only_file_writers_get_one(tmp_path: Path) -> None:
