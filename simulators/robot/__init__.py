@@ -1,0 +1,1 @@
+"""Twin of the sample-transfer robot: stations, gripper, jobs in virtual time, interlocks."""
