@@ -179,6 +179,7 @@ class ScpiTransferRobot(StandardReadable):
         """Communication watchdog armed at connect, s (0 = off)."""
         self._limit_c = self._lab_limit_c
         self._idn = ""
+        self._taught: list[str] = []
         super().__init__(name=name, connector=connector)
 
     @classmethod
@@ -219,7 +220,7 @@ class ScpiTransferRobot(StandardReadable):
     # -- connect -----------------------------------------------------------------------------
     async def _on_connect(self) -> None:
         self._idn = await self.client.query("*IDN?")
-        taught = _quoted_list(await self.client.checked_query("STN:CAT?"))
+        self._taught = taught = _quoted_list(await self.client.checked_query("STN:CAT?"))
         missing = [s for s in self._stations if s not in taught]
         if missing:
             raise InputError(
@@ -242,14 +243,13 @@ class ScpiTransferRobot(StandardReadable):
 
     async def stations(self) -> dict[str, str | None]:
         """Return station -> sample id there (None: empty), as the robot knows it (the lab
-        file's stations only)."""
-        taught = _quoted_list(await self.client.checked_query("STN:CAT?"))
+        file's stations only; one exchange: the taught stations' order is read at connect)."""
         occupants = _quoted_list(await self.client.checked_query("STN:OCC?"))
-        if len(taught) != len(occupants):
+        if len(self._taught) != len(occupants):
             raise ProtocolError(
-                self.name, f"{len(occupants)} occupants for {len(taught)} stations"
+                self.name, f"{len(occupants)} occupants for {len(self._taught)} stations"
             )
-        known = dict(zip(taught, occupants, strict=True))
+        known = dict(zip(self._taught, occupants, strict=True))
         return {s: (known.get(s) or None) for s in self._stations}
 
     async def holding(self) -> str | None:

@@ -8,9 +8,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
+import bluesky.plan_stubs as bps
 import numpy as np
 import pytest
+from bluesky import RunEngine
+from bluesky.utils import MsgGenerator
 
 from couponlab.drivers.robot import ScpiTransferRobot
 from couponlab.errors import InterlockTrippedError, OutOfLimitsError
@@ -21,6 +25,7 @@ from couponlab.simulators.detectors._scpi_twin import parse_socket_address
 from couponlab.simulators.lab_twins import TwinLab, start_lab_twins
 from couponlab.simulators.world import World
 from couponlab.testing.robot import TRANSFER_CHECKS, TransferConformance
+from couponlab.twins import BackgroundTwins
 
 LAB = """
 name: robot-lab
@@ -197,3 +202,35 @@ async def test_an_estop_keeps_the_sample_gripped_and_a_resume_places_it(
         await robot.set(Transfer("C1", "rack.1", "stage1"))  # the gripped sample is placed
     assert (await robot.stations())["stage1"] == "C1"
     assert np.isclose(model.remaining_s(), 0.0)  # type: ignore[attr-defined]
+
+
+def test_a_plan_moves_samples_with_mv_under_a_run_engine() -> None:
+    """The driver on the RunEngine's loop, the twin on its own thread and clock (speed-up
+    1000): ``bps.mv`` of a Transfer, a transfer waited for as a status group, a repeated one,
+    and the stations the robot reports after them."""
+    lab = parse_lab(
+        ROBOT_ONLY.replace("name: robot-only", "name: robot-only\nworld: {speedup: 1000}")
+    )
+    with BackgroundTwins(lab) as twins:
+        robot = ScpiTransferRobot.from_lab_entry(twins.lab.device("robot1"))
+        loop = asyncio.new_event_loop()
+        engine = RunEngine({}, call_returns_result=True, loop=loop)
+        engine(bps.wait_for([lambda: robot.connect()]))
+        try:
+
+            def plan() -> MsgGenerator[Any]:
+                yield from bps.mv(robot, Transfer("C1", "rack.1", "stage1"))
+                yield from bps.abs_set(robot, Transfer("C1", "stage1", "frame1"), group="move")
+                yield from bps.wait(group="move")
+                yield from bps.mv(robot, Transfer("C1", "stage1", "frame1"))  # already there
+                (asked,) = yield from bps.wait_for([robot.stations])
+                return asked.result()
+
+            stations = engine(plan()).plan_result
+        finally:
+            engine(bps.wait_for([lambda: robot.disconnect()]))
+            loop.call_soon_threadsafe(loop.stop)
+            engine._th.join(10)
+            loop.close()
+    assert stations["frame1"] == "C1"
+    assert stations["rack.1"] is None and stations["stage1"] is None

@@ -1,6 +1,6 @@
 """Property test: every public setter, signal and method argument of the line drivers
-(stage, profiler, XRF probe, frame, feeder, cell) refuses bad input with a typed error,
-before a byte is sent, without hanging.
+(stage, profiler, XRF probe, frame, feeder, cell, transfer robot) refuses bad input with a
+typed error, before a byte is sent, without hanging.
 
 Each driver is connected over a :class:`~couponlab.testing.exchanges.FakeLineTransport`
 (its connect exchanges scripted, anything after that unanswered and recorded). Hypothesis
@@ -31,11 +31,13 @@ from hypothesis import strategies as st
 from couponlab.drivers.deposition import AsciiDepositionCell, AsciiPowderFeeder
 from couponlab.drivers.detectors import ScpiOxideProfiler, ScpiXrfProbe
 from couponlab.drivers.frame import ScpiTestFrame
+from couponlab.drivers.robot import ScpiTransferRobot
 from couponlab.drivers.stage import ScpiXyStage
 from couponlab.errors import CouponlabError
 from couponlab.interfaces.detectors import LineSpec
 from couponlab.interfaces.feeder import PrintJob
 from couponlab.interfaces.frame import SpecimenGeometry, TestSettings
+from couponlab.interfaces.transfer import Transfer
 from couponlab.testing.exchanges import FakeLineTransport, fake_client
 from couponlab.transports import SerialLineTransport
 from couponlab.units import Q_
@@ -88,6 +90,15 @@ SCRIPTS: dict[str, list[tuple[str, str | None]]] = {
         ("LIM:TRK?;:SYST:ERR?", '-113,"Undefined header; LIM:TRK?"'),
         ("PRNT:CHAN?;:SYST:ERR?", f"f1:1,f1:2;{OK}"),
     ],
+    "robot": [
+        ("SYST:CLOC:RATE?", "1"),
+        ("*IDN?", "couponlab,ROBOT,1,1"),
+        ("STN:CAT?;:SYST:ERR?", f'"rack.1","stage1";{OK}'),
+        ("LIM:FURN:MAX?;:SYST:ERR?", f"100;{OK}"),
+        ("LIM:FURN 80;:SYST:ERR?", OK),
+        ("LIM:FURN?", "80"),
+        ("STAT?", 'IDLE,0.000,"","home"'),
+    ],
 }
 
 
@@ -104,6 +115,9 @@ def _devices() -> dict[str, Any]:
         ),
         "cell": AsciiDepositionCell(
             SerialLineTransport("cell", serial["socket"]), max_power=500.0, name="cell"
+        ),
+        "robot": ScpiTransferRobot(
+            ADDR, stations=["rack.1", "stage1"], max_furnace_entry="80 degC", name="robot"
         ),
     }  # fmt: skip
 
@@ -184,6 +198,14 @@ TARGETS = [
        lambda d, v: d.load_print(replace(JOB, power_w=v))),
     _n("cell", "load_print(length)", "mm", 1, 300,
        lambda d, v: d.load_print(replace(JOB, length_mm=v))),
+    Target("robot", "set(sample_id)", "text",
+           lambda d, v: _status(d.set(Transfer(v, "rack.1", "stage1")))),
+    Target("robot", "set(source)", "text",
+           lambda d, v: _status(d.set(Transfer("C1", v, "stage1")))),
+    Target("robot", "set(destination)", "text",
+           lambda d, v: _status(d.set(Transfer("C1", "rack.1", v)))),
+    Target("robot", "set(transfer)", "text", lambda d, v: _status(d.set(v))),
+    Target("robot", "record(station)", "text", lambda d, v: d.record(v, "C1")),
 ]  # fmt: skip
 JOB = PrintJob("C-1", 20, -10, 21, 10, 400, [(-10.0, [1.0, 0.0])])
 

@@ -40,9 +40,9 @@ def _robot(**kwargs: Any) -> ScpiTransferRobot:
 
 
 def _state(occupants: Sequence[str]) -> list[tuple[str, str]]:
-    """The exchanges of one stations() call: catalog, then occupants."""
+    """The exchange of one stations() call (the order of the stations is read at connect)."""
     occ = ",".join(f'"{o}"' for o in occupants)
-    return [("STN:CAT?;:SYST:ERR?", f"{CAT};{OK}"), ("STN:OCC?;:SYST:ERR?", f"{occ};{OK}")]
+    return [("STN:OCC?;:SYST:ERR?", f"{occ};{OK}")]
 
 
 async def test_a_transfer_is_one_job_polled_until_the_robot_has_placed_it() -> None:
