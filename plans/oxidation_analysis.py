@@ -391,18 +391,24 @@ def analyse_coupons(
     used = np.array([k.used if k is not None else empty for k in first])
     spalled = np.array([k.spalled if k is not None else empty for k in first])
     nb = len(coupons)
+    crit_used, crit_spalled = used, spalled
+    if element != "Cr":
+        # where c_crit moves with temperature a transition row turns protective at its hot
+        # end: a thinner point there is the regime, not a spalled spot (and alumina and NiO
+        # scales stay below their spalling thickness in the world's defaults)
+        crit_used, crit_spalled = np.isfinite(x) & (x > 0), np.zeros_like(spalled)
     crit = locate_critical_cr(
         Coupons(
             x.reshape(nb, nr, npt),
             sig.reshape(nb, nr, npt),
-            used.reshape(nb, nr, npt),
+            crit_used.reshape(nb, nr, npt),
             np.stack([f for f, _ in content]),
             np.stack([s for _, s in content]),
             np.stack([t.temperature_k for t in temps]),
             np.stack([t.covariance_k2 for t in temps]),
             np.array([c.hold_s for c in coupons]),
             np.array([c.hold_sigma_s for c in coupons]),
-            spalled.reshape(nb, nr, npt),
+            crit_spalled.reshape(nb, nr, npt),
         ),
         protective=protective,
         temperature_dependent=element != "Cr",
@@ -467,7 +473,9 @@ def analyse_coupons(
                     corr[i, j] = corr[j, i] = np.nan
                     continue
                 cov = cross_covariance(ki, kj, temps[b].covariance_k2)
-                corr[i, j] = corr[j, i] = cov / (ki.q_sigma_kj_per_mol * kj.q_sigma_kj_per_mol)
+                both = ki.q_sigma_kj_per_mol * kj.q_sigma_kj_per_mol
+                # a row whose Q sits on a bound of its fit has no sigma: no correlation
+                corr[i, j] = corr[j, i] = cov / both if both > 0 else np.nan
         out.append(CouponAnalysis(rows, crit[b], temps[b], corr, element))
     return out
 

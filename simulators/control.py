@@ -68,7 +68,8 @@ def _truth_activation_energy(world: World, params: Params) -> list[float]:
     if world.config.oxidation.law == "mixing":
         q = world.config.oxidation.activation_energy(comp) / 1e3
         return [float(v) for v in np.atleast_1d(q)]
-    points = [{e: float(c[i]) for e, c in comp.items()} for i in range(len(comp["Cr"]))]
+    n = len(next(iter(comp.values()))) if comp else 0
+    points = [{e: float(c[i]) for e, c in comp.items()} for i in range(n)]
     return [
         float(oxidation_truth(world.config, p)["activation_energy_kj_per_mol"]) for p in points
     ]
@@ -76,7 +77,9 @@ def _truth_activation_energy(world: World, params: Params) -> list[float]:
 
 def _truth_oxidation(world: World, params: Params) -> dict[str, object]:
     """The critical Cr fraction and, per row ``y_mm`` (a list), the regime, Q (kJ/mol) and
-    ln k0 of the as-built composition at the points ``x_mm`` of that row."""
+    ln k0 of the as-built composition at the points ``x_mm`` of that row; on a coupon with
+    Al also the critical Al fraction at each point's temperature
+    (:func:`~couponlab.simulators.oxidation_truth.coupon_rows_truth`)."""
     try:
         coupon_id = str(params["coupon_id"])
         x = [float(v) for v in params["x_mm"]]

@@ -3,7 +3,8 @@ instruments' noise models, no wire, fast enough to repeat hundreds of times.
 
 One :func:`simulate_campaign` call draws what one real campaign would give the analysis:
 
-- the coupon's as-built Cr content per point (a linear gradient across y plus print noise);
+- the coupon's as-built content of the graded element per point (Cr, or Al for a Ni-Al
+  coupon: a linear gradient across y plus print noise);
 - the true temperature along x (piecewise linear through zone temperatures, with zone
   errors), the coupon placed on the carrier with a placement error;
 - oxide grown with :func:`couponlab.simulators.oxidation_regimes.grow` for the hold (in
@@ -23,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from couponlab.simulators.oxidation_regimes import ScaleState, grow, spall
-from couponlab.simulators.oxidation_truth import critical_cr_fraction, oxidation_truth
+from couponlab.simulators.oxidation_regimes import CriticalContent, ScaleState, grow, spall
+from couponlab.simulators.oxidation_truth import critical_fraction, oxidation_truth, row_truth
 from couponlab.simulators.world import WorldConfig
 
 FloatArray = NDArray[np.float64]
@@ -39,9 +40,13 @@ class CampaignDesign:
     rows_y_mm: tuple[float, ...] = tuple(float(y) for y in np.arange(1.0, 9.51, 0.5))
     width_mm: float = 10.0
     cr_max: float = 0.5
-    """Cr fraction at y = width (0 at y = 0)."""
+    """Fraction of the graded element at y = width (``cr_min`` at y = 0)."""
     print_noise: float = 0.003
-    """Standard deviation of the as-built Cr fraction about the target, per point."""
+    """Standard deviation of the as-built fraction about the target, per point."""
+    element: str = "Cr"
+    """The graded element: ``"Cr"`` (Ni-Cr) or ``"Al"`` (Ni-Al), the balance Ni."""
+    cr_min: float = 0.0
+    """Fraction of the graded element at y = 0."""
     hot_c: float = 1060.0
     cold_c: float = 847.0
     zone_mm: tuple[float, ...] = (-20.0, 23.0, 66.0)
@@ -79,7 +84,7 @@ class CampaignData:
     """(rows, points), NaN out of range."""
     in_range: NDArray[np.bool_]
     cr_xrf: FloatArray
-    """(rows, points) Cr fraction measured by XRF."""
+    """(rows, points) fraction of the graded element (Cr or Al) measured by XRF."""
     tc_scans_c: FloatArray
     """(scans, thermocouples), degC."""
     true_cr: FloatArray
@@ -89,6 +94,15 @@ class CampaignData:
     """(rows,) Q of each row's mean composition (dominant scale)."""
     true_regime: tuple[str, ...]
     true_critical_cr: float
+    """The critical content of the graded element at its reference temperature."""
+    critical: CriticalContent | None = None
+    """The world's model of the graded element's critical content."""
+
+    def true_critical_at(self, temperature_k: float) -> float:
+        """Return the true critical content of the graded element at ``temperature_k`` (K)."""
+        if self.critical is None:
+            return self.true_critical_cr
+        return float(self.critical.fraction_at(temperature_k))
 
 
 def _profile(design: CampaignDesign, zone_k: FloatArray, x_mm: FloatArray) -> FloatArray:
@@ -114,10 +128,17 @@ def simulate_campaigns(
     x = np.asarray(design.points_x_mm)
     y = np.asarray(design.rows_y_mm)
     shape = (n, y.size, x.size)
-    cr = design.cr_max * y[
-        None, :, None
-    ] / design.width_mm + design.print_noise * rng.standard_normal(shape)
+    if design.element not in ("Cr", "Al"):
+        raise ValueError(f"graded element {design.element!r}: the world knows 'Cr' and 'Al'")
+    cr = (
+        design.cr_min
+        + (design.cr_max - design.cr_min) * y[None, :, None] / design.width_mm
+        + design.print_noise * rng.standard_normal(shape)
+    )
     cr = np.clip(cr, 0.0, 1.0)
+    # on a Ni-Al coupon the graded content is Al and there is no Cr
+    al = cr if design.element == "Al" else None
+    cr_grow = np.zeros(shape) if al is not None else cr
     z = np.asarray(design.zone_mm)
     nominal = design.hot_c + (design.cold_c - design.hot_c) * z / 60.0 + KELVIN
     zone_k = nominal + design.zone_sigma_k * rng.standard_normal((n, z.size))
@@ -128,12 +149,12 @@ def simulate_campaigns(
     temps = np.broadcast_to(t_true[:, None, :], shape)
     first = np.minimum(3600.0, hold)[:, None, None]
     for _ in range(360):
-        grow(state, cr, temps, first / 360, params)
+        grow(state, cr_grow, temps, first / 360, params, al)
     rest = (hold[:, None, None] - first) / 294
     for _ in range(294):
-        grow(state, cr, temps, rest, params)
+        grow(state, cr_grow, temps, rest, params, al)
     spall(state, np.full(shape, config.ambient_temperature_c + KELVIN), params)
-    true_x = state.thickness_m(cr, params)
+    true_x = state.thickness_m(cr_grow, params, al)
     meas = true_x + design.profiler_sigma_m(true_x) * rng.standard_normal(shape)
     lo, hi = design.profiler_range_m
     in_range = (meas >= lo) & (meas <= hi)
@@ -157,7 +178,13 @@ def simulate_campaigns(
     )
     out = []
     for k in range(n):
-        truths = [oxidation_truth(config, {"Cr": float(c)}) for c in cr[k].mean(axis=1)]
+        if design.element == "Al":
+            truths = [
+                row_truth(config, {"Al": list(c), "Ni": list(1 - c)}, list(t_true[k]))
+                for c in cr[k]
+            ]
+        else:
+            truths = [oxidation_truth(config, {"Cr": float(c)}) for c in cr[k].mean(axis=1)]
         out.append(
             CampaignData(
                 thickness_m=thickness[k],
@@ -170,7 +197,8 @@ def simulate_campaigns(
                     [float(str(t["activation_energy_kj_per_mol"])) for t in truths]
                 ),
                 true_regime=tuple(str(t["regime"]) for t in truths),
-                true_critical_cr=critical_cr_fraction(config),
+                true_critical_cr=critical_fraction(config, design.element),
+                critical=params.critical_al if design.element == "Al" else None,
             )
         )
     return out

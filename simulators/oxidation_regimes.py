@@ -1,4 +1,4 @@
-"""Oxidation regimes of Ni-Cr coupons: the world's oxide physics (parameters and growth step).
+"""Oxidation regimes of Ni-Cr and Ni-Al coupons: the world's oxide physics (parameters, growth).
 
 What the world grows on every node of a coupon, integrated in time by
 :meth:`couponlab.simulators.world.World` (sources and defaults: docs/science/oxidation-world.md):
@@ -11,6 +11,13 @@ What the world grows on every node of a coupon, integrated in time by
   ``f = Phi((c_Cr - c_crit) / spread)`` (Phi: the normal CDF: the local Cr content at the
   surface scatters about the nominal one). The profiler's spot averages the two scales:
   ``x = f x_chromia + (1 - f) x_NiO``.
+- **Ni-Al.** Likewise a slow, protective alumina scale (no volatilisation) covers
+  ``f_Al = Phi((c_Al - c_crit,Al(T)) / spread)``; below it NiO with internal Al2O3. Its
+  critical content follows Wagner's criterion in temperature,
+  ``c_crit(T) = c_ref exp(dQ / 2R (1/T - 1/T_ref))``, taken at the hottest temperature the
+  node saw (where the scale formed). Where both elements are present chromia has the first
+  claim: ``x = f_Cr x_chromia + (1 - f_Cr) (f_Al x_alumina + (1 - f_Al) x_NiO)``. Nodes of
+  a coupon without Al grow exactly as the Ni-Cr law alone.
 - **Transient.** Before the chromia becomes continuous every element oxidises: the chromia
   part first grows at the NiO rate, for a time ``t_tr(T)`` (Arrhenius: shorter when hot).
 - **Volatilisation.** Cr2O3 + 3/2 O2 -> 2 CrO3(g) thins the chromia at ``kv(T)`` (Arrhenius),
@@ -102,19 +109,55 @@ def _chromia() -> ScaleKinetics:
     )
 
 
-class CriticalChromium(BaseModel):
-    """Where a continuous chromia scale forms: ``f = Phi((c - fraction) / spread)``."""
+class CriticalContent(BaseModel):
+    """Where a continuous protective scale forms: ``f = Phi((c - c_crit(T)) / spread)``.
+
+    ``c_crit(T) = fraction * exp(wagner_energy / 2R * (1/T - 1/reference_temperature_k))``:
+    Wagner's criterion, ``c_crit ~ sqrt(oxygen permeability / solute diffusivity)``, with
+    ``wagner_energy`` the solute's diffusion activation energy minus the oxygen
+    permeability's (positive: less solute needed when hot). 0 (the Cr default): no
+    temperature dependence.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     fraction: float = Field(default=0.20, gt=0, lt=1)
-    """Critical Cr mass fraction (f = 0.5), 0..1."""
+    """Critical mass fraction (f = 0.5) at ``reference_temperature_k``, 0..1."""
     spread: float = Field(default=0.015, gt=0, le=0.2)
-    """Standard deviation of the local surface Cr content, mass fraction."""
+    """Standard deviation of the local surface content, mass fraction."""
+    wagner_energy_kj_per_mol: float = Field(default=0.0, ge=-200, le=200)
+    """Solute diffusion minus oxygen permeability activation energy, kJ/mol."""
+    reference_temperature_k: float = Field(default=1273.15, gt=0)
 
-    def protective_fraction(self, cr: FloatArray | float) -> FloatArray:
-        """Return the surface fraction covered by continuous chromia (0..1)."""
-        return np.asarray(ndtr((np.asarray(cr, float) - self.fraction) / self.spread))
+    def fraction_at(self, temperature_k: FloatArray | float) -> FloatArray:
+        """Return the critical mass fraction at ``temperature_k`` (K)."""
+        inv = 1.0 / np.asarray(temperature_k, float) - 1.0 / self.reference_temperature_k
+        slope = self.wagner_energy_kj_per_mol * 1e3 / (2 * R_GAS)
+        return np.asarray(self.fraction * np.exp(slope * inv))
+
+    def protective_fraction(
+        self, content: FloatArray | float, temperature_k: FloatArray | float | None = None
+    ) -> FloatArray:
+        """Return the surface fraction covered by the protective scale (0..1).
+
+        ``temperature_k`` (K) matters only with a ``wagner_energy_kj_per_mol``.
+        """
+        c = np.asarray(content, float)
+        if self.wagner_energy_kj_per_mol == 0.0 or temperature_k is None:
+            return np.asarray(ndtr((c - self.fraction) / self.spread))
+        return np.asarray(ndtr((c - self.fraction_at(temperature_k)) / self.spread))
+
+
+CriticalChromium = CriticalContent
+"""The critical Cr content (the same model; its name before Ni-Al)."""
+
+
+def _critical_al() -> CriticalContent:
+    return CriticalContent(fraction=0.10, spread=0.01, wagner_energy_kj_per_mol=40.0)
+
+
+def _alumina() -> ScaleKinetics:
+    return ScaleKinetics(activation_energy_kj_per_mol=340.0, kp_ref_m2_per_s=2.0e-19)
 
 
 class Transient(BaseModel):
@@ -201,6 +244,11 @@ class Spallation(BaseModel):
             modulus_gpa=200.0, mismatch_per_k=2.5e-6, fracture_energy_j_per_m2=100.0
         )
     )
+    alumina: ScaleMechanics = Field(
+        default_factory=lambda: ScaleMechanics(
+            modulus_gpa=380.0, mismatch_per_k=8.0e-6, fracture_energy_j_per_m2=150.0
+        )
+    )
     scatter: float = Field(default=0.3, ge=0, le=2)
     """Standard deviation of ln(G_c) from node to node."""
     residual_fraction: float = Field(default=0.15, ge=0, le=1)
@@ -214,7 +262,10 @@ class RegimeParameters(BaseModel):
 
     nio: ScaleKinetics = Field(default_factory=_nio)
     chromia: ScaleKinetics = Field(default_factory=_chromia)
-    critical_cr: CriticalChromium = Field(default_factory=CriticalChromium)
+    critical_cr: CriticalContent = Field(default_factory=CriticalContent)
+    alumina: ScaleKinetics = Field(default_factory=_alumina)
+    """Alumina on Ni-Al (its composition slopes are per unit Al fraction)."""
+    critical_al: CriticalContent = Field(default_factory=_critical_al)
     transient: Transient = Field(default_factory=Transient)
     volatilisation: Volatilisation = Field(default_factory=Volatilisation)
     spallation: Spallation = Field(default_factory=Spallation)
@@ -236,6 +287,9 @@ class ScaleState:
     """Per-node factor on G_c (log-normal scatter)."""
     spalled: NDArray[np.bool_]
     """True where a scale has spalled."""
+    alumina_m: FloatArray | None = None
+    """Thickness on the alumina-protected area (transient oxide, then alumina), m; None
+    until a node with Al grows."""
 
     @classmethod
     def new(
@@ -251,10 +305,19 @@ class ScaleState:
             spalled=np.zeros(shape, bool),
         )
 
-    def thickness_m(self, cr: FloatArray, params: RegimeParameters) -> FloatArray:
-        """Return the thickness (m) a spot averages: ``f x_chromia + (1 - f) x_NiO``."""
-        f = params.critical_cr.protective_fraction(cr)
-        out: FloatArray = f * self.chromia_m + (1.0 - f) * self.nio_m
+    def thickness_m(
+        self, cr: FloatArray, params: RegimeParameters, al: FloatArray | None = None
+    ) -> FloatArray:
+        """Return the thickness (m) a spot averages: ``f x_chromia + (1 - f) x_NiO``, the
+        NiO part ``f_Al x_alumina + (1 - f_Al) x_NiO`` where ``al`` (Al fraction) is given."""
+        # the regime is set where the scale formed: at the hottest temperature seen
+        formed_k = np.where(self.hottest_k > 0, self.hottest_k, 1273.15)
+        f = params.critical_cr.protective_fraction(cr, formed_k)
+        unprotected = self.nio_m
+        if al is not None and self.alumina_m is not None:
+            f_al = params.critical_al.protective_fraction(al, formed_k)
+            unprotected = f_al * self.alumina_m + (1.0 - f_al) * self.nio_m
+        out: FloatArray = f * self.chromia_m + (1.0 - f) * unprotected
         return out
 
 
@@ -264,10 +327,11 @@ def grow(
     temperature_k: FloatArray,
     dt_s: float | FloatArray,
     params: RegimeParameters,
+    al: FloatArray | None = None,
 ) -> None:
-    """Grow both scales for ``dt_s`` (s; scalar or per node) at ``temperature_k`` (K).
+    """Grow the scales for ``dt_s`` (s; scalar or per node) at ``temperature_k`` (K).
 
-    ``cr`` is the Cr fraction per node.
+    ``cr`` is the Cr fraction per node; ``al`` the Al fraction (None: no alumina grows).
 
     Explicit in time: use steps that are short against the transient (the world uses 60 s).
     """
@@ -288,6 +352,10 @@ def grow(
     state.chromia_m = np.where(
         in_transient, np.sqrt(x**2 + k_nio * dt_s), np.sqrt(np.maximum(steady, 0.0))
     )
+    if al is not None:
+        xa = np.zeros_like(state.nio_m) if state.alumina_m is None else state.alumina_m
+        k_al = params.alumina.kp(al, t)
+        state.alumina_m = np.sqrt(xa**2 + np.where(in_transient, k_nio, k_al) * dt_s)
     state.hottest_k = np.maximum(state.hottest_k, t)
 
 
@@ -299,7 +367,10 @@ def spall(state: ScaleState, temperature_k: FloatArray, params: RegimeParameters
     cooling = state.hottest_k - np.asarray(temperature_k, float)
     if not np.any(cooling > 20.0):  # a scale that spalls on 20 K of cooling is > 1 mm thick
         return
-    for attr, mech in (("chromia_m", sp.chromia), ("nio_m", sp.nio)):
+    scales = [("chromia_m", sp.chromia), ("nio_m", sp.nio)]
+    if state.alumina_m is not None:
+        scales.append(("alumina_m", sp.alumina))
+    for attr, mech in scales:
         x = getattr(state, attr)
         breaks = (cooling > 20.0) & (x > mech.critical_thickness_m(cooling) * state.toughness)
         if np.any(breaks):
@@ -310,6 +381,7 @@ def spall(state: ScaleState, temperature_k: FloatArray, params: RegimeParameters
 __all__ = [
     "R_GAS",
     "CriticalChromium",
+    "CriticalContent",
     "RegimeParameters",
     "ScaleKinetics",
     "ScaleMechanics",

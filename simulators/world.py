@@ -93,10 +93,10 @@ def _default_elements() -> dict[str, ElementOxidation]:
 class OxidationModel(BaseModel):
     """Oxide growth on the world's coupons: which law, and its parameters.
 
-    ``law="regimes"`` (the default) is the Ni-Cr physics of
-    :mod:`couponlab.simulators.oxidation_regimes`: a critical Cr content between a fast NiO
-    scale and a slow chromia scale, a transient, chromia volatilisation and spallation on
-    cooling (ground truth: :mod:`couponlab.simulators.oxidation_truth`).
+    ``law="regimes"`` (the default) is the Ni-Cr and Ni-Al physics of
+    :mod:`couponlab.simulators.oxidation_regimes`: a critical Cr (Al) content between a fast
+    NiO scale and a slow chromia (alumina) scale, a transient, chromia volatilisation and
+    spallation on cooling (ground truth: :mod:`couponlab.simulators.oxidation_truth`).
 
     ``law="mixing"`` is plain parabolic growth with a mixing rule over the elements: for
     element fractions ``c_i`` (summing to 1), ``Q = sum c_i Q_i`` and
@@ -611,6 +611,9 @@ class World:
         """Advance one coupon under the regime law (``t``: K along x, None out of a holder)."""
         params = self.config.oxidation.regimes
         cr = c.composition.get("Cr", np.zeros(c.shape))
+        al = c.composition.get("Al")
+        if al is not None and not np.any(al > 0):
+            al = None  # no Al anywhere: the Ni-Cr law alone, exactly
         if c.scales is None:
             c.scales = ScaleState.new(c.shape, params, self.rng)
         if t is None:  # out of the holder: cooled to ambient, check once for spallation
@@ -619,10 +622,10 @@ class World:
         else:
             temps = np.broadcast_to(t, c.shape)
             if float(np.max(temps)) > ambient_k + 50.0:  # growth below that is negligible
-                grow(c.scales, cr, temps, dt, params)
+                grow(c.scales, cr, temps, dt, params, al)
                 c.exposure_s += dt
             spall(c.scales, temps, params)
-        c.oxide_x2_m2 = c.scales.thickness_m(cr, params) ** 2
+        c.oxide_x2_m2 = c.scales.thickness_m(cr, params, al) ** 2
 
 
 __all__ = [

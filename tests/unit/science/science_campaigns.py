@@ -9,15 +9,24 @@ from couponlab.simulators.oxidation_campaign import CampaignData, CampaignDesign
 
 
 def measurements(data: CampaignData, design: CampaignDesign) -> CouponMeasurements:
-    """Return the analysis' view of a simulated campaign (no truth in it)."""
+    """Return the analysis' view of a simulated campaign (no truth in it).
+
+    A Ni-Al campaign's graded element goes into ``fractions["Al"]`` (its Cr map is 0).
+    """
     sigma = design.profiler_sigma_m(np.nan_to_num(data.thickness_m))
-    cr_sigma = np.sqrt(np.clip(data.cr_xrf * (1 - data.cr_xrf), 1e-6, None) / design.xrf_counts)
+    xrf = data.cr_xrf
+    xrf_sigma = np.sqrt(np.clip(xrf * (1 - xrf), 1e-6, None) / design.xrf_counts)
+    cr, cr_sigma = (xrf, xrf_sigma) if design.element == "Cr" else (0 * xrf, 0 * xrf + 1e-3)
+    other = {} if design.element == "Cr" else {design.element: xrf}
+    other_sigma = {} if design.element == "Cr" else {design.element: xrf_sigma}
     return CouponMeasurements(
         x_mm=np.asarray(design.points_x_mm),
         thickness_m=data.thickness_m,
         thickness_sigma_m=sigma,
-        cr=data.cr_xrf,
+        cr=cr,
         cr_sigma=cr_sigma,
+        fractions=other,
+        fraction_sigmas=other_sigma,
         tc_positions_mm=np.asarray(design.tc_positions_mm),
         tc_scans_c=data.tc_scans_c,
         hold_s=design.hold_s,

@@ -13,6 +13,7 @@ from couponlab.simulators.oxidation_regimes import RegimeParameters, ScaleState,
 from couponlab.simulators.oxidation_truth import (
     coupon_rows_truth,
     critical_cr_fraction,
+    critical_fraction,
     oxidation_truth,
     row_truth,
 )
@@ -145,3 +146,111 @@ def test_coupon_rows_truth_reads_the_as_built_composition_of_each_row() -> None:
     assert isinstance(rows, list)
     assert [r["regime"] for r in rows] == ["NiO", "transition", "chromia"]
     assert rows[2]["cr_fraction"] == pytest.approx(0.45)
+
+
+class Gradient:
+    """A holder whose temperature falls linearly along x: ``hot`` K at x = 0 to ``cold``."""
+
+    def __init__(self, hot: float, cold: float, length_mm: float) -> None:
+        self.hot, self.cold, self.length = hot, cold, length_mm
+
+    def temperature_along(self, x_mm: FloatArray) -> FloatArray:
+        out: FloatArray = self.hot + (self.cold - self.hot) * np.asarray(x_mm) / self.length
+        return out
+
+
+def grown_al(al: float, kelvin: float, hours: float, p: RegimeParameters) -> float:
+    state = ScaleState.new((1,), p, np.random.default_rng(0))
+    for _ in range(round(hours * 60)):
+        grow(state, np.zeros(1), np.array([kelvin]), 60.0, p, np.array([al]))
+    return float(state.thickness_m(np.zeros(1), p, np.array([al]))[0])
+
+
+def test_below_the_critical_al_content_nio_grows_fast_above_it_alumina_slowly() -> None:
+    p = params(transient={"enabled": False})
+    t_k = 1273.15  # the critical content's reference temperature: c_crit = fraction there
+    c_crit = p.critical_al.fraction
+    low, high = grown_al(c_crit - 0.05, t_k, 20, p), grown_al(c_crit + 0.05, t_k, 20, p)
+    assert low == pytest.approx(math.sqrt(p.nio.kp(0.0, np.array(t_k)) * 20 * 3600), rel=1e-3)
+    kp_al = p.alumina.kp(c_crit + 0.05, np.array(t_k))
+    assert high == pytest.approx(math.sqrt(kp_al * 20 * 3600), rel=1e-3)  # parabolic alumina
+    assert (low / high) ** 2 > 30
+    # alumina's activation energy (about 340 kJ/mol): kp from two temperatures
+    t1, t2 = 1173.15, 1323.15
+    k1, k2 = (grown_al(0.25, t, 20, p) ** 2 for t in (t1, t2))
+    q = 8.314462618 * math.log(k2 / k1) / (1 / t1 - 1 / t2) / 1e3
+    assert q == pytest.approx(340.0, rel=0.01)
+    mid = grown_al(c_crit, t_k, 20, p)
+    assert mid == pytest.approx((low + grown_al(0.3, t_k, 20, p)) / 2, rel=0.1)
+
+
+def test_the_critical_al_content_falls_with_temperature_by_wagners_criterion() -> None:
+    p = params().critical_al
+    hot, ref, cold = (float(p.fraction_at(t)) for t in (1333.15, 1273.15, 1120.15))
+    assert ref == pytest.approx(p.fraction) and hot < ref < cold
+    slope = p.wagner_energy_kj_per_mol * 1e3 / (2 * 8.314462618)
+    assert math.log(cold / hot) == pytest.approx(slope * (1 / 1120.15 - 1 / 1333.15))
+    assert hot > 0.05 and cold < 0.2  # Pettit 1967 / Hindam & Smeltzer 1980: 6-15 wt%
+    # a Ni-Cr critical content has none by default
+    cr = params().critical_cr
+    assert float(cr.fraction_at(1120.15)) == float(cr.fraction_at(1333.15)) == cr.fraction
+
+
+def test_world_grows_ni_al_regimes_along_a_gradient_and_reports_the_truth() -> None:
+    w = World(WorldConfig(seed=3), paused=True)
+    c = w.add_coupon(Coupon("a", length_mm=20, width_mm=10, resolution_mm=1.0))
+    al = np.broadcast_to(0.03 * c.y_mm[:, None], c.shape)  # 0 -> 30 % Al across y
+    c.set_composition({"Al": al, "Ni": 1 - al})
+    hot, cold = 1333.15, 1120.15
+    w.place("a", Gradient(hot, cold, 20.0))
+    w.advance(20 * 3600)
+    x = np.sqrt(c.oxide_x2_m2)
+    assert x[0].mean() > 5 * x[-1].mean()  # NiO at 0 % Al, alumina at 30 %
+    # 12 % Al: protected at the hot end (c_crit 0.092), mostly not at the cold end (0.129)
+    row = int(np.argmin(np.abs(c.y_mm - 4.0)))
+    f = WorldConfig().oxidation.regimes.critical_al
+    assert float(f.protective_fraction(0.12, hot)) > 0.99
+    assert float(f.protective_fraction(0.12, cold)) < 0.2
+    nio_cold = math.sqrt(float(WorldConfig().oxidation.regimes.nio.kp(0, np.array(cold))) * 72e3)
+    assert x[row, -1] > 0.75 * nio_cold  # cold end: mostly NiO
+    assert x[row, 0] < 0.1 * x[0, 0]  # hot end: alumina, far thinner than NiO there
+    truth = coupon_rows_truth(w, "a", [1.0, 10.0, 19.0], [1.0, 4.0, 9.0])
+    temps = truth["temperature_k"]
+    assert isinstance(temps, list) and temps[0] > temps[-1]
+    crit = truth["critical_al_fraction"]
+    assert isinstance(crit, list) and crit[0] < crit[-1]
+    assert crit[1] == pytest.approx(critical_fraction(w.config, "Al", temps[1]))
+    rows = truth["rows"]
+    assert isinstance(rows, list)
+    assert [r["regime"] for r in rows] == ["NiO", "transition", "alumina"]
+    assert rows[2]["activation_energy_kj_per_mol"] == pytest.approx(340.0)
+    assert rows[0]["activation_energy_kj_per_mol"] == pytest.approx(112.0)
+
+
+def test_a_ni_cr_coupon_grows_exactly_as_before_al_existed() -> None:
+    """A zero Al map leaves the Ni-Cr law alone, and the truth has no Al keys."""
+    thickness = []
+    for comp in ({}, {"Al": 0.0}):
+        w = World(WorldConfig(seed=4), paused=True)
+        c = w.add_coupon(Coupon("g", length_mm=10, width_mm=10, resolution_mm=1.0))
+        cr = np.broadcast_to(np.linspace(0.0, 0.5, c.y_mm.size)[:, None], c.shape)
+        c.set_composition({"Cr": cr, "Ni": 1 - cr, **comp})
+        w.place("g", Uniform(1333.15))
+        w.advance(5 * 3600)
+        thickness.append(c.oxide_x2_m2.copy())
+        assert c.scales is not None and c.scales.alumina_m is None
+        assert set(coupon_rows_truth(w, "g", [5.0], [5.0])) == {"critical_cr_fraction", "rows"}
+    np.testing.assert_array_equal(thickness[0], thickness[1])
+
+
+def test_truth_with_al_and_cr_gives_chromia_the_first_claim() -> None:
+    config = WorldConfig()
+    both = oxidation_truth(config, {"Cr": 0.3, "Al": 0.2, "Ni": 0.5}, 1273.15)
+    assert both["regime"] == "chromia" and both["al_fraction"] == 0.2
+    al_only = oxidation_truth(config, {"Al": 0.2, "Ni": 0.8}, 1273.15)
+    assert al_only["regime"] == "alumina"
+    assert oxidation_truth(config, {"Al": 0.05, "Ni": 0.95}, 1273.15)["regime"] == "NiO"
+    assert critical_fraction(config, "Al") == 0.10
+    assert critical_fraction(config, "Cr", 1100.0) == critical_cr_fraction(config)
+    with pytest.raises(KeyError, match="Fe"):
+        critical_fraction(config, "Fe")

@@ -149,3 +149,22 @@ async def test_the_client_over_the_socket_and_shutdown(
 def test_a_control_address_must_be_tcp_host_port() -> None:
     with pytest.raises(TwinControlError, match="not tcp://HOST:PORT"):
         TwinControl("opc.tcp://127.0.0.1")
+
+
+async def test_truth_of_a_ni_al_coupon_gives_the_critical_al_content_per_temperature(
+    served: tuple[World, ControlServer, asyncio.Event],
+) -> None:
+    world, server, _ = served
+    coupon = world.add_coupon(Coupon("A1", length_mm=20.0, width_mm=10.0))
+    al = 0.03 * coupon.y_mm[:, None] + 0 * coupon.x_mm  # 0 -> 30 % Al, no Cr
+    coupon.set_composition({"Al": al, "Ni": 1.0 - al})
+    q = await _ask(
+        server, "truth", name="activation_energy", coupon_id="A1", x_mm=[5.0, 5.0], y_mm=[1, 9]
+    )
+    assert q["result"] == pytest.approx([112.0, 340.0])  # NiO at 3 % Al, alumina at 27 %
+    rows = (
+        await _ask(server, "truth", name="oxidation", coupon_id="A1", x_mm=[5.0], y_mm=[1.0, 9.0])
+    )["result"]
+    assert rows["critical_al"]["fraction"] == pytest.approx(0.10)  # type: ignore[index]
+    assert [r["regime"] for r in rows["rows"]] == ["NiO", "alumina"]  # type: ignore[index]
+    assert rows["temperature_k"] is None  # never heated: no temperature it formed at
