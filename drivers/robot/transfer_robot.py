@@ -4,7 +4,9 @@ The robot moves one sample at a time between named stations. ``set(Transfer(...)
 bluesky ``Movable``; ``bps.mv(robot, Transfer(...))``) checks the transfer before a byte is
 sent (known stations, source != destination), reads the stations and the gripper, refuses an
 occupied destination or a source without the sample, mirrors the furnace interlock when it
-watches that furnace, then sends one ``XFER`` job with its error check and polls the status,
+watches that furnace, then sends one ``XFER`` job (with the lab's furnace limit written again
+in the same line, so a robot reset or restarted meanwhile holds it) and its error check, and
+polls the status,
 sleeping for the time the robot says is left (its clock, decision 0031). The status completes
 when the robot reports the job done and the sample at its destination.
 
@@ -294,7 +296,8 @@ class ScpiTransferRobot(StandardReadable):
         for station in touched:
             await self._check_furnace(station)
         reply = await self.client.command(
-            f'XFER "{t.sample_id}","{t.source}","{t.destination}"', STATUS
+            f'LIM:FURN {self._limit_c:.6g};:XFER "{t.sample_id}","{t.source}","{t.destination}"',
+            STATUS,
         )
         self._binding.statuses[STATUS].feed(reply)
 

@@ -89,10 +89,9 @@ class RobotDispatcher(OpcDispatcher):
         return f"{m.state},{m.remaining_s():.3f},{_q(m.held)},{_q(m.position)}"
 
     def reset(self) -> None:
-        """``*RST``: stop a running job (the grip kept) and restore the furnace limit; a
-        latched fault or E-stop stays latched (``RES`` clears it)."""
+        """``*RST``: stop a running job (the grip kept). Safety settings stay as they are: the
+        furnace limit, and a latched fault or E-stop (``RES`` clears it)."""
         self.model.stop("reset (*RST)")
-        self.model.furnace_limit_c = self.model.config.max_furnace_entry_c
 
     @staticmethod
     def _do(action: Callable[[], None]) -> None:

@@ -137,9 +137,10 @@ async def test_the_twin_refuses_a_hot_furnace_whatever_the_client_sends(
     replies = []
     try:
         for line in (
-            "LIM:FURN 1000;:SYST:ERR?",  # raising the limit over the wire is refused too
+            "LIM:FURN 1000;:SYST:ERR?",  # raising the limit over the ceiling is refused
             'XFER "C1","rack.1","furnace1.slot1";:SYST:ERR?',
             'MOVE:STN "furnace1.slot2";:SYST:ERR?',
+            "LIM:FURN 100;:SYST:ERR?",  # up to the ceiling is allowed, above the lab's 90
         ):
             writer.write(f"{line}\n".encode())
             await writer.drain()
@@ -147,15 +148,16 @@ async def test_the_twin_refuses_a_hot_furnace_whatever_the_client_sends(
     finally:
         writer.close()
         await writer.wait_closed()
-    assert replies[0].startswith("-222,")
-    for reply, slot in zip(replies[1:], ("slot1", "slot2"), strict=True):
+    assert replies[0].startswith("-222,") and replies[3] == '0,"No error"'
+    for reply, slot in zip(replies[1:3], ("slot1", "slot2"), strict=True):
         assert reply == (
             f'-200,"Execution error; interlock: no entry of furnace1.{slot}: '
             'furnace1 at 450.0 degC > 90 degC"'
         )
     assert robot.furnace_limit_c == 90.0  # the lab's, below the robot's 100 degC ceiling
-    with pytest.raises(InterlockTrippedError, match="interlock"):
-        await robot.set(Transfer("C1", "rack.1", "furnace1.slot1"))
+    _hot(lab, 95.0)  # under what the raw client set, over the lab's limit
+    with pytest.raises(InterlockTrippedError, match=r"95\.0 degC > 90 degC"):
+        await robot.set(Transfer("C1", "rack.1", "furnace1.slot1"))  # the job line rewrites 90
     assert (await robot.stations())["rack.1"] == "C1"
     assert await robot.holding() is None
 

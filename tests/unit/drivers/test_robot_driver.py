@@ -50,7 +50,10 @@ async def test_a_transfer_is_one_job_polled_until_the_robot_has_placed_it() -> N
         *CONNECT,
         *_state(["", "", "", "C1", "", ""]),
         ("STAT?", 'IDLE,0.000,"","home"'),
-        ('XFER "C1","rack.1","stage1";:SYST:ERR?;:STAT?', f'{OK};BUSY,14.000,"","transit"'),
+        (
+            'LIM:FURN 80;:XFER "C1","rack.1","stage1";:SYST:ERR?;:STAT?',
+            f'{OK};BUSY,14.000,"","transit"',
+        ),
         ("STAT?", 'BUSY,2.500,"C1","transit"'),
         ("STAT?", 'IDLE,0.000,"","home"'),
         *_state(["", "", "C1", "", "", ""]),
@@ -110,7 +113,10 @@ async def test_transfers_are_idempotent_for_resume() -> None:
         # in the gripper (a job halted before): the robot is told to place it
         *_state(["", "", "", "", "", ""]),
         ("STAT?", 'IDLE,0.000,"C1","transit"'),
-        ('XFER "C1","rack.1","stage1";:SYST:ERR?;:STAT?', f'{OK};BUSY,9.000,"C1","transit"'),
+        (
+            'LIM:FURN 80;:XFER "C1","rack.1","stage1";:SYST:ERR?;:STAT?',
+            f'{OK};BUSY,9.000,"C1","transit"',
+        ),
         ("STAT?", 'IDLE,0.000,"","home"'),
         *_state(["", "", "C1", "", "", ""]),
     ]
@@ -127,7 +133,10 @@ async def test_a_latched_robot_or_a_halted_job_raises_a_typed_error() -> None:
         ("STAT:REAS?;:SYST:ERR?", f'"E-stop (ESTOP command)";{OK}'),
         *_state(["", "", "", "C1", "", ""]),
         ("STAT?", 'IDLE,0.000,"","home"'),
-        ('XFER "C1","rack.1","stage1";:SYST:ERR?;:STAT?', f'{OK};BUSY,14.000,"","rack.1"'),
+        (
+            'LIM:FURN 80;:XFER "C1","rack.1","stage1";:SYST:ERR?;:STAT?',
+            f'{OK};BUSY,14.000,"","rack.1"',
+        ),
         ("STAT?", 'FAULT,0.000,"C1","transit"'),
         ("STAT:REAS?;:SYST:ERR?", f'"watchdog: no request from the client";{OK}'),
     ]

@@ -186,6 +186,7 @@ def test_refusals_name_the_problem() -> None:
     assert err('STN:SET "stage1","C3"') == OK and m.stations["stage1"] == "C3"
     assert err("LIM:FURN 150").startswith("-222,")
     assert err("LIM:FURN 80") == OK and d.handle("LIM:FURN?") == "80"
+    assert err("*RST") == OK and d.handle("LIM:FURN?") == "80"  # a reset keeps safety settings
     assert d.handle("LIM:FURN:MAX?") == "100"
     assert m.jobs == 0
 
