@@ -129,6 +129,10 @@ class CouponReport:
     """Its standard uncertainty."""
     temperature_k: float = math.nan
     """Temperature the estimate refers to, K (the coupon's mean 1/T; NaN if not stated)."""
+    temperature_slope_k: float = 0.0
+    """``d ln(critical content) / d(1/T)``, K: how the estimate moves with temperature (0:
+    not at all, as for Cr; Wagner's criterion for Al). :func:`combine` uses it to bring
+    coupons held at slightly different temperatures to one."""
     band: tuple[float, float] | None = None
     """Contents over which the fitted transition band runs on this coupon (f from 0.01 to
     0.999 over its temperatures), mass fractions; None when not located."""
@@ -197,7 +201,8 @@ class Estimate:
     """The critical content of one system after some coupons (:func:`estimate_history`).
 
     When located (any coupon located it): the inverse-variance mean of the located coupons'
-    estimates, ``sigma`` its standard uncertainty, ``low95``/``high95`` its 95 % interval.
+    estimates (each brought to ``temperature_k`` along its ``temperature_slope_k``),
+    ``sigma`` its standard uncertainty, ``low95``/``high95`` its 95 % interval.
     Otherwise the bracket the coupons' sides allow (``low95``..``high95``, within the
     reach) and NaN estimate and sigma.
     """
@@ -212,6 +217,9 @@ class Estimate:
     sigma: float
     low95: float
     high95: float
+    temperature_k: float = math.nan
+    """Temperature the combined estimate refers to, K (the located coupons' weighted mean
+    1/T; NaN when they stated none)."""
 
     @property
     def width95(self) -> float:
@@ -226,9 +234,11 @@ class Estimate:
 def combine(reports: Sequence[CouponReport], reach: SystemReach | None = None) -> Estimate:
     """Return the combined estimate of one system's critical content from its reports.
 
-    Located reports combine by inverse-variance weights (they are independent coupons; the
-    same exposure is assumed, so their estimates refer to about the same temperature).
-    Without any, the sides bound it: above a coupon's top, below a coupon's bottom,
+    Located reports combine by inverse-variance weights (they are independent coupons),
+    each first brought to the common temperature (the weighted mean of their 1/T) along its
+    own ``temperature_slope_k``: coupons of one exposure differ by a few kelvin, which moves
+    a temperature-dependent critical content (Al) by about its own uncertainty. Without
+    any located report, the sides bound it: above a coupon's top, below a coupon's bottom,
     within ``reach`` (or 0..1).
     """
     if not reports:
@@ -239,10 +249,22 @@ def combine(reports: Sequence[CouponReport], reach: SystemReach | None = None) -
     found = [r for r in reports if r.located]
     if found:
         weight = sum(1.0 / r.sigma**2 for r in found)
-        est = sum(r.estimate / r.sigma**2 for r in found) / weight
+        stated = [r for r in found if math.isfinite(r.temperature_k)]
+        t_common = math.nan
+        if stated:
+            w_t = sum(1.0 / r.sigma**2 for r in stated)
+            t_common = w_t / sum(1.0 / (r.temperature_k * r.sigma**2) for r in stated)
+
+        def at_common(r: CouponReport) -> float:
+            if not (r.temperature_slope_k and math.isfinite(r.temperature_k)):
+                return r.estimate
+            shift = r.temperature_slope_k * (1.0 / t_common - 1.0 / r.temperature_k)
+            return r.estimate * math.exp(shift)
+
+        est = sum(at_common(r) / r.sigma**2 for r in found) / weight
         sigma = 1.0 / math.sqrt(weight)
         lo, hi = _interval(est, sigma, 0.95)
-        return Estimate(system, element, len(reports), len(found), est, sigma, lo, hi)
+        return Estimate(system, element, len(reports), len(found), est, sigma, lo, hi, t_common)
     lo = reach.low if reach else 0.0
     hi = reach.high if reach else 1.0
     for r in reports:
@@ -337,8 +359,9 @@ class CriticalContentAgent:
                 if r.band is not None:
                     lo, hi = min(lo, r.band[0]), max(hi, r.band[1])
             lo, hi = lo - self.margin, hi + self.margin
+            at = f" at {est.temperature_k:.0f} K" if math.isfinite(est.temperature_k) else ""
             why = (
-                f"critical {reach.element} {est.estimate:.4f} +/- {est.sigma:.4f} "
+                f"critical {reach.element} {est.estimate:.4f} +/- {est.sigma:.4f}{at} "
                 f"(95 % {est.low95:.4f}..{est.high95:.4f}, {est.located} coupon(s)); "
                 f"the transition band and a margin of {self.margin:g} around it"
             )

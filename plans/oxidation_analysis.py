@@ -301,6 +301,7 @@ class CouponAnalysis:
                 estimate=crit.fraction,
                 sigma=crit.sigma,
                 temperature_k=crit.reference_temperature_k,
+                temperature_slope_k=crit.temperature_slope_k,
                 band=crit.band(),
                 regimes=tuple(r.regime for r in rows),
             )

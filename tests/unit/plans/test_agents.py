@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from statistics import NormalDist
 
 import pytest
@@ -192,6 +192,26 @@ def test_combined_estimate_is_the_inverse_variance_mean() -> None:
     assert estimate_history(reports, "Ni-Al") == []
     with pytest.raises(InputError, match="different systems"):
         combine([reports[0], CouponReport("A1", "Ni-Al", "Al", 0, 0.3, "above")])
+
+
+def test_coupons_at_slightly_different_temperatures_combine_at_one() -> None:
+    """A temperature-dependent critical content (Al) is brought to the common temperature
+    along each coupon's slope before the coupons are averaged."""
+    slope = 2400.0  # K: c_crit falls as T rises
+    a = CouponReport(
+        "A1", "Ni-Al", "Al", 0.0, 0.3, "located", estimate=0.110, sigma=0.001,
+        temperature_k=1220.0, temperature_slope_k=slope,
+    )  # fmt: skip
+    b = replace(a, coupon_id="A2", estimate=0.108, temperature_k=1230.0)
+    est = combine([a, b])
+    t_common = 2 / (1 / 1220.0 + 1 / 1230.0)
+    assert est.temperature_k == pytest.approx(t_common)
+    moved = [r.estimate * math.exp(slope * (1 / t_common - 1 / r.temperature_k)) for r in (a, b)]
+    assert est.estimate == pytest.approx(sum(moved) / 2)
+    assert moved[0] < a.estimate and moved[1] > b.estimate  # toward the middle temperature
+    # without a slope (Cr) the estimates are averaged as they are
+    flat = combine([replace(a, temperature_slope_k=0.0), replace(b, temperature_slope_k=0.0)])
+    assert flat.estimate == pytest.approx(0.109)
 
 
 @dataclass
