@@ -135,6 +135,8 @@ def _format_value(value: Any, units: str) -> str:
         if value.size == 0:
             return "[]"
         if value.dtype.kind == "f":
+            if np.isnan(value).all():  # (nanmin of all-NaN warns)
+                return f"[{value.size}] no value yet"
             return f"[{value.size}] {np.nanmin(value):.4g}..{np.nanmax(value):.4g}{u}"
         return f"[{value.size}]"
     if isinstance(value, float):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from couponlab.cli import build_parser, main, sample_lab_path
@@ -181,3 +182,12 @@ def test_a_lab_without_twins_is_a_usage_error_for_the_demo(
     p.write_text(NO_TWINS.format(port=4840))
     assert main(["demo", "--lab", str(p), "--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err.startswith("couponlab: the demo drives twins only")
+
+
+def test_check_formats_an_all_nan_array_without_a_warning() -> None:
+    """`couponlab check` shows arrays by their range; one with no value yet (a scanner not
+    scanned) is said so, not warned about (warnings are errors here)."""
+    from couponlab.cli import _format_value
+
+    assert _format_value(np.full(12, np.nan), "degC") == "[12] no value yet"
+    assert _format_value(np.array([np.nan, 800.0, 1100.0]), "degC") == "[3] 800..1100 degC"
