@@ -23,6 +23,7 @@ See docs/howto/write-a-campaign-agent.md.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -326,7 +327,13 @@ class CriticalContentAgent:
             ) from None
 
     def tell(self, report: CouponReport) -> None:
-        """Take one coupon's report; refuse a system or element the agent does not know."""
+        """Take one coupon's report; refuse a system or element the agent does not know.
+
+        Telling the same report of a coupon again changes nothing (a resumed campaign may
+        repeat itself: counting a coupon twice would narrow the interval falsely); another
+        report under a coupon id already told is refused. Reports without an id are all
+        taken.
+        """
         reach = self._reach(report.system)
         if report.element != reach.element:
             raise InputError(
@@ -334,6 +341,15 @@ class CriticalContentAgent:
                 f"report of {report.coupon_id}: element {report.element!r} is not the graded "
                 f"element {reach.element!r} of {report.system}",
             )
+        if report.coupon_id:
+            for told in self.reports:
+                if told.coupon_id != report.coupon_id:
+                    continue
+                if _same(told, report):
+                    return
+                raise InputError(
+                    AGENT, f"coupon {report.coupon_id} was told a different report before"
+                )
         self.reports.append(report)
 
     def history(self, system: str) -> list[Estimate]:
@@ -397,6 +413,11 @@ class CriticalContentAgent:
         centre = (lo + hi) / 2
         lo = min(max(centre - width / 2, reach.low), reach.high - width)
         return (round(lo, 6), round(lo + width, 6))
+
+
+def _same(a: CouponReport, b: CouponReport) -> bool:
+    """Return whether two reports say the same (NaN equal to NaN)."""
+    return json.dumps(a.as_dict(), sort_keys=True) == json.dumps(b.as_dict(), sort_keys=True)
 
 
 def report_coupon(

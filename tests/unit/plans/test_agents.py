@@ -137,6 +137,30 @@ def test_not_located_moves_the_range_to_the_side_the_content_lies_on() -> None:
     assert top.high == 0.3 and top.low == pytest.approx(0.2)
 
 
+def test_a_coupon_told_twice_counts_once() -> None:
+    agent = CriticalContentAgent()
+    report = fake_report("Ni-Cr", agent.ask("Ni-Cr"), 1)
+    agent.tell(report)
+    agent.tell(replace(report))  # a resumed campaign repeating itself
+    assert len(agent.reports) == 1
+    nope = CouponReport(report.coupon_id, "Ni-Cr", "Cr", 0.0, 0.5, "above")
+    with pytest.raises(InputError, match="different report"):
+        agent.tell(nope)
+    unnamed = CouponReport("", "Ni-Cr", "Cr", 0.0, 0.5, "above")
+    agent.tell(unnamed)
+    agent.tell(unnamed)
+    assert len(agent.reports) == 3
+
+
+def test_a_coupon_that_told_nothing_widens_the_range() -> None:
+    agent = CriticalContentAgent()
+    agent.tell(CouponReport("C1", "Ni-Cr", "Cr", 0.15, 0.25, "unknown"))
+    p = agent.ask("Ni-Cr")
+    assert (p.low, p.high) == pytest.approx((0.1, 0.3)) and "widened" in p.reason
+    [only] = agent.history("Ni-Cr")
+    assert (only.low95, only.high95, only.located) == (0.0, 0.5, 0)
+
+
 def test_the_agent_refuses_a_report_of_the_wrong_element() -> None:
     agent = CriticalContentAgent()
     with pytest.raises(InputError, match="graded element"):
