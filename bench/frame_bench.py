@@ -48,7 +48,7 @@ def bulk(speedup: float) -> None:
         engine(bps.wait_for([lambda: frame.connect()]))
         settings = TestSettings(crosshead_rate="0.95 mm/min", sample_rate="5 kHz")
         t0 = time.perf_counter()
-        ret = engine(tensile_test(frame, "bench", 10.0, settings=settings))
+        ret = engine(tensile_test(frame, "generic:bench", 10.0, settings=settings))
         wall = time.perf_counter() - t0
         model: Any = twins.world.instruments["frame1"]
         produced = twins.call(lambda: model.produced)

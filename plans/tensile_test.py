@@ -98,6 +98,7 @@ def tensile_test(
     *,
     across: QuantityLike | None = None,
     coupon_width: QuantityLike | None = None,
+    coupon_length: QuantityLike | None = None,
     geometry: iframe.SpecimenGeometry | None = None,
     settings: iframe.TestSettings | None = None,
     preload: QuantityLike = "50 N",
@@ -129,11 +130,17 @@ def tensile_test(
         specimen's width spans ``across`` +/- width/2 (clipped to the coupon), so on a coupon
         graded across its width each ``across`` tests a different composition.
     coupon_width
-        Width of the coupon, mm, when the plan knows it: ``across`` is then checked against
-        it before a byte is sent (otherwise the frame refuses an ``across`` off the coupon).
+        Width of the coupon, mm, when the plan knows it: ``across`` and the specimen's
+        outline are then checked against it before a byte is sent (otherwise the frame
+        refuses an ``across`` off the coupon).
+    coupon_length
+        Length of the coupon, mm, when the plan knows it: the specimen's outline centred
+        at ``position`` must lie inside it (checked before a byte is sent).
     geometry
-        Specimen dimensions; E8M sub-size sheet (25 x 6 mm, thickness from the lab file) by
-        default.
+        Specimen dimensions; E8M sub-size sheet (25 x 6 mm, 100 mm overall, thickness from
+        the lab file) by default; :data:`couponlab.specimens.SS_J3` fits a coupon. Where
+        several specimens come from one coupon, lay them out with
+        :func:`couponlab.specimens.layout_specimens` (no overlap, inside the coupon).
     settings
         Control mode, rates, sampling rate, force limit; E8 method C crosshead rate
         (0.48 mm/min for a 32 mm reduced section) at 100 Hz by default.
@@ -184,6 +191,7 @@ def tensile_test(
             "position": str(position),
             "across": None if across is None else str(across),
             "coupon_width": None if coupon_width is None else str(coupon_width),
+            "coupon_length": None if coupon_length is None else str(coupon_length),
             "geometry": iframe.describe_geometry(geometry),
             "settings": {k: str(v) for k, v in asdict(settings).items()},
             "preload": str(preload),
@@ -255,7 +263,12 @@ def tensile_test(
     def run() -> MsgGenerator[TensileResult]:
         yield from _call(
             lambda: frame.mount(
-                coupon_id, position, geometry, across=across, coupon_width=coupon_width
+                coupon_id,
+                position,
+                geometry,
+                across=across,
+                coupon_width=coupon_width,
+                coupon_length=coupon_length,
             )
         )
         yield from _call(lambda: frame.configure_test(settings))

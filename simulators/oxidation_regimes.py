@@ -34,7 +34,7 @@ coupons at once with the same code the world runs.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -72,6 +72,9 @@ class ScaleKinetics(BaseModel):
     """dQ / d(Cr fraction), kJ/mol per unit fraction."""
     ln_kp_slope: float = 0.0
     """d ln(kp_ref) / d(Cr fraction), per unit fraction."""
+    pilling_bedworth: float = Field(default=2.0, ge=1.0, le=5.0)
+    """Pilling-Bedworth ratio, oxide volume per volume of metal consumed: a scale of
+    thickness x consumed x / ratio of metal (NiO 1.65, Cr2O3 2.07, Al2O3 1.28)."""
 
     def activation_energy_j(self, cr: FloatArray | float) -> FloatArray:
         """Return Q (J/mol) at Cr fraction ``cr``."""
@@ -97,7 +100,9 @@ class ScaleKinetics(BaseModel):
 
 
 def _nio() -> ScaleKinetics:
-    return ScaleKinetics(activation_energy_kj_per_mol=112.0, kp_ref_m2_per_s=5.0e-16)
+    return ScaleKinetics(
+        activation_energy_kj_per_mol=112.0, kp_ref_m2_per_s=5.0e-16, pilling_bedworth=1.65
+    )
 
 
 def _chromia() -> ScaleKinetics:
@@ -106,6 +111,7 @@ def _chromia() -> ScaleKinetics:
         kp_ref_m2_per_s=3.6e-17,
         q_slope_kj_per_mol=100.0,
         ln_kp_slope=-5.0,
+        pilling_bedworth=2.07,
     )
 
 
@@ -157,7 +163,9 @@ def _critical_al() -> CriticalContent:
 
 
 def _alumina() -> ScaleKinetics:
-    return ScaleKinetics(activation_energy_kj_per_mol=340.0, kp_ref_m2_per_s=2.0e-19)
+    return ScaleKinetics(
+        activation_energy_kj_per_mol=340.0, kp_ref_m2_per_s=2.0e-19, pilling_bedworth=1.28
+    )
 
 
 class Transient(BaseModel):
@@ -290,6 +298,22 @@ class ScaleState:
     alumina_m: FloatArray | None = None
     """Thickness on the alumina-protected area (transient oxide, then alumina), m; None
     until a node with Al grows."""
+    nio_grown_m: FloatArray = field(default_factory=lambda: np.zeros(0))
+    """NiO grown in all (spalled scale included), m: what consumed metal (the current
+    thickness when not given)."""
+    chromia_grown_m: FloatArray = field(default_factory=lambda: np.zeros(0))
+    """Oxide grown on the chromia-protected area in all (transient oxide, chromia, and what
+    spalled or evaporated as CrO3 included), m."""
+    alumina_grown_m: FloatArray | None = None
+    """Oxide grown on the alumina-protected area in all, m (None while ``alumina_m`` is)."""
+
+    def __post_init__(self) -> None:
+        if self.nio_grown_m.shape != self.nio_m.shape:
+            self.nio_grown_m = np.array(self.nio_m, float)
+        if self.chromia_grown_m.shape != self.chromia_m.shape:
+            self.chromia_grown_m = np.array(self.chromia_m, float)
+        if self.alumina_grown_m is None and self.alumina_m is not None:
+            self.alumina_grown_m = np.array(self.alumina_m, float)
 
     @classmethod
     def new(
@@ -320,6 +344,24 @@ class ScaleState:
         out: FloatArray = f * self.chromia_m + (1.0 - f) * unprotected
         return out
 
+    def metal_recession_m(
+        self, cr: FloatArray, params: RegimeParameters, al: FloatArray | None = None
+    ) -> FloatArray:
+        """Return the metal consumed by oxidation under the surface, m, area-weighted as in
+        :meth:`thickness_m`: each scale's oxide grown in all over its Pilling-Bedworth
+        ratio. Spalled and evaporated oxide consumed metal too, so recession only grows."""
+        formed_k = np.where(self.hottest_k > 0, self.hottest_k, 1273.15)
+        f = params.critical_cr.protective_fraction(cr, formed_k)
+        unprotected = self.nio_grown_m / params.nio.pilling_bedworth
+        if al is not None and self.alumina_grown_m is not None:
+            f_al = params.critical_al.protective_fraction(al, formed_k)
+            alumina = self.alumina_grown_m / params.alumina.pilling_bedworth
+            unprotected = f_al * alumina + (1.0 - f_al) * unprotected
+        out: FloatArray = (
+            f * self.chromia_grown_m / params.chromia.pilling_bedworth + (1.0 - f) * unprotected
+        )
+        return out
+
 
 def grow(
     state: ScaleState,
@@ -338,7 +380,9 @@ def grow(
     t = np.asarray(temperature_k, float)
     k_nio = params.nio.kp(cr, t)
     k_cr = params.chromia.kp(cr, t)
-    state.nio_m = np.sqrt(state.nio_m**2 + k_nio * dt_s)
+    nio_new = np.sqrt(state.nio_m**2 + k_nio * dt_s)
+    state.nio_grown_m = state.nio_grown_m + (nio_new - state.nio_m)
+    state.nio_m = nio_new
     in_transient = state.transient_progress < 1.0
     if params.transient.enabled and np.any(in_transient):
         state.transient_progress = np.where(
@@ -349,13 +393,15 @@ def grow(
     kv = params.volatilisation.kv(t)
     x = state.chromia_m
     steady = x**2 + k_cr * dt_s - 2.0 * kv * x * dt_s
-    state.chromia_m = np.where(
-        in_transient, np.sqrt(x**2 + k_nio * dt_s), np.sqrt(np.maximum(steady, 0.0))
-    )
+    grown = np.where(in_transient, np.sqrt(x**2 + k_nio * dt_s), np.sqrt(x**2 + k_cr * dt_s))
+    state.chromia_grown_m = state.chromia_grown_m + (grown - x)
+    state.chromia_m = np.where(in_transient, grown, np.sqrt(np.maximum(steady, 0.0)))
     if al is not None:
         xa = np.zeros_like(state.nio_m) if state.alumina_m is None else state.alumina_m
         k_al = params.alumina.kp(al, t)
         state.alumina_m = np.sqrt(xa**2 + np.where(in_transient, k_nio, k_al) * dt_s)
+        before = np.zeros_like(xa) if state.alumina_grown_m is None else state.alumina_grown_m
+        state.alumina_grown_m = before + (state.alumina_m - xa)
     state.hottest_k = np.maximum(state.hottest_k, t)
 
 

@@ -113,6 +113,9 @@ class OxidationModel(BaseModel):
     """Per-element parameters of the mixing law (``law="mixing"``)."""
     step_s: float = Field(default=60.0, gt=0)
     """Integration step of oxide growth, s of virtual time."""
+    pilling_bedworth: float = Field(default=2.0, ge=1.0, le=5.0)
+    """Oxide volume per volume of metal consumed under the mixing law (the regime law has
+    one per scale)."""
 
     def _check(self, composition: Mapping[str, FloatArray | float]) -> None:
         unknown = set(composition) - set(self.elements)
@@ -215,6 +218,10 @@ class Coupon:
     """State of the regime law's scales (None until first exposed)."""
     settled: bool = True
     """True once the coupon, out of any holder, has been checked for spallation."""
+    recession_m: FloatArray = field(init=False)
+    """Metal consumed by oxidation under the exposed surface per node, m, shaped (ny, nx):
+    the oxide grown in all (spalled or evaporated included) over its Pilling-Bedworth
+    ratio. The frame twin takes it off a specimen's load-bearing section."""
 
     def __post_init__(self) -> None:
         nx = round(self.length_mm / self.resolution_mm) + 1
@@ -222,6 +229,7 @@ class Coupon:
         self.x_mm = np.linspace(0.0, self.length_mm, nx)
         self.y_mm = np.linspace(0.0, self.width_mm, ny)
         self.oxide_x2_m2 = np.zeros((ny, nx))
+        self.recession_m = np.zeros((ny, nx))
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -305,6 +313,12 @@ class Coupon:
         """Return the oxide thickness (m) at points (``x_mm``, ``y_mm``; y: centre line)."""
         thickness: FloatArray = np.sqrt(self._interp(self.oxide_x2_m2, x_mm, y_mm))
         return thickness
+
+    def recession_grid(self, x_mm: FloatArray, y_mm: FloatArray) -> FloatArray:
+        """Return the metal recession (m) on the grid ``y_mm`` x ``x_mm`` (array (ny, nx))."""
+        return self._interp_grid(
+            self.recession_m, np.asarray(x_mm, float), np.asarray(y_mm, float)
+        )
 
     def temperature_k(self) -> FloatArray | None:
         """Return the temperature (K) along x, or None when not in a holder."""
@@ -600,6 +614,7 @@ class World:
                 if model.law == "mixing":
                     if t is not None:
                         c.oxide_x2_m2 += model.kp(c.composition, t) * dt
+                        c.recession_m = np.sqrt(c.oxide_x2_m2) / model.pilling_bedworth
                         c.exposure_s += dt
                     continue
                 if t is None and (c.settled or c.scales is None):
@@ -626,6 +641,7 @@ class World:
                 c.exposure_s += dt
             spall(c.scales, temps, params)
         c.oxide_x2_m2 = c.scales.thickness_m(cr, params, al) ** 2
+        c.recession_m = c.scales.metal_recession_m(cr, params, al)
 
 
 __all__ = [

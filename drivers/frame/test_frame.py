@@ -43,6 +43,7 @@ from couponlab.interfaces.frame import (
 from couponlab.lab_settings import DeviceLimits, DeviceSettings, quantity
 from couponlab.labfile import DeviceEntry
 from couponlab.registry import DriverSpec
+from couponlab.specimens import check_inside
 from couponlab.transports import ScpiClient, make_transport
 from couponlab.units import to_magnitude
 
@@ -61,12 +62,14 @@ class ControlMode(StrictEnum):
 
 class FrameSettings(DeviceSettings):
     """Settings of a test frame: ``specimen_thickness`` (mm, 0.1..20; default 2),
-    ``coupon_width`` (mm, 0.5..1000; None: unknown), ``data_dir`` of the curve files,
+    ``coupon_length`` and ``coupon_width`` (mm, 0.5..1000; None: unknown; a specimen whose
+    outline sticks out of a known side is refused), ``data_dir`` of the curve files,
     ``timeout_s``, ``poll_period_s`` (s, 0.005..1; default 0.05) and ``hil_destructive``
     (the HIL suite may pull specimens on this real frame; default false)."""
 
     specimen_thickness: Annotated[float, quantity("mm", ge=0.1, le=20)] = 2.0
     coupon_width: Annotated[float | None, quantity("mm", ge=0.5, le=1000)] = None
+    coupon_length: Annotated[float | None, quantity("mm", ge=0.5, le=1000)] = None
     data_dir: str | None = None
     poll_period_s: Annotated[float, quantity("s", ge=0.005, le=1.0)] = 0.05
     hil_destructive: StrictBool = False
@@ -119,8 +122,14 @@ class ScpiTestFrame(StandardReadable):
         not give one.
     coupon_width
         Width of the lab's coupons, mm (0.5 .. 1000), when known: a mount's ``across``
-        position is then checked to lie in 0 .. width before a byte is sent. ``None``
-        (default) leaves that check to the frame, which knows the coupon in the twin.
+        position is then checked to lie in 0 .. width, and the specimen's outline (grip
+        width, or the reduced section's width) to lie inside it, before a byte is sent.
+        ``None`` (default) leaves the ``across`` check to the frame, which knows the
+        coupon in the twin.
+    coupon_length
+        Length of the lab's coupons, mm (0.5 .. 1000), when known: the specimen's outline
+        (overall length, or the reduced length) centred at ``position`` must lie in
+        0 .. length, so a specimen longer than the coupon is refused before a byte is sent.
     data_dir
         Directory of the curve files (created if missing): the run's output folder (a
         Session passes its ``out_dir``; see :func:`couponlab.lab.make_device`); ``runs``
@@ -211,6 +220,7 @@ class ScpiTestFrame(StandardReadable):
         limits: dict[str, Any] | None = None,
         specimen_thickness: Any = "2 mm",
         coupon_width: Any = None,
+        coupon_length: Any = None,
         data_dir: str | Path | None = None,
         timeout: float = 2.0,
         poll_period: float = 0.05,
@@ -229,6 +239,13 @@ class ScpiTestFrame(StandardReadable):
             if coupon_width is None
             else to_magnitude(
                 coupon_width, "mm", device=name, what="coupon_width", low=0.5, high=1000.0
+            )
+        )
+        self._coupon_length = (
+            None
+            if coupon_length is None
+            else to_magnitude(
+                coupon_length, "mm", device=name, what="coupon_length", low=0.5, high=1000.0
             )
         )
         self._data_dir = Path(data_dir or DEFAULT_OUT_DIR).absolute()
@@ -257,6 +274,7 @@ class ScpiTestFrame(StandardReadable):
             limits=FrameLabLimits.of(entry).model_dump(exclude_none=True),
             specimen_thickness=s.specimen_thickness,
             coupon_width=s.coupon_width,
+            coupon_length=s.coupon_length,
             data_dir=s.data_dir,
             timeout=s.timeout_s,
             poll_period=s.poll_period_s,
@@ -363,13 +381,17 @@ class ScpiTestFrame(StandardReadable):
         *,
         across: Any = None,
         coupon_width: Any = None,
+        coupon_length: Any = None,
     ) -> None:
         """Grip a specimen from ``coupon_id`` centred at ``(position, across)`` on the coupon.
 
         ``position`` is mm along the coupon (x, 0 .. 1000), ``across`` mm across it (y,
         >= 0, at most ``coupon_width`` (this call's, else the lab file's) when known;
         ``None`` is the coupon's centre line and sends the two-argument ``SPEC:LOAD``).
-        The gauge length runs along x.
+        The gauge length runs along x. With the coupon's length and/or width known (this
+        call's, else the lab file's), a specimen whose outline (overall length by grip
+        width, :func:`couponlab.specimens.outline_mm`) sticks out of the coupon is refused
+        (:class:`~couponlab.specimens.CutPlanError`) before a byte is sent.
         """
         if not isinstance(coupon_id, str) or not _COUPON_ID.match(coupon_id):
             raise InputError(
@@ -404,6 +426,18 @@ class ScpiTestFrame(StandardReadable):
         )
         reduced = to_magnitude(g.reduced_length, "mm", device=self.name, what="reduced_length",
                                low=gauge, high=400.0)  # fmt: skip
+        if g.overall_length is not None:
+            to_magnitude(g.overall_length, "mm", device=self.name, what="overall_length",
+                         low=reduced, high=1000.0)  # fmt: skip
+        if g.grip_width is not None:
+            to_magnitude(g.grip_width, "mm", device=self.name, what="grip_width",
+                         low=width, high=200.0)  # fmt: skip
+        length_of_coupon = self._coupon_length
+        if coupon_length is not None:
+            length_of_coupon = to_magnitude(
+                coupon_length, "mm", device=self.name, what="coupon_length", low=0.5, high=1000.0
+            )
+        check_inside(self.name, coupon_id, g, x, y, length_of_coupon, width_of_coupon)
         self._lim()
         await self.client.command(
             f"SPEC:DIM {_num(gauge)},{_num(width)},{_num(thick)},{_num(reduced)}"

@@ -107,6 +107,10 @@ class MechanicsModel(BaseModel):
     elements: dict[str, ElementMechanics] = Field(default_factory=_default_elements)
     interactions: dict[str, float] = Field(default_factory=_default_interactions)
     scatter: Scatter = Field(default_factory=Scatter)
+    exposed_faces: int = Field(default=1, ge=0, le=2)
+    """Broad faces of a specimen that are the coupon's exposed surface (0..2): the lab cuts
+    specimens as the top slice of the coupon, keeping the oxidised face (1, default); 0
+    models specimens machined clear of the oxidised layer."""
 
     def _check(self, composition: Mapping[str, float]) -> None:
         unknown = set(composition) - set(self.elements)

@@ -20,7 +20,7 @@ Physics (all in virtual time of the shared world):
 from __future__ import annotations
 
 import math
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -34,6 +34,8 @@ from couponlab.simulators.world import Coupon, World
 
 FloatArray = NDArray[np.float64]
 COLUMNS = 4
+GENERIC_PREFIX = "generic:"
+"""A coupon id with this prefix asks for a generic specimen of ``default_material``."""
 """Columns of a buffered sample: test time (s), force (N), crosshead position (mm), strain."""
 
 
@@ -87,7 +89,7 @@ class FrameConfig(BaseModel):
     default_material: dict[str, float] = Field(
         default_factory=lambda: {"Fe": 0.70, "Cr": 0.18, "Ni": 0.12}
     )
-    """Composition used when the mounted coupon is unknown to the world (316L-like)."""
+    """Composition of a generic specimen (coupon id ``generic:<name>``; 316L-like)."""
     step_s: float = Field(default=0.1, gt=0)
     """Virtual-time period of the twin's SimPy process, s."""
     control_rate_hz: float = Field(default=1000.0, gt=0)
@@ -142,6 +144,11 @@ class Specimen:
     from_coupon: bool
     curve: SpecimenCurve
     area_mm2: float
+    """Load-bearing cross-section, mm^2: the nominal one less what oxidation consumed."""
+    nominal_area_mm2: float
+    """Cross-section of the declared geometry (``SPEC:DIM``), mm^2."""
+    recession_mm: float
+    """Mean metal recession of the coupon over the gauge section, mm (per exposed face)."""
     reduced_length_mm: float
     grip_position_mm: float
     """Crosshead position when gripped (zero force), mm."""
@@ -319,8 +326,16 @@ class FrameModel:
         (0 .. length), y across its width (0 .. width); ``y_mm`` ``None`` is the centre line.
         The specimen's gauge length runs along x. Its material is the mean composition over
         the gauge section: x within +/- gauge/2 and y within +/- specimen width/2 of the
-        centre, clipped to the coupon. An id the world does not know gets the configured
-        default material (``y_mm`` is then only checked to be finite and >= 0).
+        centre, clipped to the coupon. Its load-bearing section is the nominal one less
+        the metal the coupon's oxidation consumed under its exposed face(s) (the mean
+        recession over the gauge section, :attr:`Coupon.recession_m`, times the
+        mechanics' ``exposed_faces``): the frame still reports force, and the analysis
+        stress on the nominal section.
+
+        An id the world does not know (or a coupon never printed) is refused (-224),
+        unless it starts with :data:`GENERIC_PREFIX` (``generic:``): the lab's explicit
+        request for a specimen of the configured ``default_material`` (``y_mm`` is then
+        only checked to be finite and >= 0).
         """
         self._catch_up()
         if self.mode is not Mode.IDLE or self.acquiring:
@@ -331,6 +346,14 @@ class FrameModel:
             raise FrameError(-222, f"Data out of range; y={y_mm} must be >= 0 mm")
         coupon = self.world.coupons.get(coupon_id)
         y_at: float | None = y_mm
+        recession_mm = 0.0
+        if (coupon is None or not coupon.composition) and not coupon_id.startswith(GENERIC_PREFIX):
+            known = "unknown to the world" if coupon is None else "not printed (no composition)"
+            raise FrameError(
+                -224,
+                f"Illegal parameter value; coupon '{coupon_id}' is {known} (a generic "
+                f"specimen is asked for as '{GENERIC_PREFIX}<name>')",
+            )
         if coupon is not None and coupon.composition:
             if not 0.0 <= x_mm <= coupon.length_mm:
                 raise FrameError(
@@ -342,6 +365,9 @@ class FrameModel:
                 )
             y_at = coupon.width_mm / 2 if y_mm is None else y_mm
             comp = _gauge_mean(coupon, x_mm, y_at, self.gauge_length / 2, self.width / 2)
+            recession_mm = 1e3 * _gauge_section_mean(
+                coupon, coupon.recession_grid, x_mm, y_at, self.gauge_length / 2, self.width / 2
+            )
             from_coupon = True
         else:
             comp = dict(self.cfg.default_material)
@@ -351,6 +377,13 @@ class FrameModel:
         except (KeyError, ValueError) as exc:
             raise FrameError(-200, f"Execution error; {exc}") from None
         curve = SpecimenCurve(params)
+        lost_mm = self.mechanics.exposed_faces * recession_mm
+        if not lost_mm < self.thickness:
+            raise FrameError(
+                -200,
+                f"Execution error; oxidation consumed {lost_mm:.4g} mm of the "
+                f"{self.thickness:g} mm thick specimen",
+            )
         spec = Specimen(
             coupon_id=coupon_id,
             x_mm=x_mm,
@@ -358,7 +391,9 @@ class FrameModel:
             composition=comp,
             from_coupon=from_coupon,
             curve=curve,
-            area_mm2=self.area_mm2,
+            area_mm2=self.width * (self.thickness - lost_mm),
+            nominal_area_mm2=self.area_mm2,
+            recession_mm=recession_mm,
             reduced_length_mm=self.reduced_length,
             grip_position_mm=self.position,
         )
@@ -753,6 +788,28 @@ class FrameModel:
         return ",".join(f"{e}={c:.4f}" for e, c in sorted(spec.composition.items()))
 
 
+def _section_grid(
+    coupon: Coupon, x_mm: float, y_mm: float, half_gauge: float, half_width: float
+) -> tuple[FloatArray, FloatArray]:
+    """Return the 51 x-samples and 25 y-samples of the gauge section, clipped to the coupon."""
+    xs = np.linspace(max(0.0, x_mm - half_gauge), min(coupon.length_mm, x_mm + half_gauge), 51)
+    ys = np.linspace(max(0.0, y_mm - half_width), min(coupon.width_mm, y_mm + half_width), 25)
+    return xs, ys
+
+
+def _gauge_section_mean(
+    coupon: Coupon,
+    grid: Callable[[FloatArray, FloatArray], FloatArray],
+    x_mm: float,
+    y_mm: float,
+    half_gauge: float,
+    half_width: float,
+) -> float:
+    """Return the mean of a coupon map (``grid(xs, ys)``) over the gauge section."""
+    xs, ys = _section_grid(coupon, x_mm, y_mm, half_gauge, half_width)
+    return float(np.mean(grid(xs, ys)))
+
+
 def _gauge_mean(
     coupon: Coupon, x_mm: float, y_mm: float, half_gauge: float, half_width: float
 ) -> dict[str, float]:
@@ -761,8 +818,7 @@ def _gauge_mean(
     The section is x in ``x_mm`` +/- ``half_gauge`` and y in ``y_mm`` +/- ``half_width``
     (mm), clipped to the coupon, sampled on a 51 x 25 grid of bilinear interpolations.
     """
-    xs = np.linspace(max(0.0, x_mm - half_gauge), min(coupon.length_mm, x_mm + half_gauge), 51)
-    ys = np.linspace(max(0.0, y_mm - half_width), min(coupon.width_mm, y_mm + half_width), 25)
+    xs, ys = _section_grid(coupon, x_mm, y_mm, half_gauge, half_width)
     gx, gy = np.meshgrid(xs, ys)
     at = coupon.composition_at(gx.ravel(), gy.ravel())
     comp = {e: float(np.mean(v)) for e, v in at.items()}
@@ -778,6 +834,7 @@ def mechanics_from_world(world: World) -> MechanicsModel:
 
 __all__ = [
     "COLUMNS",
+    "GENERIC_PREFIX",
     "Control",
     "Fault",
     "FrameConfig",

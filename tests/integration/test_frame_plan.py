@@ -23,6 +23,7 @@ from couponlab.plans.tensile_test import tensile_test
 from couponlab.simulators.frame import FrameModel
 from couponlab.simulators.frame.material import MechanicsModel, Scatter
 from couponlab.simulators.world import Coupon
+from couponlab.specimens import SS_J3
 from couponlab.testing.frame import FRAME_CHECKS, FrameConformance, frame_lab
 from couponlab.twins import BackgroundTwins
 
@@ -186,16 +187,23 @@ def test_composition_across_the_coupon_changes_the_properties(
 ) -> None:
     engine, frame, docs = env
     fe_rich = engine(
-        tensile_test(frame, "ygrad1", 30.0, across="2 mm", coupon_width="10 mm", settings=FAST)
-    ).plan_result
+        tensile_test(
+            frame, "ygrad1", 30.0, across="2 mm", coupon_width="10 mm", geometry=SS_J3,
+            settings=FAST,
+        )
+    ).plan_result  # fmt: skip
     x, y, ni_low = twins.call(_site, twins)
     assert (x, y) == (30.0, 2.0)
     engine(bps.wait_for([lambda: frame.dismount()]))
-    ni_rich = engine(tensile_test(frame, "ygrad1", 30.0, across=8.0, settings=FAST)).plan_result
+    ni_rich = engine(
+        tensile_test(frame, "ygrad1", 30.0, across=8.0, geometry=SS_J3, settings=FAST)
+    ).plan_result
     x, y, ni_high = twins.call(_site, twins)
     assert (x, y) == (30.0, 8.0)
-    assert ni_high > ni_low + 0.25  # y 5..10 against y 0..5 of the specimen's 6 mm width
-    assert ni_rich.uts > fe_rich.uts + 45.0  # nominal about 729 against 668 MPa
+    # the SS-J3 gauge's 1.2 mm width: y 7.4..8.6 against y 1.4..2.6
+    assert ni_high == pytest.approx(0.12 + 0.56 * 0.8, abs=1e-3)
+    assert ni_low == pytest.approx(0.12 + 0.56 * 0.2, abs=1e-3)
+    assert ni_rich.uts > fe_rich.uts + 45.0
     starts = [d for n, d in docs if n == "start"]
     assert [s["coupon_id"] for s in starts] == ["ygrad1", "ygrad1"]
     assert [s["sample"] for s in starts] == [
@@ -206,7 +214,7 @@ def test_composition_across_the_coupon_changes_the_properties(
     assert starts[0]["plan_args"]["coupon_width"] == "10 mm"
     assert starts[1]["plan_args"]["coupon_width"] is None
     engine(bps.wait_for([lambda: frame.dismount()]))
-    centre = engine(tensile_test(frame, "ygrad1", 30.0, settings=FAST)).plan_result
+    centre = engine(tensile_test(frame, "ygrad1", 30.0, geometry=SS_J3, settings=FAST)).plan_result
     x, y, ni_centre = twins.call(_site, twins)
     assert (x, y) == (30.0, 5.0)  # no across: the centre line, as before
     assert ni_low < ni_centre < ni_high
@@ -292,10 +300,10 @@ async def test_driver_reads_back_the_site_and_uses_the_lab_coupon_width(
     frame = ScpiTestFrame.from_lab_entry(entry)
     await frame.connect()
     try:
-        await frame.mount("ygrad1", "3 cm", across="0.8 cm")
+        await frame.mount("ygrad1", "3 cm", SS_J3, across="0.8 cm")
         assert await frame.specimen_site.get_value() == "30,8"
         ni = dict(kv.split("=") for kv in (await frame.composition.get_value()).split(","))
-        assert float(ni["Ni"]) == pytest.approx(0.12 + 0.56 * 0.75, abs=1e-3)
+        assert float(ni["Ni"]) == pytest.approx(0.12 + 0.56 * 0.8, abs=1e-3)
         await frame.dismount()
         with pytest.raises(OutOfLimitsError, match=r"across = 10\.5 .*\[0, 10\] mm"):
             await frame.mount("ygrad1", 30.0, across="10.5 mm")

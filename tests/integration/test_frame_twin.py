@@ -62,14 +62,25 @@ async def test_limits_and_clock(link: VisaLineTransport) -> None:
 
 
 async def test_specimen_mount_and_refusals(link: VisaLineTransport) -> None:
-    assert await link.query('SPEC:DIM 25,6,2.5,32;SPEC:LOAD "k9",10;:SYST:ERR?') == OK
-    assert await link.query("SPEC?") == '"k9",10,INTACT'
+    load = 'SPEC:DIM 25,6,2.5,32;SPEC:LOAD "generic:k9",10;:SYST:ERR?'
+    assert await link.query(load) == OK
+    assert await link.query("SPEC?") == '"generic:k9",10,INTACT'
     assert (await link.query("SPEC:COMP?")).startswith('"Cr=0.18')
-    assert (await link.query('SPEC:LOAD "k9",10;:SYST:ERR?')).startswith("-221,")
+    assert (await link.query('SPEC:LOAD "generic:k9",10;:SYST:ERR?')).startswith("-221,")
     assert (await link.query("SPEC:DIM 25,6,2,32;:SYST:ERR?")).startswith("-221,")
-    assert await link.query("SPEC:REM;SPEC:LOAD k9,10;:SYST:ERR?") == (
+    assert await link.query("SPEC:REM;SPEC:LOAD generic:k9,10;:SYST:ERR?") == (
         '-224,"Illegal parameter value; expected a quoted string"'
     )
+
+
+async def test_a_coupon_the_world_does_not_know_is_refused_not_made_up(
+    link: VisaLineTransport,
+) -> None:
+    assert await link.query('SPEC:LOAD "k9",10;:SYST:ERR?') == (
+        "-224,\"Illegal parameter value; coupon 'k9' is unknown to the world "
+        "(a generic specimen is asked for as 'generic:<name>')\""
+    )
+    assert await link.query("SPEC?") == '"",0,NONE'
 
 
 def _add_across_graded(twins: BackgroundTwins) -> None:
@@ -111,12 +122,15 @@ async def test_specimen_cut_across_the_width_old_and_new_load_forms(
         assert await link.query("SPEC:POS?") == "NAN,NAN"
     reply = await link.query('SPEC:LOAD "yg",30,wide;:SYST:ERR?')
     assert reply.startswith("-224,")
-    # an unknown coupon takes y as given (the default material)
-    assert await link.query('SPEC:LOAD "k9",10,3.5;SPEC:POS?;:SYST:ERR?') == f"10,3.5;{OK}"
+    # a generic specimen takes y as given (the default material)
+    reply = await link.query('SPEC:LOAD "generic:k9",10,3.5;SPEC:POS?;:SYST:ERR?')
+    assert reply == f"10,3.5;{OK}"
 
 
 async def test_block_transfer_of_a_running_test(link: VisaLineTransport) -> None:
-    assert await link.query('CONF:SAMP 1000;CONF:XRAT 5;SPEC:LOAD "b1",10;:SYST:ERR?') == OK
+    assert (
+        await link.query('CONF:SAMP 1000;CONF:XRAT 5;SPEC:LOAD "generic:b1",10;:SYST:ERR?') == OK
+    )
     assert await link.query("CTRL:STAR;:SYST:ERR?") == OK
     assert await link.query("STAT?") == "TEST"
     rows: list[np.ndarray] = []
@@ -148,7 +162,9 @@ async def test_a_failed_query_gives_no_reply(link: VisaLineTransport) -> None:
 async def test_motion_refused_while_a_fault_is_latched(
     link: VisaLineTransport, twins: BackgroundTwins
 ) -> None:
-    assert await link.query('CONF:FLIM 500;SPEC:LOAD "f1",10;CONF:XRAT 20;:SYST:ERR?') == OK
+    assert (
+        await link.query('CONF:FLIM 500;SPEC:LOAD "generic:f1",10;CONF:XRAT 20;:SYST:ERR?') == OK
+    )
     assert await link.query("CTRL:STAR;:SYST:ERR?") == OK
     for _ in range(1000):
         if await link.query("STAT?") == "FAULT":

@@ -42,7 +42,7 @@ def test_curve_and_frame_files_go_to_the_output_folder(
     )
     assert "data_dir" not in lab.device("camera1").settings
     with Session(lab, out_dir=out) as s:
-        s.run(tensile_test(s.devices["frame1"], "grad-x", 10.0, settings=FAST))  # type: ignore[arg-type]
+        s.run(tensile_test(s.devices["frame1"], "generic:grad-x", 10.0, settings=FAST))  # type: ignore[arg-type]
         s.run(bp.count([s.devices["camera1"]]))
     uris = [
         doc["uri"]

@@ -46,8 +46,10 @@ class TestAbortedError(InstrumentError):
 class SpecimenGeometry:
     """Dimensions of a flat tensile specimen (ASTM E8/E8M sheet type).
 
-    Defaults are the E8M sub-size sheet specimen; the thickness, when ``None``, comes from
-    the lab file's ``settings.specimen_thickness`` (or the frame's default).
+    Defaults are the E8M sub-size sheet specimen (100 mm overall: it does not fit a
+    60 mm coupon; :data:`couponlab.specimens.SS_J3` is the miniature geometry that does);
+    the thickness, when ``None``, comes from the lab file's ``settings.specimen_thickness``
+    (or the frame's default).
 
     Attributes
     ----------
@@ -59,12 +61,23 @@ class SpecimenGeometry:
         Thickness, mm (0.1 .. 20).
     reduced_length
         Length of the reduced (parallel) section, mm (>= gauge length, <= 400).
+    overall_length
+        Overall length, grips included, mm (>= reduced length, <= 1000); ``None``: unknown
+        (the reduced length is then what must fit the coupon).
+    grip_width
+        Width of the grip ends, mm (>= width, <= 200); ``None``: unknown (the reduced
+        section's width is then what must fit the coupon).
+    designation
+        The geometry's name as a report prints it (the standard or class it follows).
     """
 
     gauge_length: QuantityLike = "25 mm"
     width: QuantityLike = "6 mm"
     thickness: QuantityLike | None = None
     reduced_length: QuantityLike = "32 mm"
+    overall_length: QuantityLike | None = "100 mm"
+    grip_width: QuantityLike | None = "10 mm"
+    designation: str = "ASTM E8M sub-size sheet"
 
 
 @dataclass(frozen=True)
@@ -184,15 +197,17 @@ class TestFrame(LabDevice, Flyable, Collectable, WritesStreamAssets, Stoppable, 
         *,
         across: QuantityLike | None = None,
         coupon_width: QuantityLike | None = None,
+        coupon_length: QuantityLike | None = None,
     ) -> AsyncStatus[None]:
         """Grip a specimen cut from ``coupon_id`` with its gauge centred at (``position``,
         ``across``), with ``geometry`` (E8M sub-size by default).
 
         Coupon coordinates are mm from the coupon's corner: ``position`` along its length
         (x), ``across`` across its width (y, >= 0; ``None`` is the centre line). The gauge
-        length runs along x; the specimen's width spans ``across`` +/- width/2 (clipped to
-        the coupon). ``coupon_width`` (mm), when given, bounds ``across`` before a byte is
-        sent; otherwise the frame (or the lab file's ``coupon_width``) does.
+        length runs along x; the specimen's width spans ``across`` +/- width/2.
+        ``coupon_width`` and ``coupon_length`` (mm), when given (else the lab file's),
+        bound ``across`` and the specimen's outline before a byte is sent: a specimen that
+        sticks out of the coupon is refused (an InputError naming the side).
         """
         ...
 
@@ -231,18 +246,21 @@ class TestFrame(LabDevice, Flyable, Collectable, WritesStreamAssets, Stoppable, 
 
 def describe_geometry(geometry: SpecimenGeometry) -> dict[str, Any]:
     """Return the geometry as run metadata: each given dimension as ``{"value": <float>,
-    "units": "mm"}`` (a thickness of ``None``, the frame's default, is left out).
+    "units": "mm"}`` (a dimension of ``None``, e.g. the frame's default thickness, is left
+    out) and ``designation`` as text.
 
     Raises
     ------
     UnitError
         A dimension is not a length.
     """
-    return {
+    out: dict[str, Any] = {
         k: quantity_metadata(v, "mm", what=k)
         for k, v in geometry.__dict__.items()
-        if v is not None
+        if v is not None and k != "designation"
     }
+    out["designation"] = geometry.designation
+    return out
 
 
 __all__ = [

@@ -41,8 +41,9 @@ class FrameConformance:
     frame
         The connected device under test.
     coupon_id, position
-        Specimen to mount (an id the twin's world need not know: it then uses its default
-        material).
+        Specimen to mount: by default ``generic:conformance``, a generic specimen (a twin
+        gives it its default material, and refuses any other id its world does not know;
+        on hardware the id is only recorded).
     settings
         Settings of the destructive checks' tests (fast crosshead so a twin test is short).
     destructive
@@ -52,7 +53,7 @@ class FrameConformance:
     """
 
     frame: Any
-    coupon_id: str = "conformance"
+    coupon_id: str = "generic:conformance"
     position: float = 10.0
     settings: iframe.TestSettings = field(
         default_factory=lambda: iframe.TestSettings(

@@ -3,6 +3,7 @@ what it sends for each action, and that bad input is refused before anything is 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from couponlab.drivers.frame import ScpiTestFrame
 from couponlab.errors import InputError, OutOfLimitsError, ProtocolError, UnitError
 from couponlab.interfaces import frame as iframe
 from couponlab.labfile import DeviceEntry
+from couponlab.specimens import SS_J3, CutPlanError
 from couponlab.testing.exchanges import FakeLineTransport, fake_client
 from couponlab.testing.frame import bad_requests
 
@@ -87,8 +89,8 @@ async def test_across_is_bounded_by_the_coupon_width_before_a_byte_is_sent() -> 
         frame,
         [
             *CONNECT,
-            ("SPEC:DIM 25,6,2,32;:SYST:ERR?", OK),
-            ('SPEC:LOAD "C-7",30,10;:SYST:ERR?', OK),
+            ("SPEC:DIM 5,1.2,0.5,5;:SYST:ERR?", OK),
+            ('SPEC:LOAD "C-7",30,8;:SYST:ERR?', OK),
             ("SPEC:DIM 25,6,2,32;:SYST:ERR?", OK),
             ('SPEC:LOAD "C-7",30,15;:SYST:ERR?', OK),
         ],
@@ -103,9 +105,46 @@ async def test_across_is_bounded_by_the_coupon_width_before_a_byte_is_sent() -> 
         await frame.mount("C-7", 30.0, across=1.0, coupon_width="0 mm")
     with pytest.raises(UnitError):
         await frame.mount("C-7", 30.0, across="nan mm")
+    # the across position is on the coupon, but the specimen's 10 mm wide grips are not
+    with pytest.raises(CutPlanError, match=r"E8M sub-size.* y = 10 mm sticks out .*y 15 > 10"):
+        await frame.mount("C-7", 30.0, across="10 mm")
     assert len(link.sent) == sent
-    await frame.mount("C-7", 30.0, across="10 mm")  # the coupon's far edge is on it
+    await frame.mount("C-7", 30.0, SS_J3, across="8 mm")  # grips y 6..10: on the edge
     await frame.mount("C-7", 30.0, across=15.0, coupon_width="2 cm")  # this call's coupon
+    assert not link.exchanges
+
+
+async def test_a_specimen_longer_than_the_coupon_is_refused_before_a_byte_is_sent() -> None:
+    entry = DeviceEntry(
+        name="frame1",
+        family="test_frame",
+        driver="couponlab.drivers.frame:ScpiTestFrame",
+        address="TCPIP::127.0.0.1::5025::SOCKET",
+        settings={"coupon_length": "60 mm", "coupon_width": "10 mm"},
+    )
+    frame = ScpiTestFrame.from_lab_entry(entry)
+    link = fake_client(
+        frame,
+        [
+            *CONNECT,
+            ("SPEC:DIM 5,1.2,0.5,5;:SYST:ERR?", OK),
+            ('SPEC:LOAD "C-7",8,2;:SYST:ERR?', OK),
+        ],
+    )
+    await frame.connect()
+    sent = len(link.sent)
+    with pytest.raises(CutPlanError, match=r"100 x 10 mm .* 'C-7' \(60 x 10 mm\): x -20 < 0"):
+        await frame.mount("C-7", 30.0)  # E8M sub-size: 100 mm overall
+    with pytest.raises(CutPlanError, match=r"x 65 > 60"):
+        await frame.mount("C-7", 57.0, SS_J3, across=5.0)
+    with pytest.raises(CutPlanError, match=r"y -0.5 < 0"):
+        await frame.mount("C-7", 30.0, SS_J3, across=1.5)
+    with pytest.raises(CutPlanError, match=r"x -2 < 0"):  # this call's shorter coupon
+        await frame.mount("C-7", 6.0, SS_J3, across=5.0, coupon_length="12 mm")
+    with pytest.raises(OutOfLimitsError, match="overall_length"):  # shorter than reduced
+        await frame.mount("C-7", 30.0, replace(SS_J3, overall_length="4 mm"), across=5.0)
+    assert len(link.sent) == sent
+    await frame.mount("C-7", "8 mm", SS_J3, across="2 mm")  # the corner: x 0..16, y 0..4
     assert not link.exchanges
 
 

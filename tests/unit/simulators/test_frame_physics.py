@@ -82,7 +82,7 @@ def test_unknown_element_and_bad_sum_refused() -> None:
 def test_preload_stops_at_the_force_and_holds() -> None:
     world, m = _frame(force_noise_n=0.0)
     m.set_crosshead_rate(2.0)
-    m.mount("unknown", 10.0)
+    m.mount("generic:316L", 10.0)
     m.preload(300.0)
     world.advance(30.0)
     assert m.mode is Mode.IDLE
@@ -94,7 +94,7 @@ def test_preload_stops_at_the_force_and_holds() -> None:
 
 def test_compliance_makes_crosshead_travel_exceed_specimen_extension() -> None:
     world, m = _frame(force_noise_n=0.0, position_noise_mm=0.0, strain_noise=0.0)
-    m.mount("unknown", 10.0)
+    m.mount("generic:316L", 10.0)
     m.preload(3000.0)
     world.advance(60.0)
     force, pos, strain = m.last[1], m.last[2], m.last[3]
@@ -108,7 +108,7 @@ def test_test_runs_to_break_with_every_sample_buffered() -> None:
     world, m = _frame()
     m.set_sample_rate(1000.0)
     m.set_crosshead_rate(10.0)
-    m.mount("unknown", 10.0)
+    m.mount("generic:316L", 10.0)
     m.start_test()
     world.advance(600.0)
     assert m.end_reason == "BREAK"
@@ -127,7 +127,7 @@ def test_test_runs_to_break_with_every_sample_buffered() -> None:
 def test_overforce_latches_a_fault_and_refuses_motion_until_reset() -> None:
     world, m = _frame()
     m.set_force_limit(2000.0)
-    m.mount("unknown", 10.0)
+    m.mount("generic:316L", 10.0)
     m.start_test()
     world.advance(120.0)
     assert m.fault is Fault.OVERFORCE and m.end_reason == "FAULT"
@@ -161,7 +161,7 @@ def test_travel_limit_stops_the_crosshead() -> None:
 def test_grip_slip_is_detected() -> None:
     world, m = _frame()
     m.set_crosshead_rate(2.0)
-    m.mount("unknown", 10.0)
+    m.mount("generic:316L", 10.0)
     m.start_test()
     world.advance(5.0)
     assert m.slips == 0
@@ -186,7 +186,7 @@ def test_strain_control_follows_the_strain_rate() -> None:
     m.set_control("STR")
     m.set_strain_rate(0.6)  # 1 % per second
     m.set_sample_rate(100.0)
-    m.mount("unknown", 10.0)
+    m.mount("generic:316L", 10.0)
     m.start_test()
     world.advance(10.0)
     data = _all(m)
@@ -269,16 +269,16 @@ def test_specimen_off_the_coupon_across_is_refused(y: float) -> None:
     assert info.value.code == -222 and m.specimen is None
 
 
-def test_unknown_coupon_takes_any_y_at_or_above_zero() -> None:
+def test_generic_specimen_takes_any_y_at_or_above_zero() -> None:
     _world, m = _frame()
-    m.mount("unknown", 10.0, 42.0)
+    m.mount("generic:316L", 10.0, 42.0)
     assert m.specimen is not None and m.specimen.y_mm == 42.0 and not m.specimen.from_coupon
     m.remove()
-    m.mount("unknown", 10.0)
+    m.mount("generic:316L", 10.0)
     assert m.specimen is not None and m.specimen.y_mm is None
     m.remove()
     with pytest.raises(FrameError, match="y=-1"):
-        m.mount("unknown", 10.0, -1.0)
+        m.mount("generic:316L", 10.0, -1.0)
 
 
 def test_settings_refused_while_a_test_runs() -> None:
@@ -294,7 +294,7 @@ def test_return_with_an_intact_deformed_specimen_stops_on_specimen_protection() 
     world, m = _frame()
     m.set_crosshead_rate(20.0)
     m.set_sample_rate(1000.0)  # the check acts per sample: 0.83 um (about 30 N) per sample
-    m.mount("unknown", 10.0)
+    m.mount("generic:316L", 10.0)
     m.start_test()
     world.advance(6.0)  # about 2 mm: well past yield
     m.stop()

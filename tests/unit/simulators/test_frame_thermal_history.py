@@ -1,0 +1,142 @@
+"""The frame twin's specimens remember their coupon's exposure: the metal the oxide consumed
+is off the load-bearing section, while the frame reports force on the nominal one.
+
+The world is paused and stepped with ``advance`` (no wall clock); the frame twin is made
+after the exposure, so the 50 h hold costs only the oxidation steps.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from couponlab.simulators.frame.material import MechanicsModel, Scatter
+from couponlab.simulators.frame.model import FrameConfig, FrameError, FrameModel
+from couponlab.simulators.oxidation_regimes import (
+    RegimeParameters,
+    ScaleMechanics,
+    Spallation,
+)
+from couponlab.simulators.world import Coupon, OxidationModel, World, WorldConfig
+
+NI_10CR = {"Ni": 0.90, "Cr": 0.10}
+"""Below the critical Cr content: NiO grows fast."""
+HOLD_S = 50 * 3600.0
+NO_SCATTER = Scatter(modulus=0.0, yield_stress=0.0, hardening=0.0, ductility=0.0)
+
+
+class _Furnace:
+    """A holder at one temperature along its whole axis."""
+
+    def __init__(self, kelvin: float) -> None:
+        self.kelvin = kelvin
+
+    def temperature_along(self, x_mm: np.ndarray) -> np.ndarray:
+        return np.full_like(np.asarray(x_mm, float), self.kelvin)
+
+
+def _exposed_world(config: WorldConfig | None = None) -> World:
+    """A world with coupon "hot" held 50 h at 1000 degC, cooled, and its unexposed sister."""
+    world = World(config, paused=True)
+    for name in ("hot", "sister"):
+        world.add_coupon(Coupon(name, length_mm=60.0, width_mm=10.0)).set_composition(NI_10CR)
+    world.place("hot", _Furnace(1273.15), "furnace1")
+    world.advance(HOLD_S)
+    world.place("hot", None)  # out of the furnace: cooled to ambient, checked for spallation
+    world.advance(120.0)
+    return world
+
+
+def _pull(world: World, m: FrameModel, coupon: str) -> tuple[float, float]:
+    """Mount an SS-J3 specimen of ``coupon`` at (30, 5) mm, pull it to break; return
+    (load-bearing area mm^2, peak force N)."""
+    m.set_geometry(5.0, 1.2, 0.5, 5.0)
+    m.mount(coupon, 30.0, 5.0)
+    assert m.specimen is not None
+    area = m.specimen.area_mm2
+    m.start_test()
+    world.advance(120.0)  # 5 mm/min: fracture (about 0.4 x 5 mm) in about 25 s
+    assert m.end_reason == "BREAK"
+    peak = float(m.fetch(0, m.produced)[:, 1].max())
+    m.remove()
+    return area, peak
+
+
+def test_an_exposed_specimen_carries_less_force_than_its_unexposed_sister() -> None:
+    world = _exposed_world()
+    hot, sister = world.coupon("hot"), world.coupon("sister")
+    assert hot.exposure_s == pytest.approx(HOLD_S, abs=60.0)
+    assert sister.exposure_s == 0.0 and not sister.recession_m.any()
+    recession_m = float(hot.recession_m.mean())
+    # NiO (Pilling-Bedworth 1.65) grown at 1000 degC for 50 h: about 15 um of scale
+    assert 5e-6 < recession_m < 20e-6
+    oxide_m = float(np.sqrt(hot.oxide_x2_m2).mean())
+    assert recession_m == pytest.approx(oxide_m / 1.65, rel=0.02)
+
+    m = FrameModel(world, FrameConfig(force_noise_n=0.0), MechanicsModel(scatter=NO_SCATTER))
+    m.set_crosshead_rate(5.0)
+    hot_area, hot_peak = _pull(world, m, "hot")
+    sister_area, sister_peak = _pull(world, m, "sister")
+    assert sister_area == pytest.approx(1.2 * 0.5)
+    assert hot_area == pytest.approx(1.2 * (0.5 - recession_m * 1e3), rel=1e-3)
+    # the same material: the peak force falls with the load-bearing section, so the UTS on
+    # the nominal section (what the analysis reports) falls by the recession over 0.5 mm
+    assert hot_peak / sister_peak == pytest.approx(hot_area / sister_area, rel=2e-3)
+    assert hot_peak < sister_peak * (1 - 0.01)
+
+
+def test_machined_clear_of_the_oxidised_face_a_specimen_keeps_its_section() -> None:
+    world = _exposed_world()
+    mech = MechanicsModel(scatter=NO_SCATTER, exposed_faces=0)
+    m = FrameModel(world, FrameConfig(force_noise_n=0.0), mech)
+    m.set_geometry(5.0, 1.2, 0.5, 5.0)
+    m.mount("hot", 30.0, 5.0)
+    assert m.specimen is not None
+    assert m.specimen.recession_mm > 0.005
+    assert m.specimen.area_mm2 == pytest.approx(0.6)
+
+
+def test_spalled_oxide_consumed_metal_all_the_same() -> None:
+    weak = Spallation(
+        nio=ScaleMechanics(modulus_gpa=200.0, mismatch_per_k=2.5e-6, fracture_energy_j_per_m2=1.0),
+        scatter=0.0,
+    )
+    config = WorldConfig(oxidation=OxidationModel(regimes=RegimeParameters(spallation=weak)))
+    world = _exposed_world(config)
+    hot = world.coupon("hot")
+    assert hot.scales is not None and hot.scales.spalled.all()
+    oxide_m = float(np.sqrt(hot.oxide_x2_m2).mean())
+    recession_m = float(hot.recession_m.mean())
+    # the scale spalled on cooling to 15 % of itself; the metal it consumed stays consumed
+    assert recession_m == pytest.approx(oxide_m / 0.15 / 1.65, rel=0.02)
+
+
+def test_a_specimen_whose_section_oxidation_consumed_is_refused() -> None:
+    world = _exposed_world()
+    m = FrameModel(world, FrameConfig(), MechanicsModel(scatter=NO_SCATTER))
+    m.set_geometry(5.0, 1.2, 0.1, 5.0)
+    assert float(world.coupon("hot").recession_m.mean()) * 1e3 < 0.02  # about 0.009 mm
+    m.mount("hot", 30.0, 5.0)  # 0.1 mm thick still carries load
+    m.remove()
+    mech = MechanicsModel(scatter=NO_SCATTER, exposed_faces=2)
+    world.coupon("hot").recession_m *= 10.0  # as if 100x longer: 2 x 0.09 mm of 0.1
+    m2 = FrameModel(world, FrameConfig(), mech, name="frame2")
+    m2.set_geometry(5.0, 1.2, 0.1, 5.0)
+    with pytest.raises(FrameError, match=r"oxidation consumed .* of the 0\.1 mm thick") as info:
+        m2.mount("hot", 30.0, 5.0)
+    assert info.value.code == -200 and m2.specimen is None
+
+
+def test_a_coupon_the_world_does_not_know_is_refused_and_generic_is_asked_for() -> None:
+    world = World(paused=True)
+    m = FrameModel(world, FrameConfig())
+    with pytest.raises(FrameError, match="coupon 'nope' is unknown to the world") as info:
+        m.mount("nope", 10.0)
+    assert info.value.code == -224 and m.specimen is None
+    world.add_coupon(Coupon("blank"))  # made, never printed
+    with pytest.raises(FrameError, match="coupon 'blank' is not printed"):
+        m.mount("blank", 10.0)
+    m.mount("generic:316L", 10.0)
+    assert m.specimen is not None and not m.specimen.from_coupon
+    assert m.specimen.composition == m.cfg.default_material
+    assert m.specimen.area_mm2 == m.specimen.nominal_area_mm2
