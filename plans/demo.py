@@ -11,7 +11,9 @@
    composition row the oxidation regime, growth law and activation energy with its
    interval, and the critical Cr content for a protective chromia scale, each beside the
    simulated world's ground truth (marked as simulation truth);
-6. pull tensile specimens cut from the coupon at two compositions.
+6. pull miniature tensile specimens (SS-J3 class) cut from the exposed coupon, one per
+   composition band, laid out inside the coupon without overlap
+   (:func:`couponlab.specimens.layout_specimens`).
 
 Every step is a bluesky plan from :mod:`couponlab.plans` on devices built from the lab file;
 only the simulation's own controls (virtual-time speed and the ground truth) go through the
@@ -22,6 +24,7 @@ twin control channel, ``Session.twins.control`` (the truth as plain data:
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +32,10 @@ import numpy as np
 
 from couponlab.data import event_table
 from couponlab.errors import InputError
+from couponlab.interfaces.frame import TestSettings
 from couponlab.labfile import LabFile
 from couponlab.session import Session
+from couponlab.specimens import SS_J3, CutPlan, bands_from_rows, layout_specimens, outline_mm
 
 COUPON_LENGTH_MM, COUPON_WIDTH_MM = 60.0, 10.0
 HOT_C, COLD_C = 1100.0, 800.0
@@ -43,8 +48,8 @@ PROFILER_NOISE = (2e-9, 0.01, 0.1)
 """The profiler's noise specification: floor (m), relative, at reference dwell (s)."""
 MAP_DWELL_S = 0.2
 XRF_ELEMENTS = ("Cr", "Ni", "Fe", "Al")
-TENSILE_ACROSS_MM = (3.0, 7.0)
-"""Where the tensile specimens are cut across the coupon (the 6 mm wide gauge spans y +/- 3)."""
+TENSILE_SETTINGS = TestSettings(crosshead_rate="0.075 mm/min")
+"""ASTM E8 method C for the SS-J3 specimen: 0.015/min of its 5 mm reduced section."""
 MAX_Z = 4.0
 """The demo fails (exit code 1) if a pure-regime row's Q or the critical Cr content is
 further than this many of its standard uncertainties from the simulation truth."""
@@ -54,6 +59,21 @@ def _cr_across(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
     """Target: 0 % Cr at y = 0 to 50 % Cr at y = 10 mm, Ni balance, uniform along x."""
     cr = 0.5 * y / COUPON_WIDTH_MM + 0.0 * x
     return {"Cr": cr, "Ni": 1.0 - cr}
+
+
+def tensile_cut(regimes: Sequence[str]) -> CutPlan:
+    """Return the demo's cut plan: one SS-J3 specimen per composition band of the coupon.
+
+    ``regimes`` labels each row of :data:`Y_ROWS` (the analysis' regime); each run of equal
+    labels is a band (:func:`couponlab.specimens.bands_from_rows`).
+
+    Raises
+    ------
+    CutPlanError
+        A band has no room on the coupon (nothing is sent).
+    """
+    bands = bands_from_rows(Y_ROWS.tolist(), list(regimes), f"{COUPON_WIDTH_MM} mm")
+    return layout_specimens(f"{COUPON_LENGTH_MM} mm", f"{COUPON_WIDTH_MM} mm", bands)
 
 
 def _first(lab: LabFile, family: str) -> str:
@@ -217,20 +237,42 @@ def run_demo(lab: LabFile, out_dir: Path) -> int:
         # -- 6. tensile ---------------------------------------------------------------------
         s.call(stage.unload_coupon)
         clock.set_speedup(200.0)
+        cut = tensile_cut([row.regime for row in result.rows])  # refused before a byte is sent
+        along, across = outline_mm(SS_J3)
         print(
-            "\n[6] tensile tests (ASTM E8M sub-size, gauge along x at x = 30 mm) of specimens "
-            "cut at two compositions"
+            f"\n[6] tensile tests: {len(cut.specimens)} {SS_J3.designation} specimens, one per "
+            f"composition band\n    cut from the exposed coupon, gauge along x: {along:g} x "
+            f"{across:g} mm outlines inside the {COUPON_LENGTH_MM:g} x {COUPON_WIDTH_MM:g} mm "
+            f"coupon, {cut.kerf_mm:g} mm kerf, none overlapping; ASTM E8 method C at "
+            f"{TENSILE_SETTINGS.crosshead_rate}; stress on the nominal section (the metal the "
+            "oxide consumed counts against it)"
         )
         frame = dev["test_frame"]
-        for across in TENSILE_ACROSS_MM:
-            result = s.run(tensile_test(frame, coupon, "30 mm", across=f"{across} mm")).plan_result
+        sites = temperatures_at([p.x_mm for p in cut.specimens], t_x, scans, exposure_s)
+        row_cr = np.nanmean(measured.cr, axis=1)
+        for placed, t_k in zip(cut.specimens, sites.temperature_k, strict=True):
+            sid = placed.specimen_id(coupon)
+            props = s.run(
+                tensile_test(
+                    frame,
+                    coupon,
+                    f"{placed.x_mm} mm",
+                    across=f"{placed.y_mm} mm",
+                    coupon_width=f"{COUPON_WIDTH_MM} mm",
+                    coupon_length=f"{COUPON_LENGTH_MM} mm",
+                    geometry=SS_J3,
+                    settings=TENSILE_SETTINGS,
+                    md={"specimen_id": sid, "band": placed.band, "cut_plan": cut.describe()},
+                )
+            ).plan_result
             s.call(frame.dismount)  # the broken specimen out of the grips
-            row_cr = float(np.interp(across, Y_ROWS, np.nanmean(measured.cr, axis=1)))
+            cr = float(np.interp(placed.y_mm, Y_ROWS, row_cr))
             print(
-                f"    y = {across:g} mm (Cr {row_cr:.2f}): E {result.modulus:.0f} GPa, "
-                f"YS(0.2%) {result.yield_strength:.0f} MPa, UTS {result.uts:.0f} MPa, "
-                f"uniform el. {result.uniform_elongation:.1f} %, "
-                f"total el. {result.total_elongation:.1f} %"
+                f"    {sid} ({placed.band} band) at x {placed.x_mm:g}, y {placed.y_mm:g} mm: Cr "
+                f"{cr:.2f} by XRF, held at {t_k - 273.15:.0f} degC\n"
+                f"        E {props.modulus:.0f} GPa, YS(0.2%) {props.yield_strength:.0f} MPa, "
+                f"UTS {props.uts:.0f} MPa, uniform el. {props.uniform_elongation:.1f} %, "
+                f"total el. {props.total_elongation:.1f} %"
             )
     print(
         f"\ndone in {time.monotonic() - t_start:.0f} s wall time; {len(s.log.paths)} runs "

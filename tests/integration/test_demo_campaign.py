@@ -40,6 +40,22 @@ def test_demo_campaign_recovers_q_and_logs_every_run(
         assert list(read_run(p))[-1][1].get("exit_status") == "success"
     assert _schema_errors(runs) == []
     starts = [next(d for n, d in read_run(p) if n == "start") for p in runs]
+    # [6] miniature specimens, one per regime band, laid out inside the coupon, named honestly
+    assert "SS-J3 class miniature flat" in out and "E8M" not in out
+    pulls = sorted(
+        (st for st in starts if st["plan_name"] == "tensile_test"), key=lambda st: st["time"]
+    )
+    cut = pulls[0]["cut_plan"]
+    bands = [p["band"] for p in cut["specimens"]]
+    assert set(bands) == {"NiO", "transition", "chromia"}  # every band the analysis reports
+    assert bands[0] == "NiO" and bands[-1] == "chromia" and len(pulls) == len(bands)
+    assert [st["specimen_id"] for st in pulls] == [
+        f"{pulls[0]['coupon_id']}-T{k}" for k in range(1, len(pulls) + 1)
+    ]
+    for st, placed in zip(pulls, cut["specimens"], strict=True):
+        assert st["sample"]["position"]["value"] == placed["x_mm"]
+        assert st["sample"]["across"]["value"] == placed["y_mm"]
+        assert st["specimen"]["overall_length"] == {"value": 16.0, "units": "mm"}
     for start in starts:  # the coupon by one key, couponlab's version, in every run
         assert start["versions"]["couponlab"]
         if start["plan_name"] != "calibrate_feeder":  # the only run without a coupon
