@@ -144,6 +144,10 @@ def bad_requests(limits: iframe.FrameLimits) -> list[tuple[str, Callable[[Any], 
         ("across in wrong units", lambda f: f.mount("c1", 10.0, across="3 N")),
         ("across beyond the coupon's width",
          lambda f: f.mount("c1", 10.0, across="12 mm", coupon_width="10 mm")),
+        ("specimen longer than the coupon (100 mm E8M on 60 mm)",
+         lambda f: f.mount("c1", 30.0, coupon_length="60 mm")),
+        ("grips wider than the coupon (10 mm E8M on 8 mm)",
+         lambda f: f.mount("c1", 50.0, across="4 mm", coupon_width="8 mm")),
         ("preload above force limit", lambda f: f.preload(f"{limits.capacity_n * 2} N")),
     ]  # fmt: skip
 
