@@ -15,7 +15,9 @@ from couponlab.simulators.frame.model import FrameConfig, FrameError, FrameModel
 from couponlab.simulators.oxidation_regimes import (
     RegimeParameters,
     ScaleMechanics,
+    ScaleState,
     Spallation,
+    grow,
 )
 from couponlab.simulators.world import Coupon, OxidationModel, World, WorldConfig
 
@@ -140,3 +142,20 @@ def test_a_coupon_the_world_does_not_know_is_refused_and_generic_is_asked_for() 
     assert m.specimen is not None and not m.specimen.from_coupon
     assert m.specimen.composition == m.cfg.default_material
     assert m.specimen.area_mm2 == m.specimen.nominal_area_mm2
+
+
+def test_recession_weights_each_scale_as_the_thickness_does_ni_al_too() -> None:
+    params = RegimeParameters()
+    state = ScaleState.new((3,), params, np.random.default_rng(0))
+    cr = np.array([0.05, 0.35, 0.0])
+    al = np.array([0.0, 0.0, 0.20])  # NiO, chromia, alumina formers
+    for _ in range(600):  # 10 h at 1000 degC in 60 s steps
+        grow(state, cr, np.full(3, 1273.15), 60.0, params, al)
+    recession = state.metal_recession_m(cr, params, al)
+    thickness = state.thickness_m(cr, params, al)
+    # hot, no spallation: NiO and alumina recession = oxide / its Pilling-Bedworth ratio
+    assert recession[[0, 2]] == pytest.approx(thickness[[0, 2]] / [1.65, 1.28], rel=1e-3)
+    # chromia also lost kv t to CrO3, which consumed metal as well
+    evaporated = float(params.volatilisation.kv(np.array(1273.15))) * 600 * 60.0
+    assert recession[1] * 2.07 - thickness[1] == pytest.approx(evaporated, rel=0.05)
+    assert recession[0] > 2.5 * recession[1] and recession[0] > 2.5 * recession[2]  # NiO: fast
