@@ -332,6 +332,7 @@ class FrameModel:
         mechanics' ``exposed_faces``): the frame still reports force, and the analysis
         stress on the nominal section.
 
+        A reduced section (``SPEC:DIM``) longer or wider than the coupon is refused (-222).
         An id the world does not know (or a coupon never printed) is refused (-224),
         unless it starts with :data:`GENERIC_PREFIX` (``generic:``): the lab's explicit
         request for a specimen of the configured ``default_material`` (``y_mm`` is then
@@ -355,6 +356,13 @@ class FrameModel:
                 f"specimen is asked for as '{GENERIC_PREFIX}<name>')",
             )
         if coupon is not None and coupon.composition:
+            if self.reduced_length > coupon.length_mm or self.width > coupon.width_mm:
+                raise FrameError(
+                    -222,
+                    f"Data out of range; the {self.reduced_length:g} x {self.width:g} mm reduced "
+                    f"section (SPEC:DIM) does not fit coupon '{coupon_id}' "
+                    f"({coupon.length_mm:g} x {coupon.width_mm:g} mm)",
+                )
             if not 0.0 <= x_mm <= coupon.length_mm:
                 raise FrameError(
                     -222, f"Data out of range; x={x_mm} outside coupon 0..{coupon.length_mm} mm"

@@ -159,3 +159,16 @@ def test_recession_weights_each_scale_as_the_thickness_does_ni_al_too() -> None:
     evaporated = float(params.volatilisation.kv(np.array(1273.15))) * 600 * 60.0
     assert recession[1] * 2.07 - thickness[1] == pytest.approx(evaporated, rel=0.05)
     assert recession[0] > 2.5 * recession[1] and recession[0] > 2.5 * recession[2]  # NiO: fast
+
+
+def test_a_reduced_section_longer_than_the_coupon_is_refused() -> None:
+    world = World(paused=True)
+    world.add_coupon(Coupon("short", length_mm=20.0, width_mm=10.0)).set_composition(NI_10CR)
+    m = FrameModel(world, FrameConfig())
+    m.set_geometry(25.0, 6.0, 2.0, 32.0)  # E8M sub-size: a 32 mm parallel section
+    with pytest.raises(FrameError, match=r"32 x 6 mm reduced section .* coupon 'short' \(20 x"):
+        m.mount("short", 10.0)
+    assert m.specimen is None
+    m.set_geometry(5.0, 1.2, 0.5, 5.0)  # SS-J3
+    m.mount("short", 10.0)
+    assert m.specimen is not None and m.specimen.from_coupon
