@@ -36,6 +36,7 @@ from couponlab.interfaces.frame import TestSettings
 from couponlab.labfile import LabFile
 from couponlab.session import Session
 from couponlab.specimens import SS_J3, CutPlan, bands_from_rows, layout_specimens, outline_mm
+from couponlab.units import to_magnitude
 
 COUPON_LENGTH_MM, COUPON_WIDTH_MM = 60.0, 10.0
 HOT_C, COLD_C = 1100.0, 800.0
@@ -239,6 +240,7 @@ def run_demo(lab: LabFile, out_dir: Path) -> int:
         clock.set_speedup(200.0)
         cut = tensile_cut([row.regime for row in result.rows])  # refused before a byte is sent
         along, across = outline_mm(SS_J3)
+        thickness_mm = to_magnitude(SS_J3.thickness, "mm")
         print(
             f"\n[6] tensile tests: {len(cut.specimens)} {SS_J3.designation} specimens, one per "
             f"composition band\n    cut from the exposed coupon, gauge along x: {along:g} x "
@@ -267,9 +269,14 @@ def run_demo(lab: LabFile, out_dir: Path) -> int:
             ).plan_result
             s.call(frame.dismount)  # the broken specimen out of the grips
             cr = float(np.interp(placed.y_mm, Y_ROWS, row_cr))
+            # simulation only: the metal the oxide consumed under the specimen's oxidised face
+            (lost_um,) = clock.truth(
+                "recession", coupon_id=coupon, x_mm=[placed.x_mm], y_mm=[placed.y_mm]
+            )["recession_um"]
             print(
                 f"    {sid} ({placed.band} band) at x {placed.x_mm:g}, y {placed.y_mm:g} mm: Cr "
-                f"{cr:.2f} by XRF, held at {t_k - 273.15:.0f} degC\n"
+                f"{cr:.2f} by XRF, held at {t_k - 273.15:.0f} degC; simulation truth: oxidation "
+                f"consumed {lost_um:.1f} um of its {thickness_mm:g} mm\n"
                 f"        E {props.modulus:.0f} GPa, YS(0.2%) {props.yield_strength:.0f} MPa, "
                 f"UTS {props.uts:.0f} MPa, uniform el. {props.uniform_elongation:.1f} %, "
                 f"total el. {props.total_elongation:.1f} %"

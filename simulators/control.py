@@ -101,6 +101,18 @@ def _truth_composition(world: World, params: Params) -> dict[str, list[float]]:
     return {e: [float(v) for v in c] for e, c in _coupon_composition(world, params).items()}
 
 
+def _truth_recession(world: World, params: Params) -> dict[str, object]:
+    """Metal the coupon's oxidation consumed under its surface at points (x_mm, y_mm), um,
+    and the coupon's exposure, s (what the frame twin takes off a specimen's section)."""
+    try:
+        coupon = world.coupon(str(params["coupon_id"]))
+    except KeyError as exc:
+        raise ControlError(str(exc.args[0])) from None
+    x, y = _positions(params)
+    um = coupon.recession_at(x, y) * 1e6
+    return {"recession_um": [float(v) for v in um], "exposure_s": float(coupon.exposure_s)}
+
+
 def _truth_coupons(world: World, params: Params) -> list[str]:
     """Ids of the coupons in the world."""
     return sorted(world.coupons)
@@ -111,6 +123,7 @@ TRUTHS: dict[str, Callable[[World, Params], Any]] = {
     "oxidation": _truth_oxidation,
     "composition": _truth_composition,
     "coupons": _truth_coupons,
+    "recession": _truth_recession,
 }
 """Ground-truth queries by name: ``f(world, params) -> JSON-able``."""
 

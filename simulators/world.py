@@ -314,6 +314,12 @@ class Coupon:
         thickness: FloatArray = np.sqrt(self._interp(self.oxide_x2_m2, x_mm, y_mm))
         return thickness
 
+    def recession_at(
+        self, x_mm: float | FloatArray, y_mm: float | FloatArray | None = None
+    ) -> FloatArray:
+        """Return the metal recession (m) at points (``x_mm``, ``y_mm``; y: centre line)."""
+        return self._interp(self.recession_m, x_mm, y_mm)
+
     def recession_grid(self, x_mm: FloatArray, y_mm: FloatArray) -> FloatArray:
         """Return the metal recession (m) on the grid ``y_mm`` x ``x_mm`` (array (ny, nx))."""
         return self._interp_grid(

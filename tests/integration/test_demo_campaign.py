@@ -42,6 +42,7 @@ def test_demo_campaign_recovers_q_and_logs_every_run(
     starts = [next(d for n, d in read_run(p) if n == "start") for p in runs]
     # [6] miniature specimens, one per regime band, laid out inside the coupon, named honestly
     assert "SS-J3 class miniature flat" in out and "E8M" not in out
+    assert "simulation truth: oxidation consumed" in out  # the thermal history, named
     pulls = sorted(
         (st for st in starts if st["plan_name"] == "tensile_test"), key=lambda st: st["time"]
     )

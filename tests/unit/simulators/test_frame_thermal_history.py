@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from couponlab.simulators.control import TRUTHS, ControlError
 from couponlab.simulators.frame.material import MechanicsModel, Scatter
 from couponlab.simulators.frame.model import FrameConfig, FrameError, FrameModel
 from couponlab.simulators.oxidation_regimes import (
@@ -80,6 +81,12 @@ def test_an_exposed_specimen_carries_less_force_than_its_unexposed_sister() -> N
     hot_area, hot_peak = _pull(world, m, "hot")
     sister_area, sister_peak = _pull(world, m, "sister")
     assert sister_area == pytest.approx(1.2 * 0.5)
+    # the control channel's truth tells the same recession (uniform coupon: any point)
+    truth = TRUTHS["recession"](world, {"coupon_id": "hot", "x_mm": [30.0], "y_mm": [5.0]})
+    assert truth["recession_um"] == [pytest.approx(recession_m * 1e6, rel=1e-9)]
+    assert truth["exposure_s"] == hot.exposure_s
+    with pytest.raises(ControlError, match="no coupon 'cold'"):
+        TRUTHS["recession"](world, {"coupon_id": "cold", "x_mm": [30.0]})
     assert hot_area == pytest.approx(1.2 * (0.5 - recession_m * 1e3), rel=1e-3)
     # the same material: the peak force falls with the load-bearing section, so the UTS on
     # the nominal section (what the analysis reports) falls by the recession over 0.5 mm
