@@ -64,8 +64,23 @@ def _lock(file: IO[Any]) -> bool:
     return True
 
 
+_RUN_KEY = {
+    "descriptor": "run_start",
+    "stop": "run_start",
+    "resource": "run_start",
+    "stream_resource": "run_start",
+}
+"""Document name -> the field naming its run's start uid."""
+_VIA_DESCRIPTOR = {"event": "descriptor", "event_page": "descriptor"}
+_VIA_RESOURCE = {"datum": "resource", "datum_page": "resource", "stream_datum": "stream_resource"}
+
+
 class DocumentLog:
     """Append every document of every run to ``<folder>/<start uid>.jsonl``.
+
+    Several runs may be open at once (bluesky run keys: a furnace exposure recording while
+    other runs open and close): each document goes to its own run's file, found from its
+    ``run_start``, ``descriptor`` or ``resource`` uid.
 
     On opening, marks the runs of ``folder`` that a killed process left without a stop
     document (:func:`mark_interrupted_runs`; the files marked are in :attr:`interrupted`).
@@ -77,7 +92,7 @@ class DocumentLog:
     folder
         Where run files go (created if missing).
     fsync_every
-        fsync the file after this many documents (>= 1); always at a stop document.
+        fsync a file after this many documents (>= 1); always at a stop document.
     """
 
     def __init__(self, folder: str | Path, fsync_every: int = 100) -> None:
@@ -86,10 +101,13 @@ class DocumentLog:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.fsync_every = fsync_every
-        self._file: IO[str] | None = None
+        self._files: dict[str, IO[str]] = {}
+        """Open run files by start uid (ORPHANS by its name)."""
+        self._run_of: dict[str, str] = {}
+        """Descriptor and resource uid -> start uid of the open runs."""
         self._count = 0
         self.paths: list[Path] = []
-        """The run files written so far, in order."""
+        """The run files written so far, in the order their runs started."""
         self.interrupted: list[Path] = mark_interrupted_runs(self.folder)
         """The run files found interrupted (and marked) when this log opened its folder."""
 
@@ -98,32 +116,55 @@ class DocumentLog:
         ``log.path(result.run_start_uids[0])``), whether or not it exists."""
         return self.folder / f"{uid}.jsonl"
 
+    def _run(self, name: str, doc: Any) -> str | None:
+        """Return the start uid of the run a document belongs to (None: not known)."""
+        if not isinstance(doc, dict):
+            return None
+        if name == "start":
+            return str(doc["uid"])
+        if name in _RUN_KEY:
+            return doc.get(_RUN_KEY[name])
+        if name in _VIA_DESCRIPTOR:
+            return self._run_of.get(doc.get(_VIA_DESCRIPTOR[name], ""))
+        if name in _VIA_RESOURCE:
+            return self._run_of.get(doc.get(_VIA_RESOURCE[name], ""))
+        return None
+
     def __call__(self, name: str, doc: Any) -> None:
         """Write one document (RunEngine subscriber signature)."""
+        run = self._run(name, doc)
         if name == "start":
-            self.close()
-            path = self.path(doc["uid"])
-            self._file = path.open("a", encoding="utf-8")
-            _lock(self._file)
+            path = self.path(str(run))
+            file = path.open("a", encoding="utf-8")
+            _lock(file)
+            self._files[str(run)] = file
             self.paths.append(path)
-        if self._file is None:  # a document outside a run: keep it anyway
-            path = self.folder / ORPHANS
-            self._file = path.open("a", encoding="utf-8")
-        self._file.write(json.dumps({"name": name, "doc": doc}, default=_default) + "\n")
-        self._file.flush()
+        elif run is not None and name in ("descriptor", "resource", "stream_resource"):
+            self._run_of[doc["uid"]] = run
+        key = run if run is not None and run in self._files else ORPHANS
+        file = self._files.get(key)
+        if file is None:  # a document outside any open run: keep it anyway
+            file = self._files[ORPHANS] = (self.folder / ORPHANS).open("a", encoding="utf-8")
+        file.write(json.dumps({"name": name, "doc": doc}, default=_default) + "\n")
+        file.flush()
         self._count += 1
         if name == "stop" or self._count % self.fsync_every == 0:
-            os.fsync(self._file.fileno())
-        if name == "stop":
-            self.close()
+            os.fsync(file.fileno())
+        if name == "stop" and key != ORPHANS:
+            self._close(key)
+            self._run_of = {k: r for k, r in self._run_of.items() if r != key}
+
+    def _close(self, key: str) -> None:
+        file = self._files.pop(key, None)
+        if file is not None:
+            file.flush()
+            os.fsync(file.fileno())
+            file.close()
 
     def close(self) -> None:
-        """Flush, fsync and close the current file (idempotent)."""
-        if self._file is not None:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
-            self._file = None
+        """Flush, fsync and close every open file (idempotent)."""
+        for key in list(self._files):
+            self._close(key)
 
 
 def _last_line(path: Path) -> bytes:

@@ -164,3 +164,44 @@ def test_a_torn_last_line_is_kept_and_the_stop_follows_it(tmp_path: Path) -> Non
         ("stop", "run-2"),
     ]
     assert [n for n, _ in read_run(other)] == ["start", "stop"]
+
+
+async def test_interleaved_runs_each_reach_their_own_file(tmp_path: Path) -> None:
+    """Two runs open at once (run keys): every document lands in its own run's file, none
+    lost, none in the other's, whichever run started last."""
+    import bluesky.plan_stubs as bps
+    import bluesky.preprocessors as bpp
+
+    re = RunEngine({}, call_returns_result=True)
+    log = DocumentLog(tmp_path)
+    re.subscribe(log)
+    async with init_devices():
+        a = soft_signal_rw(float, 1.0)
+        b = soft_signal_rw(float, 2.0)
+
+    def keyed(key: str, plan: object) -> object:
+        return bpp.set_run_key_wrapper(plan, key)
+
+    def both() -> object:
+        yield from keyed("long", bps.open_run(md={"which": "long"}))
+        yield from keyed("long", bps.trigger_and_read([a]))
+        for _ in range(2):  # short runs open and close while the long one records
+            yield from keyed("short", bps.open_run(md={"which": "short"}))
+            yield from keyed("short", bps.trigger_and_read([b]))
+            yield from keyed("long", bps.trigger_and_read([a]))
+            yield from keyed("short", bps.close_run())
+            yield from keyed("long", bps.trigger_and_read([a]))
+        yield from keyed("long", bps.close_run())
+
+    re(both())  # type: ignore[arg-type]
+    assert len(log.paths) == 3
+    for path in log.paths:
+        docs = list(read_run(path))
+        which = docs[0][1]["which"]
+        assert docs[0][0] == "start" and docs[-1][0] == "stop"
+        keys = {k for n, d in docs if n == "event" for k in d["data"]}
+        assert keys == ({"a"} if which == "long" else {"b"})
+        events = sum(n == "event" for n, _ in docs)
+        assert events == (5 if which == "long" else 1)
+        assert docs[-1][1]["num_events"] == {"primary": events}
+    assert not (tmp_path / "orphans.jsonl").exists()
