@@ -34,6 +34,12 @@ from couponlab.data import event_table
 from couponlab.errors import InputError
 from couponlab.interfaces.frame import TestSettings
 from couponlab.labfile import LabFile
+from couponlab.plans.coupon_maps import (
+    calibration_lines,
+    first_device,
+    map_measurements,
+    scanner_temperatures,
+)
 from couponlab.session import Session
 from couponlab.specimens import SS_J3, CutPlan, bands_from_rows, layout_specimens, outline_mm
 from couponlab.units import to_magnitude
@@ -45,8 +51,6 @@ X_POINTS = np.linspace(3.0, 57.0, 10)
 """Profiler positions along the coupon (the temperature axis), mm."""
 Y_ROWS = np.arange(1.0, 9.51, 0.5)
 """Composition rows across the coupon, mm (every 2.5 % Cr: several inside the transition)."""
-PROFILER_NOISE = (2e-9, 0.01, 0.1)
-"""The profiler's noise specification: floor (m), relative, at reference dwell (s)."""
 MAP_DWELL_S = 0.2
 XRF_ELEMENTS = ("Cr", "Ni", "Fe", "Al")
 TENSILE_SETTINGS = TestSettings(crosshead_rate="0.075 mm/min")
@@ -77,13 +81,6 @@ def tensile_cut(regimes: Sequence[str]) -> CutPlan:
     return layout_specimens(f"{COUPON_LENGTH_MM} mm", f"{COUPON_WIDTH_MM} mm", bands)
 
 
-def _first(lab: LabFile, family: str) -> str:
-    names = [d.name for d in lab.by_family(family)]
-    if not names:
-        raise InputError("", f"lab {lab.name!r} has no {family}: the demo needs one")
-    return names[0]
-
-
 def run_demo(lab: LabFile, out_dir: Path) -> int:
     """Run the simulated campaign on ``lab`` (every device a twin); print the results.
 
@@ -111,7 +108,7 @@ def run_demo(lab: LabFile, out_dir: Path) -> int:
     if not all(d.twin for d in lab.devices):
         raise InputError("", "the demo drives twins only: use a lab whose devices are all twins")
     names = {
-        f: _first(lab, f)
+        f: first_device(lab, f)
         for f in (
             "gradient_furnace",
             "powder_feeder",
@@ -139,7 +136,7 @@ def run_demo(lab: LabFile, out_dir: Path) -> int:
         feeder, cell = dev["powder_feeder"], dev["deposition_cell"]
         print("\n[1] feeder calibration (step response of hoppers 1 and 2)")
         cal = s.run(calibrate_feeder(feeder, [1, 2])).plan_result
-        for line in _calibration_lines(cal):
+        for line in calibration_lines(cal):
             print("    " + line)
 
         # -- 2. print -------------------------------------------------------------------
@@ -188,7 +185,9 @@ def run_demo(lab: LabFile, out_dir: Path) -> int:
         # the coupon's exposure as the run recorded it (longer than programmed if paused)
         exposure_s = float(event_table(hold_run, EXPOSURE_STREAM)["coupon_exposure_s"][0])
         print(f"    coupon exposure {exposure_s / 3600:.2f} h (programmed {HOLD_H:g} h)")
-        t_x, scans = _coupon_temperatures(hold_run, names["thermocouple_scanner"], lab)
+        t_x, scans = scanner_temperatures(
+            event_table(hold_run), names["thermocouple_scanner"], lab
+        )
         seen = temperatures_at([0.0, COUPON_LENGTH_MM], t_x, scans, exposure_s)
         ends_c = seen.temperature_k - 273.15
         print(
@@ -213,8 +212,16 @@ def run_demo(lab: LabFile, out_dir: Path) -> int:
             )
         )
         table = event_table(s.log.paths[-1])
-        measured = _measurements(
-            table, names["oxide_profiler"], names["xrf_probe"], t_x, scans, exposure_s
+        measured = map_measurements(
+            table,
+            profiler=names["oxide_profiler"],
+            xrf=names["xrf_probe"],
+            x_mm=X_POINTS,
+            rows=Y_ROWS.size,
+            dwell_s=MAP_DWELL_S,
+            tc_positions_mm=t_x,
+            tc_scans_c=scans,
+            hold_s=exposure_s,
         )
         for line in _as_built_lines(rec.target, measured.cr, measured.cr_sigma):
             print("    " + line)
@@ -286,46 +293,6 @@ def run_demo(lab: LabFile, out_dir: Path) -> int:
         f"in {out_dir}/"
     )
     return 0 if recovered else 1
-
-
-def _calibration_lines(cal: Any) -> list[str]:
-    return [
-        f"hopper {h.hopper} ({h.powder}): transport delay {h.delay_s:.2f} s, "
-        f"time constant {h.tau_s:.2f} s"
-        for h in cal.hoppers.values()
-    ]
-
-
-def _coupon_temperatures(run: Path, scanner: str, lab: LabFile) -> tuple[Any, Any]:
-    """Return (positions mm, every scan of the hold degC (scans, thermocouples))."""
-    table = event_table(run)
-    key = next(k for k in table if k.startswith(f"{scanner}-") and "temp" in k)
-    positions = np.asarray(lab.device(scanner).settings["positions_mm"], float)
-    return positions, np.asarray(table[key], float)
-
-
-def _measurements(
-    table: dict[str, list[Any]], profiler: str, xrf: str, tc_x: Any, scans: Any, hold_s: float
-) -> Any:
-    """Return the analysis' input from the raster map's table and the hold's scans."""
-    from couponlab.plans.oxidation_analysis import CouponMeasurements
-
-    thickness_m = _grid(table, f"{profiler}-thickness") * 1e-9
-    flags = np.asarray(table[f"{profiler}-range_flag"]).reshape(Y_ROWS.size, X_POINTS.size)
-    cr = _grid(table, f"{xrf}-fraction_cr")
-    counts = _grid(table, f"{xrf}-counts")
-    floor, rel, ref_dwell = PROFILER_NOISE
-    sigma_m = np.hypot(floor, rel * np.nan_to_num(thickness_m)) * np.sqrt(ref_dwell / MAP_DWELL_S)
-    return CouponMeasurements(
-        x_mm=X_POINTS,
-        thickness_m=np.where(flags == "ok", thickness_m, np.nan),
-        thickness_sigma_m=sigma_m,
-        cr=cr,
-        cr_sigma=np.sqrt(np.clip(cr * (1 - cr), 1e-6, None) / np.maximum(counts, 1.0)),
-        tc_positions_mm=np.asarray(tc_x, float),
-        tc_scans_c=np.asarray(scans, float),
-        hold_s=hold_s,
-    )
 
 
 def _as_built_lines(target: Any, cr: Any, cr_sigma: Any) -> list[str]:
@@ -415,9 +382,3 @@ def _analysis_lines(result: Any, truth: dict[str, Any]) -> list[tuple[str, bool]
             ("    critical Cr content: not located (the rows do not span both regimes)", False)
         )
     return lines
-
-
-def _grid(table: dict[str, list[Any]], key: str) -> Any:
-    """Return a raster column as a (rows, columns) array (rows: y, columns: x)."""
-    values = np.asarray(table[key], float)
-    return values.reshape(Y_ROWS.size, X_POINTS.size)

@@ -6,7 +6,9 @@
                                   it within a second
 ``couponlab check LABFILE``       connect to every device; print identity, state, readbacks
                                   (starts the lab's twins first if it has any)
-``couponlab demo``                run the main job: a simulated campaign on the twins
+``couponlab demo``                run the one-coupon job: print, oxidise, map, analyse, test
+``couponlab campaign run [FILE]`` run a campaign (default: the bundled one on the twins)
+``couponlab campaign resume DIR`` resume the campaign in DIR from its last completed step
 ``couponlab samples ...``         query the sample registry (``campaigns``, ``list``, ``show
                                   ID``; ``--db PATH``, ``--json``): couponlab.samples
 
@@ -191,6 +193,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return code
 
 
+# -- campaign ------------------------------------------------------------------------------
+def _cmd_campaign(args: argparse.Namespace) -> int:
+    from couponlab.plans.campaign_run import run_campaign
+
+    if args.campaign_cmd == "resume":
+        run_campaign(out_dir=Path(args.out), resume=True)
+    else:
+        run_campaign(args.file, out_dir=Path(args.out), sequential=args.sequential)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``couponlab`` command."""
     p = argparse.ArgumentParser(prog="couponlab", description=__doc__.split("\n\n")[0])
@@ -200,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--log",
         metavar="FILE",
-        help="log file (default: <out>/couponlab.log for demo, else runs/couponlab.log)",
+        help="log file (default: <out>/couponlab.log for demo and campaign, else "
+        "runs/couponlab.log)",
     )
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -242,6 +256,24 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--lab", default="sim", help="lab file with twins (default: bundled)")
     demo.add_argument("--out", default="runs", help="folder for the run documents")
     demo.set_defaults(func=_cmd_demo)
+
+    campaign = sub.add_parser("campaign", help="run or resume a campaign").add_subparsers(
+        dest="campaign_cmd", required=True
+    )
+    run = campaign.add_parser("run", help="run a campaign file (default: the bundled one)")
+    run.add_argument("file", nargs="?", help="campaign file (YAML); default: the bundled one")
+    run.add_argument(
+        "--out", default="runs/campaign", help="folder for the run documents and the registry"
+    )
+    run.add_argument(
+        "--sequential",
+        action="store_true",
+        help="run every step one after another, nothing overlapping (for comparison)",
+    )
+    run.set_defaults(func=_cmd_campaign)
+    resume = campaign.add_parser("resume", help="resume a campaign from its last completed step")
+    resume.add_argument("out", metavar="DIR", help="the campaign's folder (its --out)")
+    resume.set_defaults(func=_cmd_campaign)
 
     samples_command.add_parser(sub)
     return p

@@ -135,9 +135,9 @@ class DocumentLog:
         run = self._run(name, doc)
         if name == "start":
             path = self.path(str(run))
-            file = path.open("a", encoding="utf-8")
-            _lock(file)
-            self._files[str(run)] = file
+            opened: IO[str] = path.open("a", encoding="utf-8")
+            _lock(opened)
+            self._files[str(run)] = opened
             self.paths.append(path)
         elif run is not None and name in ("descriptor", "resource", "stream_resource"):
             self._run_of[doc["uid"]] = run

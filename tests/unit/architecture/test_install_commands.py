@@ -33,11 +33,11 @@ def _pins() -> dict[str, str]:
     return pins
 
 
-def test_readme_starts_with_the_demo_and_the_test_command_both_pinned() -> None:
-    demo, tests = _readme_commands()
-    assert demo == (
+def test_readme_starts_with_the_campaign_and_the_test_command_both_pinned() -> None:
+    main_job, tests = _readme_commands()
+    assert main_job == (
         "python3 -m venv .venv && .venv/bin/pip install -q -c constraints.txt -e . "
-        "&& .venv/bin/couponlab demo"
+        "&& .venv/bin/couponlab campaign run"
     )
     assert tests == f"python3 -m venv .venv && {INSTALL} && {TEST}"
 
