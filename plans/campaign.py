@@ -60,6 +60,7 @@ from couponlab.plans.campaign_timeline import Timeline
 from couponlab.plans.coupon_maps import first_device, map_measurements, scanner_temperatures
 from couponlab.plans.deposition_support import Record, call
 from couponlab.samples import SampleRegistry
+from couponlab.specimens import SS_J3
 
 FAMILIES = (
     "gradient_furnace",
@@ -74,9 +75,9 @@ FAMILIES = (
 """The instrument families a campaign drives (the first device of each in the lab file)."""
 TENSILE_POSITION_MM = 30.0
 """Where along the coupon a specimen's gauge is centred, mm."""
-TENSILE_SAMPLE_HZ = 10.0
-"""Force/extension sampling of the campaign's tensile tests, Hz: about 60 samples in the
-elastic part at ASTM E8's 0.48 mm/min, and a tenth of the default's data to move."""
+TENSILE_SETTINGS = TestSettings(crosshead_rate="0.075 mm/min", sample_rate="10 Hz")
+"""ASTM E8 method C for the SS-J3 specimen (0.015/min of its 5 mm reduced section), sampled
+at 10 Hz: tens of samples in the elastic part, a tenth of the default's data to move."""
 DECISION_STREAM = "decision"
 TRAY = "specimen_tray"
 """Where tested specimens go (the frame's dismount drops them; the robot never moves them)."""
@@ -651,7 +652,8 @@ class Campaign:
                     geometry={
                         "across_mm": across,
                         "position_mm": TENSILE_POSITION_MM,
-                        "standard": "ASTM E8M sub-size",
+                        "designation": SS_J3.designation,
+                        "standard": "ASTM E8 method C",
                     },
                     location=self.dev.names["test_frame"],
                 )
@@ -664,7 +666,10 @@ class Campaign:
                         cid,
                         f"{TENSILE_POSITION_MM} mm",
                         across=f"{across} mm",
-                        settings=TestSettings(sample_rate=f"{TENSILE_SAMPLE_HZ} Hz"),
+                        coupon_length=f"{length} mm",
+                        coupon_width=f"{width} mm",
+                        geometry=SS_J3,
+                        settings=TENSILE_SETTINGS,
                         md={**self.md, "specimen_id": sid},
                     ),
                     uids,
