@@ -11,6 +11,7 @@ import pytest
 
 from couponlab.interfaces.feeder import CompositionMap
 from couponlab.plans import demo
+from couponlab.plans.coupon_maps import map_measurements
 from couponlab.plans.oxidation_analysis import analyse_coupons
 from couponlab.simulators.oxidation_campaign import CampaignDesign, simulate_campaigns
 from couponlab.simulators.oxidation_truth import coupon_rows_truth
@@ -31,7 +32,17 @@ def test_demo_reports_regime_q_and_critical_cr_with_the_simulation_truth_beside(
         "xrf1-counts": [design.xrf_counts] * thick.size,
     }
     tc_x = np.asarray(design.tc_positions_mm)
-    measured = demo._measurements(table, "profiler1", "xrf1", tc_x, data.tc_scans_c, design.hold_s)
+    measured = map_measurements(
+        table,
+        profiler="profiler1",
+        xrf="xrf1",
+        x_mm=demo.X_POINTS,
+        rows=demo.Y_ROWS.size,
+        dwell_s=demo.MAP_DWELL_S,
+        tc_positions_mm=tc_x,
+        tc_scans_c=data.tc_scans_c,
+        hold_s=design.hold_s,
+    )
     assert np.isnan(measured.thickness_m).sum() == (~data.in_range).sum()
     [result] = analyse_coupons([measured])
     world = World(WorldConfig(), paused=True)
