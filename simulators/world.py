@@ -497,16 +497,18 @@ class World:
         samples = self._samples
         if samples and wall - samples[-1][0] < SAMPLE_PERIOD_S:
             return
-        samples.append((wall, self.now))
+        # the clock's target, not the simulated time: a carried backlog (up to max_lag_s)
+        # is not lost, and catching it up is not a speed-up beyond the requested one
+        samples.append((wall, self._virt0 + self._speedup * (wall - self._wall0)))
         while samples and wall - samples[0][0] > ACHIEVED_WINDOW_S:
             samples.popleft()
 
     def achieved_speedup(self) -> float:
-        """Return virtual s per wall s reached over the last few wall seconds (0 if paused).
+        """Return virtual s per wall s over the last few wall seconds (0 if paused), net
+        of the virtual time shed (:attr:`slowed_s`).
 
-        Equal to :attr:`speedup` while the simulation keeps up; lower when it cannot. Over
-        a window shorter than a second (just after start or a reset) a catch-up burst is
-        reported as the requested speed-up.
+        Equal to :attr:`speedup` while the simulation keeps up, lower when it cannot, never
+        higher: a backlog carried and then caught up is not counted as extra speed.
         """
         if self._paused:
             return 0.0
@@ -515,13 +517,7 @@ class World:
         if len(samples) < 2 or samples[-1][0] - samples[0][0] < 2 * SAMPLE_PERIOD_S:
             return self._speedup
         (w0, v0), (w1, v1) = samples[0], samples[-1]
-        achieved = (v1 - v0) / (w1 - w0)
-        if w1 - w0 < ACHIEVED_WINDOW_S / 2:
-            # a short stall caught up (up to max_lag_s of wall time) reads, over a window this
-            # short, as a burst far above the request (e.g. 1.8x over 0.3 s just after
-            # start): it says the world kept up, not that it ran faster than asked
-            return min(achieved, self._speedup)
-        return achieved
+        return (v1 - v0) / (w1 - w0)
 
     def advance(self, seconds: float) -> None:
         """Advance virtual time by ``seconds`` (>= 0) regardless of the wall clock."""

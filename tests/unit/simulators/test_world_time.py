@@ -171,3 +171,15 @@ def test_thermocouple_offsets_depend_on_the_seed_only() -> None:
     ScannerModel(second, cfg, "tcs0")
     two = ScannerModel(second, cfg, "tcs1").offset_error_k
     assert np.array_equal(one, two)
+
+
+def test_catching_up_a_stall_is_not_reported_as_extra_speed(clock: FakeClock) -> None:
+    # the first sync comes after a 0.2 s stall and cannot finish the 200 virtual s due; the
+    # next 0.3 wall s catch them up: 500 virtual s in 0.3 wall s since that first sample,
+    # but the clock ran at the requested 1000x all along (nothing was shed)
+    w = _busy_world(clock, speedup=1000.0, cost_s=1e-5)
+    clock.t += 0.2
+    assert not w.sync()
+    _run_for(w, clock, 0.3)
+    assert w.slowed_s == 0.0 and w.now == pytest.approx(500.0, abs=2.0)
+    assert w.achieved_speedup() == pytest.approx(1000.0, rel=1e-6)
