@@ -495,11 +495,13 @@ class World:
     def _sample(self) -> None:
         wall = time.monotonic()
         samples = self._samples
-        if samples and wall - samples[-1][0] < SAMPLE_PERIOD_S:
-            return
         # the clock's target, not the simulated time: a carried backlog (up to max_lag_s)
         # is not lost, and catching it up is not a speed-up beyond the requested one
-        samples.append((wall, self._virt0 + self._speedup * (wall - self._wall0)))
+        sample = (wall, self._virt0 + self._speedup * (wall - self._wall0))
+        if len(samples) > 1 and wall - samples[-2][0] < SAMPLE_PERIOD_S:
+            samples[-1] = sample  # the newest sample is always now (a shed shows at once)
+            return
+        samples.append(sample)
         while samples and wall - samples[0][0] > ACHIEVED_WINDOW_S:
             samples.popleft()
 
