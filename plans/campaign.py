@@ -13,8 +13,9 @@ campaign measures the previous batch (map, analysis, tensile specimens), tells t
 and prints the next batch (its ``proposed`` gradients asked of the agent then); the open
 exposure run takes its thermocouple scans when the furnace clock passes each scan time
 (checked between steps) and the campaign waits on the program's group at the end. With
-``sequential`` the same steps run one after another, nothing overlapping: print a batch,
-expose it, measure it.
+``sequential`` the same coupons run strictly one step after another, nothing overlapping:
+one coupon per furnace program (the carrier's batching is overlap too), print it, expose it,
+measure it.
 
 Steps (registry keys): ``print-<coupon>`` (decision if proposed, print, to the rack),
 ``expose-<batch>.start`` (rack -> furnace slots, program started), ``expose-<batch>.finish``
@@ -205,7 +206,8 @@ class Campaign:
     out_dir
         Folder of the run documents (``<uid>.jsonl``) and the timeline.
     sequential
-        Run every step one after another (no overlap), for comparison.
+        Run every step strictly one after another, one coupon per furnace program (no
+        overlap, no shared furnace program), for comparison.
     agent
         The agent asked for ``proposed`` gradients (default from the file's policy).
     pace
@@ -233,6 +235,10 @@ class Campaign:
                 devices.names["gradient_furnace"],
                 f"carrier_batch {spec.carrier_batch} is more than the carrier's {slots} slots",
             )
+        if sequential and spec.carrier_batch > 1:
+            # strictly one step after another: the carrier's batching is itself overlap
+            # (several coupons in one furnace program), so one coupon per program
+            spec = spec.model_copy(update={"carrier_batch": 1})
         self.spec, self.lab, self.dev, self.reg = spec, lab, devices, registry
         self.out_dir = Path(out_dir)
         self.sequential = sequential
