@@ -98,6 +98,7 @@ def run_demo(lab: LabFile, out_dir: Path) -> int:
         clean-up rides on the error (:func:`couponlab.failure.lab_state`).
     """
     from couponlab.plans.calibrate_feeder import calibrate_feeder
+    from couponlab.plans.campaign import FAMILIES
     from couponlab.plans.coupon_temperature import temperatures_at
     from couponlab.plans.gradient_hold import EXPOSURE_STREAM, gradient_oxidation_hold
     from couponlab.plans.oxidation_analysis import analyse_coupons
@@ -107,19 +108,7 @@ def run_demo(lab: LabFile, out_dir: Path) -> int:
 
     if not all(d.twin for d in lab.devices):
         raise InputError("", "the demo drives twins only: use a lab whose devices are all twins")
-    names = {
-        f: first_device(lab, f)
-        for f in (
-            "gradient_furnace",
-            "powder_feeder",
-            "deposition_cell",
-            "xy_stage",
-            "oxide_profiler",
-            "xrf_probe",
-            "thermocouple_scanner",
-            "test_frame",
-        )
-    }
+    names = {f: first_device(lab, f) for f in FAMILIES}  # the campaign's families
     t_start = time.monotonic()
     print(
         f"couponlab demo: lab {lab.name!r}, {len(lab.devices)} twins; run documents in {out_dir}/"
