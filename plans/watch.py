@@ -12,16 +12,15 @@ watching: replaying a slice after a resume only waits again.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import functools
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import bluesky.plan_stubs as bps
 from bluesky.protocols import Status
 from bluesky.utils import FailedStatus, MsgGenerator
 from ophyd_async.core import AsyncStatus
+
+from couponlab.progress import ProgressStatus, WatchedWait
 
 T = TypeVar("T")
 
@@ -68,8 +67,9 @@ def watch(status: Status | None, *, slice_s: float = WATCH_SLICE_S) -> MsgGenera
 
 def watch_slice(status: Status, seconds: float) -> MsgGenerator[None]:
     """Wait until ``status`` is done or ``seconds`` (wall time) have passed (one ``wait_for``
-    message; no checkpoint: put one before it)."""
-    yield from bps.wait_for([functools.partial(_watch_slice, status, seconds)])
+    message; no checkpoint: put one before it). The lab's RunEngine shows ``status`` to its
+    progress bars meanwhile (:class:`couponlab.progress.WatchedWait`)."""
+    yield from bps.wait_for([WatchedWait(status, seconds)])
 
 
 def watch_call(
@@ -78,7 +78,8 @@ def watch_call(
     """Start ``fn()`` once on the RunEngine's loop and :func:`watch` it; return its result.
 
     For an instrument's job that a driver waits on with a coroutine (a print job, for
-    example). Replaying the start after a resume does not start it again.
+    example); what ``fn`` reports (:func:`couponlab.progress.report_progress`) reaches the
+    progress bars. Replaying the start after a resume does not start it again.
 
     Returns
     -------
@@ -89,7 +90,7 @@ def watch_call(
 
     async def start() -> None:
         if not started:
-            started.append(AsyncStatus(_awaited(fn)))
+            started.append(ProgressStatus(_awaited(fn)))
 
     yield from bps.wait_for([start])
     if not started:
@@ -102,27 +103,6 @@ def watch_call(
 
 async def _awaited(fn: Callable[[], Awaitable[T]]) -> T:
     return await fn()
-
-
-async def _watch_slice(status: Status, seconds: float) -> None:
-    """Return when ``status`` is done or after ``seconds``, whichever comes first."""
-    task: Any = getattr(status, "task", None)  # an ophyd-async AsyncStatus
-    if isinstance(task, asyncio.Future):
-        await asyncio.wait([task], timeout=seconds)
-        return
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
-
-    def settle() -> None:
-        if not done.done():
-            done.set_result(None)
-
-    def finished(_: Any) -> None:  # may be called from another thread (ophyd v1 statuses)
-        loop.call_soon_threadsafe(settle)
-
-    status.add_callback(finished)
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(done, seconds)
 
 
 __all__ = ["WATCH_SLICE_S", "watch", "watch_call", "watch_slice"]

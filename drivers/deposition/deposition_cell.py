@@ -46,6 +46,7 @@ from couponlab.errors import (
 from couponlab.interfaces.feeder import CompositionMap, PrintJob, TrackGeometry
 from couponlab.lab_settings import DeviceLimits, quantity
 from couponlab.labfile import DeviceEntry
+from couponlab.progress import progress_watched, report_progress
 from couponlab.registry import DriverSpec
 from couponlab.transports import LineTransport, ScpiClient
 from couponlab.units import to_magnitude, to_switch
@@ -510,7 +511,8 @@ class AsciiDepositionCell(StandardReadable):
         return state.lower(), reason
 
     async def wait_print(self, poll: float = 0.05, timeout: float = 3600.0) -> str:
-        """Wait until the print ends: return "done", or raise if it was aborted.
+        """Wait until the print ends: return "done", or raise if it was aborted. Run in a
+        :class:`couponlab.progress.ProgressStatus`, it reports the cell's progress (%).
 
         Raises
         ------
@@ -532,6 +534,10 @@ class AsciiDepositionCell(StandardReadable):
             if time.monotonic() > deadline:
                 await self.stop()
                 raise InstrumentTimeoutError(self.name, f"print not finished in {timeout} s")
+            if progress_watched():  # the cell's own progress, %
+                report_progress(
+                    await self.print_progress.get_value(), 0.0, 100.0, unit="%", precision=1
+                )
             await asyncio.sleep(poll)
 
     async def as_built_map(self) -> CompositionMap | None:

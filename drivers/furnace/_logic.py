@@ -18,6 +18,7 @@ import numpy as np
 from couponlab.drivers.furnace._states import FurnaceState, ProgramState
 from couponlab.drivers.furnace._validation import (
     FurnaceLimits,
+    ProgramPlan,
     gradient_plan,
     placement,
     program_plan,
@@ -35,6 +36,7 @@ from couponlab.interfaces.furnace import (
     GradientSetpoint,
     ProgramAbortedError,
 )
+from couponlab.progress import report_progress
 from couponlab.units import QuantityLike
 from couponlab.values import ValueSpec
 
@@ -137,6 +139,7 @@ class FurnaceLogic:
         await f.ramp_rate.set(plan.ramp_rate_k_per_min)
         await f.setpoint_profile.set(plan.targets_c)
         deadline: float | None = None
+        start, worst0, pv0 = 0.0, 0, plan.targets_c
         left_standby = False  # the State may follow the setpoint write a little later
         while True:
             pv, state, tripped, reason, now = await f.opcua.read(
@@ -166,7 +169,16 @@ class FurnaceLogic:
                 span = float(np.max(np.abs(plan.targets_c - pv)))
                 ramp_s = span * 60.0 / plan.ramp_rate_k_per_min
                 deadline = float(now) + ramp_s + plan.settle_s
+                start, worst0, pv0 = float(now), int(np.argmax(np.abs(plan.targets_c - pv))), pv
             error = np.abs(pv - plan.targets_c)
+            report_progress(  # the zone that had the farthest to go, degC
+                float(pv[worst0]),
+                float(pv0[worst0]),
+                float(plan.targets_c[worst0]),
+                unit="degC",
+                elapsed_s=float(now) - start,
+                precision=1,
+            )
             if float(np.max(error)) <= plan.tolerance_k:
                 return
             if float(now) > deadline:
@@ -187,9 +199,27 @@ class FurnaceLogic:
         await f.program.load_cmd.execute(plan.targets_c, plan.rates_k_per_min, plan.dwells_s)
         await f.program.start_cmd.trigger()
         left_standby = False
+        start: float | None = None
+        planned_s = 0.0
         while True:
-            prog, state, tripped, reason = await f.opcua.read(
-                f.program.state, f.operating_state, f.interlock.tripped, f.interlock.reason
+            prog, state, tripped, reason, now, pv = await f.opcua.read(
+                f.program.state,
+                f.operating_state,
+                f.interlock.tripped,
+                f.interlock.reason,
+                f.clock.sim_time,
+                f.profile,
+            )
+            if start is None:
+                start, planned_s = float(now), program_duration_s(plan, pv)
+            report_progress(  # instrument s into the program (a held program takes longer)
+                min(float(now) - start, planned_s),
+                0.0,
+                planned_s,
+                unit="s",
+                elapsed_s=float(now) - start,
+                remaining_s=max(planned_s - (float(now) - start), 0.0),
+                precision=0,
             )
             if tripped or state == FurnaceState.INTERLOCK:
                 raise self.tripped(reason)
@@ -236,16 +266,40 @@ class FurnaceLogic:
         now = await f.clock.now()
         spec = ValueSpec("s", low=0.0, high=now + f.max_wait_s)
         target: float = spec.check(sim_time, device=self.name, what="instrument time")
+        start = now
         while True:
             now, speed_up, tripped, reason = await f.opcua.read(
                 f.clock.sim_time, f.clock.speed_up, f.interlock.tripped, f.interlock.reason
             )
             if tripped:
                 raise self.tripped(reason)
+            report_progress(
+                min(float(now), target),
+                start,
+                target,
+                unit="s",
+                elapsed_s=float(now) - start,
+                remaining_s=max(target - float(now), 0.0),
+                precision=0,
+            )
             if now >= target:
                 return
             rate = float(speed_up) if math.isfinite(speed_up) and speed_up > 0 else 1.0
             await self.pause(min(max((target - now) / rate, 0.001), 20 * f.poll_period), stops)
 
 
-__all__ = ["FurnaceLogic"]
+def program_duration_s(plan: ProgramPlan, start_c: object) -> float:
+    """Return the planned length of a program, instrument s: every segment's ramp (the zone
+    with the farthest to go, from the zones' temperatures ``start_c``, degC) and dwell."""
+    zones = np.asarray(start_c, dtype=float)
+    targets = plan.targets_c.reshape(plan.segments, -1)
+    total = 0.0
+    for k in range(plan.segments):
+        step_k = float(np.nanmax(np.abs(targets[k] - zones))) if zones.size else 0.0
+        rate = float(plan.rates_k_per_min[k])
+        total += (step_k * 60.0 / rate if rate > 0 else 0.0) + float(plan.dwells_s[k])
+        zones = targets[k]
+    return total
+
+
+__all__ = ["FurnaceLogic", "program_duration_s"]

@@ -60,6 +60,7 @@ from couponlab.interfaces.furnace import (
 )
 from couponlab.keepalive import KeepAlive
 from couponlab.labfile import DeviceEntry
+from couponlab.progress import ProgressStatus
 from couponlab.registry import DriverSpec
 from couponlab.transports import Backoff, OpcUaConnection, OpcUaStatusError
 from couponlab.units import QuantityLike, to_magnitude
@@ -606,7 +607,7 @@ class OpcUaGradientFurnace(StandardReadable, OpcUaDevice):
         Input is validated (units, limits, shape) before anything is written; a refusal
         fails the status with an :class:`~couponlab.errors.InputError`.
         """
-        return AsyncStatus(self._do(value), name=self.name)
+        return ProgressStatus(self._do(value), name=self.name)
 
     @typed_errors
     async def _do(self, value: object) -> None:
@@ -645,7 +646,7 @@ class OpcUaGradientFurnace(StandardReadable, OpcUaDevice):
         when it ends."""
         if isinstance(segments, FurnaceProgram):
             return self.set(segments)
-        return AsyncStatus(self._run_segments(segments), name=self.name)
+        return ProgressStatus(self._run_segments(segments), name=self.name)
 
     @typed_errors
     async def _run_segments(self, value: object) -> None:
@@ -674,7 +675,7 @@ class OpcUaGradientFurnace(StandardReadable, OpcUaDevice):
         with :class:`~couponlab.errors.InterlockTrippedError` if the interlock trips while
         waiting.
         """
-        return AsyncStatus(typed_errors(self.logic.wait_until)(sim_time), name=self.name)
+        return ProgressStatus(typed_errors(self.logic.wait_until)(sim_time), name=self.name)
 
     @typed_errors
     async def reset_interlock(self) -> None:

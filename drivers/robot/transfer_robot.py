@@ -43,6 +43,7 @@ from couponlab.interfaces.transfer import (
 )
 from couponlab.lab_settings import DeviceLimits, DeviceSettings, Seconds, Watchdog, temperature
 from couponlab.labfile import DeviceEntry
+from couponlab.progress import ProgressStatus
 from couponlab.registry import DriverSpec
 from couponlab.transports import ScpiClient, make_transport
 from couponlab.units import to_temperature
@@ -268,7 +269,8 @@ class ScpiTransferRobot(StandardReadable):
     # -- transfer ------------------------------------------------------------------------------
     def set(self, value: Transfer) -> AsyncStatus[None]:
         """Move ``value.sample_id`` from ``value.source`` to ``value.destination``; the status
-        completes when the robot has placed it.
+        completes when the robot has placed it, and reports the job's remaining instrument
+        time (progress bars).
 
         Raises
         ------
@@ -282,7 +284,7 @@ class ScpiTransferRobot(StandardReadable):
             watchdog, stop); the held sample stays gripped.
         """
         transfer = check_transfer(self.name, value, self._stations)
-        return AsyncStatus(self._transfer(transfer), name=self.name)
+        return ProgressStatus(self._transfer(transfer), name=self.name)
 
     async def _transfer(self, t: Transfer) -> None:
         stations = await self.stations()

@@ -32,6 +32,7 @@ from couponlab.errors import InputError, InstrumentError, OutOfLimitsError
 from couponlab.interfaces.detectors import CouponMount
 from couponlab.lab_settings import DeviceLimits, DeviceSettings, quantity, quantity_range
 from couponlab.labfile import DeviceEntry
+from couponlab.progress import Countdown, ProgressStatus
 from couponlab.registry import DriverSpec
 from couponlab.transports import ScpiClient, make_transport
 from couponlab.units import to_magnitude
@@ -102,9 +103,12 @@ class StageAxisDevice(StandardReadable):
             high=hi,
         )
 
-    @AsyncStatus.wrap
-    async def set(self, value: float) -> None:
-        """Move the axis to ``value`` (mm, or a length quantity) and wait until it is there."""
+    def set(self, value: float) -> AsyncStatus[None]:
+        """Move the axis to ``value`` (mm, or a length quantity) and wait until it is there;
+        the status reports the move's remaining instrument time (progress bars)."""
+        return ProgressStatus(self._move(value), name=self.name)
+
+    async def _move(self, value: float) -> None:
         target = self.check_position(value)
         await self._owner[0].move_axes({self._index: target})
 
@@ -342,9 +346,15 @@ class ScpiXyStage(StandardReadable):
             mv, rem = self._apply_status(await self.client.query("STAT?"))
             return not any(mv[i] for i in targets), max(rem[i] for i in targets), None
 
+        countdown = Countdown()  # the move's progress, instrument s (couponlab.progress)
+        countdown(travel)
         if any(moving[i] for i in targets):
+            countdown(max(remaining[i] for i in targets))
             await self.client.pause(max(remaining[i] for i in targets))
-            await self.client.wait_for(poll, what=f"move {cmd!r}", timeout=self._move_timeout)
+            await self.client.wait_for(
+                poll, what=f"move {cmd!r}", timeout=self._move_timeout, countdown=countdown
+            )
+        countdown(0.0)
         for i, t in targets.items():
             pos = self._position[i]
             if abs(pos - t) > POSITION_TOLERANCE_MM:

@@ -4,7 +4,7 @@ bluesky 1.15.1's RunEngine, on a pause, first calls ``stop()`` on every object t
 ``set`` and then ``pause()`` on every object the run has seen that has ``pause`` and
 ``resume`` (:class:`bluesky.protocols.Pausable`); ``RE.resume()`` calls ``resume()`` on
 them. For a motor, stop-then-rewind is right. For a furnace, ``stop()`` is its standby: a
-pause would end a 100 h hold. So :class:`LabRunEngine` changes three things (see
+pause would end a 100 h hold. So :class:`LabRunEngine` changes these things (see
 docs/decisions/0040-pause-stop-abort.md):
 
 1. **Pause**: a device that can pause itself (it has ``pause`` and ``resume``) is paused,
@@ -20,6 +20,10 @@ docs/decisions/0040-pause-stop-abort.md):
 4. **Honest interruption**: when a pause could not be honoured (no checkpoint, so the run
    was aborted) bluesky raises ``RunEngineInterrupted`` with its "entering a paused state"
    message although it is idle; here that is :class:`RunAborted`, which says so.
+
+5. **Progress of watched waits**: a plan's slice of a wait on a long status
+   (:class:`couponlab.progress.WatchedWait`) shows that status to the ``waiting_hook``, as
+   bluesky does for a ``wait`` on a group, so progress bars follow holds, moves and prints.
 
 Interruptions are recorded: every run has an ``interruptions`` stream with one event per
 pause and resume (bluesky's ``record_interruptions``). Every start document's ``versions``
@@ -38,6 +42,7 @@ from bluesky.utils import RunEngineInterrupted
 
 from couponlab import __version__
 from couponlab.errors import describe_error
+from couponlab.progress import watched_statuses
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +95,18 @@ class LabRunEngine(RunEngine):
                 "the plan cannot be resumed (no checkpoint). Every device it used was put in "
                 "its safe state; the RunEngine is idle."
             ) from exc
+
+    async def _wait_for(self, msg: Any) -> Any:
+        """bluesky's ``wait_for``; a slice of a watched wait (:class:`couponlab.progress.
+        WatchedWait`) shows its status to the ``waiting_hook`` (progress bars) meanwhile."""
+        statuses = watched_statuses(msg.args[0]) if msg.args else set()
+        if not statuses:
+            return await super()._wait_for(msg)  # type: ignore[no-untyped-call]
+        self._call_waiting_hook(statuses)  # type: ignore[no-untyped-call]
+        try:
+            return await super()._wait_for(msg)  # type: ignore[no-untyped-call]
+        finally:
+            self._call_waiting_hook(None)  # type: ignore[no-untyped-call]
 
     # -- ending a run early: the statuses of what is being ended fail, expectedly ----------
     # bluesky throws a status's failure into the plan at its next message unless failures are

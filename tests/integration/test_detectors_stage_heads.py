@@ -67,6 +67,19 @@ async def test_stage_moves_in_coupon_coordinates_and_reports_the_mount(rig: Rig)
     assert "with C-001" in await st.state()
 
 
+async def test_a_stage_move_reports_its_remaining_instrument_time(rig: Rig) -> None:
+    st = rig.stage
+    await st.load_coupon(COUPON, "60 mm", Q_(1.0, "cm"))
+    await st.x.set(0.0)
+    move = st.x.set(40.0)
+    seen: list[dict[str, Any]] = []
+    move.watch(lambda **kw: seen.append(kw))  # type: ignore[attr-defined]
+    await move
+    assert seen and seen[-1]["unit"] == "s" and seen[-1]["name"] == "stage-x"
+    assert seen[-1]["current"] == seen[-1]["target"] > 0  # all of the move's time has passed
+    assert seen[-1]["time_remaining"] == 0.0
+
+
 async def test_stage_refuses_out_of_limits_before_sending(rig: Rig) -> None:
     st = rig.stage
     assert st.x.limits() == (-10.0, 150.0)  # the lab file narrows the travel (-20..180)

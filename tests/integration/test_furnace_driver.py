@@ -366,3 +366,38 @@ def test_interlock_trip_fails_the_plan_and_ends_in_standby(
     mode, tripped, state = twins.call(lambda m: (m.mode, m.tripped, m.state), model)
     assert (mode, tripped, state) == ("standby", True, "interlock")  # latched until reset
     assert _in_loop(run_engine, re_furnace.state()) == "interlock"
+
+
+async def test_ramp_hold_and_clock_wait_report_progress_in_instrument_terms(
+    furnace: OpcUaGradientFurnace,
+) -> None:
+    """Progress bars can watch every long furnace action: a ramp in degC of the zone with the
+    farthest to go, a program and a clock wait in instrument seconds (virtual on the twin)."""
+    seen: dict[str, list[dict[str, Any]]] = {"ramp": [], "hold": [], "clock": []}
+    ramp = furnace.set_gradient(700, 500, ramp_rate="50 K/min")
+    ramp.watch(lambda **kw: seen["ramp"].append(kw))  # type: ignore[attr-defined]
+    await asyncio.wait_for(ramp, 30)
+    first, last = seen["ramp"][0], seen["ramp"][-1]
+    assert first["unit"] == last["unit"] == "degC" and first["name"] == NAME
+    assert last["target"] == pytest.approx(700.0)  # the hot end had the farthest to go
+    assert abs(last["current"] - last["target"]) <= 2.0  # within tolerance when done
+    assert last["time_elapsed"] > 60.0  # instrument s: a 475 K ramp at 50 K/min is ~10 min
+
+    hold = furnace.set(FurnaceProgram((ProgramSegment([600.0] * 8, "100 K/min", "2 h"),)))
+    hold.watch(lambda **kw: seen["hold"].append(kw))  # type: ignore[attr-defined]
+    await asyncio.wait_for(hold, 30)
+    planned = seen["hold"][0]["target"]
+    # the 2 h dwell, and the ramp of the zone farthest from 600 degC (less than 100 K away,
+    # zones sit between the 700 and 500 degC ends) at 100 K/min
+    assert 7200.0 + 30.0 < planned < 7200.0 + 60.0
+    assert all(u["unit"] == "s" for u in seen["hold"])
+    currents = [u["current"] for u in seen["hold"]]
+    assert currents == sorted(currents) and len(currents) > 2
+
+    t0 = await furnace.clock.now()
+    wait = furnace.wait_until(t0 + 1800.0)
+    wait.watch(lambda **kw: seen["clock"].append(kw))  # type: ignore[attr-defined]
+    await asyncio.wait_for(wait, 30)
+    assert seen["clock"][-1]["current"] == pytest.approx(t0 + 1800.0)
+    assert seen["clock"][-1]["fraction"] == 1.0
+    assert seen["clock"][-1]["time_remaining"] == 0.0

@@ -118,10 +118,16 @@ async def test_a_transfer_takes_the_robots_time(lab: TwinLab, robot: ScpiTransfe
     assert robot.furnace_limit_c == 100.0  # the default lab limit, the robot's ceiling
     assert await robot.furnace_entry_limit.get_value() == 100.0
     t0 = lab.world.now
+    seen: list[dict[str, Any]] = []
     async with stepping(lab.world, 0.5):
-        await robot.set(Transfer("C1", "rack.1", "stage1"))
+        transfer = robot.set(Transfer("C1", "rack.1", "stage1"))
+        transfer.watch(lambda **kw: seen.append(kw))  # type: ignore[attr-defined]
+        await transfer
     cfg = model.config  # type: ignore[attr-defined]
     assert lab.world.now - t0 >= 3 * cfg.move_s + 2 * cfg.grip_s
+    # progress in the robot's (instrument) time: the whole job's remaining time counted down
+    assert seen[-1]["unit"] == "s" and seen[-1]["time_remaining"] == 0.0
+    assert seen[-1]["current"] == seen[-1]["target"] >= 3 * cfg.move_s + 2 * cfg.grip_s - 0.5
     assert (await robot.stations())["stage1"] == "C1"
     reading = await robot.read()
     assert reading["robot1-held_sample"]["value"] == ""

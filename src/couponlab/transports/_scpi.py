@@ -26,6 +26,7 @@ import numpy as np
 from pyvisa.util import BINARY_DATATYPES, from_ascii_block, from_binary_block
 
 from couponlab.errors import InstrumentTimeoutError, InterlockTrippedError, ProtocolError
+from couponlab.progress import Countdown
 from couponlab.transports._base import LineTransport
 
 T = TypeVar("T")
@@ -263,8 +264,11 @@ class ScpiClient:
         *,
         what: str,
         timeout: float,
+        countdown: Countdown | None = None,
     ) -> T:
         """Poll until done; sleep the remaining instrument time / clock rate in between.
+        Each remaining time is the progress of the status this runs in, if it is watched
+        (:class:`couponlab.progress.Countdown`).
 
         Parameters
         ----------
@@ -274,6 +278,8 @@ class ScpiClient:
             What is awaited, for the timeout message.
         timeout
             Wall-clock limit, s.
+        countdown
+            The action's progress, if it began before this wait (default: a new one).
 
         Raises
         ------
@@ -281,8 +287,10 @@ class ScpiClient:
             Not done within ``timeout`` s.
         """
         deadline = time.monotonic() + timeout
+        countdown = countdown or Countdown()  # progress of a watched action
         while True:
             done, remaining, value = await poll()
+            countdown(0.0 if done else remaining)
             if done:
                 return value
             if time.monotonic() > deadline:
