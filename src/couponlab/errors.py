@@ -73,8 +73,14 @@ class ProtocolError(InstrumentError):
     """A reply that is malformed, unexpected, or an error reported by the instrument."""
 
 
-class InstrumentTimeoutError(InstrumentError, TimeoutError):
-    """No (complete) reply within the exchange's timeout."""
+class InstrumentTimeoutError(InstrumentError):
+    """No (complete) reply within the exchange's timeout.
+
+    Deliberately not a subclass of the built-in ``TimeoutError``: ophyd-async turns every
+    ``TimeoutError`` raised inside a signal or command call into a bare
+    ``TimeoutError(source)``, which would hide the device, the command and the address (decision
+    0001). Catch :class:`InstrumentError` or this class, not ``TimeoutError``.
+    """
 
 
 class ConnectionLostError(InstrumentError, ConnectionError):

@@ -72,7 +72,9 @@ class LineTransport(ABC):
     Exchanges are serialised by a lock, so concurrent callers never interleave. Every
     exchange has a timeout; after a timeout or a broken link the connection is dropped, so
     a late reply can never be taken for the answer to the next command, and the next
-    exchange reconnects with :class:`Backoff`. A command is never re-sent behind the
+    exchange reconnects with :class:`Backoff`. Before every command, input received but not
+    read (a reply doubled, split by a stray terminator, or sent unasked) is dropped and
+    logged, so it is never taken for the next answer either. A command is never re-sent behind the
     caller's back, except a query marked idempotent (``?`` queries by default), which is
     retried once on a fresh connection.
 
@@ -112,6 +114,8 @@ class LineTransport(ABC):
         self._connected = False
         self.reconnects = 0
         """How many times the link was re-established after a failure."""
+        self.stale_drops = 0
+        """How many times unread input was dropped before a command (see the class doc)."""
         self.bytes_written = 0
         """Bytes handed to the link since construction: tests use it to prove that refused
         input never reached the line."""
@@ -136,6 +140,11 @@ class LineTransport(ABC):
     @abstractmethod
     async def _recv_exactly(self, n: int) -> bytes:
         """Receive exactly ``n`` bytes; raise ``EOFError`` if the peer closed."""
+
+    def _discard_input(self) -> bytes:
+        """Drop and return what was received but not read (a stale reply); called before
+        every command is sent. Links that cannot tell what they dropped return ``b"?"``."""
+        return b""
 
     @property
     @abstractmethod
@@ -187,6 +196,7 @@ class LineTransport(ABC):
             for attempt in (1, 2):
                 await self._ensure_connected()
                 try:
+                    self._drop_stale(command)
                     await self._send(payload)
                     self.bytes_written += len(payload)
                     raw = await self._with_timeout(self._recv_until(term), command, timeout)
@@ -209,6 +219,7 @@ class LineTransport(ABC):
         async with self._lock:
             await self._ensure_connected()
             try:
+                self._drop_stale(command)
                 await self._send(payload)
                 self.bytes_written += len(payload)
             except OSError as exc:
@@ -251,6 +262,7 @@ class LineTransport(ABC):
         async with self._lock:
             await self._ensure_connected()
             try:
+                self._drop_stale(command)
                 await self._send(payload)
                 self.bytes_written += len(payload)
                 return await self._with_timeout(read_block(), command, timeout)
@@ -264,6 +276,12 @@ class LineTransport(ABC):
                 ) from exc
 
     # -- helpers -------------------------------------------------------------------------
+    def _drop_stale(self, command: str) -> None:
+        stale = self._discard_input()
+        if stale:
+            self.stale_drops += 1
+            log.warning("%s: dropped unread input before %r: %r", self.device, command, stale[:80])
+
     def _encode(self, command: str) -> bytes:
         if self.write_termination in command or self.read_termination in command:
             raise ProtocolError(self.device, f"command {command!r} contains a line terminator")

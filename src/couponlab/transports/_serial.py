@@ -137,6 +137,16 @@ class SerialLineTransport(LineTransport):
     async def _recv_until(self, terminator: bytes) -> bytes:
         return self._read_line(terminator, self._timeout_s)
 
+    def _discard_input(self) -> bytes:
+        """Drop bytes waiting in the port (one ``in_waiting`` check: a select or an ioctl)."""
+        port = self._port
+        if port is None or not port.in_waiting:
+            return b""
+        stale = bytearray()
+        while port.in_waiting and len(stale) < 65536:
+            stale += port.read(port.in_waiting)
+        return bytes(stale)
+
     def _read_line(self, terminator: bytes, timeout: float) -> bytes:
         """Read up to and including ``terminator`` within ``timeout`` s in all.
 
@@ -186,6 +196,7 @@ class SerialLineTransport(LineTransport):
         term = self.read_termination.encode(self.encoding)
         try:
             self._set_native_timeout(t)
+            self._drop_stale(command)
             port.write(payload)
             self.bytes_written += len(payload)
         except (OSError, EOFError) as exc:  # SerialException and write timeouts are OSErrors

@@ -28,6 +28,8 @@ class TcpLineTransport(LineTransport):
         self.port = port
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        self._buf = bytearray()
+        """Received, not yet read: what follows a reply in the same segment."""
 
     @property
     def address(self) -> str:
@@ -36,6 +38,7 @@ class TcpLineTransport(LineTransport):
 
     async def _open(self) -> None:
         self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        self._buf.clear()
 
     async def _close(self) -> None:
         writer, self._reader, self._writer = self._writer, None, None
@@ -49,16 +52,30 @@ class TcpLineTransport(LineTransport):
         self._writer.write(data)
         await self._writer.drain()
 
-    async def _recv_until(self, terminator: bytes) -> bytes:
+    async def _fill(self) -> None:
         assert self._reader is not None
-        try:
-            return await self._reader.readuntil(terminator)
-        except asyncio.IncompleteReadError as exc:
-            raise EOFError("peer closed the connection") from exc
+        chunk = await self._reader.read(65536)
+        if not chunk:
+            raise EOFError("peer closed the connection")
+        self._buf += chunk
+
+    async def _recv_until(self, terminator: bytes) -> bytes:
+        while (end := self._buf.find(terminator)) < 0:
+            await self._fill()
+        end += len(terminator)
+        line = bytes(self._buf[:end])
+        del self._buf[:end]
+        return line
 
     async def _recv_exactly(self, n: int) -> bytes:
-        assert self._reader is not None
-        try:
-            return await self._reader.readexactly(n)
-        except asyncio.IncompleteReadError as exc:
-            raise EOFError("peer closed the connection") from exc
+        while len(self._buf) < n:
+            await self._fill()
+        data = bytes(self._buf[:n])
+        del self._buf[:n]
+        return data
+
+    def _discard_input(self) -> bytes:
+        """Drop what was received after the last reply (it is no answer to the next command)."""
+        stale = bytes(self._buf)
+        self._buf.clear()
+        return stale

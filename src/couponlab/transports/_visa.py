@@ -86,6 +86,15 @@ class VisaLineTransport(LineTransport):
         except (VisaIOError, InvalidSession) as exc:
             raise _map(exc) from exc
 
+    def _discard_input(self) -> bytes:
+        """Drop what the VISA library holds unread (``viFlush``, discard read buffer, no I/O).
+
+        VISA does not say how much it dropped: nothing is reported, and no warning logged."""
+        if self._res is not None:
+            with contextlib.suppress(VisaIOError, InvalidSession, NotImplementedError):
+                self._res.flush(visa_constants.BufferOperation.discard_read_buffer_no_io)
+        return b""
+
     async def _recv_until(self, terminator: bytes) -> bytes:
         try:
             raw: bytes = self._res.read_raw()
