@@ -9,6 +9,9 @@
 ``couponlab demo``                run the one-coupon job: print, oxidise, map, analyse, test
 ``couponlab campaign run [FILE]`` run a campaign (default: the bundled one on the twins)
 ``couponlab campaign resume DIR`` resume the campaign in DIR from its last completed step
+``couponlab data recover [OUT]`` write whatever the run log of OUT (default ``runs``) holds and
+                                  the store does not yet (runs a killed process left open
+                                  are marked first); idempotent
 ``couponlab samples ...``         query the sample registry (``campaigns``, ``list``, ``show
                                   ID``; ``--db PATH``, ``--json``): couponlab.samples
 
@@ -204,6 +207,28 @@ def _cmd_campaign(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- data ----------------------------------------------------------------------------------
+def _cmd_data_recover(args: argparse.Namespace) -> int:
+    from couponlab.ingest import missing, recover
+    from couponlab.store import open_store
+
+    out = Path(args.out)
+    if not out.is_dir():
+        raise InputError("data", f"no output folder {out}")
+    with open_store(out) as store:
+        report = recover(out, store)
+        lacking = missing(out, store)
+    print(
+        f"{out}: {report.documents} document(s) written, {len(report.completed)} run(s) "
+        f"completed, {len(report.redone)} half-written run(s) written again"
+    )
+    for uid, why in report.failed.items():
+        print(f"  {uid}: refused by the store: {why}")
+    for uid, gaps in lacking.items():
+        print(f"  {uid}: missing in the store: {', '.join(gaps[:5])}")
+    return int(ExitCode.CHECK_FAILED) if lacking or report.failed else int(ExitCode.OK)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``couponlab`` command."""
     p = argparse.ArgumentParser(prog="couponlab", description=__doc__.split("\n\n")[0])
@@ -274,6 +299,17 @@ def build_parser() -> argparse.ArgumentParser:
     resume = campaign.add_parser("resume", help="resume a campaign from its last completed step")
     resume.add_argument("out", metavar="DIR", help="the campaign's folder (its --out)")
     resume.set_defaults(func=_cmd_campaign)
+
+    data = sub.add_parser("data", help="the run store").add_subparsers(
+        dest="data_cmd", required=True
+    )
+    recover = data.add_parser(
+        "recover", help="write into the store whatever the run log holds and it does not"
+    )
+    recover.add_argument(
+        "out", nargs="?", default="runs", metavar="OUT", help="output folder (default: runs)"
+    )
+    recover.set_defaults(func=_cmd_data_recover)
 
     samples_command.add_parser(sub)
     return p
