@@ -49,7 +49,7 @@ def _as_quantity(value: Any, unit: str, device: str, what: str) -> pint.Quantity
                 if match is None:
                     raise exc
                 parsed = ureg.Quantity(float(match.group(1)), match.group(2).strip())
-                if len(parsed._units) != 1 or next(iter(parsed._units.values())) != 1:
+                if [exp for _, exp in parsed.unit_items()] != [1]:
                     raise UnitError(
                         device,
                         f"{what} = {value!r} mixes an offset temperature unit into a product; "
@@ -70,7 +70,7 @@ def _as_quantity(value: Any, unit: str, device: str, what: str) -> pint.Quantity
             except (TypeError, ValueError, OverflowError) as exc:
                 raise UnitError(device, f"{what} = {value!r} is not a number") from exc
     if isinstance(value, pint.Quantity):
-        if value._REGISTRY is not ureg:
+        if not isinstance(value, ureg.Quantity):  # each registry has its own class
             raise UnitError(device, f"{what} = {value} comes from another unit registry")
         return value
     if isinstance(value, Real):
@@ -199,7 +199,7 @@ def to_temperature(
     """
     q = _as_quantity(value, unit, device, what)
     # the registry prints delta_degC as "Δ°C": look at the canonical unit names instead
-    if any(name.startswith("delta_") for name in q._units):
+    if any(name.startswith("delta_") for name, _ in q.unit_items()):
         raise UnitError(
             device,
             f"{what} = {q} is a temperature difference; an absolute temperature "
