@@ -332,7 +332,8 @@ class FrameModel:
         mechanics' ``exposed_faces``): the frame still reports force, and the analysis
         stress on the nominal section.
 
-        A reduced section (``SPEC:DIM``) longer or wider than the coupon is refused (-222).
+        A reduced section (``SPEC:DIM``) longer or wider than the coupon, or centred so that
+        part of it lies off the coupon, is refused (-222): no such specimen can be cut.
         An id the world does not know (or a coupon never printed) is refused (-224),
         unless it starts with :data:`GENERIC_PREFIX` (``generic:``): the lab's explicit
         request for a specimen of the configured ``default_material`` (``y_mm`` is then
@@ -372,6 +373,18 @@ class FrameModel:
                     -222, f"Data out of range; y={y_mm} outside coupon 0..{coupon.width_mm} mm"
                 )
             y_at = coupon.width_mm / 2 if y_mm is None else y_mm
+            half_l, half_w = self.reduced_length / 2, self.width / 2
+            if not (
+                half_l <= x_mm <= coupon.length_mm - half_l
+                and half_w <= y_at <= coupon.width_mm - half_w
+            ):
+                raise FrameError(
+                    -222,
+                    f"Data out of range; a {self.reduced_length:g} x {self.width:g} mm reduced "
+                    f"section centred at ({x_mm:g}, {y_at:g}) mm lies partly off coupon "
+                    f"'{coupon_id}' ({coupon.length_mm:g} x {coupon.width_mm:g} mm): no such "
+                    f"specimen can be cut",
+                )
             comp = _gauge_mean(coupon, x_mm, y_at, self.gauge_length / 2, self.width / 2)
             recession_mm = 1e3 * _gauge_section_mean(
                 coupon, coupon.recession_grid, x_mm, y_at, self.gauge_length / 2, self.width / 2

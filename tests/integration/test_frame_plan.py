@@ -106,7 +106,7 @@ def test_plan_recovers_the_specimen_properties_and_loses_no_sample(
     twins: BackgroundTwins, env: tuple[RunEngine, ScpiTestFrame, list[tuple[str, dict[str, Any]]]]
 ) -> None:
     engine, frame, docs = env
-    ret = engine(tensile_test(frame, "grad1", 10.0, settings=FAST, md={"operator": "ci"}))
+    ret = engine(tensile_test(frame, "grad1", 20.0, settings=FAST, md={"operator": "ci"}))
     truth = _truth(twins)
     result = ret.plan_result
     assert ret.exit_status == "success"
@@ -121,7 +121,7 @@ def test_plan_recovers_the_specimen_properties_and_loses_no_sample(
     start = next(d for n, d in docs if n == "start")
     assert start["plan_name"] == "tensile_test" and start["operator"] == "ci"
     assert start["coupon_id"] == "grad1"
-    assert start["sample"] == {"position": {"value": 10.0, "units": "mm"}, "across": None}
+    assert start["sample"] == {"position": {"value": 20.0, "units": "mm"}, "across": None}
     assert start["specimen"]["gauge_length"] == {"value": 25.0, "units": "mm"}
     descriptors = {d["name"]: d for n, d in docs if n == "descriptor"}
     curve_keys = descriptors["curve"]["data_keys"]
@@ -155,9 +155,10 @@ def test_composition_along_the_coupon_changes_the_properties(
     twins: BackgroundTwins, env: tuple[RunEngine, ScpiTestFrame, list[tuple[str, dict[str, Any]]]]
 ) -> None:
     engine, frame, _ = env
-    fe_rich = engine(tensile_test(frame, "grad1", 13.0, settings=FAST)).plan_result
+    # SS-J3: a 5 mm reduced section fits near the ends (a 32 mm one would lie partly off)
+    fe_rich = engine(tensile_test(frame, "grad1", 13.0, geometry=SS_J3, settings=FAST)).plan_result
     engine(bps.wait_for([lambda: frame.dismount()]))
-    ni_rich = engine(tensile_test(frame, "grad1", 47.0, settings=FAST)).plan_result
+    ni_rich = engine(tensile_test(frame, "grad1", 47.0, geometry=SS_J3, settings=FAST)).plan_result
     assert ni_rich.uts > fe_rich.uts + 40.0
 
 

@@ -107,13 +107,16 @@ async def test_specimen_cut_across_the_width_old_and_new_load_forms(
     assert await link.query("SPEC:POS?") == "30,5"
     centre = _ni(await link.query("SPEC:COMP?"))
     assert centre == pytest.approx(0.12 + 0.56 * 0.5, abs=1e-3)
-    # y = 8: the 6 mm wide specimen spans y 5..10, Ni-richer
-    assert await link.query('SPEC:REM;SPEC:LOAD "yg",30,8;:SYST:ERR?') == OK
-    assert await link.query("SPEC:POS?") == "30,8"
-    assert _ni(await link.query("SPEC:COMP?")) == pytest.approx(0.12 + 0.56 * 0.75, abs=1e-3)
-    # y = 2 (y 0..5), Fe-richer
-    assert await link.query('SPEC:REM;SPEC:LOAD "yg",30,2;:SYST:ERR?') == OK
-    assert _ni(await link.query("SPEC:COMP?")) == pytest.approx(0.12 + 0.56 * 0.25, abs=1e-3)
+    # y = 7: the 6 mm wide specimen spans y 4..10, Ni-richer
+    assert await link.query('SPEC:REM;SPEC:LOAD "yg",30,7;:SYST:ERR?') == OK
+    assert await link.query("SPEC:POS?") == "30,7"
+    assert _ni(await link.query("SPEC:COMP?")) == pytest.approx(0.12 + 0.56 * 0.7, abs=1e-3)
+    # y = 3 (y 0..6), Fe-richer
+    assert await link.query('SPEC:REM;SPEC:LOAD "yg",30,3;:SYST:ERR?') == OK
+    assert _ni(await link.query("SPEC:COMP?")) == pytest.approx(0.12 + 0.56 * 0.3, abs=1e-3)
+    # y = 8 would put the 6 mm section over the edge (y 5..11): no such specimen, refused
+    reply = await link.query('SPEC:REM;SPEC:LOAD "yg",30,8;:SYST:ERR?')
+    assert reply.startswith("-222,") and "partly off coupon" in reply, reply
     # off the coupon, or not a number: refused, nothing mounted
     for bad in ("10.5", "-1", "NAN"):
         reply = await link.query(f'SPEC:REM;SPEC:LOAD "yg",30,{bad};:SYST:ERR?')

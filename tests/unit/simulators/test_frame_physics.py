@@ -199,6 +199,7 @@ def test_specimen_material_comes_from_the_coupon_in_the_world() -> None:
     coupon = world.add_coupon(Coupon("g1", length_mm=60.0))
     x = coupon.x_mm / 60.0
     coupon.set_composition({"Fe": 0.70 - 0.60 * x, "Cr": 0.18 + 0.04 * x, "Ni": 0.12 + 0.56 * x})
+    m.set_geometry(5.0, 1.2, 0.5, 5.0)  # SS-J3: a 5 mm reduced section fits at x = 10 and 50
     m.mount("g1", 10.0)
     assert m.specimen is not None and m.specimen.from_coupon
     low = m.specimen.composition["Ni"]
@@ -226,13 +227,12 @@ def _ni_at(m: FrameModel, x: float, y: float | None) -> float:
     return ni
 
 
-def test_specimen_across_the_width_averages_its_own_band_clipped_to_the_coupon() -> None:
+def test_specimen_across_the_width_averages_its_own_band() -> None:
     world, m = _frame()
     _across_graded(world)
-    # Ni = 0.12 + 0.56 * t, t = y / 10; a 6 mm wide specimen spans y +/- 3 mm, clipped.
-    assert _ni_at(m, 30.0, 2.0) == pytest.approx(0.12 + 0.56 * 0.25, abs=1e-6)  # y 0..5
-    assert _ni_at(m, 30.0, 8.0) == pytest.approx(0.12 + 0.56 * 0.75, abs=1e-6)  # y 5..10
-    assert _ni_at(m, 30.0, 10.0) == pytest.approx(0.12 + 0.56 * 0.85, abs=1e-6)  # y 7..10
+    # Ni = 0.12 + 0.56 * t, t = y / 10; a 6 mm wide specimen spans y +/- 3 mm.
+    assert _ni_at(m, 30.0, 3.0) == pytest.approx(0.12 + 0.56 * 0.3, abs=1e-6)  # y 0..6
+    assert _ni_at(m, 30.0, 7.0) == pytest.approx(0.12 + 0.56 * 0.7, abs=1e-6)  # y 4..10
     centre = _ni_at(m, 30.0, None)  # the old form: the centre line
     assert centre == pytest.approx(0.12 + 0.56 * 0.5, abs=1e-6)
     assert centre == _ni_at(m, 30.0, 5.0)
@@ -242,6 +242,17 @@ def test_specimen_across_the_width_averages_its_own_band_clipped_to_the_coupon()
     assert m.specimen is not None and (m.specimen.x_mm, m.specimen.y_mm) == (30.0, 8.0)
 
 
+@pytest.mark.parametrize(("x", "y"), [(30.0, 2.0), (30.0, 8.0), (30.0, 10.0), (10.0, 5.0)])
+def test_a_reduced_section_partly_off_the_coupon_is_refused(x: float, y: float) -> None:
+    """A 32 x 6 mm reduced section must lie on the 60 x 10 mm coupon: x in 16..44, y in 3..7
+    (decision 0066: no such specimen can be cut, so the twin does not test a clipped one)."""
+    world, m = _frame()
+    _across_graded(world)
+    with pytest.raises(FrameError, match="lies partly off coupon 'y1'") as info:
+        m.mount("y1", x, y)
+    assert info.value.code == -222 and m.specimen is None
+
+
 def test_more_strengthening_element_across_y_gives_a_stronger_specimen() -> None:
     world = World()
     world.pause()
@@ -249,6 +260,7 @@ def test_more_strengthening_element_across_y_gives_a_stronger_specimen() -> None
     m = FrameModel(world, FrameConfig(), MechanicsModel(scatter=none))
     _across_graded(world)
     uts = {}
+    m.set_geometry(25.0, 2.0, 2.0, 32.0)  # 2 mm wide: bands around y = 2, 5, 8 fit
     for y in (2.0, 5.0, 8.0):
         m.mount("y1", 30.0, y)
         assert m.specimen is not None
