@@ -28,6 +28,7 @@ import h5py
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from couponlab.data import DEFAULT_OUT_DIR
 from couponlab.lab_settings import DeviceRef
 from couponlab.labfile import DeviceEntry
 from couponlab.registry import TwinSpec
@@ -82,8 +83,9 @@ class CameraConfig(BaseModel):
     """Peak-to-peak span of the additive noise, counts."""
     data_root: str | None = None
     """Absolute folder the camera may write under (``FILE:PATH`` outside it, after resolving
-    ``..`` and symbolic links, is refused with -222). None: any absolute folder (opt-in for
-    now; docs/security.md)."""
+    ``..`` and symbolic links, is refused with -222). None: :func:`default_data_root` (the
+    lab entry's ``settings.data_dir``, else ``runs/`` in the twin's working folder); never
+    "anywhere" (docs/security.md)."""
 
     @field_validator("data_root")
     @classmethod
@@ -93,11 +95,19 @@ class CameraConfig(BaseModel):
         return v
 
 
-def check_under_root(directory: str, root: str | None) -> None:
+def default_data_root(entry: DeviceEntry | None = None) -> str:
+    """Return the data root of a camera twin whose ``twin_config`` names none: the folder
+    its lab entry's ``settings.data_dir`` names (where the lab's driver puts frames; a
+    Session fills in its output folder), else ``runs/`` in the working folder (the drivers'
+    default output folder), as an absolute path."""
+    named = entry.settings.get("data_dir") if entry is not None else None
+    folder = Path(named) if isinstance(named, str) and named else Path(DEFAULT_OUT_DIR)
+    return str(folder.absolute())
+
+
+def check_under_root(directory: str, root: str) -> None:
     """Refuse (SCPI -222) a ``directory`` that is not under ``root`` once ``..`` and symbolic
-    links are resolved (``root`` None: any absolute folder)."""
-    if root is None:
-        return
+    links are resolved."""
     path = Path(directory)
     if not path.is_absolute() or not path.resolve().is_relative_to(Path(root).resolve()):
         raise ScpiError(
@@ -112,6 +122,8 @@ class CameraModel:
     def __init__(self, world: World, config: CameraConfig, device: str = "camera") -> None:
         self.world = world
         self.config = config
+        self.data_root = config.data_root or default_data_root()
+        """The folder every file is written under (absolute)."""
         self.rng = world.rng_for(device)
         self.exposure = config.default_exposure_s
         self.period = config.default_exposure_s + config.readout_s
@@ -203,7 +215,7 @@ class CameraModel:
             raise ScpiError(EXECUTION_ERROR, f"Execution error; no directory {self.directory!r}")
         if not self.name:
             raise ScpiError(EXECUTION_ERROR, "Execution error; no file name set")
-        check_under_root(self.directory, self.config.data_root)  # a link changed since PATH
+        check_under_root(self.directory, self.data_root)  # a link changed since PATH
         path = directory / f"{self.name}.h5"
         h, w = self.config.height, self.config.width
         try:
@@ -378,7 +390,7 @@ def make_dispatcher(model: CameraModel) -> OpcDispatcher:
             raise ScpiError(SETTINGS_CONFLICT, "Settings conflict; close the file first")
         directory = quoted(args[0]) if args else ""
         if directory:
-            check_under_root(directory, cfg.data_root)
+            check_under_root(directory, model.data_root)
         model.directory = directory
 
     def set_name(args: list[str]) -> None:
@@ -449,8 +461,11 @@ class CameraTwin(ScpiTwin):
 
 
 async def start_twin(world: World, entry: DeviceEntry) -> ScpiTwin:
-    """Start the camera twin of ``entry`` (``twin_config.stage`` names its stage)."""
+    """Start the camera twin of ``entry`` (``twin_config.stage`` names its stage; it writes
+    under ``twin_config.data_root``, else :func:`default_data_root` of ``entry``)."""
     config = load_config(CameraConfig, entry)
+    if config.data_root is None:
+        config = config.model_copy(update={"data_root": default_data_root(entry)})
     model = CameraModel(world, config, entry.name)
     twin = CameraTwin(world, entry, make_dispatcher(model), model)
     await twin.start()
@@ -461,4 +476,12 @@ TWIN = TwinSpec(start_twin, CameraConfig, ("TCPIP", "socket"))
 """The camera twin, as the ``couponlab.twins`` entry point names it."""
 
 
-__all__ = ["TWIN", "CameraConfig", "CameraModel", "CameraTwin", "make_dispatcher", "start_twin"]
+__all__ = [
+    "TWIN",
+    "CameraConfig",
+    "CameraModel",
+    "CameraTwin",
+    "default_data_root",
+    "make_dispatcher",
+    "start_twin",
+]

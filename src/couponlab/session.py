@@ -39,7 +39,7 @@ from couponlab.errors import (
     describe_error,
 )
 from couponlab.failure import set_lab_state
-from couponlab.lab import make_device
+from couponlab.lab import make_device, with_data_dir
 from couponlab.labfile import LabFile, load_lab
 from couponlab.run_engine import LabRunEngine
 from couponlab.twins import TwinClock, TwinProcess
@@ -88,6 +88,9 @@ class Session:
             twins_root = Path(out_dir) / "twins"
             twins_root.mkdir(parents=True, exist_ok=True)
             workdir = tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"), dir=twins_root)
+            # twins that write files (the camera) write only under the runs' folder
+            writing = [with_data_dir(e, out_dir) if e.twin else e for e in lab.devices]
+            lab = lab.model_copy(update={"devices": writing})
             self.twins = TwinProcess(lab, workdir=workdir)
             lab = self.twins.lab
         self.lab = lab

@@ -122,12 +122,24 @@ def test_bad_exposure_is_refused_before_sending(rig: Rig) -> None:
 
 
 def test_a_directory_the_camera_cannot_reach_is_reported(rig: Rig) -> None:
+    missing = rig.folder / "nonexistent" / "dir"  # under the camera's data root
+
     async def open_missing() -> None:
-        await rig.cam.client.command('FILE:PATH "/nonexistent/dir";:FILE:NAME "x"')
+        await rig.cam.client.command(f'FILE:PATH "{missing}";:FILE:NAME "x"')
         await rig.cam.client.command("FILE:OPEN")
 
     with pytest.raises(ProtocolError, match="no directory"):
         call_in_bluesky_event_loop(open_missing())
+
+
+def test_a_directory_outside_the_data_root_is_refused(rig: Rig) -> None:
+    """The lab entry names no data_root: the camera twin's root is its data_dir."""
+
+    async def path_outside() -> None:
+        await rig.cam.client.command('FILE:PATH "/tmp"')
+
+    with pytest.raises(ProtocolError, match="outside the data root"):
+        call_in_bluesky_event_loop(path_outside())
 
 
 async def _prepare(cam: Any, info: TriggerInfo) -> None:

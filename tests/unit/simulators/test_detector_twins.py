@@ -11,8 +11,9 @@ import h5py
 import numpy as np
 import pytest
 
+from couponlab.labfile import DeviceEntry
 from couponlab.simulators.detectors import oxide_profiler, thermocouple_scanner, xrf_probe
-from couponlab.simulators.detectors.camera import CameraConfig, CameraModel
+from couponlab.simulators.detectors.camera import CameraConfig, CameraModel, default_data_root
 from couponlab.simulators.detectors.camera import make_dispatcher as make_camera_dispatcher
 from couponlab.simulators.stage.xy_stage import StageConfig, StageDispatcher, StageModel
 from couponlab.simulators.world import Coupon, World, WorldConfig
@@ -212,7 +213,7 @@ def test_scanner_thermocouples_sit_in_their_iec_tolerance_and_drift_when_hot() -
 def test_camera_writes_frames_with_positions(tmp_path: Path) -> None:
     w = world_with_coupon(1e-6)
     stage_on(w)
-    m = CameraModel(w, CameraConfig(stage="stage", height=32, width=48))
+    m = CameraModel(w, CameraConfig(stage="stage", height=32, width=48, data_root=str(tmp_path)))
     m.directory, m.name = str(tmp_path), "f"
     m.open_file()
     for k in range(3):
@@ -282,3 +283,28 @@ def test_camera_writes_only_under_its_data_root(tmp_path: Path) -> None:
     assert not list(outside.iterdir())
     with pytest.raises(ValueError, match="absolute"):
         CameraConfig(data_root="relative/folder")
+
+
+def test_a_camera_without_a_named_root_writes_only_under_its_default(tmp_path: Path) -> None:
+    """No data root in twin_config: the lab entry's data_dir, else runs/ here; never "/"."""
+    entry = DeviceEntry(
+        name="cam",
+        family="camera",
+        driver="couponlab.drivers.detectors:ScpiCamera",
+        address="TCPIP::127.0.0.1::0::SOCKET",
+        twin=True,
+        settings={"data_dir": str(tmp_path / "runs")},
+    )
+    assert default_data_root(entry) == str(tmp_path / "runs")
+    assert default_data_root() == str(Path("runs").absolute())
+    (tmp_path / "runs" / "r1").mkdir(parents=True)
+    world = World(WorldConfig(), paused=True)
+    config = CameraConfig(height=8, width=8, data_root=default_data_root(entry))
+    d = make_camera_dispatcher(CameraModel(world, config, "cam"))
+    for bad in (str(tmp_path), "/tmp", "/"):
+        d.handle(f'FILE:PATH "{bad}"')
+        assert d.handle("SYST:ERR?").startswith("-222,"), bad
+    d.handle(f'FILE:PATH "{tmp_path / "runs" / "r1"}"')
+    assert d.handle("SYST:ERR?").startswith("0,")
+    bare = CameraModel(world, CameraConfig(height=8, width=8), "cam2")
+    assert bare.data_root == default_data_root()
