@@ -13,9 +13,15 @@ script times:
 - ``raw profile``: the raw client's ``read_value()`` of ``Furnace.Profile``.
 
 and prints medians (and 90th percentiles) in microseconds and the ratios the project
-targets: zone read through the device <= 1.25x raw, whole profile <= 1.5x one zone. Usage::
+targets: zone read through the device <= 1.25x raw, whole profile <= 1.5x one zone.
 
-    python bench/furnace_read.py [--reads 3000] [--block 100] [--thread] [--uvloop]
+With ``--secure`` a second furnace twin in the same process serves Basic256Sha256
+SignAndEncrypt with an operator login (decision 0069), and the same run also times
+``secure zone get_value``, ``secure zone read`` and ``secure profile read`` through a
+driver connected to it, interleaved with the rest, so NoSecurity and SignAndEncrypt are
+compared side by side (certificates and passwords in a temporary state folder). Usage::
+
+    python bench/furnace_read.py [--reads 3000] [--block 100] [--thread] [--uvloop] [--secure]
 """
 
 from __future__ import annotations
@@ -41,6 +47,31 @@ from couponlab.labfile import LabFile, load_lab
 from couponlab.testing.furnace import furnace_lab
 
 NAME = "furnace1"
+SECURE_NAME = "furnace2"
+
+
+def secure_lab(lab: LabFile) -> LabFile:
+    """Return ``lab`` with a second furnace twin that serves SignAndEncrypt and users."""
+    plain = lab.device(NAME)
+    secret = "bench/operator.secret"  # under COUPONLAB_STATE_DIR (a temporary folder)
+    secure = plain.model_copy(
+        update={
+            "name": SECURE_NAME,
+            "settings": {
+                **plain.settings,
+                "security": {
+                    "policy": "Basic256Sha256_SignAndEncrypt",
+                    "user": "operator",
+                    "password_file": secret,
+                },
+            },
+            "twin_config": {
+                **plain.twin_config,
+                "users": {"operator": {"role": "operator", "password_file": secret}},
+            },
+        }
+    )
+    return lab.model_copy(update={"devices": [plain, secure]})
 
 
 def _serve_in_process(lab: LabFile, folder: Path) -> tuple[subprocess.Popen[bytes], LabFile]:
@@ -76,6 +107,10 @@ async def measure(lab: LabFile, reads: int, block: int) -> dict[str, list[float]
     entry = lab.device(NAME)
     furnace = OpcUaGradientFurnace.from_lab_entry(entry)
     await furnace.connect()
+    secure = None
+    if SECURE_NAME in lab.names():
+        secure = OpcUaGradientFurnace.from_lab_entry(lab.device(SECURE_NAME))
+        await secure.connect()
     raw = Client(entry.address, timeout=2.0)
     await raw.connect()
     try:
@@ -91,6 +126,10 @@ async def measure(lab: LabFile, reads: int, block: int) -> dict[str, list[float]
             "profile read": furnace.profile.read,
             "raw profile": profile_node.read_value,
         }
+        if secure is not None:
+            paths["secure zone get_value"] = secure.zones[1].process_value.get_value
+            paths["secure zone read"] = secure.zones[1].process_value.read
+            paths["secure profile read"] = secure.profile.read
         times: dict[str, list[float]] = {k: [] for k in paths}
         for fn in paths.values():  # warm-up
             await _time_block(fn, 200, [])
@@ -106,6 +145,8 @@ async def measure(lab: LabFile, reads: int, block: int) -> dict[str, list[float]
     finally:
         await raw.disconnect()
         await furnace.disconnect()
+        if secure is not None:
+            await secure.disconnect()
 
 
 def report(times: dict[str, list[float]]) -> None:
@@ -127,6 +168,11 @@ def report(times: dict[str, list[float]]) -> None:
     print(f"profile get_value / zone get_value = {profile_ratio:.3f}  (target <= 1.5)")
     print(f"profile read()    / zone read()    = {profile_read_ratio:.3f}  (target <= 1.5)")
     print(f"raw profile       / raw zone       = {med['raw profile'] / med['raw']:.3f}")
+    if "secure zone get_value" in med:
+        print()
+        for path in ("zone get_value", "zone read", "profile read"):
+            ratio = med[f"secure {path}"] / med[path]
+            print(f"SignAndEncrypt / NoSecurity, {path:<14} = {ratio:.3f}")
 
 
 def main() -> int:
@@ -136,8 +182,13 @@ def main() -> int:
     ap.add_argument("--block", type=int, default=100, help="interleaving block (default 100)")
     ap.add_argument("--thread", action="store_true", help="host the twin on a thread instead")
     ap.add_argument("--uvloop", action="store_true", help="run the client on uvloop")
+    ap.add_argument("--secure", action="store_true", help="also time a SignAndEncrypt twin")
     args = ap.parse_args()
     lab = furnace_lab(speedup=1.0, name=NAME)
+    state = tempfile.TemporaryDirectory(prefix="couponlab-bench-state-")
+    if args.secure:
+        os.environ["COUPONLAB_STATE_DIR"] = state.name  # the twin process inherits it
+        lab = secure_lab(lab)
     runner: Callable[[Any], Any] = asyncio.run
     if args.uvloop:
         import uvloop
@@ -163,6 +214,7 @@ def main() -> int:
                     proc.wait(20)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+    state.cleanup()
     report(times)
     return 0
 

@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import Field, StrictInt
 
 from couponlab.lab_settings import DeviceLimits, DeviceSettings, Watchdog, quantity, temperature
+from couponlab.transports import OpcUaSecuritySettings
 
 
 class FurnaceSettings(DeviceSettings):
@@ -25,6 +26,9 @@ class FurnaceSettings(DeviceSettings):
     carrier_slots
         Slots of the coupon carrier the instrument must have (1..16; checked at connect):
         coupons side by side across the carrier, all at one offset along the tube.
+    security
+        OPC UA security (policy, user, where the password is, certificate folder); absent:
+        NoSecurity, anonymous (docs/decisions/0069-opcua-security.md).
     """
 
     zones: Annotated[StrictInt, Field(ge=1, le=32)] = 8
@@ -32,6 +36,7 @@ class FurnaceSettings(DeviceSettings):
     namespace_uri: str | None = None
     watchdog_s: Watchdog = 0.0
     carrier_slots: Annotated[StrictInt, Field(ge=1, le=16)] = 1
+    security: OpcUaSecuritySettings | None = None
 
 
 class FurnaceLabLimits(DeviceLimits):

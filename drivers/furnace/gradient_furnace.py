@@ -62,7 +62,7 @@ from couponlab.keepalive import KeepAlive
 from couponlab.labfile import DeviceEntry
 from couponlab.progress import ProgressStatus
 from couponlab.registry import DriverSpec
-from couponlab.transports import Backoff, OpcUaConnection, OpcUaStatusError
+from couponlab.transports import Backoff, ClientSecurity, OpcUaConnection, OpcUaStatusError
 from couponlab.units import QuantityLike, to_magnitude
 from couponlab.values import ValueSpec
 
@@ -313,6 +313,9 @@ class OpcUaGradientFurnace(StandardReadable, OpcUaDevice):
     carrier_slots
         Number of carrier slots N expected (checked against ``Carrier.NumSlots`` at connect;
         1 .. 16).
+    security
+        Basic256Sha256 SignAndEncrypt with certificates and a user (None: NoSecurity,
+        anonymous); its client certificate is made now if missing.
     """
 
     profile: A[OpcUaR[Float64Array], Node("Profile", units="degC"), Format.HINTED_UNCACHED_SIGNAL]
@@ -366,6 +369,7 @@ class OpcUaGradientFurnace(StandardReadable, OpcUaDevice):
         watchdog: float = 0.0,
         max_wait: float = 1e7,
         carrier_slots: int = 1,
+        security: ClientSecurity | None = None,
     ) -> None:
         label = name or "furnace"
         if not (math.isfinite(max_wait) and max_wait > 0):
@@ -393,8 +397,10 @@ class OpcUaGradientFurnace(StandardReadable, OpcUaDevice):
         """The number of zones N."""
         self.watchdog_s = float(watchdog)
         """Communication watchdog armed at connect, s (0 = off)."""
+        if security is not None:
+            security.prepare()
         self.connection = OpcUaConnection(
-            label, address, namespace_uri, timeout=timeout, backoff=backoff
+            label, address, namespace_uri, timeout=timeout, backoff=backoff, security=security
         )
         self.opcua = OpcUaDeviceConnector(
             self.connection, "Furnace.", {"max_temperature": self.lab_max_temperature_c}
@@ -430,8 +436,8 @@ class OpcUaGradientFurnace(StandardReadable, OpcUaDevice):
         """Build the device of a lab-file entry.
 
         :class:`FurnaceSettings` (``zones``, ``timeout_s``, ``poll_period_s``,
-        ``namespace_uri``, ``watchdog_s``, ``carrier_slots``) and :class:`FurnaceLabLimits`
-        (``max_temperature``) refuse unknown keys.
+        ``namespace_uri``, ``watchdog_s``, ``carrier_slots``, ``security``) and
+        :class:`FurnaceLabLimits` (``max_temperature``) refuse unknown keys.
         """
         s = FurnaceSettings.of(entry)
         return cls(
@@ -444,6 +450,7 @@ class OpcUaGradientFurnace(StandardReadable, OpcUaDevice):
             watchdog=s.watchdog_s,
             max_temperature=FurnaceLabLimits.of(entry).max_temperature,
             carrier_slots=s.carrier_slots,
+            security=s.security.client_security() if s.security is not None else None,
         )
 
     async def connect(

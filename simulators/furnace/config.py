@@ -7,9 +7,11 @@ with a Eurotherm-3200-class PID loop per zone (../shared/DOMAIN.md, "Gradient fu
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from couponlab.simulators.opcua_security import TwinAccount
 
 
 class FurnaceConfig(BaseModel):
@@ -83,6 +85,15 @@ class FurnaceConfig(BaseModel):
     watchdog_timeout_s: float = Field(default=0.0, ge=0, le=3600)
     """Communication watchdog at power-on, s of wall time (0 = off; a client arms it by
     writing ``Furnace.Watchdog.Timeout``)."""
+
+    # -- OPC UA accounts (docs/decisions/0069-opcua-security.md) -----------------------------
+    users: dict[str, TwinAccount] = Field(default_factory=dict)
+    """Accounts of the twin's server, by user name: role (operator or viewer) and where the
+    password is (a missing password file is created with a random password). Needs the lab
+    entry's ``settings.security.policy: Basic256Sha256_SignAndEncrypt``."""
+    anonymous: Literal["none", "viewer", "operator"] | None = None
+    """Role of anonymous sessions: default ``none`` with a secure endpoint, ``operator``
+    without one (a twin on loopback)."""
 
     # -- identity ---------------------------------------------------------------------------
     manufacturer: str = "couponlab"

@@ -47,6 +47,7 @@ from asyncua.ua.status_codes import StatusCodes
 
 from couponlab.simulators.furnace.model import CommandRefusedError, FurnaceModel
 from couponlab.simulators.furnace.units import eu_information
+from couponlab.simulators.opcua_security import ServerSecurity
 from couponlab.simulators.watchdog import MAX_TIMEOUT_S, CommWatchdog
 from couponlab.simulators.world import World
 
@@ -120,6 +121,9 @@ class _FurnaceAttributeService(AttributeService):
                 results.extend(await super().write(one, user))
                 continue
             self._twin.watchdog.feed()
+            if getattr(user, "lab_role", "operator") != "operator":  # RolePermissions too
+                results.append(_status("BadUserAccessDenied"))
+                continue
             if wv.AttributeId != AttributeIds.Value:
                 results.append(_status("BadUserAccessDenied"))
                 continue
@@ -147,6 +151,8 @@ class FurnaceServer:
         Where to listen (127.0.0.1; port 0 picks a free port, see :attr:`port`).
     publish_period_s
         Wall-clock period of the background publish (for subscriptions), s (> 0).
+    security
+        Endpoint security, accounts and roles (default: NoSecurity, anonymous operators).
     """
 
     def __init__(
@@ -157,6 +163,7 @@ class FurnaceServer:
         host: str = "127.0.0.1",
         port: int = 0,
         publish_period_s: float = 0.05,
+        security: ServerSecurity | None = None,
     ) -> None:
         if publish_period_s <= 0:
             raise ValueError(f"publish_period_s must be > 0, got {publish_period_s}")
@@ -165,6 +172,7 @@ class FurnaceServer:
         self.host = host
         self.port = port
         self.publish_period_s = publish_period_s
+        self.security = security or ServerSecurity.open()
         self.ns = 0
         self.server: Server | None = None
         self.write_handlers: dict[ua.NodeId, WriteHandler] = {}
@@ -195,10 +203,7 @@ class FurnaceServer:
             await server.init()
             server.set_endpoint(f"opc.tcp://{self.host}:{port}/")
             server.set_server_name("couponlab gradient furnace twin")
-            server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
-            # a twin on loopback takes anonymous sessions only: offering user names or
-            # certificates without a signing/encrypting policy makes asyncua warn at start
-            server.set_identity_tokens([ua.AnonymousIdentityToken])
+            await self.security.apply(server)
             self.server = server
             self.ns = await server.register_namespace(NAMESPACE_URI)
             await self._build(server)

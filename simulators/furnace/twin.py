@@ -3,6 +3,7 @@ OPC UA server (``start_twin`` is what ``simulators/registry.py`` names)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from couponlab.labfile import DeviceEntry
@@ -11,7 +12,9 @@ from couponlab.simulators.bind_host import check_bind_host
 from couponlab.simulators.furnace.config import FurnaceConfig
 from couponlab.simulators.furnace.model import FurnaceModel
 from couponlab.simulators.furnace.server import FurnaceServer
+from couponlab.simulators.opcua_security import Role, ServerSecurity
 from couponlab.simulators.world import World
+from couponlab.transports import OpcUaSecuritySettings, Pki
 
 
 class FurnaceTwin:
@@ -46,9 +49,50 @@ def _host_port(address: str) -> tuple[str, int]:
     return parts.hostname, parts.port or 0
 
 
+def _role(anonymous: str) -> Role | None:
+    return "operator" if anonymous == "operator" else "viewer" if anonymous == "viewer" else None
+
+
+def server_security(entry: DeviceEntry, config: FurnaceConfig) -> ServerSecurity:
+    """Return the security of the twin of ``entry``: the endpoint policy and certificate
+    folder of ``settings.security`` (the instrument the lab file describes), the accounts
+    and anonymous role of ``twin_config`` (a missing password file of an account is made
+    with a random password).
+
+    Raises
+    ------
+    ValueError
+        Accounts without a secure policy, or a lab entry whose user is not an account.
+    """
+    raw = entry.settings.get("security")
+    settings = OpcUaSecuritySettings.model_validate(raw) if raw is not None else None
+    anonymous: Role | None
+    if settings is None or settings.policy == "None":
+        if config.users:
+            raise ValueError(
+                f"{entry.name}: twin_config.users needs settings.security.policy "
+                "Basic256Sha256_SignAndEncrypt (no password over a channel in clear)"
+            )
+        anonymous = "operator" if config.anonymous is None else _role(config.anonymous)
+        return ServerSecurity(secure=False, anonymous=anonymous)
+    if settings.user is not None and settings.user not in config.users:
+        raise ValueError(
+            f"{entry.name}: settings.security.user {settings.user!r} is not one of "
+            f"twin_config.users ({', '.join(config.users) or 'none'})"
+        )
+    accounts = {
+        name: (account.credential().read_or_create(entry.name), account.role)
+        for name, account in config.users.items()
+    }
+    anonymous = None if config.anonymous is None else _role(config.anonymous)
+    pki = Pki(Path(settings.pki_dir).expanduser()) if settings.pki_dir else Pki.default()
+    return ServerSecurity(secure=True, pki=pki, accounts=accounts, anonymous=anonymous)
+
+
 async def start_twin(world: World, entry: DeviceEntry) -> FurnaceTwin:
     """Start a furnace twin for a lab entry (``twin_config`` -> :class:`FurnaceConfig`;
-    its ``carrier_slots`` defaults to the entry's ``settings.carrier_slots``).
+    its ``carrier_slots`` defaults to the entry's ``settings.carrier_slots``; its security
+    follows :func:`server_security`).
 
     Binds the host and port of ``entry.address`` (0 picks a free port);
     :func:`~couponlab.simulators.lab_twins.start_lab_twins` sets that host to its bind host
@@ -60,10 +104,16 @@ async def start_twin(world: World, entry: DeviceEntry) -> FurnaceTwin:
         twin_config.setdefault("carrier_slots", entry.settings["carrier_slots"])
     config = FurnaceConfig.from_twin_config(twin_config)
     host, port = _host_port(entry.address)
+    security = server_security(entry, config)
     model = FurnaceModel(world, config, entry.name)
     model.start()
     server = FurnaceServer(
-        world, model, host=host, port=port, publish_period_s=config.publish_period_s
+        world,
+        model,
+        host=host,
+        port=port,
+        publish_period_s=config.publish_period_s,
+        security=security,
     )
     try:
         await server.start()
@@ -78,4 +128,4 @@ TWIN = TwinSpec(start_twin, FurnaceConfig, ("opc.tcp",))
 """The furnace twin, as the ``couponlab.twins`` entry point names it."""
 
 
-__all__ = ["TWIN", "FurnaceTwin", "start_twin"]
+__all__ = ["TWIN", "FurnaceTwin", "server_security", "start_twin"]

@@ -73,6 +73,12 @@ class ProtocolError(InstrumentError):
     """A reply that is malformed, unexpected, or an error reported by the instrument."""
 
 
+class AccessDeniedError(InstrumentError):
+    """The instrument refused who we are: an untrusted certificate, a wrong user or
+    password, a role that may not do what was asked, or no endpoint with the security the
+    lab file asks for. Never retried: trying again would not change the answer."""
+
+
 class InstrumentTimeoutError(InstrumentError):
     """No (complete) reply within the exchange's timeout.
 
@@ -129,6 +135,7 @@ def describe_error(exc: BaseException) -> str:
 
 
 __all__ = [
+    "AccessDeniedError",
     "ConnectionLostError",
     "CouponlabError",
     "InputError",

@@ -36,6 +36,7 @@ from pydantic import (
 )
 
 from couponlab import registry
+from couponlab.credentials import secret_keys_in
 from couponlab.errors import InputError
 from couponlab.lab_settings import problems, references
 
@@ -213,9 +214,17 @@ def _schema_problems(data: dict[str, Any]) -> list[Problem]:
     return []
 
 
+INLINE_SECRET = (
+    "a lab file never holds a credential: name an environment variable (password_env) "
+    "or a file outside the repository (password_file) instead"
+)
+"""The problem reported for a password (or secret, token ...) written in a lab file."""
+
+
 def check_lab(lab: LabFile) -> list[Problem]:
-    """Return every problem of ``lab`` beyond its schema: families and drivers that no
-    package registered, each driver's ``settings`` and ``limits`` (its own models), each
+    """Return every problem of ``lab`` beyond its schema: credentials written in it,
+    families and drivers that no package registered, each driver's ``settings`` and
+    ``limits`` (its own models), each
     twin's ``twin_config``, address and the devices it references, and the ``world``.
 
     Imports the drivers a lab names, and (only for ``twin: true`` devices) their twins'
@@ -225,6 +234,10 @@ def check_lab(lab: LabFile) -> list[Problem]:
     families = registry.families()
     by_name = {d.name: d for d in lab.devices}
     for entry in lab.devices:
+        sections = {"limits": entry.limits, "settings": entry.settings}
+        sections["twin_config"] = entry.twin_config
+        for key in secret_keys_in(sections):
+            found.append((entry.name, key, INLINE_SECRET))
         if entry.family not in families:
             found.append(
                 (

@@ -1,6 +1,7 @@
 """A normal session on the bundled twins logs no warning from a library: the OPC UA client
-asks for a session timeout the server grants, and the furnace twin offers only the anonymous
-identity it serves (no user-name or certificate tokens without a security policy)."""
+asks for a session timeout the server grants, and the furnace twin serves Basic256Sha256
+SignAndEncrypt with user names (decision 0069), its certificate and the client's naming
+their application URI and host, so asyncua has nothing to warn about."""
 
 from __future__ import annotations
 

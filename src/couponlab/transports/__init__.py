@@ -12,21 +12,35 @@ transport from the address).
 from couponlab.transports._address import make_transport
 from couponlab.transports._base import Backoff, LineTransport
 from couponlab.transports._opcua import OpcUaConnection, OpcUaStatusError
+from couponlab.transports._opcua_security import (
+    CLIENT_APP_URI,
+    PKI_DIR_ENV,
+    ClientSecurity,
+    OpcUaSecuritySettings,
+    Pki,
+    pki_dir,
+)
 from couponlab.transports._scpi import ScpiClient, raise_for_status, split_status
 from couponlab.transports._serial import SerialLineTransport
 from couponlab.transports._tcp import TcpLineTransport
 from couponlab.transports._visa import VisaLineTransport
 
 __all__ = [
+    "CLIENT_APP_URI",
+    "PKI_DIR_ENV",
     "Backoff",
+    "ClientSecurity",
     "LineTransport",
     "OpcUaConnection",
+    "OpcUaSecuritySettings",
     "OpcUaStatusError",
+    "Pki",
     "ScpiClient",
     "SerialLineTransport",
     "TcpLineTransport",
     "VisaLineTransport",
     "make_transport",
+    "pki_dir",
     "raise_for_status",
     "split_status",
 ]

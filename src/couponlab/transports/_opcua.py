@@ -35,12 +35,14 @@ from asyncua.ua.status_codes import StatusCodes, get_name_and_doc
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 
 from couponlab.errors import (
+    AccessDeniedError,
     ConnectionLostError,
     InputError,
     InstrumentTimeoutError,
     ProtocolError,
 )
 from couponlab.transports._base import Backoff
+from couponlab.transports._opcua_security import ClientSecurity
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -62,6 +64,26 @@ _LINK_CODES = frozenset(
     }
 )
 """Status codes that mean the link (not the request) failed."""
+
+_TRUST_CODES = frozenset(
+    {StatusCodes.BadCertificateUntrusted, StatusCodes.BadSecurityChecksFailed}
+)
+_USER_CODES = frozenset(
+    {
+        StatusCodes.BadUserAccessDenied,
+        StatusCodes.BadIdentityTokenRejected,
+        StatusCodes.BadIdentityTokenInvalid,
+    }
+)
+_CERT_CODES = frozenset(
+    {
+        StatusCodes.BadCertificateInvalid,
+        StatusCodes.BadCertificateTimeInvalid,
+        StatusCodes.BadCertificateUriInvalid,
+        StatusCodes.BadCertificateUseNotAllowed,
+        StatusCodes.BadCertificateRevoked,
+    }
+)
 
 SESSION_TIMEOUT_MS = 600_000
 """Session timeout the client requests, ms (10 min): how long a server keeps a session whose
@@ -160,6 +182,10 @@ class OpcUaConnection:
         Reconnection policy (bounded attempts).
     publishing_interval
         Publishing interval of the data-change subscription, s (> 0).
+    security
+        Basic256Sha256 SignAndEncrypt, certificates and user (None: NoSecurity, anonymous).
+        A refusal of who we are (untrusted certificate either way, wrong user or password,
+        no endpoint with that security) raises ``AccessDeniedError`` and is not retried.
     """
 
     def __init__(
@@ -171,6 +197,7 @@ class OpcUaConnection:
         timeout: float = 2.0,
         backoff: Backoff | None = None,
         publishing_interval: float = 0.1,
+        security: ClientSecurity | None = None,
     ) -> None:
         if timeout <= 0:
             raise InputError(device, f"timeout = {timeout} s must be > 0")
@@ -183,6 +210,7 @@ class OpcUaConnection:
         self.timeout = timeout
         self.backoff = backoff or Backoff()
         self.publishing_interval = publishing_interval
+        self.security = security
         self.generation = 0
         """Incremented at every (re)connection; cached nodes of older generations are stale."""
         self.reconnects = 0
@@ -270,7 +298,7 @@ class OpcUaConnection:
         """One attempt; an OPC UA error of the link becomes an ``OSError`` (retried)."""
         try:
             return await self._open_once()
-        except ProtocolError:
+        except (ProtocolError, AccessDeniedError, InputError):
             raise
         except UaError as exc:
             raise _LinkDownError(str(exc)) from exc
@@ -284,8 +312,27 @@ class OpcUaConnection:
         )
         client.session_timeout = SESSION_TIMEOUT_MS
         try:
+            if self.security is not None:  # asks the server for its certificate first
+                async with asyncio.timeout(self.timeout):
+                    await self.security.apply(client, self.device)
             async with asyncio.timeout(self.timeout):
                 await client.connect()
+        except UaStatusCodeError as exc:
+            await _close_client(client)
+            denied = await self._access_denied(client, exc.code)
+            if denied is not None:
+                raise denied from exc
+            raise
+        except UaError as exc:
+            await _close_client(client)
+            if "No matching endpoints" in str(exc):
+                policy = "Basic256Sha256 SignAndEncrypt" if self.security else "NoSecurity"
+                raise AccessDeniedError(
+                    self.device,
+                    f"{self.url} offers no {policy} endpoint: set the lab entry's "
+                    "settings.security to what the instrument offers",
+                ) from exc
+            raise
         except BaseException:
             await _close_client(client)
             raise
@@ -310,6 +357,37 @@ class OpcUaConnection:
             except (OSError, TimeoutError, UaError) as exc:
                 log.warning("%s: could not restore subscriptions: %r", self.device, exc)
         return client
+
+    async def _access_denied(self, client: Client, code: int) -> AccessDeniedError | None:
+        """Return the typed error of a refusal of who we are (None: another failure)."""
+        name = status_name(code)
+        if code in _USER_CODES:
+            who = (
+                f"user {self.security.user!r}"
+                if self.security and self.security.user
+                else ("an anonymous session")
+            )
+            return AccessDeniedError(
+                self.device,
+                f"{self.url} refused {who} ({name}): wrong user name or password, or a "
+                "session the instrument does not allow",
+            )
+        if self.security is None or code not in _TRUST_CODES | _CERT_CODES:
+            return None
+        pki = self.security.pki
+        peer = client.security_policy.peer_certificate
+        if code in _TRUST_CODES and peer and not await pki.trusts(peer):
+            saved = pki.reject(peer)
+            return AccessDeniedError(
+                self.device,
+                f"the certificate of {self.url} is not trusted ({name}); it was saved as "
+                f"{saved}: if it is this instrument's, move it into {pki.trusted}",
+            )
+        return AccessDeniedError(
+            self.device,
+            f"{self.url} refused this client's certificate ({name}): add "
+            f"{pki.trusted / 'couponlab-client.der'} to the instrument's trusted certificates",
+        )
 
     async def _drop(self, *, delete_subscription: bool = False) -> None:
         """Forget the client (the next request reconnects). Call with ``_lock`` held."""

@@ -94,6 +94,22 @@ def stage_not_a_twin(lab: Lab) -> None:
     dev(lab, "stage1")["twin"] = False
 
 
+def nested(name: str, *path: str, value: Any) -> Case:
+    """Set ``value`` at the dotted ``path`` of device ``name`` (mappings made as needed)."""
+
+    def apply(lab: Lab) -> None:
+        node = dev(lab, name)
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
+
+    return Case(apply, name, ".".join(path))
+
+
+REPOSITORY_FILE = str(Path(__file__).resolve().parent / "furnace.secret")
+"""A password file inside this repository (refused: credentials live outside it)."""
+
+
 CASES: list[tuple[str, Case]] = [
     # -- the file as a whole -------------------------------------------------------------
     ("not-yaml", Case("name: x\ndevices: [\n  {name: a\n", "", "line")),
@@ -150,6 +166,20 @@ CASES: list[tuple[str, Case]] = [
     ("positions-empty", put("tcs1", "settings", positions_mm=[])),
     ("positions-infinite", put("tcs1", "settings", positions_mm=[0, float("inf")])),
     ("data-dir-relative", put("camera1", "settings", data_dir="runs")),
+    # -- credentials: referred to, never held (docs/decisions/0069) ----------------------------
+    ("password-inline", put("furnace1", "settings", password="hunter2")),
+    ("security-password-inline",
+     nested("furnace1", "settings", "security", "password", value="x")),
+    ("twin-account-password-inline",
+     nested("furnace1", "twin_config", "users", "viewer", "password", value="x")),
+    ("security-policy-unknown",
+     nested("furnace1", "settings", "security", "policy", value="Basic128")),
+    ("security-unknown-key", nested("furnace1", "settings", "security", "certificate", value="c")),
+    ("password-file-in-repository",
+     nested("furnace1", "settings", "security", "password_file", value=REPOSITORY_FILE)),
+    ("password-env-and-file", Case(
+        nested("furnace1", "settings", "security", "password_env", value="F1_PASSWORD").breaks,
+        "furnace1", "settings.security")),
     # -- twins: their config, their address, the devices they reference -------------------
     ("twin-config-typo", put("furnace1", "twin_config", colour="red")),
     ("twin-config-value", put("furnace1", "twin_config", zones=0)),
