@@ -36,6 +36,7 @@ from couponlab.simulators.detectors._scpi_twin import parse_socket_address
 from couponlab.simulators.lab_twins import TwinLab, start_lab_twins
 from couponlab.simulators.scpi import ScpiDispatcher
 from couponlab.simulators.world import World, WorldConfig
+from couponlab.transports import OpcUaSecuritySettings
 
 REPLY_DEADLINE_S = 10.0
 """How long a twin may take to answer ``*IDN?`` on a loaded machine (a deadline only)."""
@@ -136,11 +137,17 @@ class FuzzLab:
         self.loop.run_until_complete(send())
 
     def opc_still_serves(self) -> str | None:
-        """Read the server's state with an ordinary client; return a finding or None."""
-        address = self.twins.lab.device("furnace1").address
+        """Read the server's state with an ordinary client (the lab entry's security and
+        user, decision 0069); return a finding or None."""
+        entry = self.twins.lab.device("furnace1")
+        security = OpcUaSecuritySettings.model_validate(entry.settings["security"])
 
         async def read() -> None:
-            async with Client(address, timeout=REPLY_DEADLINE_S) as client:
+            client = Client(entry.address, timeout=REPLY_DEADLINE_S)
+            lab_security = security.client_security()
+            if lab_security is not None:
+                await lab_security.apply(client, "furnace1")
+            async with client:
                 node = client.get_node(ua.ObjectIds.Server_ServerStatus_State)
                 await node.read_value()
 
