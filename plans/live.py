@@ -40,7 +40,7 @@ from bluesky.callbacks.mpl_plotting import QtAwareCallback
 from event_model import RunRouter
 
 from couponlab.plans.coupon_temperature import temperatures_at
-from couponlab.plans.oxidation_analysis import fit_activation_energy
+from couponlab.plans.oxidation_analysis import R_GAS, fit_activation_energy
 
 log = logging.getLogger(__name__)
 
@@ -165,16 +165,24 @@ class MapPlot(QtAwareCallback):
         if doc["name"] == "primary":
             self.desc_uid = doc["uid"]
 
-    def layout(self) -> None:
-        """Make the figure: one empty image (and colour bar) per field."""
-        n = len(self.fields)
+    def varying(self) -> list[str]:
+        """Return the fields to show: those with a non-zero value so far (an element the
+        coupon does not hold reads 0 everywhere), at least the first field."""
+        shown = [f for f in self.fields if np.nanmax(np.abs(self.images[f]), initial=0.0) > 0]
+        return shown or self.fields[:1]
+
+    def layout(self, fields: list[str]) -> None:
+        """Make the figure: one image (and colour bar) per field of ``fields``."""
+        n = len(fields)
         ncols = min(n, 3)
         fig = _figure(self.figures, "maps", ncols=ncols, nrows=(n + ncols - 1) // ncols)
+        fig.suptitle(f"maps: {self.title}")
         (y0, y1), (x0, x1) = self.extents
         grid = list(fig.axes)
         for ax in grid[n:]:
             ax.set_visible(False)
-        for ax, f in zip(grid, self.fields, strict=False):
+        self.shown = {}
+        for ax, f in zip(grid, fields, strict=False):
             shown = ax.imshow(
                 self.images[f],
                 origin="lower",
@@ -184,8 +192,8 @@ class MapPlot(QtAwareCallback):
                 cmap="viridis",
             )
             unit = self.units.get(f) or ""
-            fig.colorbar(shown, ax=ax, label=f"{f} ({unit})" if unit else f)
-            ax.set(xlabel="x (mm)", ylabel="y (mm)", title=f"{f}: {self.title}")
+            fig.colorbar(shown, ax=ax, label=unit)
+            ax.set(xlabel="x (mm)", ylabel="y (mm)", title=f)
             self.shown[f] = shown
 
     def index(self, seq_num: int) -> tuple[int, int]:
@@ -206,8 +214,9 @@ class MapPlot(QtAwareCallback):
             value = doc["data"].get(f)
             if isinstance(value, int | float):
                 self.images[f][row, col] = float(value)
-        if not self.shown:
-            self.layout()
+        fields = self.varying()
+        if list(self.shown) != fields:
+            self.layout(fields)
         for f, shown in self.shown.items():
             shown.set_data(self.images[f])
             if np.isfinite(self.images[f]).any():
@@ -350,23 +359,39 @@ class ArrheniusPlot(QtAwareCallback):
         return doc
 
     def draw(self) -> None:
-        """Redraw every completed row and its fitted line."""
-        fig = _figure(self.figures, "arrhenius")
-        (ax,) = fig.axes
+        """Redraw every completed row (points and fitted line, coloured by its y) and the
+        activation energy of each row against y."""
+        import matplotlib as mpl
+
+        fig = _figure(self.figures, "arrhenius", ncols=2)
+        left, right = fig.axes
         t = self.exposure.hold_s
+        y0, y1 = float(self.y[0]), float(self.y[-1])
+        norm = mpl.colors.Normalize(min(y0, y1), max(y0, y1) if y1 != y0 else y0 + 1.0)
+        cmap = mpl.colormaps["viridis"]
+        done: list[tuple[float, float, float]] = []
         for k, (x, temp, fit) in enumerate(self.rows):
+            colour = cmap(norm(self.y[k]))
             ok = np.isfinite(x) & (x > 0)
             inv = 1000.0 / temp
-            label = f"y = {self.y[k]:.1f} mm"
+            left.plot(inv[ok], np.log(x[ok] ** 2 / t), "o", color=colour, ms=3)
             if fit is not None:
-                label += f": Q = {fit.activation_energy_kj_per_mol:.0f} kJ/mol"
-                line = fit.ln_k0 - fit.activation_energy_kj_per_mol * 1e3 / 8.314462618 * (
-                    inv / 1000.0
+                slope = -fit.activation_energy_kj_per_mol * 1e3 / R_GAS / 1000.0
+                left.plot(inv, fit.ln_k0 + slope * inv, "-", color=colour, lw=1)
+                done.append(
+                    (float(self.y[k]), fit.activation_energy_kj_per_mol, fit.stderr_kj_per_mol)
                 )
-                ax.plot(inv, line, "-", color=f"C{k % 10}", lw=1)
-            ax.plot(inv[ok], np.log(x[ok] ** 2 / t), "o", color=f"C{k % 10}", ms=3, label=label)
-        ax.set(xlabel="1000 / T (1/K)", ylabel="ln(x^2 / t)  (x in m, t in s)", title=self.title)
-        ax.legend(loc="best", fontsize="x-small")
+        left.set(xlabel="1000 / T (1/K)", ylabel="ln(x^2 / t)  (x in m, t in s)")
+        left.set_title(f"rows done: {len(self.rows)} of {self.shape[0]}")
+        fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=left, label="row y (mm)")
+        if done:
+            y, q, err = (np.asarray(v) for v in zip(*done, strict=True))
+            right.errorbar(y, q, yerr=np.nan_to_num(err), fmt="o-", color="C3", ms=4, capsize=2)
+        right.set(
+            xlabel="row y (mm)",
+            ylabel="Q (kJ/mol), bare parabolic fit",
+            title=f"activation energy: {self.title}",
+        )
         _redraw(fig)
 
 

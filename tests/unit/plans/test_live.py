@@ -178,12 +178,17 @@ def test_a_map_fills_point_by_point_and_each_row_gets_its_arrhenius_fit(
             )
             image = live.figures["maps"].axes[0].images[0].get_array()
             assert int(np.isfinite(image).sum()) == r * cols + c + 1  # filled point by point
-        arrhenius = live.figures["arrhenius"].axes[0]
+        arrhenius, by_row = live.figures["arrhenius"].axes[:2]
         assert len([ln for ln in arrhenius.lines if ln.get_marker() == "o"]) == r + 1
+        q_line = by_row.lines[0]  # (the error bars' caps are lines too)
+        assert list(q_line.get_xdata()) == pytest.approx([1.0, 5.0, 9.0][: r + 1])  # row y, mm
     run.stop()
-    legend = [t.get_text() for t in live.figures["arrhenius"].axes[0].get_legend().get_texts()]
-    assert legend[0] == f"y = 1.0 mm: Q = {Q_KJ:.0f} kJ/mol"
-    assert len(legend) == rows
+    assert list(q_line.get_ydata()) == pytest.approx([Q_KJ] * rows)  # kJ/mol, as made
+    maps = live.figures["maps"]
+    assert [ax.get_title() for ax in maps.axes if ax.images] == [
+        "profiler1-thickness",
+        "xrf1-fraction_cr",
+    ]
 
 
 def test_the_tensile_curve_grows_as_blocks_reach_the_file(
