@@ -12,6 +12,9 @@
 ``couponlab data recover [OUT]`` write whatever the run log of OUT (default ``runs``) holds and
                                   the store does not yet (runs a killed process left open
                                   are marked first); idempotent
+``couponlab ipython [LABFILE]``  IPython with the lab's devices by name, a RunEngine with
+                                  progress bars, live table and figures, persistent
+                                  ``RE.md`` and the plans (``-- ARGS``: IPython's)
 ``couponlab samples ...``         query the sample registry (``campaigns``, ``list``, ``show
                                   ID``; ``--db PATH``, ``--json``): couponlab.samples
 
@@ -229,6 +232,13 @@ def _cmd_data_recover(args: argparse.Namespace) -> int:
     return int(ExitCode.CHECK_FAILED) if lacking or report.failed else int(ExitCode.OK)
 
 
+# -- ipython -------------------------------------------------------------------------------
+def _cmd_ipython(args: argparse.Namespace) -> int:
+    from couponlab.plans.ipython_profile import start
+
+    return start(_lab_arg(args.labfile), out_dir=Path(args.out), ipython_args=args.passthrough)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``couponlab`` command."""
     p = argparse.ArgumentParser(prog="couponlab", description=__doc__.split("\n\n")[0])
@@ -310,6 +320,14 @@ def build_parser() -> argparse.ArgumentParser:
         "out", nargs="?", default="runs", metavar="OUT", help="output folder (default: runs)"
     )
     recover.set_defaults(func=_cmd_data_recover)
+    ipy = sub.add_parser(
+        "ipython", help="IPython with the lab's devices, a RunEngine with live feedback, plans"
+    )
+    ipy.add_argument(
+        "labfile", nargs="?", default="sim", help="lab file (YAML), or 'sim' (default)"
+    )
+    ipy.add_argument("--out", default="runs", help="folder for the run documents and RE.md")
+    ipy.set_defaults(func=_cmd_ipython)
 
     samples_command.add_parser(sub)
     return p
@@ -392,7 +410,16 @@ def _report(exc: BaseException, code: ExitCode, path: Path, debug: bool) -> None
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``couponlab`` command; return its exit code (:class:`ExitCode`)."""
-    args = build_parser().parse_args(argv)  # a usage error exits 2 here (argparse)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    passthrough: list[str] = []
+    if "--" in argv:  # what follows goes to the program started (couponlab ipython -- ARGS)
+        cut = argv.index("--")
+        argv, passthrough = argv[:cut], argv[cut + 1 :]
+    parser = build_parser()
+    args = parser.parse_args(argv)  # a usage error exits 2 here (argparse)
+    if passthrough and args.command != "ipython":
+        parser.error(f"arguments after -- are for 'couponlab ipython' only: {passthrough}")
+    args.passthrough = passthrough
     path = _log_path(args)
     with _logging(path, args.debug):
         try:
