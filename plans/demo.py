@@ -24,7 +24,7 @@ twin control channel, ``Session.twins.control`` (the truth as plain data:
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +81,12 @@ def tensile_cut(regimes: Sequence[str]) -> CutPlan:
     return layout_specimens(f"{COUPON_LENGTH_MM} mm", f"{COUPON_WIDTH_MM} mm", bands)
 
 
-def run_demo(lab: LabFile, out_dir: Path) -> int:
+def run_demo(
+    lab: LabFile, out_dir: Path, *, subscribers: Sequence[Callable[[str, Any], Any]] = ()
+) -> int:
     """Run the simulated campaign on ``lab`` (every device a twin); print the results.
+    ``subscribers`` get every run document too (e.g. :class:`couponlab.plans.live.
+    LiveFeedback`).
 
     Returns the process exit code: 0 when every step ran and the simulation truth of every
     pure-regime row's Q and of the critical Cr content lies within :data:`MAX_Z` standard
@@ -114,6 +118,8 @@ def run_demo(lab: LabFile, out_dir: Path) -> int:
         f"couponlab demo: lab {lab.name!r}, {len(lab.devices)} twins; run documents in {out_dir}/"
     )
     with Session(lab, out_dir=out_dir) as s:
+        for subscriber in subscribers:
+            s.RE.subscribe(subscriber)
         dev: dict[str, Any] = {f: s.devices[n] for f, n in names.items()}
         for f in ("gradient_furnace", "powder_feeder", "test_frame"):
             print(f"  {names[f]:<10} {s.call(dev[f].identify)}")
