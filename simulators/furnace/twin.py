@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from pydantic import ValidationError
+
 from couponlab.labfile import DeviceEntry
 from couponlab.registry import TwinSpec
 from couponlab.simulators.bind_host import check_bind_host
@@ -53,6 +55,39 @@ def _role(anonymous: str) -> Role | None:
     return "operator" if anonymous == "operator" else "viewer" if anonymous == "viewer" else None
 
 
+def _security_settings(entry: DeviceEntry) -> OpcUaSecuritySettings | None:
+    raw = entry.settings.get("security")
+    return OpcUaSecuritySettings.model_validate(raw) if raw is not None else None
+
+
+def check_entry(entry: DeviceEntry, config: FurnaceConfig) -> list[tuple[str, str]]:
+    """Return ``(key, problem)`` for what the twin of ``entry`` could not serve: accounts
+    without a secure endpoint, or a driver login that is not one of the accounts."""
+    try:
+        settings = _security_settings(entry)
+    except ValidationError:
+        return []  # reported with the driver's settings
+    if settings is None or settings.policy == "None":
+        if config.users:
+            return [
+                (
+                    "twin_config.users",
+                    "accounts need settings.security.policy Basic256Sha256_SignAndEncrypt "
+                    "(no password over a channel in clear)",
+                )
+            ]
+        return []
+    if settings.user is not None and settings.user not in config.users:
+        known = ", ".join(config.users) or "none"
+        return [
+            (
+                "settings.security.user",
+                f"{settings.user!r} is not an account of the twin (twin_config.users: {known})",
+            )
+        ]
+    return []
+
+
 def server_security(entry: DeviceEntry, config: FurnaceConfig) -> ServerSecurity:
     """Return the security of the twin of ``entry``: the endpoint policy and certificate
     folder of ``settings.security`` (the instrument the lab file describes), the accounts
@@ -62,24 +97,17 @@ def server_security(entry: DeviceEntry, config: FurnaceConfig) -> ServerSecurity
     Raises
     ------
     ValueError
-        Accounts without a secure policy, or a lab entry whose user is not an account.
+        What :func:`check_entry` finds.
     """
-    raw = entry.settings.get("security")
-    settings = OpcUaSecuritySettings.model_validate(raw) if raw is not None else None
+    problems = check_entry(entry, config)
+    if problems:
+        key, problem = problems[0]
+        raise ValueError(f"{entry.name}: {key}: {problem}")
+    settings = _security_settings(entry)
     anonymous: Role | None
     if settings is None or settings.policy == "None":
-        if config.users:
-            raise ValueError(
-                f"{entry.name}: twin_config.users needs settings.security.policy "
-                "Basic256Sha256_SignAndEncrypt (no password over a channel in clear)"
-            )
         anonymous = "operator" if config.anonymous is None else _role(config.anonymous)
         return ServerSecurity(secure=False, anonymous=anonymous)
-    if settings.user is not None and settings.user not in config.users:
-        raise ValueError(
-            f"{entry.name}: settings.security.user {settings.user!r} is not one of "
-            f"twin_config.users ({', '.join(config.users) or 'none'})"
-        )
     accounts = {
         name: (account.credential().read_or_create(entry.name), account.role)
         for name, account in config.users.items()
@@ -124,8 +152,8 @@ async def start_twin(world: World, entry: DeviceEntry) -> FurnaceTwin:
     return FurnaceTwin(model, server)
 
 
-TWIN = TwinSpec(start_twin, FurnaceConfig, ("opc.tcp",))
+TWIN = TwinSpec(start_twin, FurnaceConfig, ("opc.tcp",), check_entry)
 """The furnace twin, as the ``couponlab.twins`` entry point names it."""
 
 
-__all__ = ["TWIN", "FurnaceTwin", "server_security", "start_twin"]
+__all__ = ["TWIN", "FurnaceTwin", "check_entry", "server_security", "start_twin"]

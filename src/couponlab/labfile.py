@@ -295,6 +295,8 @@ def _twin_problems(
         config = twin.config.model_validate(entry.twin_config)
     except ValidationError as exc:
         return found + [(entry.name, f"twin_config.{k}", p) for k, p in problems(exc, twin.config)]
+    if twin.check is not None:
+        found += [(entry.name, key, problem) for key, problem in twin.check(entry, config)]
     for key, name, ref in references(config):
         target = by_name.get(name)
         if target is None:

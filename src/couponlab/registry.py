@@ -75,11 +75,16 @@ class TwinSpec:
         of the same lab).
     schemes
         Address notations it serves, e.g. ``("TCPIP", "socket")`` or ``("opc.tcp",)``.
+    check
+        ``check(entry, config) -> [(key, problem), ...]``: what the lab-file check finds
+        wrong between the entry and its validated ``twin_config`` (e.g. a login the twin has
+        no account for), reported like any other problem of the file. None: nothing.
     """
 
     start: Callable[[Any, Any], Awaitable[Any]]
     config: type[BaseModel] | None = None
     schemes: tuple[str, ...] = ()
+    check: Callable[[Any, Any], list[tuple[str, str]]] | None = None
 
 
 class RegistryError(LookupError):

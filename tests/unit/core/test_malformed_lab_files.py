@@ -177,6 +177,10 @@ CASES: list[tuple[str, Case]] = [
     ("security-unknown-key", nested("furnace1", "settings", "security", "certificate", value="c")),
     ("password-file-in-repository",
      nested("furnace1", "settings", "security", "password_file", value=REPOSITORY_FILE)),
+    ("security-user-without-account",
+     nested("furnace1", "settings", "security", "user", value="root")),
+    ("twin-accounts-without-security", Case(
+        drop("furnace1", "settings", "security").breaks, "furnace1", "twin_config.users")),
     ("password-env-and-file", Case(
         nested("furnace1", "settings", "security", "password_env", value="F1_PASSWORD").breaks,
         "furnace1", "settings.security")),
