@@ -4,8 +4,8 @@ roles, nobody edits the address space."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +19,7 @@ from couponlab.drivers.furnace import OpcUaGradientFurnace
 from couponlab.errors import AccessDeniedError
 from couponlab.labfile import DeviceEntry, load_lab
 from couponlab.simulators.furnace import FurnaceModel
-from couponlab.transports import ClientSecurity, OpcUaSecuritySettings, Pki
+from couponlab.transports import CLIENT_APP_URI, ClientSecurity, OpcUaSecuritySettings, Pki
 from couponlab.twins import BackgroundTwins
 
 NAME = "furnace1"
@@ -220,14 +220,36 @@ async def test_a_no_security_client_cannot_open_a_session(twins: BackgroundTwins
 
 
 async def test_a_furnace_with_an_untrusted_certificate_gets_no_password(
-    twins: BackgroundTwins, tmp_path: pytest.TempPathFactory, caplog: pytest.LogCaptureFixture
+    twins: BackgroundTwins, tmp_path: Path
 ) -> None:
-    caplog.set_level(logging.CRITICAL, "asyncuagds.validate")  # its traceback of the refusal
-    stranger = Pki(tmp_path / "elsewhere")  # type: ignore[operator]
+    """A client whose folder does not trust the furnace refuses it before ActivateSession
+    (which carries the password), though the furnace itself accepts the client."""
+    stranger = Pki(tmp_path / "elsewhere")
     security = ClientSecurity(stranger, "operator", _secret(twins, "operator"))
     furnace = OpcUaGradientFurnace(_entry(twins).address, NAME, security=security)
-    with pytest.raises(AccessDeniedError, match="not trusted") as refused:
-        await furnace.connection.connect()
-    await furnace.connection.disconnect()
+    cert, _key = stranger.own_certificate("couponlab-client", CLIENT_APP_URI, server=False)
+    welcome = Pki.default().trusted / "stranger-client.der"  # the twin trusts this client
+    welcome.write_bytes(cert.read_bytes())
+    try:
+        with pytest.raises(AccessDeniedError, match="not trusted") as refused:
+            await furnace.connection.connect()
+    finally:
+        welcome.unlink()
+        await furnace.connection.disconnect()
     saved = list(stranger.rejected.glob("*.der"))
     assert len(saved) == 1 and str(saved[0]) in str(refused.value)
+    assert saved[0].read_bytes() == (Pki.default().trusted / "couponlab-twin.der").read_bytes()
+
+
+async def test_a_furnace_that_does_not_trust_the_client_is_named(
+    twins: BackgroundTwins, tmp_path: Path
+) -> None:
+    stranger = Pki(tmp_path / "elsewhere")
+    twin_cert = Pki.default().trusted / "couponlab-twin.der"
+    stranger.trusted.mkdir(parents=True)
+    (stranger.trusted / "furnace.der").write_bytes(twin_cert.read_bytes())  # we trust it
+    security = ClientSecurity(stranger, "operator", _secret(twins, "operator"))
+    furnace = OpcUaGradientFurnace(_entry(twins).address, NAME, security=security)
+    with pytest.raises(AccessDeniedError, match="refused this client's certificate"):
+        await furnace.connection.connect()
+    await furnace.connection.disconnect()
