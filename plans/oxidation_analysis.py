@@ -29,7 +29,7 @@ from couponlab.plans.coupon_temperature import (
     temperatures_at,
 )
 from couponlab.plans.critical_chromium import Coupons, CriticalChromium, locate_critical_cr
-from couponlab.plans.oxide_kinetics import cross_covariance, fit_rows
+from couponlab.plans.oxide_kinetics import RowKinetics, cross_covariance, fit_rows
 
 if TYPE_CHECKING:
     from couponlab.plans.agents import CouponReport, Side
@@ -335,6 +335,46 @@ def _scale_by_q(row: RowResult, protective: str) -> str:
 
 
 PROTECTIVE_SCALE: dict[str, str] = {"Cr": "chromia", "Al": "alumina"}
+TRANSIENT_DURATION_S = 60.0
+"""Typical duration of the transient before chromia is continuous, s, at
+:data:`TRANSIENT_REFERENCE_K` (docs/science/oxidation-world.md): during it the protected area
+grows at the NiO rate, so a chromia row carries ``kp_NiO(T) t_tr(T)`` in ``x**2``."""
+TRANSIENT_REFERENCE_K = 1173.15
+TRANSIENT_ENERGY_KJ_PER_MOL = 112.0
+"""Activation energy of ``1 / t_tr`` (Cr supply to the surface), kJ/mol."""
+TRANSIENT_LN_SIGMA = float(np.log(3.0))
+"""Standard uncertainty of ln t_tr: the duration is known to a factor of about 3."""
+
+
+def _transient_offset(
+    first: list[RowKinetics | None],
+    regimes: list[str],
+    temperature_k: NDArray[np.float64],
+    protective: list[bool],
+) -> NDArray[np.float64]:
+    """Return the transient offset of ``x**2`` (m^2) of every protective row's points: the NiO
+    rate of the same coupon (the mean ln kp of its NiO rows, first-pass parabolic fits) times
+    the typical transient duration; 0 for other rows, and for a coupon without NiO rows."""
+    nrows, npt = temperature_k.shape
+    nio = [k for k, r in zip(first, regimes, strict=True) if k is not None and r == "NiO"]
+    out: NDArray[np.float64] = np.zeros((nrows, npt))
+    if not nio:
+        return out
+    t = temperature_k[0]
+    ln_kp = np.mean(
+        [
+            k.fit.theta[0] - k.fit.theta[1] * 1e3 / R_GAS * (1.0 / t - 1.0 / k.fit.reference_k)
+            for k in nio
+        ],
+        axis=0,
+    )
+    t_tr = TRANSIENT_DURATION_S * np.exp(
+        TRANSIENT_ENERGY_KJ_PER_MOL * 1e3 / R_GAS * (1.0 / t - 1.0 / TRANSIENT_REFERENCE_K)
+    )
+    out[np.asarray(protective, bool)] = np.exp(ln_kp) * t_tr
+    return out
+
+
 """The protective scale of each graded element (the regime's name above its critical content)."""
 
 
@@ -425,6 +465,19 @@ def analyse_coupons(
         )
         * np.asarray(chromia)[:, None]
     )
+    offset = None
+    if element == "Cr":  # the transient before chromia is continuous (its Q is NiO's)
+        offset = np.concatenate(
+            [
+                _transient_offset(
+                    first[b * nr : (b + 1) * nr],
+                    list(crit[b].regimes),
+                    t_rows[b * nr : (b + 1) * nr],
+                    chromia[b * nr : (b + 1) * nr],
+                )
+                for b in range(nb)
+            ]
+        )
     final = fit_rows(
         x,
         sig,
@@ -436,6 +489,8 @@ def analyse_coupons(
         base=[protective_law if c else "parabolic" for c in chromia],
         transient="test",
         extra_var_ln=extra,
+        transient_offset_m2=offset,
+        transient_offset_ln_sigma=TRANSIENT_LN_SIGMA,
     )
     out = []
     for b, coupon in enumerate(coupons):

@@ -34,7 +34,7 @@ the noise model is taken as unmodelled physics); a row whose chi-square is impro
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -101,9 +101,17 @@ class GrowthLaw:
         return 2 + len(EXTRA.get(self.name, ()))
 
     def ln_x(
-        self, theta: FloatArray, temperature_k: FloatArray, t_s: FloatArray, t_ref: FloatArray
+        self,
+        theta: FloatArray,
+        temperature_k: FloatArray,
+        t_s: FloatArray,
+        t_ref: FloatArray,
+        offset_m2: FloatArray | None = None,
     ) -> FloatArray:
-        """Return ln(thickness / m) (batch, n) at ``temperature_k`` (batch, n) after ``t_s``."""
+        """Return ln(thickness / m) (batch, n) at ``temperature_k`` (batch, n) after ``t_s``.
+
+        ``offset_m2`` (batch, n), m^2, is a known transient offset added to ``x**2`` (see
+        :func:`fit_rows`)."""
         inv = 1.0 / temperature_k - 1.0 / t_ref[:, None]
         kp = np.exp(theta[:, :1] - theta[:, 1:2] * 1e3 / R_GAS * inv)
         extra = EXTRA.get(self.name, ())
@@ -116,6 +124,8 @@ class GrowthLaw:
             x2 = kp * t
         if "A" in extra:
             x2 = x2 + theta[:, 2 + extra.index("A"), None] * 1e-12
+        if offset_m2 is not None:
+            x2 = x2 + offset_m2
         out: FloatArray = 0.5 * np.log(x2)
         return out
 
@@ -140,6 +150,10 @@ class Rows:
     t_s: FloatArray
     sigma_ln_t: FloatArray
     t_ref: FloatArray
+    offset_m2: FloatArray | None = None
+    """Known transient offset of ``x**2`` per point, m^2 (None: none)."""
+    ln_offset_sigma: float = 0.0
+    """Standard uncertainty of ln(offset), the same for every point of a row (correlated)."""
 
     def subset(self, idx: NDArray[np.intp], use: NDArray[np.bool_] | None = None) -> Rows:
         """Return the rows ``idx`` (with another mask if given)."""
@@ -152,6 +166,8 @@ class Rows:
             self.t_s[idx],
             self.sigma_ln_t[idx],
             self.t_ref[idx],
+            None if self.offset_m2 is None else self.offset_m2[idx],
+            self.ln_offset_sigma,
         )
 
 
@@ -185,7 +201,7 @@ def fit_law(law: GrowthLaw, rows: Rows, start: FloatArray) -> list[LawFit]:
     def model(
         th: FloatArray, temps: FloatArray = rows.temperature_k, t: FloatArray = t_s
     ) -> FloatArray:
-        return law.ln_x(th, temps, t, t_ref)
+        return law.ln_x(th, temps, t, t_ref, rows.offset_m2)
 
     n = m.shape[1]
     eye = np.eye(n)
@@ -204,8 +220,12 @@ def fit_law(law: GrowthLaw, rows: Rows, start: FloatArray) -> list[LawFit]:
             + d_t[:, :, None] * rows.temperature_cov_k2 * d_t[:, None, :]
             + (rows.sigma_ln_t**2)[:, None, None] * d_lnt[:, :, None] * d_lnt[:, None, :]
         )
+        if rows.offset_m2 is not None and rows.ln_offset_sigma > 0:
+            # d ln x / d ln(offset) = offset / (2 x^2), one uncertain factor per row
+            d_off = m * 0.5 * rows.offset_m2 * np.exp(-2.0 * model(theta))
+            v = v + rows.ln_offset_sigma**2 * d_off[:, :, None] * d_off[:, None, :]
         whiten = np.linalg.inv(np.linalg.cholesky(v))
-        if law.name == "parabolic":  # linear in its parameters: solve directly
+        if law.name == "parabolic" and rows.offset_m2 is None:  # linear: solve directly
             inv = 1.0 / rows.temperature_k - 1.0 / t_ref[:, None]
             design = np.stack([0.5 * m, -0.5e3 / R_GAS * inv * m], axis=2)
             wd = whiten @ design
@@ -311,6 +331,8 @@ def fit_rows(
     extra_var_ln: FloatArray | None = None,
     spall_ln_ratio: float = 0.5,
     volatilisation_energy_kj_per_mol: float = 400.0,
+    transient_offset_m2: FloatArray | None = None,
+    transient_offset_ln_sigma: float = 0.0,
 ) -> list[RowKinetics | None]:
     """Choose and fit the growth law of every row (see the module docstring).
 
@@ -335,6 +357,10 @@ def fit_rows(
     extra_var_ln
         Further independent variance of each point's ln x (e.g. from the composition's
         scatter along the row), shaped like ``thickness_m``.
+    transient_offset_m2, transient_offset_ln_sigma
+        A transient offset of ``x**2`` known from elsewhere (m^2, shaped like
+        ``thickness_m``; 0 where none), and the standard uncertainty of its logarithm (one
+        factor per row). Every law of the final fit adds it; the outlier screen does not.
 
     Returns
     -------
@@ -390,8 +416,16 @@ def fit_rows(
             break
         use[fitted[drop], worst[drop]] = False
         spalled[fitted[drop], worst[drop]] = True
+    if transient_offset_m2 is not None:
+        all_rows = replace(
+            all_rows,
+            offset_m2=np.nan_to_num(np.broadcast_to(transient_offset_m2, x.shape).astype(float)),
+            ln_offset_sigma=float(transient_offset_ln_sigma),
+        )
     rows = all_rows.subset(fitted, use)
-    chosen = fit_law(par, rows, zero)
+    chosen = fit_law(par, replace(rows, offset_m2=None), zero)
+    if rows.offset_m2 is not None:  # nonlinear with the offset: start from the line
+        chosen = fit_law(par, rows, np.stack([f.theta for f in chosen]))
     tried: list[dict[str, float]] = [{} for _ in fitted]
     lin = np.array([bases[r] == "paralinear" for r in fitted])
     if lin.any():

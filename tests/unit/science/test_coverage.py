@@ -77,14 +77,18 @@ def test_the_regimes_found_are_the_worlds(figures: Figures) -> None:
     assert figures.regime_agreement > 0.97
 
 
+def test_q_bias_sits_within_its_own_standard_error(figures: Figures) -> None:
+    """Mean z of Q over campaign means (rows of one campaign share their temperatures)."""
+    se_q = figures.q_campaign_mean_z.std(ddof=1) / np.sqrt(figures.q_campaign_mean_z.size)
+    assert abs(figures.q_campaign_mean_z.mean()) <= se_q
+
+
 @pytest.mark.xfail(
     strict=True,
-    reason="measured: mean z of Q -0.13 (SE 0.06 over campaign means) and of the critical "
-    "Cr content -0.26 (SE 0.07): biased low by about 2 and 4 standard errors; "
-    "docs/science/oxidation-analysis.md",
+    reason="measured: mean z of the critical Cr content -0.26 (SE 0.07) on seed 11 (-0.08 "
+    "and -0.19 on seeds 12 and 13): biased low by chromia-band spots whose NiO part spalls "
+    "unseen; docs/science/oxidation-analysis.md",
 )
-def test_bias_sits_within_its_own_standard_error(figures: Figures) -> None:
-    se_q = figures.q_campaign_mean_z.std(ddof=1) / np.sqrt(figures.q_campaign_mean_z.size)
+def test_critical_cr_bias_sits_within_its_own_standard_error(figures: Figures) -> None:
     se_c = figures.c_z.std(ddof=1) / np.sqrt(figures.c_z.size)
-    assert abs(figures.q_campaign_mean_z.mean()) <= se_q
     assert abs(figures.c_z.mean()) <= se_c
