@@ -211,6 +211,10 @@ def _cmd_campaign(args: argparse.Namespace) -> int:
 
 
 # -- data ----------------------------------------------------------------------------------
+RECOVER_WAIT_S = 300.0
+"""Longest wait of ``couponlab data recover`` for another process to release the store, s."""
+
+
 def _cmd_data_recover(args: argparse.Namespace) -> int:
     from couponlab.ingest import missing, recover
     from couponlab.store import open_store
@@ -219,7 +223,8 @@ def _cmd_data_recover(args: argparse.Namespace) -> int:
     if not out.is_dir():
         raise InputError("data", f"no output folder {out}")
     with open_store(out) as store:
-        report = recover(out, store)
+        # a session's ingest process may still be finishing after its session ended
+        report = recover(out, store, wait=RECOVER_WAIT_S)
         lacking = missing(out, store)
     print(
         f"{out}: {report.documents} document(s) written, {len(report.completed)} run(s) "

@@ -15,21 +15,33 @@ the log, never the other way round:
 One process ingests a folder at a time (an advisory lock on ``<out>/store/ingest.lock``).
 :func:`recover` marks the runs a killed process left open (:func:`couponlab.data.
 mark_interrupted_runs`) and ingests everything; :func:`missing` compares log and store.
-See docs/decisions/0067-tiled-as-the-store.md.
+
+While a session runs, :class:`IngestProcess` keeps the store up to date from a process of its
+own (``python -m couponlab.ingest OUT``), so the RunEngine's process does nothing but append
+to the log: the ingester polls the log every :data:`POLL_PERIOD_S`, and when its standard
+input closes (the session closed it, or the session's process ended, even by SIGKILL) it
+marks the runs left open, writes the rest and exits. See
+docs/decisions/0067-tiled-as-the-store.md.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
+import os
+import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+import time
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from couponlab.data import ORPHANS, mark_interrupted_runs, read_run
-from couponlab.store import store_dir
+from couponlab.store import StoreLocation, connected, store_dir
 
 if sys.platform != "win32":
     import fcntl
@@ -38,8 +50,19 @@ log = logging.getLogger(__name__)
 
 LOCK_FILE = "ingest.lock"
 """Advisory lock (in the store's folder) held by the one process that ingests a folder."""
-BATCH_SIZE = 1000
-"""Event rows (and stream datum indices) the writer gathers before one write to Tiled."""
+BATCH_SIZE = 10_000
+"""Event rows (and stream datum indices) the writer gathers before one write to Tiled
+(bluesky's default): a run's rows are written at its stop, or every this many rows."""
+POLL_PERIOD_S = 0.5
+"""How often the ingest process looks for new lines in the log, s of wall time."""
+INGEST_LOG = "ingest.log"
+"""The ingest process's own log (in the store's folder)."""
+COMPLETE_LIST = "complete.txt"
+"""Start uids of the runs the store holds whole, one a line (in the store's folder): a hint
+that lets a session skip starting the ingest process when nothing is pending
+(:func:`pending`); the store itself is what the ingester checks."""
+EXIT_BUSY = 3
+"""Exit code of the ingest process when another process ingests the folder."""
 
 
 class StoreBusyError(RuntimeError):
@@ -97,6 +120,10 @@ class Ingester:
         The Tiled client's root container (:func:`couponlab.store.open_store`).
     batch_size
         Event rows gathered before one write (>= 1); a run's rest is written at its stop.
+    wait
+        Longest wait for another process to finish ingesting this folder, s (0: none).
+    lock
+        The folder's lock, already taken by the caller (None: taken here).
 
     Raises
     ------
@@ -104,12 +131,20 @@ class Ingester:
         Another process ingests this folder.
     """
 
-    def __init__(self, folder: str | Path, store: Any, batch_size: int = BATCH_SIZE) -> None:
+    def __init__(
+        self,
+        folder: str | Path,
+        store: Any,
+        batch_size: int = BATCH_SIZE,
+        wait: float = 0.0,
+        lock: IO[bytes] | None = None,
+    ) -> None:
         self.folder = Path(folder)
         self.store = store
         self.batch_size = batch_size
         self._runs: dict[str, _RunFile] = {}
-        self._lock = _take_lock(store_dir(self.folder) / LOCK_FILE)
+        self._lock = lock or _take_lock(store_dir(self.folder) / LOCK_FILE, wait)
+        self._complete = _complete(self.folder)
 
     def close(self) -> None:
         """Release the folder (idempotent). Runs not yet complete are finished next time."""
@@ -122,6 +157,12 @@ class Ingester:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _listed(self, uid: str) -> None:
+        if uid not in self._complete:
+            self._complete.add(uid)
+            with (store_dir(self.folder) / COMPLETE_LIST).open("a", encoding="utf-8") as f:
+                f.write(uid + "\n")
 
     def _files(self) -> Iterator[Path]:
         for path in sorted(self.folder.glob("*.jsonl")):
@@ -136,6 +177,7 @@ class Ingester:
         status = _status(self.store, uid)
         if status == "complete":
             run.done = True
+            self._listed(uid)
         else:
             if status == "partial":  # half-written by a process that ended: write it again
                 self.store.delete_contents(uid, recursive=True, external_only=False)
@@ -172,6 +214,7 @@ class Ingester:
                         run.done = True
                         run.writer = None
                         report.completed.append(uid)
+                        self._listed(uid)
                         break
             except Exception as exc:
                 log.error("run %s: not written to the store: %s", uid, exc, exc_info=exc)
@@ -180,32 +223,68 @@ class Ingester:
         return report
 
 
-def _take_lock(path: Path) -> IO[bytes] | None:
+def _complete(folder: Path) -> set[str]:
+    try:
+        text = (store_dir(folder) / COMPLETE_LIST).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return set()
+    return set(text.split())
+
+
+def pending(folder: str | Path) -> list[str]:
+    """Return the start uids of the run files of ``folder`` not listed as whole in its store
+    (:data:`COMPLETE_LIST`): what the next ingest would have to look at."""
+    done = _complete(Path(folder))
+    return [
+        p.stem
+        for p in sorted(Path(folder).glob("*.jsonl"))
+        if p.name != ORPHANS and p.stem not in done
+    ]
+
+
+def _take_lock(path: Path, wait: float = 0.0) -> IO[bytes] | None:
     path.parent.mkdir(parents=True, exist_ok=True)
     file = path.open("a+b")
     if sys.platform == "win32":
         return file
-    try:
-        fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        file.close()
-        raise StoreBusyError(f"another process is writing the store of {path.parent}") from None
-    return file
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if time.monotonic() < deadline:
+                time.sleep(0.2)
+                continue
+            file.close()
+            raise StoreBusyError(
+                f"another process is writing the store of {path.parent.parent}"
+            ) from None
+        return file
 
 
-def recover(folder: str | Path, store: Any) -> IngestReport:
+def recover(folder: str | Path, store: Any, wait: float = 0.0) -> IngestReport:
     """Mark the runs a killed process left open and write everything missing into the store.
 
     Idempotent: a second call writes nothing. Runs still being written by a live process
     are not marked (their files are locked), and their documents so far are written.
 
+    Parameters
+    ----------
+    folder
+        The log folder (output folder).
+    store
+        Its store's root container (:func:`couponlab.store.open_store`).
+    wait
+        Longest wait for another process (a session's ingest process finishing after its
+        session ended) to release the folder, s.
+
     Raises
     ------
     StoreBusyError
-        Another process ingests this folder.
+        Another process still ingests this folder after ``wait`` s.
     """
     mark_interrupted_runs(folder)
-    with Ingester(folder, store) as ingester:
+    with Ingester(folder, store, wait=wait) as ingester:
         return ingester.poll()
 
 
@@ -275,12 +354,175 @@ def missing(folder: str | Path, store: Any) -> dict[str, list[str]]:
     return lacking
 
 
+def follow(
+    folder: str | Path,
+    location: StoreLocation,
+    done: threading.Event,
+    period: float = POLL_PERIOD_S,
+) -> IngestReport:
+    """Ingest ``folder`` into the store every ``period`` s until ``done`` is set; then mark
+    the runs left open and ingest the rest. Return the total.
+
+    Raises
+    ------
+    StoreBusyError
+        Another process ingests this folder.
+    """
+    total = IngestReport()
+
+    def add(report: IngestReport) -> None:
+        total.documents += report.documents
+        total.completed += report.completed
+        total.redone += report.redone
+        total.failed.update(report.failed)
+        if report.documents or report.failed:
+            log.info(
+                "%d document(s), completed %s, failed %s",
+                report.documents,
+                report.completed,
+                report.failed,
+            )
+
+    # the folder's lock is taken first and released only when this process exits, after the
+    # store's files: whoever takes it next finds DuckDB's file free
+    lock = _take_lock(store_dir(folder) / LOCK_FILE)
+    with connected(location) as store:
+        ingester = Ingester(folder, store, lock=lock)
+        while not done.wait(period):
+            add(ingester.poll())
+        add(ingester.poll())
+        mark_interrupted_runs(folder)  # the writer is gone: its open runs are over
+        add(ingester.poll())
+    return total
+
+
+class IngestProcess:
+    """The process that keeps a folder's store up to date while a session writes its log.
+
+    Started at once; :meth:`finish` asks it to write the rest and waits. If this process
+    ends without :meth:`finish` (even by SIGKILL), the ingest process sees its standard
+    input close and finishes by itself. Its log is ``<out>/store/ingest.log``.
+
+    Parameters
+    ----------
+    location
+        The store (its ``out_dir`` is the log folder). A Tiled server's API key is passed on
+        through the environment, never on the command line.
+    """
+
+    def __init__(self, location: StoreLocation) -> None:
+        self.location = location
+        folder = store_dir(location.out_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "couponlab.ingest", str(location.out_dir)]
+        env = dict(os.environ)
+        if location.uri is not None:
+            cmd += ["--uri", location.uri]
+            if location.api_key is not None:
+                env[_KEY_VARIABLE] = location.api_key
+        for path in location.readable:
+            cmd += ["--readable", str(path)]
+        with (folder / INGEST_LOG).open("ab") as out:
+            self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
+                cmd, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, env=env
+            )
+
+    def finish(self, timeout: float = 120.0) -> int | None:
+        """Ask the process to write the rest and exit; wait up to ``timeout`` s.
+
+        Returns its exit code (0: everything in the log is in the store), or None if it was
+        still writing after ``timeout`` and was ended: the rest is written at the next
+        start or by ``couponlab data recover``. Idempotent.
+        """
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return None
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            code = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.warning(
+                "the store of %s was still being written after %g s: the rest is written at "
+                "the next start or by `couponlab data recover`",
+                self.location.out_dir,
+                timeout,
+            )
+            proc.terminate()
+            proc.wait()
+            return None
+        if code != 0:
+            log.warning(
+                "the store of %s was not brought up to date (exit code %d; see %s): run "
+                "`couponlab data recover`",
+                self.location.out_dir,
+                code,
+                store_dir(self.location.out_dir) / INGEST_LOG,
+            )
+        return code
+
+
+_KEY_VARIABLE = "COUPONLAB_TILED_API_KEY"
+"""Environment variable through which the ingest process gets a Tiled server's API key."""
+
+
+def _wait_for_eof(done: threading.Event) -> None:
+    try:
+        while sys.stdin.buffer.read(4096):
+            pass
+    finally:
+        done.set()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m couponlab.ingest OUT``: follow OUT's log into its store until stdin closes."""
+    p = argparse.ArgumentParser(prog="python -m couponlab.ingest", description=__doc__)
+    p.add_argument("out", help="output folder (the log folder)")
+    p.add_argument("--uri", help="a Tiled server instead of the embedded store")
+    p.add_argument("--readable", action="append", default=[], help="more readable folders")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
+    warnings.filterwarnings("ignore", message="The order of arguments has changed")
+    location = StoreLocation(
+        Path(args.out).absolute(),
+        args.uri,
+        os.environ.get(_KEY_VARIABLE),
+        tuple(Path(r) for r in args.readable),
+    )
+    done = threading.Event()
+    threading.Thread(target=_wait_for_eof, args=(done,), daemon=True).start()
+    started = time.monotonic()
+    try:
+        total = follow(location.out_dir, location, done)
+    except StoreBusyError as exc:
+        log.warning("%s", exc)
+        return EXIT_BUSY
+    log.info(
+        "done after %.1f s: %d document(s), %d run(s) completed, %d redone, %d failed",
+        time.monotonic() - started,
+        total.documents,
+        len(total.completed),
+        len(total.redone),
+        len(total.failed),
+    )
+    return 1 if total.failed else 0
+
+
 __all__ = [
     "BATCH_SIZE",
+    "EXIT_BUSY",
     "LOCK_FILE",
+    "IngestProcess",
     "IngestReport",
     "Ingester",
     "StoreBusyError",
+    "follow",
     "missing",
+    "pending",
     "recover",
 ]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -92,6 +92,49 @@ class DeviceEntry(BaseModel):
         return v
 
 
+class StoreSettings(BaseModel):
+    """Where a lab's runs are stored when not in the output folder: a Tiled server.
+
+    Without a ``store`` section every session keeps an embedded store in its output folder
+    (:mod:`couponlab.store`). The API key never stands in the lab file (which is written into
+    every run's start document): name the environment variable or the file that holds it.
+
+    Example::
+
+        store:
+          uri: http://tiled.lab.example:8000/api
+          api_key_env: TILED_API_KEY        # or api_key_file: ~/.config/tiled/key
+
+    Attributes
+    ----------
+    uri
+        The Tiled server's URI (``http://`` or ``https://``).
+    api_key_env
+        The environment variable holding the server's API key.
+    api_key_file
+        A file whose first line is the server's API key.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    uri: str
+    api_key_env: str | None = None
+    api_key_file: str | None = None
+
+    @field_validator("uri")
+    @classmethod
+    def _uri_ok(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError(f"store uri {v!r} must start with http:// or https://")
+        return v
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> StoreSettings:
+        if self.api_key_env is not None and self.api_key_file is not None:
+            raise ValueError("give api_key_env or api_key_file, not both")
+        return self
+
+
 class LabFile(BaseModel):
     """A whole lab: its name, the simulated world's configuration and its devices."""
 
@@ -100,6 +143,8 @@ class LabFile(BaseModel):
     name: str
     world: dict[str, Any] = Field(default_factory=dict)
     devices: list[DeviceEntry]
+    store: StoreSettings | None = None
+    """A Tiled server for the runs (None: an embedded store in each output folder)."""
     twin_control: str | None = None
     """Control channel (``tcp://127.0.0.1:PORT``) of the twin process that already serves
     this lab's ``twin: true`` devices; set in the resolved lab file that ``couponlab twin
@@ -397,6 +442,7 @@ __all__ = [
     "DeviceEntry",
     "LabFile",
     "LabFileError",
+    "StoreSettings",
     "check_lab",
     "load_lab",
     "parse_lab",

@@ -9,7 +9,10 @@ RunEngine whose documents are logged durably, and every device connected.
 
 Every run's start document carries the lab's name and its lab file (addresses, limits), and
 every document is appended to ``<out_dir>/<uid>.jsonl`` as it is emitted
-(:class:`couponlab.data.DocumentLog`).
+(:class:`couponlab.data.DocumentLog`). A process of its own copies the log into the store
+(:class:`couponlab.ingest.IngestProcess`: Tiled, embedded in ``<out_dir>/store`` unless the
+lab file names a server), runs an earlier session left behind included; read it back with
+:func:`couponlab.store.open_store` once the session is closed.
 """
 
 from __future__ import annotations
@@ -39,9 +42,11 @@ from couponlab.errors import (
     describe_error,
 )
 from couponlab.failure import set_lab_state
+from couponlab.ingest import IngestProcess, pending
 from couponlab.lab import make_device, with_data_dir
 from couponlab.labfile import LabFile, load_lab
 from couponlab.run_engine import LabRunEngine
+from couponlab.store import StoreLocation, api_key_from
 from couponlab.twins import TwinClock, TwinProcess
 
 T = TypeVar("T")
@@ -70,6 +75,13 @@ class Session:
         keeps its lab files and log in a folder of ``out_dir/twins/`` (``couponlab.log``).
     connect_timeout
         Connection timeout per device, s.
+    store
+        Copy the log into the store while the session runs (True, default), or keep only the
+        log (False: ``couponlab data recover`` fills the store later). The ingest process
+        starts with the first run, or at once if the folder has runs the store lacks.
+    store_timeout
+        Longest wait at :meth:`close` for the store to take the last runs, s of wall time;
+        what is left then is written at the next start or by ``couponlab data recover``.
     """
 
     lab_state: str = "open"
@@ -77,9 +89,18 @@ class Session:
     _safe_state_error: SafeStateError | None = None
 
     def __init__(
-        self, lab: LabFile, out_dir: str | Path = "runs", connect_timeout: float = 10.0
+        self,
+        lab: LabFile,
+        out_dir: str | Path = "runs",
+        connect_timeout: float = 10.0,
+        *,
+        store: bool = True,
+        store_timeout: float = 120.0,
     ) -> None:
         self.twins: TwinProcess | None = None
+        self.ingest: IngestProcess | None = None
+        """The process copying the log into the store (None until the first run)."""
+        self.store_timeout = store_timeout
         if lab.twin_control is not None:
             self.twins = TwinProcess.attach(lab)
         elif any(d.twin for d in lab.devices):
@@ -105,8 +126,13 @@ class Session:
                 self.RE.preprocessors.append(
                     SupplementalData(baseline=[TwinClock(self.twins.control)])
                 )
-            self.log = DocumentLog(out_dir)
+            self.log = DocumentLog(out_dir)  # marks the runs a killed process left open
             self.RE.subscribe(self.log)
+            if store:
+                location = store_location(lab, out_dir)
+                if pending(out_dir):  # runs of an earlier session: into the store now
+                    self.ingest = IngestProcess(location)
+                self.RE.subscribe(lambda _n, _d: self._start_ingest(location), "start")
             self.devices: dict[str, Device] = {
                 e.name: make_device(e, out_dir=out_dir) for e in lab.devices
             }
@@ -114,7 +140,13 @@ class Session:
         except BaseException:
             if self.twins is not None:
                 self.twins.stop()
+            if self.ingest is not None:
+                self.ingest.finish(self.store_timeout)
             raise
+
+    def _start_ingest(self, location: StoreLocation) -> None:
+        if self.ingest is None:
+            self.ingest = IngestProcess(location)
 
     @classmethod
     def open(cls, lab: str | Path | LabFile = "sim", **kwargs: Any) -> Session:
@@ -248,6 +280,9 @@ class Session:
         finally:
             self.devices = {}
             self.log.close()
+            if self.ingest is not None:
+                self.ingest.finish(self.store_timeout)
+                self.ingest = None
             if self.twins is not None:
                 self.twins.stop()
                 self.twins = None
@@ -273,8 +308,22 @@ class Session:
         set_lab_state(exc, self.lab_state, cleanup)
 
 
+def store_location(lab: LabFile, out_dir: str | Path) -> StoreLocation:
+    """Return where a session on ``lab`` stores its runs: the lab file's Tiled server (its API
+    key read from the environment or file the lab file names), else the embedded store in
+    ``out_dir``, which may also read the folders the lab's devices write files to."""
+    readable = tuple(
+        Path(str(e.settings["data_dir"])) for e in lab.devices if "data_dir" in e.settings
+    )
+    settings = lab.store
+    if settings is None:
+        return StoreLocation(Path(out_dir).absolute(), readable=readable)
+    key = api_key_from(settings.api_key_env, settings.api_key_file)
+    return StoreLocation(Path(out_dir).absolute(), settings.uri, key)
+
+
 async def _awaited(fn: Callable[[], Awaitable[T]]) -> T:
     return await fn()
 
 
-__all__ = ["Session"]
+__all__ = ["Session", "store_location"]

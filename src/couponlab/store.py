@@ -192,6 +192,13 @@ def open_store(
     location = StoreLocation(
         Path(out_dir).absolute(), uri, api_key, tuple(Path(p) for p in readable)
     )
+    with connected(location) as client:
+        yield client
+
+
+@contextlib.contextmanager
+def connected(location: StoreLocation) -> Iterator[Any]:
+    """Yield a client on the store at ``location`` (as :func:`open_store`), closed after."""
     client = connect(location)
     try:
         yield client
@@ -268,6 +275,7 @@ __all__ = [
     "api_key_from",
     "close_store",
     "connect",
+    "connected",
     "embedded_catalog",
     "open_store",
     "runs",
