@@ -17,10 +17,11 @@ One process ingests a folder at a time (an advisory lock on ``<out>/store/ingest
 mark_interrupted_runs`) and ingests everything; :func:`missing` compares log and store.
 
 While a session runs, :class:`IngestProcess` keeps the store up to date from a process of its
-own (``python -m couponlab.ingest OUT``), so the RunEngine's process does nothing but append
-to the log: the ingester polls the log every :data:`POLL_PERIOD_S`, and when its standard
-input closes (the session closed it, or the session's process ended, even by SIGKILL) it
-marks the runs left open, writes the rest and exits. See
+own (``python -m couponlab.ingest OUT``, at a lower priority: :data:`NICENESS`), so the
+RunEngine's process does nothing but append to the log: the ingester polls the log every
+:data:`POLL_PERIOD_S`, and when its standard input closes (the session closed it, or the
+session's process ended, even by SIGKILL) it marks the runs left open, writes the rest and
+exits. See
 docs/decisions/0067-tiled-as-the-store.md.
 """
 
@@ -61,6 +62,8 @@ COMPLETE_LIST = "complete.txt"
 """Start uids of the runs the store holds whole, one a line (in the store's folder): a hint
 that lets a session skip starting the ingest process when nothing is pending
 (:func:`pending`); the store itself is what the ingester checks."""
+NICENESS = 10
+"""How much lower than its session the ingest process runs (``os.nice`` increment)."""
 EXIT_BUSY = 3
 """Exit code of the ingest process when another process ingests the folder."""
 
@@ -481,6 +484,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--uri", help="a Tiled server instead of the embedded store")
     p.add_argument("--readable", action="append", default=[], help="more readable folders")
     args = p.parse_args(argv)
+    if hasattr(os, "nice"):
+        # background work: the RunEngine and the twins (other processes) come first when the
+        # cores are busy; the store catches up when they are not
+        os.nice(NICENESS)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     warnings.filterwarnings("ignore", message="The order of arguments has changed")

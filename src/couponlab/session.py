@@ -9,10 +9,11 @@ RunEngine whose documents are logged durably, and every device connected.
 
 Every run's start document carries the lab's name and its lab file (addresses, limits), and
 every document is appended to ``<out_dir>/<uid>.jsonl`` as it is emitted
-(:class:`couponlab.data.DocumentLog`). A process of its own copies the log into the store
+(:class:`couponlab.data.DocumentLog`): nothing else runs on the RunEngine's path. When the
+session closes, a process of its own copies the log into the store
 (:class:`couponlab.ingest.IngestProcess`: Tiled, embedded in ``<out_dir>/store`` unless the
-lab file names a server), runs an earlier session left behind included; read it back with
-:func:`couponlab.store.open_store` once the session is closed.
+lab file names a server), the runs an earlier (killed) session left included; read it back
+with :func:`couponlab.store.open_store`.
 """
 
 from __future__ import annotations
@@ -76,12 +77,11 @@ class Session:
     connect_timeout
         Connection timeout per device, s.
     store
-        Copy the log into the store while the session runs (True, default), or keep only the
-        log (False: ``couponlab data recover`` fills the store later). The ingest process
-        starts with the first run, or at once if the folder has runs the store lacks.
+        Copy the log into the store when the session closes (True, default), or keep only
+        the log (False: ``couponlab data recover`` fills the store later).
     store_timeout
-        Longest wait at :meth:`close` for the store to take the last runs, s of wall time;
-        what is left then is written at the next start or by ``couponlab data recover``.
+        Longest wait at :meth:`close` for the store to take the runs, s of wall time; what
+        is left then is written at the next session's close or by ``couponlab data recover``.
     """
 
     lab_state: str = "open"
@@ -99,8 +99,9 @@ class Session:
     ) -> None:
         self.twins: TwinProcess | None = None
         self.ingest: IngestProcess | None = None
-        """The process copying the log into the store (None until the first run)."""
+        """The process copying the log into the store while :meth:`close` waits for it."""
         self.store_timeout = store_timeout
+        self._store: StoreLocation | None = None
         if lab.twin_control is not None:
             self.twins = TwinProcess.attach(lab)
         elif any(d.twin for d in lab.devices):
@@ -128,11 +129,7 @@ class Session:
                 )
             self.log = DocumentLog(out_dir)  # marks the runs a killed process left open
             self.RE.subscribe(self.log)
-            if store:
-                location = store_location(lab, out_dir)
-                if pending(out_dir):  # runs of an earlier session: into the store now
-                    self.ingest = IngestProcess(location)
-                self.RE.subscribe(lambda _n, _d: self._start_ingest(location), "start")
+            self._store = store_location(lab, out_dir) if store else None
             self.devices: dict[str, Device] = {
                 e.name: make_device(e, out_dir=out_dir) for e in lab.devices
             }
@@ -140,13 +137,7 @@ class Session:
         except BaseException:
             if self.twins is not None:
                 self.twins.stop()
-            if self.ingest is not None:
-                self.ingest.finish(self.store_timeout)
             raise
-
-    def _start_ingest(self, location: StoreLocation) -> None:
-        if self.ingest is None:
-            self.ingest = IngestProcess(location)
 
     @classmethod
     def open(cls, lab: str | Path | LabFile = "sim", **kwargs: Any) -> Session:
@@ -280,14 +271,23 @@ class Session:
         finally:
             self.devices = {}
             self.log.close()
-            if self.ingest is not None:
-                self.ingest.finish(self.store_timeout)
-                self.ingest = None
+            self._fill_store()
             if self.twins is not None:
                 self.twins.stop()
                 self.twins = None
         if self._safe_state_error is not None:
             raise self._safe_state_error
+
+    def _fill_store(self) -> None:
+        """Copy into the store what the log holds and it lacks (this session's runs, and any
+        an earlier one left), from a process of its own, waiting up to ``store_timeout``."""
+        if self._store is None or not pending(self._store.out_dir):
+            return
+        self.ingest = IngestProcess(self._store)
+        try:
+            self.ingest.finish(self.store_timeout)
+        finally:
+            self.ingest = None
 
     def __enter__(self) -> Session:
         return self
