@@ -12,6 +12,9 @@
 ``couponlab data recover [OUT]`` write whatever the run log of OUT (default ``runs``) holds and
                                   the store does not yet (runs a killed process left open
                                   are marked first); idempotent
+``couponlab report CAMPAIGN``    write the campaign's report (HTML, Markdown, PNG, CSV, JSON)
+                                  from the store of ``--store DIR`` (default runs/campaign)
+                                  into ``--out`` (default ``DIR/report-CAMPAIGN``)
 ``couponlab ipython [LABFILE]``  IPython with the lab's devices by name, a RunEngine with
                                   progress bars, live table and figures, persistent
                                   ``RE.md`` and the plans (``-- ARGS``: IPython's)
@@ -237,6 +240,24 @@ def _cmd_data_recover(args: argparse.Namespace) -> int:
     return int(ExitCode.CHECK_FAILED) if lacking or report.failed else int(ExitCode.OK)
 
 
+# -- report --------------------------------------------------------------------------------
+def _cmd_report(args: argparse.Namespace) -> int:
+    from couponlab.ingest import recover
+    from couponlab.plans.campaign_report import write_report
+    from couponlab.store import open_store
+
+    where = Path(args.store)
+    if not where.is_dir():
+        raise InputError("report", f"no output folder {where}")
+    out = Path(args.out) if args.out else where / f"report-{args.campaign}"
+    with open_store(where) as store:
+        if not args.no_recover:  # bring the store up to date with the log first
+            recover(where, store)
+        page = write_report(store, args.campaign, out)
+    print(f"report of campaign {args.campaign!r}: {page}")
+    return int(ExitCode.OK)
+
+
 # -- ipython -------------------------------------------------------------------------------
 def _cmd_ipython(args: argparse.Namespace) -> int:
     from couponlab.plans.ipython_profile import start
@@ -325,6 +346,25 @@ def build_parser() -> argparse.ArgumentParser:
         "out", nargs="?", default="runs", metavar="OUT", help="output folder (default: runs)"
     )
     recover.set_defaults(func=_cmd_data_recover)
+    report = sub.add_parser(
+        "report", help="write a campaign's report (HTML, Markdown, PNG, CSV, JSON) from the store"
+    )
+    report.add_argument("campaign", help="the campaign's id (its campaign file's id)")
+    report.add_argument(
+        "--store",
+        default="runs/campaign",
+        metavar="DIR",
+        help="the campaign's output folder, whose store/ is read (default runs/campaign)",
+    )
+    report.add_argument("--out", help="folder of the report (default DIR/report-CAMPAIGN)")
+    report.add_argument(
+        "--no-recover",
+        action="store_true",
+        help="read the store as it is (default: first write to it what the run log holds "
+        "and it does not, as couponlab data recover)",
+    )
+    report.set_defaults(func=_cmd_report)
+
     ipy = sub.add_parser(
         "ipython", help="IPython with the lab's devices, a RunEngine with live feedback, plans"
     )
