@@ -162,6 +162,20 @@ def close_store(client: Any) -> None:
     client.context.close()
 
 
+def store_client(
+    out_dir: str | Path = DEFAULT_OUT_DIR,
+    *,
+    uri: str | None = None,
+    api_key: str | None = None,
+    readable: Sequence[str | Path] = (),
+) -> Any:
+    """Return an open client on a store, as :func:`open_store` yields (for IPython: no
+    ``with`` block); close it with :func:`close_store` when done."""
+    return connect(
+        StoreLocation(Path(out_dir).absolute(), uri, api_key, tuple(Path(p) for p in readable))
+    )
+
+
 @contextlib.contextmanager
 def open_store(
     out_dir: str | Path = DEFAULT_OUT_DIR,
@@ -279,5 +293,6 @@ __all__ = [
     "embedded_catalog",
     "open_store",
     "runs",
+    "store_client",
     "store_dir",
 ]
