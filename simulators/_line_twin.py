@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Generic, TypeVar
 
+from couponlab.simulators.line_faults import FamilyFaults, LineFaultTarget
 from couponlab.simulators.line_server import LineHandler, LineServer
+from couponlab.simulators.scpi import ScpiDispatcher
 from couponlab.simulators.world import World
 
 M = TypeVar("M")
@@ -35,6 +37,11 @@ class LineTwin(Generic[M]):
     address
         The address before :meth:`start` (the lab entry's); :meth:`start` replaces it by
         :meth:`resolved_address`.
+    dispatcher
+        The command set behind ``handler``: with it the twin takes faults
+        (``world.faults``, :mod:`couponlab.simulators.faults`) from :meth:`start` on.
+    family
+        The family's own faults (sensors, actuators) and power-off action.
     """
 
     def __init__(
@@ -47,12 +54,22 @@ class LineTwin(Generic[M]):
         host: str,
         port: int,
         address: str,
+        dispatcher: ScpiDispatcher | None = None,
+        family: FamilyFaults | None = None,
     ) -> None:
         self.world = world
         self.name = name
         self.model = model
         self.server = LineServer(world, handler, host=host, port=port)
         self.address = address
+        self.faults = (
+            None
+            if dispatcher is None
+            else LineFaultTarget(
+                self.server.faults, self.server.drop_clients_now, dispatcher, family
+            )
+        )
+        """The twin's fault target (None: it takes no faults)."""
 
     def resolved_address(self) -> str:
         """Return the address a driver connects to once listening (``socket://host:port``)."""
@@ -75,9 +92,13 @@ class LineTwin(Generic[M]):
                 self.world.unregister_instrument(self.name)
             raise
         self.address = self.resolved_address()
+        if self.faults is not None:
+            self.world.faults.register(self.name, self.faults)
 
     async def stop(self) -> None:
-        """Stop listening, close the clients and take the model out of the world."""
+        """Stop listening, close the clients and take the model (and its faults) out of the
+        world."""
+        self.world.faults.unregister(self.name)
         await self.server.stop()
         self.world.unregister_instrument(self.name)
 

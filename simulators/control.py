@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from couponlab.simulators.bind_host import check_bind_host
+from couponlab.simulators.faults import FaultRefusedError
 from couponlab.simulators.line_server import LineServer
 from couponlab.simulators.oxidation_truth import coupon_rows_truth, oxidation_truth
 from couponlab.simulators.world import World
@@ -177,6 +178,9 @@ class ControlServer:
             "resume": self._resume,
             "work_stats": self._work_stats,
             "truth": self._truth,
+            "fault": self._fault,
+            "clear_faults": self._clear_faults,
+            "faults": self._faults,
             "shutdown": self._shutdown,
         }
 
@@ -233,6 +237,38 @@ class ControlServer:
         except KeyError:
             raise ControlError(f"no truth {name!r}; have {sorted(TRUTHS)}") from None
         return query(self.world, params)
+
+    def _fault(self, params: Params) -> dict[str, Any]:
+        extra = {k: v for k, v in params.items() if k not in ("device", "kind", "for_s", "wall_s")}
+        try:
+            fault = self.world.faults.inject(
+                str(params.get("device", "")),
+                str(params.get("kind", "")),
+                for_s=params.get("for_s"),
+                wall_s=params.get("wall_s"),
+                **extra,
+            )
+        except FaultRefusedError as exc:
+            raise ControlError(str(exc)) from None
+        return fault.as_dict()
+
+    def _clear_faults(self, params: Params) -> list[dict[str, Any]]:
+        device, kind = params.get("device"), params.get("kind")
+        try:
+            ended = self.world.faults.clear(
+                None if device is None else str(device), None if kind is None else str(kind)
+            )
+        except ValueError as exc:
+            raise ControlError(f"unknown fault kind {kind!r}") from exc
+        return [f.as_dict() for f in ended]
+
+    def _faults(self, params: Params) -> dict[str, Any]:
+        board = self.world.faults
+        return {
+            "active": [f.as_dict() for f in board.active()],
+            "devices": board.devices(),
+            "injected": board.injected,
+        }
 
     def _shutdown(self, params: Params) -> str:
         self._stop.set()

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from couponlab.simulators.bind_host import check_bind_host
+from couponlab.simulators.line_faults import LinkFaults
 from couponlab.simulators.world import World
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,8 @@ class LineServer:
         self._server: asyncio.Server | None = None
         self._conns: set[asyncio.Task[None]] = set()
         self.port = 0
+        self.faults = LinkFaults()
+        """What the link does wrong now (injected faults; all off by default)."""
 
     async def start(self) -> None:
         """Start listening (on 127.0.0.1, or the operator's ``--bind`` host).
@@ -103,6 +106,10 @@ class LineServer:
 
     async def drop_clients(self) -> None:
         """Close every client connection but keep listening (to test reconnection)."""
+        self.drop_clients_now()
+
+    def drop_clients_now(self) -> None:
+        """Close every client connection but keep listening (callable off a coroutine)."""
         for task in list(self._conns):
             task.cancel()
 
@@ -113,8 +120,9 @@ class LineServer:
         assert task is not None
         self._conns.add(task)
         term = self.terminator.encode(self.encoding)
+        faults = self.faults
         try:
-            while True:
+            while not faults.refusing:
                 try:
                     raw = await reader.readuntil(term)
                 except (asyncio.IncompleteReadError, ConnectionError):
@@ -123,6 +131,7 @@ class LineServer:
                     log.warning("line too long from client; closing")
                     break
                 line = raw[: -len(term)].decode(self.encoding, errors="replace").rstrip("\r")
+                await faults.hold()
                 self.world.sync()
                 try:
                     reply = self.handler(line)
@@ -131,6 +140,8 @@ class LineServer:
                 except Exception as exc:  # answer, never drop the link over one line
                     log.exception("twin handler failed on %r", line)
                     reply = self.on_error(line, exc) if self.on_error is not None else None
+                for after in faults.after_line:
+                    after()
                 if reply is None:
                     continue
                 data = (
@@ -138,7 +149,7 @@ class LineServer:
                     if isinstance(reply, bytes)
                     else (reply + self.terminator).encode(self.encoding, errors="replace")
                 )
-                writer.write(data)
+                writer.write(faults.mangle(data, term))
                 await writer.drain()
         except (ConnectionError, asyncio.CancelledError):
             pass

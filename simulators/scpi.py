@@ -2,7 +2,9 @@
 
 Subclasses register handlers per header (``"MEAS:FORC?"``, ``"CONF:RATE"``). The dispatcher
 gives the IEEE 488.2 common commands (``*IDN?``, ``*RST``, ``*CLS``, ``*OPC?``) and
-``SYST:ERR?``. A line may hold several commands separated by ``;`` (``CONF:RATE 100;:SYST:ERR?``),
+``SYST:ERR?``, and ``*ESR?`` with its power-on bit (PON, 128: set when the twin comes back
+from an injected power loss, cleared by reading it or by ``*CLS``). A line may hold several
+commands separated by ``;`` (``CONF:RATE 100;:SYST:ERR?``),
 and the replies of its queries are joined by ``;`` -- so a driver can send a setting and
 read back its error status in one round trip.
 
@@ -44,6 +46,10 @@ DATA_OUT_OF_RANGE = -222
 ILLEGAL_PARAMETER = -224
 QUEUE_OVERFLOW = -350
 
+POWER_ON = 128
+"""Bit 7 (PON) of the IEEE 488.2 Standard Event Status Register: the instrument was powered on
+since the register was last read or cleared."""
+
 
 class ScpiDispatcher:
     """Dispatch SCPI lines to handlers and keep the error queue.
@@ -61,9 +67,15 @@ class ScpiDispatcher:
         self._handlers: dict[str, ScpiHandler] = {}
         self.errors: deque[tuple[int, str]] = deque()
         self.queue_size = queue_size
+        self.esr = 0
+        """Standard Event Status Register (only PON is kept: an instrument already on and
+        cleared when the lab starts has 0)."""
+        self.boot_count = 1
+        """Times the instrument was powered on (1 at start, +1 per injected power loss)."""
         self.register("*IDN?", lambda a: self.idn)
         self.register("*RST", lambda a: self.reset())
-        self.register("*CLS", lambda a: self.errors.clear())
+        self.register("*CLS", lambda a: self._clear_status())
+        self.register("*ESR?", lambda a: self._read_esr())
         self.register("*OPC?", lambda a: "1")
         self.register("SYST:ERR?", lambda a: self.pop_error())
 
@@ -74,6 +86,24 @@ class ScpiDispatcher:
     def reset(self) -> None:
         """Handle ``*RST``: subclasses or owners override to restore defaults."""
         return None
+
+    def _clear_status(self) -> None:
+        self.errors.clear()
+        self.esr = 0
+
+    def _read_esr(self) -> str:
+        value, self.esr = self.esr, 0
+        return str(value)
+
+    def power_off(self) -> None:
+        """Lose power: the error queue and status registers are gone."""
+        self._clear_status()
+
+    def power_on(self) -> None:
+        """Come back from a power loss: PON set, boot counter incremented."""
+        self._clear_status()
+        self.esr |= POWER_ON
+        self.boot_count += 1
 
     def headers(self) -> list[str]:
         """Return the registered headers (upper case), in registration order."""
@@ -157,6 +187,7 @@ __all__ = [
     "EXECUTION_ERROR",
     "ILLEGAL_PARAMETER",
     "MISSING_PARAMETER",
+    "POWER_ON",
     "QUEUE_OVERFLOW",
     "SETTINGS_CONFLICT",
     "SYNTAX_ERROR",

@@ -42,6 +42,7 @@ import simpy
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
+from couponlab.simulators.faults import FaultBoard
 from couponlab.simulators.oxidation_regimes import RegimeParameters, ScaleState, grow, spall
 
 R_GAS = 8.314462618
@@ -355,6 +356,8 @@ class World:
         self.instruments: dict[str, object] = {}
         """Twin models by device name, so that one twin can find another (a thermocouple
         scanner finds the furnace whose carrier it instruments; a profiler finds its stage)."""
+        self.faults = FaultBoard(self)
+        """Fault injection into the twins, by device name (:mod:`couponlab.simulators.faults`)."""
         self._speedup = self.config.speedup
         self._wall0 = time.monotonic()
         self._virt0 = 0.0

@@ -10,6 +10,8 @@ from couponlab.registry import TwinSpec
 from couponlab.simulators._line_twin import LineTwin
 from couponlab.simulators.deposition.feeder_model import FeederConfig, FeederModel
 from couponlab.simulators.deposition.line_watchdog import LineWatchdog
+from couponlab.simulators.faults import Fault, float_param, int_param
+from couponlab.simulators.line_faults import FamilyFaults
 from couponlab.simulators.scpi import (
     DATA_OUT_OF_RANGE,
     ILLEGAL_PARAMETER,
@@ -52,7 +54,9 @@ class SocketTwin(LineTwin[M], Generic[M, P]):
     """A deposition twin: ``model`` (registered in its world under its name) served by
     ``protocol`` at ``socket://host:port`` (port 0: a free port, resolved on start)."""
 
-    def __init__(self, model: M, protocol: P, host: str, port: int) -> None:
+    def __init__(
+        self, model: M, protocol: P, host: str, port: int, family: FamilyFaults | None = None
+    ) -> None:
         super().__init__(
             model.world,
             model.name,
@@ -61,6 +65,8 @@ class SocketTwin(LineTwin[M], Generic[M, P]):
             host=host,
             port=port,
             address=f"socket://{host}:{port}",
+            dispatcher=protocol,
+            family=family,
         )
         self.protocol = protocol
 
@@ -201,12 +207,31 @@ class FeederTwin(SocketTwin[FeederModel, FeederProtocol]):
     """A running feeder twin: its model, protocol, server and resolved address."""
 
 
+def feeder_faults(model: FeederModel) -> FamilyFaults:
+    """The feeder's own faults: ``jam`` clogs hopper ``hopper`` (1..N, default 1), letting
+    ``passing`` (0..1, default 0) of its powder through; the feeder's clog detection raises
+    its alarm as on a real feeder. Power loss stops feeding and gas (the ``*RST`` state)."""
+
+    def jam(fault: Fault) -> None:
+        n = int_param(fault.params, "hopper", 1, len(model.hoppers), 1)
+        passing = float_param(fault.params, "passing", 0.0, 1.0, 0.0)
+        fault.params.update(hopper=n, passing=passing)
+        model.inject_clog(n, passing)
+        model.wake()
+
+    def unjam(fault: Fault) -> None:
+        model.inject_clog(int(fault.params["hopper"]), 1.0)
+        model.wake()
+
+    return FamilyFaults(jam=(jam, unjam), power_off=model.stop)
+
+
 async def start_twin(world: World, entry: DeviceEntry) -> FeederTwin:
     """Start the feeder twin of ``entry`` (address ``socket://127.0.0.1:PORT``, 0: free)."""
     host, port = parse_socket_address(entry.name, entry.address)
     config = FeederConfig.model_validate(entry.twin_config)
     model = FeederModel(world, config, entry.name)
-    twin = FeederTwin(model, FeederProtocol(model), host, port)
+    twin = FeederTwin(model, FeederProtocol(model), host, port, feeder_faults(model))
     await twin.start()
     return twin
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from couponlab.labfile import DeviceEntry
 from couponlab.simulators._line_twin import LineTwin
+from couponlab.simulators.line_faults import FamilyFaults
 from couponlab.simulators.scpi import ScpiDispatcher
 from couponlab.simulators.world import World
 
@@ -63,6 +64,9 @@ class ScpiTwin(LineTwin[object]):
         The twin's command set.
     model
         The model registered in the world as ``entry.name`` on :meth:`start` (None: none).
+    family
+        The family's own faults (sensors, actuators) and power-off action; every SCPI twin
+        takes the link faults, ``error`` and ``power_loss`` (``world.faults``).
     """
 
     def __init__(
@@ -71,6 +75,7 @@ class ScpiTwin(LineTwin[object]):
         entry: DeviceEntry,
         dispatcher: ScpiDispatcher,
         model: object | None = None,
+        family: FamilyFaults | None = None,
     ) -> None:
         host, port = parse_socket_address(entry.address)
         dispatcher.register("SYST:CLOC?", lambda a: f"{world.now:.6f}")
@@ -83,6 +88,8 @@ class ScpiTwin(LineTwin[object]):
             host=host,
             port=port,
             address=entry.address,
+            dispatcher=dispatcher,
+            family=family,
         )
         self.entry = entry
         self.dispatcher = dispatcher

@@ -35,6 +35,7 @@ from couponlab.lab_settings import DeviceRef
 from couponlab.labfile import DeviceEntry
 from couponlab.registry import TwinSpec
 from couponlab.simulators.detectors._scpi_twin import ScpiTwin, load_config
+from couponlab.simulators.line_faults import FamilyFaults, channel_faults
 from couponlab.simulators.scpi import ILLEGAL_PARAMETER, ScpiDispatcher, ScpiError
 from couponlab.simulators.world import FloatArray, World
 
@@ -190,7 +191,12 @@ async def start_twin(world: World, entry: DeviceEntry) -> ScpiTwin:
         defaults["positions_mm"] = entry.settings["positions_mm"]
     config = load_config(ScannerConfig, entry, **defaults)
     model = ScannerModel(world, config, entry.name)
-    twin = ScpiTwin(world, entry, make_dispatcher(model), model)
+    # an open thermocouple (``sensor_loss``, ``channel`` 1..N) reads OVERFLOW, as on the
+    # real scanner with open-thermocouple detection on
+    family = FamilyFaults(
+        sensor_loss=channel_faults(model.positions.size, "channel", model.break_channel)
+    )
+    twin = ScpiTwin(world, entry, make_dispatcher(model), model, family)
     await twin.start()
     return twin
 

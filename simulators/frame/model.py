@@ -114,6 +114,7 @@ class Fault(StrEnum):
     NONE = "NONE"
     OVERFORCE = "OVERFORCE"
     TRAVEL = "TRAVEL"
+    STUCK = "STUCK"
 
 
 class Control(StrEnum):
@@ -188,6 +189,8 @@ class FrameModel:
         c = self.cfg
         self.buffer: FloatArray = np.zeros((c.buffer_samples, COLUMNS))
         self._running = True
+        self.jammed = False
+        """The crosshead drive is jammed (fault injection): a *RST does not free it."""
         self.reset()
         world.instruments[name] = self
         world.env.process(self._run())
@@ -484,14 +487,17 @@ class FrameModel:
         self._go(Mode.MOVE, position, self.crosshead_rate)
 
     def return_home(self) -> None:
-        """Move the crosshead back to position 0 at the return rate (allowed after a fault)."""
+        """Move the crosshead back to position 0 at the return rate (allowed after a fault,
+        but not while the drive is jammed)."""
         self._catch_up()
+        self._refuse_if_jammed()
         self._end_test("STOP")
         self._go(Mode.RETURN, 0.0, self.cfg.return_rate_mm_per_min)
 
     def unload(self) -> None:
         """Move in compression at the return rate until the force is at the threshold."""
         self._catch_up()
+        self._refuse_if_jammed()
         self._end_test("STOP")
         if self.specimen is None or float(self.last[1]) <= self.cfg.unload_threshold_n:
             self._stop()
@@ -515,7 +521,20 @@ class FrameModel:
             self.travel_low <= self.position <= self.travel_high
         ):
             raise FrameError(-200, "Execution error; crosshead still outside travel limits")
+        if self.fault is Fault.STUCK and self.jammed:
+            raise FrameError(-200, "Execution error; crosshead drive still jammed")
         self.fault, self.fault_reason = Fault.NONE, ""
+
+    def jam(self, on: bool = True) -> None:
+        """Fault injection: the crosshead drive jams (``on``: a running test ends ``FAULT``,
+        fault ``STUCK`` latches and every motion is refused) or is freed (the latched fault
+        stays until ``STAT:RES``, as after any fault)."""
+        self._catch_up()
+        self.jammed = on
+        if on:
+            self.fault, self.fault_reason = Fault.STUCK, "crosshead stuck (drive jammed)"
+            self._end_test("FAULT", post_trigger=True)
+            self._stop()
 
     def inject_slip(self, mm: float) -> None:
         """Fault injection: the specimen slips ``mm`` in the grips at the next sample."""
@@ -791,6 +810,10 @@ class FrameModel:
         elif self.acquiring and not post_trigger:
             self._post = None
             self.acquiring = False
+
+    def _refuse_if_jammed(self) -> None:
+        if self.jammed:
+            raise FrameError(-240, "Hardware error; crosshead drive jammed")
 
     def _refuse_if_faulted(self) -> None:
         if self.fault is not Fault.NONE:

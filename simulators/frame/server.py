@@ -16,6 +16,7 @@ from couponlab.simulators.frame.model import (
     FrameModel,
     mechanics_from_world,
 )
+from couponlab.simulators.line_faults import FamilyFaults, LineFaultTarget
 from couponlab.simulators.line_server import LineServer
 from couponlab.simulators.scpi import (
     ILLEGAL_PARAMETER,
@@ -202,7 +203,8 @@ class FrameTwin:
         return f"TCPIP::{self.host}::{self.server.port}::SOCKET"
 
     async def stop(self) -> None:
-        """Stop serving and end the twin's SimPy process."""
+        """Stop serving and end the twin's SimPy process (and its faults)."""
+        self.model.world.faults.unregister(self.model.name)
         self.model.stop_process()
         await self.server.stop()
 
@@ -215,6 +217,15 @@ def parse_address(address: str) -> tuple[str, int]:
     return match.group(1), int(match.group(2))
 
 
+def frame_faults(model: FrameModel) -> FamilyFaults:
+    """The frame's own faults: ``jam`` is a stuck crosshead (fault ``STUCK`` latched, the
+    test ends ``FAULT``, motion refused with -240 until the fault ends and ``STAT:RES``).
+    Power loss stops the crosshead and ends a test (``*RST``)."""
+    return FamilyFaults(
+        jam=(lambda f: model.jam(True), lambda f: model.jam(False)), power_off=model.stop
+    )
+
+
 async def start_twin(world: World, entry: DeviceEntry) -> FrameTwin:
     """Start the frame twin for ``entry`` (its address names the port; 0 picks a free one)."""
     host, port = parse_address(entry.address)
@@ -223,6 +234,8 @@ async def start_twin(world: World, entry: DeviceEntry) -> FrameTwin:
     scpi = FrameScpi(model)
     server = LineServer(world, scpi.handle, host=host, port=port)
     await server.start()
+    target = LineFaultTarget(server.faults, server.drop_clients_now, scpi, frame_faults(model))
+    world.faults.register(entry.name, target)
     return FrameTwin(model, scpi, server, host)
 
 

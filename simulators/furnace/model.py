@@ -561,6 +561,34 @@ class FurnaceModel:
         self._prev_pv[i] = self.temperature_c[i]
 
     @_mutates
+    def controller_fault(self, reason: str) -> None:
+        """Latch a controller fault: heaters off, state ``interlock`` with ``reason``, until
+        ``Interlock.Reset()`` (fault injection: an instrument error)."""
+        self._trip(reason)
+
+    @_mutates
+    def power_cycle(self) -> None:
+        """Lose power and restart (fault injection): heaters off, standby, the program, the
+        ramp rate, the interlock limit and every latch back to power-on defaults. The tube
+        keeps its heat, the carrier its coupons; broken thermocouples stay broken."""
+        cfg = self.config
+        self.mode = "standby"
+        self.target_c = np.full(self.zones, cfg.standby_temperature_c)
+        self.working_c = self.target_c.copy()
+        self.output = np.zeros(self.zones)
+        self._integral = np.zeros(self.zones)
+        self._wsp_rate_k_per_min = np.zeros(self.zones)
+        self.ramp_rate_k_per_min = 0.0
+        self.segments = []
+        self.program_state = ProgramState.IDLE
+        self.segment = -1
+        self._ramping = True
+        self._dwell_left_s = 0.0
+        self.interlock_limit_c = cfg.interlock_default_c
+        self.tripped, self.trip_reason = False, ""
+        self.watchdog_expired, self.watchdog_reason = False, ""
+
+    @_mutates
     def set_heater_stuck(self, zone: int, stuck: bool = True) -> None:
         """Force zone ``zone``'s heater to 100 % (a welded relay) until cleared.
 

@@ -12,6 +12,7 @@ from couponlab.labfile import DeviceEntry
 from couponlab.registry import TwinSpec
 from couponlab.simulators.bind_host import check_bind_host
 from couponlab.simulators.furnace.config import FurnaceConfig
+from couponlab.simulators.furnace.faults import FurnaceFaults
 from couponlab.simulators.furnace.model import FurnaceModel
 from couponlab.simulators.furnace.server import FurnaceServer
 from couponlab.simulators.opcua_security import Role, ServerSecurity
@@ -30,15 +31,21 @@ class FurnaceTwin:
         The :class:`FurnaceModel` (touch it only on the twins' thread).
     server
         The :class:`FurnaceServer`.
+    faults
+        Its :class:`FurnaceFaults`, registered on ``world.faults`` under the device name.
     """
 
     def __init__(self, model: FurnaceModel, server: FurnaceServer) -> None:
         self.model = model
         self.server = server
         self.address = server.address
+        self.faults = FurnaceFaults(server, model)
+        model.world.faults.register(model.name, self.faults)
 
     async def stop(self) -> None:
         """Stop serving, then stop the model (coupon off the carrier, unregistered)."""
+        self.model.world.faults.unregister(self.model.name)
+        await self.faults.close()
         await self.server.stop()
         self.model.stop()
 

@@ -19,6 +19,8 @@ from couponlab.labfile import DeviceEntry
 from couponlab.registry import TwinSpec
 from couponlab.simulators.detectors._opc_server import OpcDispatcher
 from couponlab.simulators.detectors._scpi_twin import ScpiTwin, load_config, quoted
+from couponlab.simulators.faults import Fault, FaultRefusedError
+from couponlab.simulators.line_faults import HARDWARE_ERROR, FamilyFaults
 from couponlab.simulators.scpi import (
     DATA_OUT_OF_RANGE,
     EXECUTION_ERROR,
@@ -88,6 +90,8 @@ class StageModel:
         self.coupon_id = ""
         self.coupon_size_mm = (0.0, 0.0)
         self.pulse_spacing = 0.0
+        self.following_error = ""
+        """Why the stage will not move (a jammed axis: fault injection); "" when it will."""
         """Position-compare output: a pulse every this many mm of travel (0 = off)."""
         self._pulsed_moves: list[tuple[float, float, float, float]] = []
         """(start time, travel mm, velocity mm/s, spacing mm) of moves made with pulses on."""
@@ -125,7 +129,11 @@ class StageModel:
 
     # -- actions ---------------------------------------------------------------------------
     def move(self, targets: dict[int, float]) -> None:
-        """Start moving axes (index -> work target, mm) from where they are now."""
+        """Start moving axes (index -> work target, mm) from where they are now.
+
+        Refused with -240 while an axis is jammed (a following error, fault injection)."""
+        if self.following_error:
+            raise ScpiError(HARDWARE_ERROR, f"Hardware error; {self.following_error}")
         lims = self.limits()
         for i, target in targets.items():
             lo, hi = lims[i]
@@ -256,11 +264,34 @@ class StageDispatcher(OpcDispatcher):
         self.model.pulse_spacing = 0.0
 
 
+def stage_faults(model: StageModel, dispatcher: StageDispatcher) -> FamilyFaults:
+    """The stage's own faults: ``jam`` on ``axis`` (``X`` or ``Y``, default ``X``) is a
+    following error: both axes stop where they are, -240 goes on the error queue, and moves
+    are refused with it until the fault ends. Power loss stops the axes (``*RST``)."""
+
+    def jam(fault: Fault) -> None:
+        axis = str(fault.params.get("axis", "X")).upper()
+        if axis not in AXES:
+            raise FaultRefusedError(
+                fault.device, f"axis must be one of {list(AXES)}, got {axis!r}"
+            )
+        fault.params["axis"] = axis
+        model.stop()
+        model.following_error = f"following error on axis {axis}"
+        dispatcher.push_error(HARDWARE_ERROR, f"Hardware error; {model.following_error}")
+
+    def unjam(fault: Fault) -> None:
+        model.following_error = ""
+
+    return FamilyFaults(jam=(jam, unjam), power_off=model.stop)
+
+
 async def start_twin(world: World, entry: DeviceEntry) -> ScpiTwin:
     """Start the stage twin of ``entry`` and register its model in the world by name."""
     config = load_config(StageConfig, entry)
     model = StageModel(world, config)
-    twin = ScpiTwin(world, entry, StageDispatcher(model), model)
+    dispatcher = StageDispatcher(model)
+    twin = ScpiTwin(world, entry, dispatcher, model, stage_faults(model, dispatcher))
     await twin.start()
     return twin
 

@@ -4,6 +4,11 @@
                                   port per instrument, and the twin control channel, all on
                                   127.0.0.1 unless ``--bind HOST``); Ctrl-C / SIGTERM stops
                                   it within a second
+``couponlab twin fault TARGET DEVICE KIND``  inject a fault into a running twin (TARGET: a
+                                  resolved lab file or ``tcp://HOST:PORT`` of its control
+                                  channel; ``--for S`` virtual s, ``--wall S`` wall s,
+                                  ``-p KEY=VALUE``); ``twin faults TARGET`` lists them,
+                                  ``twin clear TARGET [DEVICE]`` ends them
 ``couponlab check LABFILE``       connect to every device; print identity, state, readbacks
                                   (starts the lab's twins first if it has any)
 ``couponlab demo``                run the one-coupon job: print, oxidise, map, analyse, test
@@ -31,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import sys
@@ -39,7 +45,7 @@ from collections.abc import Iterator, Sequence
 from enum import IntEnum
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -48,6 +54,9 @@ from couponlab.failure import cleanup_failures, lab_state, one_line, root_cause
 from couponlab.labfile import LabFile, LabFileError, load_lab
 from couponlab.samples import RegistryError
 from couponlab.samples import _command as samples_command
+
+if TYPE_CHECKING:
+    from couponlab.twins import TwinControl
 
 
 class ExitCode(IntEnum):
@@ -137,6 +146,79 @@ def _cmd_twin_serve(args: argparse.Namespace) -> int:
     )
     print("twins stopped", flush=True)
     return 0
+
+
+# -- twin fault / faults / clear -----------------------------------------------------------
+def _control_of(target: str) -> TwinControl:
+    """Return the control client of ``target``: ``tcp://HOST:PORT`` or a resolved lab file."""
+    from couponlab.twins import TwinControl
+
+    if target.startswith("tcp://"):
+        return TwinControl(target)
+    lab = _lab_arg(target)
+    if lab.twin_control is None:
+        raise InputError(
+            "",
+            f"lab file {target!r} names no twin_control: give the lab file that "
+            "'couponlab twin serve LABFILE --resolved OUT' wrote (OUT), or tcp://HOST:PORT",
+        )
+    return TwinControl(lab.twin_control)
+
+
+def _param(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise InputError("", f"parameter {text!r} is not KEY=VALUE")
+    try:
+        value: Any = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key, value
+
+
+def _refused(exc: Exception) -> int:
+    print(str(exc), file=sys.stderr)
+    return int(ExitCode.USAGE)
+
+
+def _cmd_twin_fault(args: argparse.Namespace) -> int:
+    from couponlab.twins import TwinControlRefusedError
+
+    params = dict(_param(p) for p in args.param)
+    control = _control_of(args.target)
+    try:
+        fault = control.fault(
+            args.device, args.kind, for_s=args.for_s, wall_s=args.wall_s, **params
+        )
+    except TwinControlRefusedError as exc:
+        return _refused(exc)
+    finally:
+        control.close()
+    print(json.dumps(fault))
+    return int(ExitCode.OK)
+
+
+def _cmd_twin_faults(args: argparse.Namespace) -> int:
+    control = _control_of(args.target)
+    try:
+        print(json.dumps(control.faults(), indent=2))
+    finally:
+        control.close()
+    return int(ExitCode.OK)
+
+
+def _cmd_twin_clear(args: argparse.Namespace) -> int:
+    from couponlab.twins import TwinControlRefusedError
+
+    control = _control_of(args.target)
+    try:
+        ended = control.clear_faults(args.device, args.kind)
+    except TwinControlRefusedError as exc:
+        return _refused(exc)
+    finally:
+        control.close()
+    print(json.dumps(ended))
+    return int(ExitCode.OK)
 
 
 # -- check ---------------------------------------------------------------------------------
@@ -307,6 +389,47 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop serving when the process that started this one ends",
     )
     serve.set_defaults(func=_cmd_twin_serve)
+
+    target_help = "resolved lab file of running twins, or tcp://HOST:PORT of their control channel"
+    fault = twin.add_parser("fault", help="inject a fault into a running twin")
+    fault.add_argument("target", help=target_help)
+    fault.add_argument("device", help="device name of the twin")
+    fault.add_argument(
+        "kind",
+        help="drop, stall, garble, truncate, error, sensor_loss, jam or power_loss",
+    )
+    duration = fault.add_mutually_exclusive_group()
+    duration.add_argument(
+        "--for",
+        dest="for_s",
+        type=float,
+        metavar="SECONDS",
+        help="end the fault after this many virtual seconds (the world's clock)",
+    )
+    duration.add_argument(
+        "--wall",
+        dest="wall_s",
+        type=float,
+        metavar="SECONDS",
+        help="end the fault after this many wall seconds",
+    )
+    fault.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a parameter of the kind (zone=3, channel=2, hopper=1, axis=Y, code=-240, ...)",
+    )
+    fault.set_defaults(func=_cmd_twin_fault)
+    faults = twin.add_parser("faults", help="list active faults and what each twin can do")
+    faults.add_argument("target", help=target_help)
+    faults.set_defaults(func=_cmd_twin_faults)
+    clear = twin.add_parser("clear", help="end active faults")
+    clear.add_argument("target", help=target_help)
+    clear.add_argument("device", nargs="?", help="only this device's (default: every device)")
+    clear.add_argument("--kind", help="only faults of this kind")
+    clear.set_defaults(func=_cmd_twin_clear)
 
     check = sub.add_parser("check", help="connect to every device and print its state")
     check.add_argument("labfile", help="lab file (YAML), or 'sim' for the bundled lab")

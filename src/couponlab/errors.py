@@ -93,6 +93,29 @@ class ConnectionLostError(InstrumentError, ConnectionError):
     """The link to the instrument is down and could not be re-established."""
 
 
+class InstrumentRestartedError(InstrumentError):
+    """The instrument restarted since this client last talked to it (a power loss, a reboot):
+    its setpoints, programs and settings are back at their power-on defaults and whatever it
+    was doing stopped. Raised once, by the first exchange after the link came back (the link
+    is up again); a plan must not carry on as if nothing happened.
+
+    Parameters
+    ----------
+    device
+        Name of the device.
+    evidence
+        How the restart was seen (``*ESR?`` power-on bit, a new OPC UA server start time).
+    """
+
+    def __init__(self, device: str, evidence: str) -> None:
+        self.evidence = evidence
+        super().__init__(
+            device,
+            f"the instrument restarted ({evidence}): its settings, setpoints and programs "
+            "are at power-on defaults",
+        )
+
+
 class InterlockTrippedError(InstrumentError):
     """An interlock in the instrument has tripped; it is in its safe state until reset."""
 
@@ -140,6 +163,7 @@ __all__ = [
     "CouponlabError",
     "InputError",
     "InstrumentError",
+    "InstrumentRestartedError",
     "InstrumentTimeoutError",
     "InterlockTrippedError",
     "OutOfLimitsError",

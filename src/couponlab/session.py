@@ -179,6 +179,8 @@ class Session:
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
+            if future.done():  # the device's own timeout (InstrumentTimeoutError), as is
+                raise
             future.cancel()
             message = f"{what} did not finish within {timeout:g} s"
             raise InstrumentTimeoutError("", message) from None

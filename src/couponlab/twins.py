@@ -197,6 +197,10 @@ class TwinControlError(CouponlabError):
     """The twin control channel refused a request, or cannot be reached."""
 
 
+class TwinControlRefusedError(TwinControlError):
+    """The twin control channel answered, and refused the request (nothing changed)."""
+
+
 class TwinControl:
     """Client of the twin control channel of a twin process (blocking, thread-safe).
 
@@ -253,7 +257,7 @@ class TwinControl:
         reply = json.loads(line)
         if "error" in reply:
             err = reply["error"]
-            raise TwinControlError("", f"twin control {method}: {err['message']}")
+            raise TwinControlRefusedError("", f"twin control {method}: {err['message']}")
         return reply["result"]
 
     def status(self) -> dict[str, Any]:
@@ -286,6 +290,37 @@ class TwinControl:
         """Return a ground-truth query of the world (simulation only), e.g.
         ``truth("activation_energy", coupon_id="C1", x_mm=[...], y_mm=[...])``."""
         return self.call("truth", name=name, **params)
+
+    def fault(
+        self,
+        device: str,
+        kind: str,
+        *,
+        for_s: float | None = None,
+        wall_s: float | None = None,
+        **params: Any,
+    ) -> dict[str, Any]:
+        """Inject a fault into ``device``'s twin (simulation only); return it as data.
+
+        ``kind`` is one of ``drop``, ``stall``, ``garble``, ``truncate``, ``error``,
+        ``sensor_loss``, ``jam``, ``power_loss``; ``for_s`` (virtual s) or ``wall_s`` (wall s)
+        bound it, otherwise it lasts until :meth:`clear_faults` (or acts once:
+        docs/howto/inject-faults.md). Raises :class:`TwinControlError` if refused.
+        """
+        result: dict[str, Any] = self.call(
+            "fault", device=device, kind=kind, for_s=for_s, wall_s=wall_s, **params
+        )
+        return result
+
+    def clear_faults(self, device: str | None = None, kind: str | None = None) -> list[Any]:
+        """End the active faults (of ``device`` and ``kind`` when given); return them."""
+        result: list[Any] = self.call("clear_faults", device=device, kind=kind)
+        return result
+
+    def faults(self) -> dict[str, Any]:
+        """Return ``{"active": [...], "devices": {name: [kinds]}, "injected": n}``."""
+        result: dict[str, Any] = self.call("faults")
+        return result
 
     def shutdown(self) -> None:
         """Ask the twin process to stop serving."""
@@ -493,6 +528,7 @@ __all__ = [
     "TwinClock",
     "TwinControl",
     "TwinControlError",
+    "TwinControlRefusedError",
     "TwinProcess",
     "serve_twins",
 ]

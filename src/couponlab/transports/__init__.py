@@ -10,7 +10,7 @@ transport from the address).
 """
 
 from couponlab.transports._address import make_transport
-from couponlab.transports._base import Backoff, LineTransport
+from couponlab.transports._base import Backoff, LineTransport, RestartProbe
 from couponlab.transports._opcua import OpcUaConnection, OpcUaStatusError
 from couponlab.transports._opcua_security import (
     CLIENT_APP_URI,
@@ -20,7 +20,12 @@ from couponlab.transports._opcua_security import (
     Pki,
     pki_dir,
 )
-from couponlab.transports._scpi import ScpiClient, raise_for_status, split_status
+from couponlab.transports._scpi import (
+    ESR_POWER_ON,
+    ScpiClient,
+    raise_for_status,
+    split_status,
+)
 from couponlab.transports._serial import SerialLineTransport
 from couponlab.transports._tcp import TcpLineTransport
 from couponlab.transports._visa import VisaLineTransport
@@ -28,6 +33,7 @@ from couponlab.transports._visa import VisaLineTransport
 __all__ = [
     "CLIENT_APP_URI",
     "PKI_DIR_ENV",
+    "ESR_POWER_ON",
     "Backoff",
     "ClientSecurity",
     "LineTransport",
@@ -35,6 +41,7 @@ __all__ = [
     "OpcUaSecuritySettings",
     "OpcUaStatusError",
     "Pki",
+    "RestartProbe",
     "ScpiClient",
     "SerialLineTransport",
     "TcpLineTransport",

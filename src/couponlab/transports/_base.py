@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -16,6 +16,7 @@ from couponlab.errors import (
     ConnectionLostError,
     InputError,
     InstrumentError,
+    InstrumentRestartedError,
     InstrumentTimeoutError,
     ProtocolError,
 )
@@ -66,6 +67,26 @@ class Backoff:
         )
 
 
+@dataclass(frozen=True)
+class RestartProbe:
+    """How a line instrument tells that it restarted: a query sent on every reconnection.
+
+    Attributes
+    ----------
+    command
+        The query (``"*ESR?"``).
+    restarted
+        Takes the reply; returns True if the instrument restarted (raise ``ValueError`` on a
+        malformed reply).
+    evidence
+        What a restart looks like, for the error message.
+    """
+
+    command: str
+    restarted: Callable[[str], bool]
+    evidence: str
+
+
 class LineTransport(ABC):
     """A line-based request/reply link to one instrument.
 
@@ -77,6 +98,11 @@ class LineTransport(ABC):
     logged, so it is never taken for the next answer either. A command is never re-sent behind the
     caller's back, except a query marked idempotent (``?`` queries by default), which is
     retried once on a fresh connection.
+
+    With a :attr:`restart_probe`, every reconnection first asks the instrument whether it
+    restarted meanwhile; if it did, the exchange raises
+    :class:`~couponlab.errors.InstrumentRestartedError` (once; the link stays up) instead of
+    sending its command.
 
     Parameters
     ----------
@@ -112,6 +138,11 @@ class LineTransport(ABC):
         self.backoff = backoff or Backoff()
         self._lock = asyncio.Lock()
         self._connected = False
+        self._ever_connected = False
+        self.restart_probe: RestartProbe | None = None
+        """Asked on every reconnection (not the first connection): did the instrument restart?"""
+        self.restarts = 0
+        """How many restarts of the instrument the probe has seen."""
         self.reconnects = 0
         """How many times the link was re-established after a failure."""
         self.stale_drops = 0
@@ -337,6 +368,34 @@ class LineTransport(ABC):
         if self.reconnects or attempts > 1:
             log.info("%s: connected to %s after %d attempts", self.device, self.address, attempts)
         self._connected = True
+        if self._ever_connected and self.restart_probe is not None:
+            await self._probe_restart(self.restart_probe)
+        self._ever_connected = True
+
+    async def _probe_restart(self, probe: RestartProbe) -> None:
+        """Ask a reconnected instrument whether it restarted; raise if it did."""
+        term = self.read_termination.encode(self.encoding)
+        payload = self._encode(probe.command)
+        try:
+            await self._send(payload)
+            self.bytes_written += len(payload)
+            raw = await self._with_timeout(self._recv_until(term), probe.command, None)
+        except (OSError, EOFError, asyncio.IncompleteReadError) as exc:
+            await self._drop()
+            raise ConnectionLostError(
+                self.device, f"link to {self.address} lost during {probe.command!r}: {exc}"
+            ) from exc
+        reply = self._decode(raw[: -len(term)], probe.command)
+        try:
+            restarted = probe.restarted(reply)
+        except ValueError as exc:
+            raise ProtocolError(
+                self.device, f"unexpected reply to {probe.command!r}: {reply!r}"
+            ) from exc
+        if restarted:
+            self.restarts += 1
+            log.warning("%s: %s restarted (%s)", self.device, self.address, probe.evidence)
+            raise InstrumentRestartedError(self.device, f"{self.address}: {probe.evidence}")
 
     async def _drop(self) -> None:
         if self._connected:

@@ -8,10 +8,15 @@ raises :class:`~couponlab.errors.ConnectionLostError`; the next request reconnec
 bounded :class:`~couponlab.transports.Backoff` (run by ``stamina``). Reads (idempotent) are
 retried once on a fresh connection; writes and method calls never are (the caller decides).
 A Bad status in a reply raises :class:`OpcUaStatusError`, which names the node and the status
-code.
+code. After a timeout the link is dropped (a garbled or cut message leaves the client's stream
+out of step) and the next request reconnects.
 
 Data-change subscriptions (one asyncua ``Subscription`` per connection, one monitored item
 per subscribed node) are re-created after a reconnection.
+
+Every connection reads the server's ``ServerStatus.StartTime``; when a reconnection finds a
+different one, the server restarted meanwhile (a power loss) and the next request raises
+:class:`~couponlab.errors.InstrumentRestartedError` once.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from asyncua.client.client import Client
 from asyncua.common.node import Node
 from asyncua.common.subscription import DataChangeNotif, Subscription
 from asyncua.ua.attribute_ids import AttributeIds
+from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.status_codes import StatusCodes, get_name_and_doc
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 
@@ -38,6 +44,7 @@ from couponlab.errors import (
     AccessDeniedError,
     ConnectionLostError,
     InputError,
+    InstrumentRestartedError,
     InstrumentTimeoutError,
     ProtocolError,
 )
@@ -225,6 +232,12 @@ class OpcUaConnection:
         self._handles = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
         self._sub_lock = asyncio.Lock()
+        self.start_time: Any = None
+        """The server's ``ServerStatus.StartTime`` at the last connection (None: unknown)."""
+        self._restarted = ""
+        """Why the next request raises InstrumentRestartedError ("" when it does not)."""
+        self.restarts = 0
+        """How many server restarts reconnections have seen."""
 
     # -- connection ----------------------------------------------------------------------
     @property
@@ -347,6 +360,7 @@ class OpcUaConnection:
         except BaseException:
             await _close_client(client)
             raise
+        await self._note_start_time(client)
         client.connection_lost_callback = self._on_connection_lost
         self._client, self._ns = client, ns
         self._nodes.clear()
@@ -388,6 +402,26 @@ class OpcUaConnection:
             f"{self.url} refused this client's certificate ({name}): add "
             f"{pki.trusted / 'couponlab-client.der'} to the instrument's trusted certificates",
         )
+
+    async def _note_start_time(self, client: Client) -> None:
+        """Read the server's start time; a new one on a reconnection is a restart."""
+        node = client.get_node(ua.NodeId(cast(Any, ObjectIds.Server_ServerStatus_StartTime)))
+        try:
+            async with asyncio.timeout(self.timeout):
+                start = await node.read_value()
+        except (UaError, OSError, TimeoutError) as exc:
+            log.warning("%s: cannot read the server's start time: %r", self.device, exc)
+            return
+        if self.start_time is not None and start != self.start_time:
+            self.restarts += 1
+            self._restarted = f"{self.url}: server start time {self.start_time} -> {start}"
+            log.warning("%s: the instrument restarted (%s)", self.device, self._restarted)
+        self.start_time = start
+
+    def _raise_if_restarted(self) -> None:
+        if self._restarted:
+            evidence, self._restarted = self._restarted, ""
+            raise InstrumentRestartedError(self.device, evidence)
 
     async def _drop(self, *, delete_subscription: bool = False) -> None:
         """Forget the client (the next request reconnects). Call with ``_lock`` held."""
@@ -457,10 +491,15 @@ class OpcUaConnection:
         t = self.timeout if timeout is None else timeout
         for attempt in (1, 2):
             client = self._client or await self._ensure()
+            self._raise_if_restarted()
             try:
                 async with asyncio.timeout(t):
                     return await operation(client)
             except TimeoutError as exc:
+                # a link that let a reply go missing (a garbled or cut message leaves the
+                # client's stream out of step) is not trusted again: the next request
+                # reconnects, as a line transport does after a timeout
+                await self._lost(client)
                 raise InstrumentTimeoutError(
                     self.device, f"no reply to {what} from {self.url} within {t:g} s"
                 ) from exc

@@ -27,7 +27,7 @@ from pyvisa.util import BINARY_DATATYPES, from_ascii_block, from_binary_block
 
 from couponlab.errors import InstrumentTimeoutError, InterlockTrippedError, ProtocolError
 from couponlab.progress import Countdown
-from couponlab.transports._base import LineTransport
+from couponlab.transports._base import LineTransport, RestartProbe
 
 T = TypeVar("T")
 
@@ -77,6 +77,23 @@ def split_status(device: str, command: str, reply: str) -> str:
     return m.group(3) or ""
 
 
+POWER_ON_BIT = 128
+"""Bit 7 (PON) of the IEEE 488.2 Standard Event Status Register (``*ESR?``)."""
+
+
+def _power_on(reply: str) -> bool:
+    value = int(reply.strip().lstrip("+"))
+    if not 0 <= value <= 255:
+        raise ValueError(reply)
+    return bool(value & POWER_ON_BIT)
+
+
+ESR_POWER_ON = RestartProbe("*ESR?", _power_on, "power-on bit PON of *ESR? set")
+"""The IEEE 488.2 restart check: ``*ESR?`` on reconnection, bit 7 (PON) set means the
+instrument was powered on since its register was last read (reading clears it, as does the
+``*CLS`` a driver sends at connection)."""
+
+
 class ScpiClient:
     """Request/reply with one SCPI (or SCPI-like line) instrument over a line transport.
 
@@ -85,10 +102,17 @@ class ScpiClient:
     transport
         The transport (not yet connected); :func:`couponlab.transports.make_transport`
         picks it from an address.
+    restart_probe
+        Asked on every reconnection: did the instrument restart? (default: ``*ESR?`` and its
+        power-on bit, :data:`ESR_POWER_ON`; None: do not ask). A restart raises
+        :class:`~couponlab.errors.InstrumentRestartedError` once.
     """
 
-    def __init__(self, transport: LineTransport) -> None:
+    def __init__(
+        self, transport: LineTransport, restart_probe: RestartProbe | None = ESR_POWER_ON
+    ) -> None:
         self.transport = transport
+        transport.restart_probe = restart_probe
         self.clock_rate = 1.0
         """Instrument seconds per wall second (``SYST:CLOC:RATE?``; > 0; 1 until read)."""
 

@@ -15,6 +15,8 @@ transport sets to the exchange's timeout. See docs/decisions/0004-visa-calls-on-
 from __future__ import annotations
 
 import contextlib
+import select
+import socket
 from typing import Any
 
 import pyvisa
@@ -80,7 +82,23 @@ class VisaLineTransport(LineTransport):
             with contextlib.suppress(VisaIOError, InvalidSession, OSError):
                 res.close()
 
+    def _peer_closed(self) -> bool:
+        """Return whether the instrument closed a TCP socket link (pyvisa-py reads an
+        orderly close as silence until its timeout: look before sending instead)."""
+        try:
+            sock = self._res.visalib.sessions[self._res.session].interface
+            if not isinstance(sock, socket.socket):
+                return False
+            readable, _, _ = select.select([sock], [], [], 0)
+            return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+        except (AttributeError, KeyError, TypeError, ValueError, InvalidSession):
+            return False  # another backend or resource type, a closed session: write tells
+        except OSError:
+            return True  # reset by the peer
+
     async def _send(self, data: bytes) -> None:
+        if self._peer_closed():
+            raise OSError(f"{self.resource_name} closed the connection")
         try:
             self._res.write_raw(data)
         except (VisaIOError, InvalidSession) as exc:

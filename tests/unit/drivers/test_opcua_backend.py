@@ -44,6 +44,7 @@ from couponlab.drivers._opcua import (
 from couponlab.errors import (
     ConnectionLostError,
     InputError,
+    InstrumentRestartedError,
     InstrumentTimeoutError,
     OutOfLimitsError,
     ProtocolError,
@@ -538,7 +539,10 @@ async def test_dropped_link_raises_then_reconnects(twin_loop: BackgroundLoop) ->
         with pytest.raises(ConnectionLostError):
             await temp.set(30.0)
         await twin_loop.arun(srv.start(port))
-        assert await temp.get_value() == 25.0  # reconnected with back-off
+        with pytest.raises(InstrumentRestartedError, match="mini: the instrument restarted"):
+            await temp.get_value()  # reconnected with back-off: a new server start time
+        assert c.restarts == 1
+        assert await temp.get_value() == 25.0  # said once; the link is up
         await temp.set(30.0)
         assert await twin_loop.arun(srv.value("Temp")) == 30.0
         assert c.reconnects >= 1 and c.generation >= 2
