@@ -153,6 +153,23 @@ async def test_a_stall_times_out_and_the_link_recovers(twins: BackgroundTwins, l
     assert await client.query("*IDN?") == idn  # a fresh link: the late reply is not taken
 
 
+async def test_writes_into_a_stalled_instrument_end_in_a_lost_link_not_a_hang(
+    twins: BackgroundTwins, link: Any
+) -> None:
+    device, client = link
+    inject(twins, device, "stall")
+    line = "*CLS;" + "X" * 990
+
+    async def flood() -> None:
+        for _ in range(100_000):  # ~100 MB: more than every buffer between us holds
+            await client.write(line)
+
+    with pytest.raises(ConnectionLostError, match=device):
+        await flood()
+    clear(twins, device)
+    assert await client.query("*IDN?")
+
+
 async def test_a_garbled_reply_is_a_protocol_error(twins: BackgroundTwins, link: Any) -> None:
     device, client = link
     idn = await client.query("*IDN?")

@@ -32,8 +32,8 @@ from couponlab.transports._visa import VisaLineTransport
 
 __all__ = [
     "CLIENT_APP_URI",
-    "PKI_DIR_ENV",
     "ESR_POWER_ON",
+    "PKI_DIR_ENV",
     "Backoff",
     "ClientSecurity",
     "LineTransport",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from couponlab.errors import InputError
 from couponlab.transports._base import LineTransport
@@ -44,13 +43,23 @@ class TcpLineTransport(LineTransport):
         writer, self._reader, self._writer = self._writer, None, None
         if writer is not None:
             writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
+            try:
+                # a peer that stopped reading (a stalled instrument) keeps unsent bytes, and
+                # the close, pending: bounded, then the socket is aborted
+                async with asyncio.timeout(self.timeout):
+                    await writer.wait_closed()
+            except TimeoutError:
+                writer.transport.abort()
+            except OSError:
+                pass
 
     async def _send(self, data: bytes) -> None:
+        """Send ``data``; a peer that takes none of it within the timeout is a lost link
+        (``TimeoutError``, an ``OSError``)."""
         assert self._writer is not None
         self._writer.write(data)
-        await self._writer.drain()
+        async with asyncio.timeout(self.timeout):
+            await self._writer.drain()
 
     async def _fill(self) -> None:
         assert self._reader is not None

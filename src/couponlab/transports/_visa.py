@@ -82,23 +82,37 @@ class VisaLineTransport(LineTransport):
             with contextlib.suppress(VisaIOError, InvalidSession, OSError):
                 res.close()
 
-    def _peer_closed(self) -> bool:
-        """Return whether the instrument closed a TCP socket link (pyvisa-py reads an
-        orderly close as silence until its timeout: look before sending instead)."""
+    def _socket(self) -> socket.socket | None:
+        """Return the TCP socket under a pyvisa-py ``SOCKET`` resource (None: another kind)."""
         try:
             sock = self._res.visalib.sessions[self._res.session].interface
-            if not isinstance(sock, socket.socket):
-                return False
-            readable, _, _ = select.select([sock], [], [], 0)
-            return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
         except (AttributeError, KeyError, TypeError, ValueError, InvalidSession):
-            return False  # another backend or resource type, a closed session: write tells
-        except OSError:
-            return True  # reset by the peer
+            return None
+        return sock if isinstance(sock, socket.socket) else None
+
+    def _check_socket(self, sock: socket.socket) -> None:
+        """Raise ``OSError`` if the instrument closed the link, ``TimeoutError`` if it takes no
+        data within the exchange's timeout.
+
+        pyvisa-py reads an orderly close as silence until its timeout, and waits for a full
+        send buffer with no timeout at all (an instrument that stopped reading would block
+        the event loop for good): look before sending instead.
+        """
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+            if readable and sock.recv(1, socket.MSG_PEEK) == b"":
+                raise OSError(f"{self.resource_name} closed the connection")
+            wait = max(self._timeout_ms, 0.0) / 1000.0
+            _, writable, _ = select.select([], [sock], [], wait)
+        except ValueError as exc:  # a closed socket's descriptor
+            raise OSError(str(exc)) from exc
+        if not writable:
+            raise TimeoutError(f"{self.resource_name} takes no data (it stopped reading)")
 
     async def _send(self, data: bytes) -> None:
-        if self._peer_closed():
-            raise OSError(f"{self.resource_name} closed the connection")
+        sock = self._socket()
+        if sock is not None:
+            self._check_socket(sock)
         try:
             self._res.write_raw(data)
         except (VisaIOError, InvalidSession) as exc:
