@@ -8,8 +8,8 @@ raises :class:`~couponlab.errors.ConnectionLostError`; the next request reconnec
 bounded :class:`~couponlab.transports.Backoff` (run by ``stamina``). Reads (idempotent) are
 retried once on a fresh connection; writes and method calls never are (the caller decides).
 A Bad status in a reply raises :class:`OpcUaStatusError`, which names the node and the status
-code. After a timeout the link is dropped (a garbled or cut message leaves the client's stream
-out of step) and the next request reconnects.
+code. After two timeouts in a row the link is dropped (a garbled or cut message leaves the
+client's stream out of step for good) and a read is retried once on a fresh one.
 
 Data-change subscriptions (one asyncua ``Subscription`` per connection, one monitored item
 per subscribed node) are re-created after a reconnection.
@@ -236,6 +236,8 @@ class OpcUaConnection:
         """The server's ``ServerStatus.StartTime`` at the last connection (None: unknown)."""
         self._restarted = ""
         """Why the next request raises InstrumentRestartedError ("" when it does not)."""
+        self._timeouts = 0
+        """Requests timed out in a row on this connection."""
         self.restarts = 0
         """How many server restarts reconnections have seen."""
 
@@ -494,12 +496,21 @@ class OpcUaConnection:
             self._raise_if_restarted()
             try:
                 async with asyncio.timeout(t):
-                    return await operation(client)
+                    result = await operation(client)
+                self._timeouts = 0
+                return result
             except TimeoutError as exc:
-                # a link that let a reply go missing (a garbled or cut message leaves the
-                # client's stream out of step) is not trusted again: the next request
-                # reconnects, as a line transport does after a timeout
-                await self._lost(client)
+                # One late reply on a busy machine does not cost the link (OPC UA matches a
+                # reply to its request); two in a row mean the stream is out of step (a
+                # garbled or cut message whose length never arrives) or the server is gone:
+                # drop the link and, for a read, retry once on a fresh one.
+                self._timeouts += 1
+                if self._timeouts >= 2:
+                    self._timeouts = 0
+                    await self._lost(client)
+                    if idempotent and attempt == 1:
+                        log.warning("%s: %s timed out twice; reconnecting", self.device, what)
+                        continue
                 raise InstrumentTimeoutError(
                     self.device, f"no reply to {what} from {self.url} within {t:g} s"
                 ) from exc
@@ -509,6 +520,11 @@ class OpcUaConnection:
                 lost: BaseException = exc
             except (ConnectionError, OSError) as exc:
                 lost = exc
+            except asyncio.CancelledError as exc:
+                task = asyncio.current_task()
+                if task is None or task.cancelling():
+                    raise  # this request itself was cancelled
+                lost = exc  # the client was closed under it (the link was dropped meanwhile)
             except UaError as exc:
                 raise ProtocolError(self.device, f"{what}: {exc}") from exc
             await self._lost(client)

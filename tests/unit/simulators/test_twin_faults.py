@@ -26,7 +26,7 @@ from couponlab.simulators.faults import FaultKind, FaultRefusedError
 from couponlab.simulators.furnace.server import NAMESPACE_URI
 from couponlab.simulators.lab_twins import TwinLab, start_lab_twins
 from couponlab.simulators.world import World, WorldConfig
-from couponlab.transports import Backoff, OpcUaConnection
+from couponlab.transports import Backoff, ClientSecurity, OpcUaConnection, OpcUaSecuritySettings
 
 LAB = load_lab(sample_lab_path())
 LINE_TWINS = [d.name for d in LAB.devices if not d.address.startswith("opc.tcp")]
@@ -348,14 +348,27 @@ async def test_a_stuck_crosshead_latches_a_fault_that_no_reset_clears_while_stuc
 
 
 # -- the furnace (OPC UA) ------------------------------------------------------------------
+def _security(settings: dict[str, object]) -> ClientSecurity | None:
+    """The client side of the lab entry's OPC UA security (None: NoSecurity)."""
+    raw = settings.get("security")
+    if raw is None:
+        return None
+    security = OpcUaSecuritySettings.model_validate(raw).client_security()
+    if security is not None:
+        security.prepare()
+    return security
+
+
 @contextlib.asynccontextmanager
 async def furnace(lab: TwinLab, timeout: float = 2.0) -> AsyncIterator[OpcUaConnection]:
+    entry = lab.lab.device("furnace1")
     conn = OpcUaConnection(
         "furnace1",
-        lab.lab.device("furnace1").address,
+        entry.address,
         NAMESPACE_URI,
         timeout=timeout,
         backoff=FAST,
+        security=_security(entry.settings),
     )
     try:
         await conn.connect()
