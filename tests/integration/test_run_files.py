@@ -59,7 +59,9 @@ def test_curve_and_frame_files_go_to_the_output_folder(
     assert _files(cwd) == set()  # nothing in the working directory
     assert _files(old_default) == before  # nothing in the old temporary folder
     twins = out / "twins"  # the session's twin process: its lab files and log
-    assert {p.suffix for p in _files(out) - _files(twins)} <= {".jsonl", ".h5"}
+    store = out / "store"  # the Tiled store the session filled when it closed (decision 0067)
+    assert any(p.suffix == ".duckdb" for p in _files(store))
+    assert {p.suffix for p in _files(out) - _files(twins) - _files(store)} <= {".jsonl", ".h5"}
     (folder,) = twins.iterdir()
     assert {p.name for p in _files(folder)} >= {"lab.yaml", "resolved.yaml", "twin-serve.log"}
 
