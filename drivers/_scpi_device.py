@@ -621,19 +621,31 @@ class ScpiDeviceConnector(DeviceConnector):
             device_connector_factory=DeviceConnector,
             command_backend_factory=no_commands,
         )
-        names = {
-            id(extra): attr
+        # The attribute of each Scpi(...) in annotation order. Matched by identity, else by
+        # value: with string annotations each get_type_hints call may evaluate them anew (when
+        # typing's cache of Annotated[...] forms evicted them in between), giving equal but
+        # distinct Scpi objects, so an id() lookup failed in a long test run.
+        pending = [
+            (extra, attr)
             for attr, hint in get_type_hints(type(device), include_extras=True).items()
             for extra in getattr(hint, "__metadata__", ())
             if isinstance(extra, Scpi)
-        }
+        ]
+
+        def attribute_of(spec: Scpi) -> str:
+            same = [i for i, (e, _) in enumerate(pending) if e is spec]
+            equal = same or [i for i, (e, _) in enumerate(pending) if e == spec]
+            if not equal:
+                raise TypeError(f"{type(device).__name__}: no attribute declares {spec!r}")
+            return pending.pop(equal[0])[1]
+
         for backend, extras in filler.create_signals_from_annotations():
             specs = [e for e in extras if isinstance(e, Scpi)]
             if len(specs) != 1:
                 raise TypeError(f"{type(device).__name__}: a signal needs one Scpi(...)")
             extras.remove(specs[0])
             backend.bind(self.binding, specs[0])
-            backend.what = names[id(specs[0])]
+            backend.what = attribute_of(specs[0])
             self.binding.backends[backend.what] = backend
         filler.check_created()
 
