@@ -117,17 +117,10 @@ def password_file_path(name: str) -> Path:
     return path
 
 
-class Credential(BaseModel):
-    """Where a password is: exactly one of an environment variable or a file.
-
-    Attributes
-    ----------
-    password_env
-        Name of the environment variable that holds the password.
-    password_file
-        File that holds the password (one line; mode 0600): relative to :func:`state_dir`,
-        or absolute / ``~/...``; never inside a git work tree.
-    """
+class PasswordReference(BaseModel):
+    """Where a password is, if anywhere: an environment variable's name (checked as a name)
+    or a file (checked to lie outside any repository). Models that refer to a password
+    inherit these two fields and their checks."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -145,6 +138,19 @@ class Credential(BaseModel):
         if value is not None:
             password_file_path(value)
         return value
+
+
+class Credential(PasswordReference):
+    """Where a password is: exactly one of an environment variable or a file.
+
+    Attributes
+    ----------
+    password_env
+        Name of the environment variable that holds the password.
+    password_file
+        File that holds the password (one line; mode 0600): relative to :func:`state_dir`,
+        or absolute / ``~/...``; never inside a git work tree.
+    """
 
     @model_validator(mode="after")
     def _one_place(self) -> Self:

@@ -44,12 +44,11 @@ from asyncua.crypto.validator import (
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import ConfigDict, model_validator
 
 from couponlab.credentials import (
     Credential,
-    check_env_name,
-    password_file_path,
+    PasswordReference,
     private_dir,
     state_dir,
     write_private,
@@ -211,7 +210,7 @@ class Pki:
         return path
 
 
-class OpcUaSecuritySettings(BaseModel):
+class OpcUaSecuritySettings(PasswordReference):
     """The ``settings.security`` block of an OPC UA lab entry (unknown keys refused).
 
     Attributes
@@ -232,21 +231,7 @@ class OpcUaSecuritySettings(BaseModel):
 
     policy: Policy
     user: str | None = None
-    password_env: str | None = None
-    password_file: str | None = None
     pki_dir: str | None = None
-
-    @field_validator("password_env")
-    @classmethod
-    def _env_name(cls, value: str | None) -> str | None:
-        return None if value is None else check_env_name(value)
-
-    @field_validator("password_file")
-    @classmethod
-    def _file_outside(cls, value: str | None) -> str | None:
-        if value is not None:
-            password_file_path(value)
-        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> OpcUaSecuritySettings:
