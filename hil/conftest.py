@@ -3,8 +3,10 @@
 Without ``--lab`` every check skips. Devices marked ``twin: true`` are served by
 ``couponlab twin serve`` in a separate process (:class:`couponlab.twins.TwinProcess`, as a
 real instrument is another machine); the ``lab`` fixture yields the lab file with their
-resolved addresses. Real devices keep theirs. A resolved lab file (``twin_control`` set)
-is used as it is: its twins already run.
+resolved addresses. Real devices keep theirs. Twins that write files (the camera) write
+under one folder of the test session, as a Session's twins write under its output folder
+(their data root, decision 0069). A resolved lab file (``twin_control`` set) is used as it
+is: its twins already run.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from couponlab.lab import with_data_dir
 from couponlab.labfile import LabFile, load_lab
 from couponlab.twins import TwinProcess
 
@@ -29,6 +32,9 @@ def lab(
     if declared.twin_control is not None or not any(d.twin for d in declared.devices):
         yield declared
         return
+    data = tmp_path_factory.mktemp("data")
+    writing = [with_data_dir(e, data) if e.twin else e for e in declared.devices]
+    declared = declared.model_copy(update={"devices": writing})
     with TwinProcess(declared, workdir=tmp_path_factory.mktemp("twins")) as twins:
         yield twins.lab
 

@@ -14,22 +14,7 @@ from couponlab.lab import make_device
 from couponlab.labfile import LabFile
 from couponlab.testing.detectors import CHECKS
 
-KNOWN_FAILING = {
-    ("camera", "camera_frame_to_file"): "regression found by the last whole-suite run "
-    "(2026-12-01, 539a52f): the camera twin now writes only under its data root (decision "
-    "0069), and this test hands the driver a pytest folder outside it (-222); not yet fixed",
-}
-CASES = [
-    pytest.param(
-        family,
-        check,
-        marks=[pytest.mark.xfail(strict=True, reason=KNOWN_FAILING[(family, check)])]
-        if (family, check) in KNOWN_FAILING
-        else [],
-    )
-    for family in sorted(CHECKS)
-    for check in sorted(CHECKS[family])
-]
+CASES = [(family, check) for family in sorted(CHECKS) for check in sorted(CHECKS[family])]
 
 
 @pytest.mark.parametrize(("family", "check"), CASES)

@@ -60,23 +60,24 @@ def test_stage_refuses_targets_outside_its_travel_and_bad_coupons() -> None:
     assert d.handle("SAMP?") == '"C1",60,10'
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="fails in the whole-suite run since the fault injection landed (2026-12-01, 539a52f), "
-    "passes alone: the 1 s move (0.1 ms of wall time at 1e4x) is sometimes done before *OPC? "
-    "is handled; timing-bound, to be rewritten to step the world",
-)
 def test_opc_waits_for_the_move_then_answers_the_rest_of_the_line() -> None:
-    w = world_with_coupon()
-    w.set_speedup(1e4)
-    w.resume()
+    w = world_with_coupon()  # paused: only the test moves virtual time
+    w.set_speedup(1e4)  # the wait's wall sleeps are then below 1 ms: it only yields
     d = stage_on(w)
 
     async def run() -> str:
-        w.sync()  # as the server does before every line
         reply = d.handle("VEL 50;:MOV:X 50;:SYST:ERR?;:*OPC?;:STAT?")
         assert asyncio.iscoroutine(reply)  # 1 s of motion: the reply must wait
-        return str(await reply)
+        waiting = asyncio.ensure_future(reply)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not waiting.done()  # the move has not ended in virtual time
+        w.advance(0.9)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not waiting.done()  # 0.1 s of motion left
+        w.advance(0.2)
+        return str(await waiting)
 
     assert asyncio.run(run()) == '0,"No error";1;0,0,50.0000,0.0000,0,0'
     assert d.handle("*OPC?") == "1"  # nothing pending: answers at once
