@@ -29,6 +29,14 @@ ureg.formatter.default_format = "~P"
 Q_ = ureg.Quantity
 
 _NUMBER_UNIT = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(\S.*)$")
+_QUANTITY_TEXT = re.compile(
+    r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"  # the number, always first
+    r"(?:\s*[A-Za-z_%\u00b0\u00b5\u03bc\u03a9(][A-Za-z0-9_%\u00b0\u00b5\u03bc\u03a9()*/^. -]*)?\s*"
+)
+"""What a quantity written as text may look like: a number, then an optional unit expression
+of names, digits, ``* / ^ ** ( )`` and spaces. Anything else (a bare unit such as ``"ya"``,
+brackets, ``?``) is refused before pint sees it: pint's tokenizer silently drops some trailing
+text, so ``"ya]?{?"`` would otherwise read as one yocto-year."""
 
 QuantityLike: TypeAlias = "pint.Quantity[Any] | float | int | str"
 """What a public setter accepts: a quantity, a number in the documented unit, or a string."""
@@ -38,6 +46,12 @@ def _as_quantity(value: Any, unit: str, device: str, what: str) -> pint.Quantity
     if isinstance(value, bool):
         raise UnitError(device, f"{what} = {value!r}: a boolean is not a quantity in {unit}")
     if isinstance(value, str):
+        if _QUANTITY_TEXT.fullmatch(value) is None:
+            raise UnitError(
+                device,
+                f"{what} = {_short(value)} cannot be parsed: write a number, then a unit "
+                f"(for example '2.5 {unit}')",
+            )
         try:
             value = ureg.Quantity(value)
         except pint.errors.OffsetUnitCalculusError as exc:

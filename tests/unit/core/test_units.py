@@ -36,6 +36,23 @@ def test_bad_temperatures_are_refused(value: object) -> None:
         to_temperature(value, device="furnace1")
 
 
+@pytest.mark.parametrize(
+    "text", ["ya]?{?", "ya", "s", "a", "1 s]", "2 s?", "{3} s", "nan s", "1 s # x"]
+)
+def test_text_that_is_not_a_number_then_a_unit_is_refused(text: str) -> None:
+    """pint's tokenizer drops some trailing text: ``"ya]?{?"`` would read as 1 yocto-year."""
+    with pytest.raises(UnitError, match=r"furnace1.*number, then a unit"):
+        to_magnitude(text, "s", device="furnace1", low=0.0, high=1e7)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("2 s", 2.0), (" 1.5e3 ms ", 1.5), ("-.5 min", -30.0), ("1 h", 3600.0), ("2 (s)", 2.0)],
+)
+def test_a_number_then_a_unit_is_parsed(text: str, seconds: float) -> None:
+    assert to_magnitude(text, "s") == pytest.approx(seconds)
+
+
 def test_offset_unit_in_a_rate_is_refused() -> None:
     with pytest.raises(UnitError):
         to_magnitude("5 degC/min", "K/min", device="f")
