@@ -16,12 +16,12 @@ One process ingests a folder at a time (an advisory lock on ``<out>/store/ingest
 :func:`recover` marks the runs a killed process left open (:func:`couponlab.data.
 mark_interrupted_runs`) and ingests everything; :func:`missing` compares log and store.
 
-While a session runs, :class:`IngestProcess` keeps the store up to date from a process of its
-own (``python -m couponlab.ingest OUT``, at a lower priority: :data:`NICENESS`), so the
-RunEngine's process does nothing but append to the log: the ingester polls the log every
-:data:`POLL_PERIOD_S`, and when its standard input closes (the session closed it, or the
-session's process ended, even by SIGKILL) it marks the runs left open, writes the rest and
-exits. See
+:class:`IngestProcess` keeps the store up to date from a process of its own (``python -m
+couponlab.ingest OUT``, at a lower priority: :data:`NICENESS`), so the RunEngine's process
+does nothing but append to the log; a session starts it when it opens (what an earlier one
+left) and when it closes. The process polls the log every :data:`POLL_PERIOD_S`, and when its
+standard input closes (its session closed it, or the session's process ended, even by
+SIGKILL) it marks the runs left open, writes the rest and exits. See
 docs/decisions/0067-tiled-as-the-store.md.
 """
 

@@ -9,11 +9,12 @@ RunEngine whose documents are logged durably, and every device connected.
 
 Every run's start document carries the lab's name and its lab file (addresses, limits), and
 every document is appended to ``<out_dir>/<uid>.jsonl`` as it is emitted
-(:class:`couponlab.data.DocumentLog`): nothing else runs on the RunEngine's path. When the
-session closes, a process of its own copies the log into the store
-(:class:`couponlab.ingest.IngestProcess`: Tiled, embedded in ``<out_dir>/store`` unless the
-lab file names a server), the runs an earlier (killed) session left included; read it back
-with :func:`couponlab.store.open_store`.
+(:class:`couponlab.data.DocumentLog`): nothing else runs on the RunEngine's path. A process
+of its own copies the log into the store (:class:`couponlab.ingest.IngestProcess`: Tiled,
+embedded in ``<out_dir>/store`` unless the lab file names a server) when the session opens,
+if the log holds runs the store lacks (an earlier session was killed, or its close ran out
+of time), and again when the session closes; read it back with
+:func:`couponlab.store.open_store`.
 """
 
 from __future__ import annotations
@@ -77,11 +78,14 @@ class Session:
     connect_timeout
         Connection timeout per device, s.
     store
-        Copy the log into the store when the session closes (True, default), or keep only
-        the log (False: ``couponlab data recover`` fills the store later).
+        Copy the log into the store (True, default): at the start, what the log holds and
+        the store lacks (before the twins start and anything runs), and at :meth:`close`
+        this session's runs; or keep only the log (False: ``couponlab data recover`` fills
+        the store later).
     store_timeout
-        Longest wait at :meth:`close` for the store to take the runs, s of wall time; what
-        is left then is written at the next session's close or by ``couponlab data recover``.
+        Longest wait, at the start and at :meth:`close`, for the store to take the runs, s of
+        wall time; what is left then is written at the next session's start or close, or by
+        ``couponlab data recover``.
     """
 
     lab_state: str = "open"
@@ -101,7 +105,10 @@ class Session:
         self.ingest: IngestProcess | None = None
         """The process copying the log into the store while :meth:`close` waits for it."""
         self.store_timeout = store_timeout
-        self._store: StoreLocation | None = None
+        self._store = store_location(lab, out_dir) if store else None
+        # whatever an earlier session logged and the store lacks, before anything starts:
+        # nothing else competes with the ingest process for the machine then
+        self._fill_store()
         if lab.twin_control is not None:
             self.twins = TwinProcess.attach(lab)
         elif any(d.twin for d in lab.devices):
@@ -129,7 +136,6 @@ class Session:
                 )
             self.log = DocumentLog(out_dir)  # marks the runs a killed process left open
             self.RE.subscribe(self.log)
-            self._store = store_location(lab, out_dir) if store else None
             self.devices: dict[str, Device] = {
                 e.name: make_device(e, out_dir=out_dir) for e in lab.devices
             }
@@ -282,7 +288,9 @@ class Session:
 
     def _fill_store(self) -> None:
         """Copy into the store what the log holds and it lacks (this session's runs, and any
-        an earlier one left), from a process of its own, waiting up to ``store_timeout``."""
+        an earlier one left), from a process of its own, waiting up to ``store_timeout``.
+        Nothing to do (no process started) when every run file is listed as whole in the
+        store (:func:`couponlab.ingest.pending`)."""
         if self._store is None or not pending(self._store.out_dir):
             return
         self.ingest = IngestProcess(self._store)

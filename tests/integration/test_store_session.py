@@ -1,6 +1,8 @@
-"""A session fills the store when it closes, and SIGKILLs at random moments (of a session
-running a plan, then of ``couponlab data recover`` writing the store) lose no emitted document:
-after ``couponlab.ingest.recover`` every document of the log is in Tiled, none twice."""
+"""A session fills the store when it closes, and when it opens with what an earlier one left;
+SIGKILLs at random moments (of a session running a plan, of a session copying a killed one's
+runs as it opens, of ``couponlab data recover`` writing the store) lose no emitted document:
+after the next session's start, or ``couponlab.ingest.recover``, every document of the log is
+in Tiled, none twice."""
 
 from __future__ import annotations
 
@@ -92,6 +94,19 @@ def _kill_at_random(args: list[str], rng: random.Random, latest: float, ready: b
             proc.stdout.close()
 
 
+def _each_event_once(folder: Path, store: Any) -> None:
+    """Assert that the store holds every run of the log folder, whole, each event once."""
+    runs_in_log = {p.stem for p in folder.glob("*.jsonl")}
+    assert runs_in_log
+    assert missing(folder, store) == {}
+    assert set(store) == runs_in_log
+    for uid in runs_in_log:  # every event of the log once in the store, none twice
+        events = [d["seq_num"] for n, d in read_run(folder / f"{uid}.jsonl") if n == "event"]
+        stored = store[uid]["primary"].base["internal"].read(["seq_num"])["seq_num"].tolist()
+        assert sorted(stored) == sorted(events)
+        assert store[uid].metadata["stop"]["exit_status"] in ("success", "abort")
+
+
 @pytest.mark.timeout(240)
 def test_sigkill_at_random_moments_loses_no_emitted_document(tmp_path: Path) -> None:
     rng = random.Random()
@@ -99,15 +114,19 @@ def test_sigkill_at_random_moments_loses_no_emitted_document(tmp_path: Path) -> 
         _kill_at_random([sys.executable, "-c", PLAN, str(tmp_path)], rng, 3.0, ready=True)
     recovery = [sys.executable, "-u", "-m", "couponlab.cli", "data", "recover", str(tmp_path)]
     _kill_at_random(recovery, rng, 12.0, ready=False)  # may leave a run half-written
-    runs_in_log = {p.stem for p in tmp_path.glob("*.jsonl")}
-    assert runs_in_log
     with open_store(tmp_path) as store:
         report = recover(tmp_path, store, wait=60.0)
         assert report.failed == {}
-        assert missing(tmp_path, store) == {}
-        assert set(store) == runs_in_log
-        for uid in runs_in_log:  # every event of the log once in the store, none twice
-            events = [d["seq_num"] for n, d in read_run(tmp_path / f"{uid}.jsonl") if n == "event"]
-            stored = store[uid]["primary"].base["internal"].read(["seq_num"])["seq_num"].tolist()
-            assert sorted(stored) == sorted(events)
-            assert store[uid].metadata["stop"]["exit_status"] in ("success", "abort")
+        _each_event_once(tmp_path, store)
+
+
+@pytest.mark.timeout(240)
+def test_a_new_session_starts_by_storing_what_a_killed_one_logged(tmp_path: Path) -> None:
+    rng = random.Random()
+    _kill_at_random([sys.executable, "-c", PLAN, str(tmp_path)], rng, 3.0, ready=True)
+    # the next session is killed too: while it copies the first one's runs as it opens (a run
+    # may be left half-written in the store) or later, while it runs its own plan
+    _kill_at_random([sys.executable, "-c", PLAN, str(tmp_path)], rng, 10.0, ready=False)
+    # nothing runs in the new session: its start did the work
+    with Session(EMPTY_LAB, out_dir=tmp_path), open_store(tmp_path) as store:
+        _each_event_once(tmp_path, store)
