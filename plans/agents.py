@@ -12,11 +12,12 @@ range of that element to grade across the next coupon of a system, with the reas
   what the hoppers can reach; when the critical content was not located, it moves the range
   toward the side it must lie on.
 - :func:`report_coupon` turns one coupon's measurements into a :class:`CouponReport`
-  (the analysis of :mod:`couponlab.plans.oxidation_analysis`);
+  (the analysis of :mod:`couponlab.plans.oxidation_analysis`; :func:`analyse_coupon` gives
+  the whole analysis beside it, for the campaign's report);
   :func:`estimate_history` gives the combined estimate and its interval after each coupon.
 
-Everything but :func:`report_coupon` is plain Python (no numpy): fast to test, and a report
-or a proposal converts to plain data (:meth:`CouponReport.as_dict`,
+Everything but :func:`report_coupon` and :func:`analyse_coupon` is plain Python (no numpy):
+fast to test, and a report or a proposal converts to plain data (:meth:`CouponReport.as_dict`,
 :meth:`Proposal.as_dict`) for run documents and the sample registry.
 See docs/howto/write-a-campaign-agent.md.
 """
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 from couponlab.errors import InputError
 
 if TYPE_CHECKING:
-    from couponlab.plans.oxidation_analysis import CouponMeasurements
+    from couponlab.plans.oxidation_analysis import CouponAnalysis, CouponMeasurements
 
 Side = Literal["located", "above", "below", "unknown"]
 """Where the critical content lies against the coupon's range: ``located`` inside it (an
@@ -420,6 +421,27 @@ def _same(a: CouponReport, b: CouponReport) -> bool:
     return json.dumps(a.as_dict(), sort_keys=True) == json.dumps(b.as_dict(), sort_keys=True)
 
 
+def analyse_coupon(
+    measurements: CouponMeasurements,
+    element: str = "Cr",
+    *,
+    system: str | None = None,
+    coupon_id: str = "",
+    printed: tuple[float, float] | None = None,
+) -> tuple[CouponAnalysis, CouponReport]:
+    """Analyse one coupon's measurements: return the whole analysis (each row's regime, law,
+    Q with its uncertainty; the critical content) and what it tells an agent.
+
+    The campaign, and its report made from the store, both analyse a coupon through this
+    function; the parameters are those of :func:`report_coupon`.
+    """
+    from couponlab.plans.oxidation_analysis import analyse_coupons
+
+    [analysis] = analyse_coupons([measurements], element=element)
+    report = analysis.report(element, system=system, coupon_id=coupon_id, printed=printed)
+    return analysis, report
+
+
 def report_coupon(
     measurements: CouponMeasurements,
     element: str = "Cr",
@@ -446,10 +468,9 @@ def report_coupon(
         The element's range printed across the coupon (mass fractions); default the lowest
         and highest row means of the XRF map.
     """
-    from couponlab.plans.oxidation_analysis import analyse_coupons
-
-    [analysis] = analyse_coupons([measurements], element=element)
-    return analysis.report(element, system=system, coupon_id=coupon_id, printed=printed)
+    return analyse_coupon(
+        measurements, element, system=system, coupon_id=coupon_id, printed=printed
+    )[1]
 
 
 __all__ = [
@@ -461,6 +482,7 @@ __all__ = [
     "Proposal",
     "Side",
     "SystemReach",
+    "analyse_coupon",
     "combine",
     "estimate_history",
     "report_coupon",

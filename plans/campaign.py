@@ -380,7 +380,13 @@ class Campaign:
                         coupon_id=cid,
                         length=self.spec.coupon_length,
                         width=self.spec.coupon_width,
-                        md={**self.md, "coupon_id": cid, "system": spec.system},
+                        md={
+                            **self.md,
+                            "coupon_id": cid,
+                            "system": spec.system,
+                            # mass fractions of the graded element across the coupon
+                            "gradient": {"element": system.element, "low": low, "high": high},
+                        },
                     ),
                     uids,
                 )
@@ -580,13 +586,12 @@ class Campaign:
     def _exposure_scans(self, cid: str) -> tuple[Any, Any]:
         """Return (thermocouple positions mm, scans degC) of a coupon's hold, from the
         exposure runs' documents (the scans taken during the hold)."""
-        from couponlab.plans.campaign_exposure import SETTLE_S, ramp_s
+        from couponlab.plans.campaign_exposure import hold_window
 
         batch = self._batch_of(cid)
         start = float(self._exposure_start(batch)["program_start_s"])
         x = self.spec.exposure
-        lo = start + ramp_s(x) + SETTLE_S / 2
-        hi = start + ramp_s(x) + x.hold
+        lo, hi = hold_window(start, x.hot, x.ramp_rate, x.hold)
         scanner = self.dev.names["thermocouple_scanner"]
         clock_key = f"{self.dev.names['gradient_furnace']}-clock-sim_time"
         positions: Any = None

@@ -71,6 +71,17 @@ def ramp_s(exposure: Exposure) -> float:
     return (exposure.hot - AMBIENT_C) / exposure.ramp_rate * 60.0
 
 
+def hold_window(
+    program_start_s: float, hot_c: float, ramp_rate_k_per_min: float, hold_s: float
+) -> tuple[float, float]:
+    """Return the instrument-clock interval (s) whose thermocouple scans the analysis takes
+    as the hold's: from half of :data:`SETTLE_S` after the programmed ramp from
+    :data:`AMBIENT_C` to ``hot_c`` (degC, at ``ramp_rate_k_per_min`` K/min) to the hold's end
+    (``hold_s`` s later)."""
+    ramp = (hot_c - AMBIENT_C) / ramp_rate_k_per_min * 60.0
+    return program_start_s + ramp + SETTLE_S / 2, program_start_s + ramp + hold_s
+
+
 def scan_times(exposure: Exposure, program_start_s: float) -> list[float]:
     """Return the clock of each scan: in the middle of every scan interval of the hold, s."""
     n = max(1, math.floor(exposure.hold / exposure.scan_interval + 1e-9))
@@ -271,6 +282,7 @@ __all__ = [
     "cool_down",
     "empty_slots",
     "finish_exposure",
+    "hold_window",
     "poll_exposure",
     "program_for",
     "programmed_exposure_s",

@@ -5,20 +5,22 @@ key ``campaign_id``) and writes, into one folder:
 
 - ``report.html`` and ``report.md``: the page, with the figures and tables below;
 - PNG figures: ``arrhenius.png`` (every map row's ln(x^2/t) against 1000/T, coloured by its
-  composition) and ``activation-energy.png`` (Q of each row against its composition, one
-  marker per coupon), ``maps.png`` (oxide thickness and the graded element's fraction of
+  composition) and ``activation-energy.png`` (Q of each row with its 68 % interval against
+  its composition, marked by regime, and each coupon's critical content with its 68 %
+  interval), ``maps.png`` (oxide thickness and the graded element's fraction of
   every coupon), ``furnace.png`` (each exposure's hottest and coldest zone and every zone
   against instrument time), ``stress-strain.png`` (every specimen's curve) and
   ``decisions.png`` (the interval the closed loop proposed at each decision);
-- the numbers as CSV (``rows.csv``, ``tensile.csv``, ``decisions.csv``) and all of them in
-  ``report.json``.
+- the numbers as CSV (``rows.csv``, ``critical.csv``, ``tensile.csv``, ``decisions.csv``)
+  and all of them in ``report.json``.
 
-The activation energies are the bare parabolic Arrhenius fit of each row
-(:func:`couponlab.plans.oxidation_analysis.fit_activation_energy`) with the temperature each
-point saw over its hold (:func:`couponlab.plans.coupon_temperature.temperatures_at`, from
-the carrier thermocouple scans taken during the hold); the campaign's own analysis (regimes,
-uncertainties, the critical content) is in its decisions. Nothing here reads the JSON-lines
-log or talks to an instrument. See docs/howto/run-a-campaign.md.
+Each mapped coupon is analysed as the campaign analysed it
+(:func:`couponlab.plans.agents.analyse_coupon` on
+:func:`couponlab.plans.coupon_maps.map_measurements`, with the thermocouple scans of its
+exposure's hold, :func:`couponlab.plans.campaign_exposure.hold_window`): per row the
+oxidation regime, growth law and activation energy with its 68 % interval, per coupon the
+critical content of its graded element with its 68 % and 95 % intervals. Nothing here reads
+the JSON-lines log or talks to an instrument. See docs/howto/run-a-campaign.md.
 """
 
 from __future__ import annotations
@@ -34,13 +36,13 @@ from typing import Any
 import numpy as np
 
 from couponlab.errors import InputError
-from couponlab.plans.coupon_temperature import temperatures_at
-from couponlab.plans.oxidation_analysis import R_GAS, fit_activation_energy
+from couponlab.plans.agents import analyse_coupon
+from couponlab.plans.campaign_exposure import hold_window
+from couponlab.plans.campaign_file import SYSTEMS
+from couponlab.plans.coupon_maps import map_measurements
+from couponlab.plans.oxidation_analysis import R_GAS
+from couponlab.units import to_magnitude
 
-SETTLE_S = 600.0
-"""Instrument time after the ramp before a scan counts as the hold, s (as the campaign's)."""
-AMBIENT_C = 25.0
-"""Furnace temperature a program ramps up from, degC (as the campaign's)."""
 FIGURES = (
     ("arrhenius.png", "Arrhenius plot of every map row"),
     ("activation-energy.png", "Activation energy per composition"),
@@ -54,16 +56,22 @@ FIGURES = (
 
 @dataclass
 class RowFit:
-    """One map row's Arrhenius fit."""
+    """One map row as the campaign's analysis sees it (68 % intervals)."""
 
     coupon_id: str
     y_mm: float
     element: str
     fraction: float
+    """Mean content of the graded element over the row's used points (XRF), mass fraction."""
+    fraction_sigma: float
+    regime: str
+    """``NiO``, ``transition``, the protective scale (``chromia``, ``alumina``), ``unknown``."""
+    law: str
     q_kj_per_mol: float
-    stderr_kj_per_mol: float
-    r_squared: float
-    n_points: int
+    q_sigma_kj_per_mol: float
+    q_low_kj_per_mol: float
+    q_high_kj_per_mol: float
+    points_used: int
     t_min_k: float
     t_max_k: float
 
@@ -74,6 +82,9 @@ class CampaignData:
 
     campaign_id: str
     rows: list[RowFit] = field(default_factory=list)
+    critical: list[dict[str, Any]] = field(default_factory=list)
+    """Each mapped coupon's :class:`~couponlab.plans.agents.CouponReport` as plain data: the
+    critical content's estimate, sigma, 68 % and 95 % intervals, or the side it lies on."""
     arrhenius: list[tuple[str, str, float, Any, Any]] = field(default_factory=list)
     """(coupon, element, fraction, 1000/T, ln(x^2/t)) per row, for the plot."""
     maps: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -116,20 +127,48 @@ def _scanner_positions(start: dict[str, Any]) -> tuple[str, Any]:
     raise InputError("report", "no thermocouple scanner with positions_mm in the lab file")
 
 
-def _hold_scans(run: Any) -> tuple[Any, Any, float]:
-    """Return (thermocouple positions mm, scans during the hold degC, hold s) of an exposure."""
-    start = _start(run)
+def _stream_table(stream: Any) -> dict[str, list[Any]]:
+    """Return a stream's data columns as lists, keyed ``<device>-<field>`` as written (Tiled
+    may give ``_`` for the ``-``; the names of the devices in the start document tell)."""
+    return {k: np.asarray(stream[k].read()).tolist() for k in _data_keys(stream)}
+
+
+def _device_keys(table: dict[str, list[Any]], devices: list[str]) -> dict[str, list[Any]]:
+    """Return ``table`` with each ``<device>_<field>`` key spelt ``<device>-<field>``."""
+    out = {}
+    for k, v in table.items():
+        device = next((d for d in devices if k.startswith(d + "_")), None)
+        out[f"{device}-{k[len(device) + 1 :]}" if device else k] = v
+    return out
+
+
+def _hold_scans(runs: list[Any]) -> tuple[Any, Any, float]:
+    """Return (thermocouple positions mm, scans during the hold degC, hold s) of a batch's
+    exposure: the runs that started and re-attached to its program, as the campaign reads
+    them (:func:`couponlab.plans.campaign_exposure.hold_window`)."""
+    start = _start(runs[0])
     scanner, positions = _scanner_positions(start)
-    furnace = next(
-        k for k in run["primary"] if k.endswith("clock-sim_time") or k.endswith("clock_sim_time")
-    )
-    clock = np.asarray(run["primary"][furnace].read(), float)
-    scans = _column(run, "primary", f"{scanner}-temperatures")
     hold = float(start["hold_duration_s"])
-    t0 = float(start.get("program_start_s", clock[0] if clock.size else 0.0))
-    ramp = (float(start["hot_end_c"]) - AMBIENT_C) / float(start["ramp_rate_k_per_min"]) * 60
-    during = (clock >= t0 + ramp + SETTLE_S / 2) & (clock <= t0 + ramp + hold)
-    return positions, np.atleast_2d(scans)[during], hold
+    lo, hi = hold_window(
+        float(start.get("program_start_s", 0.0)),
+        float(start["hot_end_c"]),
+        float(start["ramp_rate_k_per_min"]),
+        hold,
+    )
+    taken: list[Any] = []
+    for run in runs:
+        if not _has(run, "primary"):
+            continue
+        keys = _data_keys(run["primary"])
+        clock_key = next(
+            (k for k in keys if k.endswith(("clock-sim_time", "clock_sim_time"))), None
+        )
+        if clock_key is None:
+            continue
+        clock = np.asarray(run["primary"][clock_key].read(), float)
+        scans = np.atleast_2d(_column(run, "primary", f"{scanner}-temperatures"))
+        taken.extend(scans[(clock >= lo) & (clock <= hi)])
+    return positions, np.asarray(taken, float), hold
 
 
 def _graded(run: Any, fields: list[str]) -> str:
@@ -141,7 +180,8 @@ def _graded(run: Any, fields: list[str]) -> str:
 
 
 def read_campaign(store: Any, campaign_id: str) -> CampaignData:
-    """Read what the report shows of campaign ``campaign_id`` from ``store``.
+    """Read what the report shows of campaign ``campaign_id`` from ``store``, each mapped
+    coupon analysed as the campaign analysed it.
 
     Raises
     ------
@@ -154,20 +194,29 @@ def read_campaign(store: Any, campaign_id: str) -> CampaignData:
     if not found:
         raise InputError("report", f"the store holds no run of campaign {campaign_id!r}")
     data = CampaignData(campaign_id, runs=len(found))
-    exposures: dict[str, Any] = {}
-    for run in found:
+    batches: dict[str, list[Any]] = {}
+    batch_of: dict[str, str] = {}
+    prints: dict[str, dict[str, Any]] = {}
+    for run in found:  # oldest first: the run that started a batch's program leads its list
         start = _start(run)
         plan = start.get("plan_name")
-        if plan == "campaign_exposure" and not start.get("reattached") and _has(run, "primary"):
-            batch = str(start.get("batch", len(data.furnace) + 1))
+        if plan == "campaign_exposure":
+            batch = str(start.get("batch", len(batches) + 1))
+            batches.setdefault(batch, []).append(run)
             for cid in start.get("coupon_id") or []:
-                exposures[str(cid)] = run
-            _read_furnace(data, batch, run)
+                batch_of[str(cid)] = batch
+            if not start.get("reattached") and _has(run, "primary"):
+                _read_furnace(data, batch, run)
+        elif plan == "print_graded_coupon" and start.get("coupon_id"):
+            prints[str(start["coupon_id"])] = start
+    for exposure in batches.values():  # the run that started the program first
+        exposure.sort(key=lambda r: bool(_start(r).get("reattached")))
     for run in found:
         start = _start(run)
         plan = start.get("plan_name")
-        if plan == "raster_map" and start.get("coupon_id") in exposures:
-            _read_map(data, run, exposures[start["coupon_id"]])
+        cid = start.get("coupon_id")
+        if plan == "raster_map" and isinstance(cid, str) and cid in batch_of:
+            _read_map(data, run, batches[batch_of[cid]], prints.get(cid, {}))
         elif plan == "tensile_test" and _has(run, "results"):
             _read_tensile(data, run)
         elif plan == "campaign_decision" and _has(run, "decision"):
@@ -188,56 +237,83 @@ def _read_furnace(data: CampaignData, batch: str, run: Any) -> None:
     }
 
 
-def _read_map(data: CampaignData, run: Any, exposure: Any) -> None:
+def _read_map(data: CampaignData, run: Any, exposure: list[Any], printed: dict[str, Any]) -> None:
+    """Analyse one coupon's map with its exposure's hold as the campaign did
+    (:func:`couponlab.plans.agents.analyse_coupon`); ``printed`` is its print run's start
+    document (its alloy system and printed gradient), empty if the store lacks it."""
     start = _start(run)
     cid = str(start["coupon_id"])
     rows, cols = (int(n) for n in start["shape"])
     (y0, y1), (x0, x1) = start["extents"]
-    keys = _data_keys(run["primary"])
-    thick_key = next(k for k in keys if k.endswith("thickness"))
-    fractions = [k for k in keys if "fraction_" in k]
-    graded = _graded(run, fractions)
-    element = graded.rsplit("fraction_", 1)[1].capitalize()
-    thickness = np.asarray(run["primary"][thick_key].read(), float).reshape(rows, cols)
-    fraction = np.asarray(run["primary"][graded].read(), float).reshape(rows, cols)
-    flag_key = next((k for k in keys if k.endswith("range_flag")), None)
-    if flag_key is not None:
-        flags = np.asarray(run["primary"][flag_key].read()).reshape(rows, cols)
-        thickness = np.where(flags == "ok", thickness, np.nan)
+    devices = [str(d) for d in start.get("detectors") or []]
+    table = _device_keys(_stream_table(run["primary"]), devices)
+    profiler = next(k for k in table if k.endswith("-thickness")).rsplit("-", 1)[0]
+    xrf = next(k for k in table if "-fraction_" in k).split("-fraction_", 1)[0]
+    system = printed.get("system")
+    if system in SYSTEMS:
+        element = SYSTEMS[str(system)].element
+    else:  # a map without its print run: the element that varies most
+        element = _graded(run, [k for k in run["primary"] if "fraction_" in k])
+        element = element.rsplit("fraction_", 1)[1].capitalize()
+    gradient = printed.get("gradient") or {}
+    span = (
+        (float(gradient["low"]), float(gradient["high"]))
+        if "low" in gradient and "high" in gradient
+        else None
+    )
     x_mm = np.linspace(float(x0), float(x1), cols)
     y_mm = np.linspace(float(y0), float(y1), rows)
     positions, scans, hold = _hold_scans(exposure)
-    temperature_k = temperatures_at(x_mm, positions, scans, hold).temperature_k
+    if scans.size == 0:
+        raise InputError("report", f"no thermocouple scan of the hold of {cid} in the store")
+    measured = map_measurements(
+        table,
+        profiler=profiler,
+        xrf=xrf,
+        x_mm=x_mm,
+        rows=rows,
+        dwell_s=to_magnitude(start["plan_args"]["dwell"], "s", what="dwell"),
+        tc_positions_mm=positions,
+        tc_scans_c=scans,
+        hold_s=hold,
+        elements=(element,),
+    )
+    analysis, report = analyse_coupon(
+        measured, element, system=system, coupon_id=cid, printed=span
+    )
+    fraction, _ = measured.fraction(element)
     data.maps[cid] = {
         "element": element,
         "extent": [float(x0), float(x1), float(y0), float(y1)],
-        "thickness_nm": thickness.tolist(),
+        "thickness_nm": (measured.thickness_m * 1e9).tolist(),
         "fraction": fraction.tolist(),
     }
-    for i in range(rows):
-        x_m = thickness[i] * 1e-9
-        try:
-            fit = fit_activation_energy(x_m, temperature_k, hold)
-        except ValueError:
-            continue
-        frac = float(np.nanmean(fraction[i]))
+    data.critical.append(report.as_dict())
+    temperature_k = analysis.temperatures.temperature_k
+    for y, row, x_m in zip(y_mm, analysis.rows, measured.thickness_m, strict=True):
+        lo, hi = row.q_interval(0.68)
+        ok = np.isfinite(x_m) & (x_m > 0)
         data.rows.append(
             RowFit(
                 cid,
-                float(y_mm[i]),
+                float(y),
                 element,
-                frac,
-                fit.activation_energy_kj_per_mol,
-                fit.stderr_kj_per_mol,
-                fit.r_squared,
-                fit.n_points,
-                fit.t_min_k,
-                fit.t_max_k,
+                row.cr,
+                row.cr_sigma,
+                row.regime,
+                row.law,
+                row.activation_energy_kj_per_mol,
+                row.q_sigma_kj_per_mol,
+                lo,
+                hi,
+                row.points_used,
+                float(np.min(temperature_k[ok])) if ok.any() else math.nan,
+                float(np.max(temperature_k[ok])) if ok.any() else math.nan,
             )
         )
-        ok = np.isfinite(x_m) & (x_m > 0)
-        inv_t, ln_rate = 1000.0 / temperature_k[ok], np.log(x_m[ok] ** 2 / hold)
-        data.arrhenius.append((cid, element, frac, inv_t, ln_rate))
+        if ok.any():
+            inv_t, ln_rate = 1000.0 / temperature_k[ok], np.log(x_m[ok] ** 2 / hold)
+            data.arrhenius.append((cid, element, row.cr, inv_t, ln_rate))
 
 
 def _read_tensile(data: CampaignData, run: Any) -> None:
@@ -339,18 +415,28 @@ def draw_figures(data: CampaignData, folder: Path) -> list[Path]:
                 [r.fraction for r in rows],
                 [r.q_kj_per_mol for r in rows],
                 yerr=[
-                    0.0 if math.isnan(r.stderr_kj_per_mol) else r.stderr_kj_per_mol for r in rows
+                    0.0 if math.isnan(r.q_sigma_kj_per_mol) else r.q_sigma_kj_per_mol for r in rows
                 ],
                 fmt="os^vD<>"[k % 7],
                 ms=4,
                 capsize=2,
+                color=f"C{k % 10}",
                 label=cid,
             )
+            for r in rows:
+                if r.regime == "transition":  # an apparent Q, not one scale's
+                    ax.plot(r.fraction, r.q_kj_per_mol, "x", color="grey", ms=7)
+            crit = next((c for c in data.critical if c["coupon_id"] == cid), None)
+            if crit is not None and crit["side"] == "located":
+                lo, hi = crit["interval_68"]
+                ax.axvspan(lo, hi, color=f"C{k % 10}", alpha=0.15, lw=0)
         ax.set(
             xlabel=f"{element} fraction (XRF, row mean)",
-            ylabel="Q (kJ/mol), bare parabolic fit",
-            title=f"Ni-{element}",
+            ylabel="Q (kJ/mol), 68 % interval",
+            title=f"Ni-{element}: the campaign's analysis (shaded: critical content, 68 %;"
+            " x: transition rows, apparent Q)",
         )
+        ax.title.set_fontsize("small")
         ax.legend(fontsize="x-small")
     _save(fig, paths[1])
 
@@ -421,6 +507,28 @@ def draw_figures(data: CampaignData, folder: Path) -> list[Path]:
 ROW_FIELDS = [f.name for f in RowFit.__dataclass_fields__.values()]
 
 
+CRITICAL_COLUMNS = [
+    *("coupon_id", "system", "side", "estimate", "sigma"),
+    *("low_68", "high_68", "low_95", "high_95"),
+]
+"""Columns of the page's table of each coupon's critical content."""
+ROW_COLUMNS = [
+    *("coupon_id", "y_mm", "element", "fraction", "regime", "law"),
+    *("q_kj_per_mol", "q_low_kj_per_mol", "q_high_kj_per_mol"),
+]
+"""Columns of the page's table of each map row."""
+
+
+def _critical_row(report: dict[str, Any]) -> dict[str, Any]:
+    """Return a coupon's critical content as a flat table row (intervals split in two)."""
+    row = {k: report[k] for k in ("coupon_id", "system", "element", "low", "high", "side")}
+    row |= {"estimate": report["estimate"], "sigma": report["sigma"]}
+    for level in ("68", "95"):
+        row[f"low_{level}"], row[f"high_{level}"] = report[f"interval_{level}"]
+    row["temperature_k"] = report["temperature_k"]
+    return row
+
+
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     fields: list[str] = []
     for row in rows:
@@ -472,7 +580,9 @@ def write_report(store: Any, campaign_id: str, folder: str | Path) -> Path:
     data = read_campaign(store, campaign_id)
     figures = draw_figures(data, out)
     rows = [asdict(r) for r in data.rows]
+    critical = [_critical_row(c) for c in data.critical]
     _write_csv(out / "rows.csv", rows)
+    _write_csv(out / "critical.csv", critical)
     _write_csv(out / "tensile.csv", data.tensile)
     _write_csv(out / "decisions.csv", data.decisions)
     summary = {
@@ -480,6 +590,7 @@ def write_report(store: Any, campaign_id: str, folder: str | Path) -> Path:
         "runs": data.runs,
         "gas_constant_j_per_mol_k": R_GAS,
         "rows": rows,
+        "critical": data.critical,
         "tensile": data.tensile,
         "decisions": data.decisions,
         "exposures": {b: {"coupons": f["coupons"]} for b, f in data.furnace.items()},
@@ -501,16 +612,16 @@ def write_report(store: Any, campaign_id: str, folder: str | Path) -> Path:
     ]
     decision_cols = [c for c in ("decision", "coupon_id", "system", "element", "low", "high")]
     tables = {
-        "Activation energy of each map row": _table(
-            rows, ["coupon_id", "y_mm", "element", "fraction", "q_kj_per_mol", "stderr_kj_per_mol"]
-        ),
+        "Critical content per coupon": _table(critical, CRITICAL_COLUMNS),
+        "Regime and activation energy of each map row": _table(rows, ROW_COLUMNS),
         "Tensile results": _table(data.tensile, tensile_cols),
         "Decisions": _table(data.decisions, decision_cols),
     }
     title = f"Campaign {campaign_id}"
     intro = (
-        f"{data.runs} runs in the store; {len(data.maps)} coupons mapped, {len(data.rows)} "
-        f"rows fitted, {len(data.tensile)} specimens pulled, {len(data.decisions)} decisions. "
+        f"{data.runs} runs in the store; {len(data.maps)} coupons mapped and analysed as the "
+        f"campaign analysed them ({len(data.rows)} rows; intervals at 68 % unless marked), "
+        f"{len(data.tensile)} specimens pulled, {len(data.decisions)} decisions. "
         "Made from the store alone (couponlab report)."
     )
     html_parts = [
@@ -532,7 +643,7 @@ def write_report(store: Any, campaign_id: str, folder: str | Path) -> Path:
     for heading, (table_html, table_md) in tables.items():
         html_parts.append(f"<h2>{html.escape(heading)}</h2>{table_html}")
         md_parts += [f"## {heading}", "", table_md, ""]
-    links = "rows.csv, tensile.csv, decisions.csv, report.json"
+    links = "rows.csv, critical.csv, tensile.csv, decisions.csv, report.json"
     html_parts.append(f"<p>Numbers: {html.escape(links)}</p></body></html>")
     md_parts.append(f"Numbers: {links}")
     page = out / "report.html"

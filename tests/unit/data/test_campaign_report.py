@@ -1,7 +1,11 @@
 """``couponlab report CAMPAIGN``: a campaign's report made from the store alone (its run log
-ingested first), with the activation energy the synthetic thicknesses were made with, every
-figure, table, CSV and JSON, and a real headless browser (Debian's chromium) that loads the
-page and finds every image loaded."""
+ingested first). Its coupon's map and hold are drawn from the world's physics
+(:mod:`couponlab.simulators.oxidation_campaign`), laid out as the campaign's runs record them:
+the report analyses them as the campaign does (the same critical content as
+``report_coupon`` on the log's tables, the ramp's scan left out of the hold), finds the
+regimes and recovers the true Q and critical Cr content within their intervals, with every
+figure, table, CSV and JSON; and a real headless browser (Debian's chromium) loads the page
+and finds every image loaded."""
 
 from __future__ import annotations
 
@@ -22,17 +26,28 @@ import pytest
 from event_model import compose_run
 
 from couponlab.cli import main
-from couponlab.data import DocumentLog
+from couponlab.data import DocumentLog, event_table
+from couponlab.plans.agents import report_coupon
+from couponlab.plans.campaign_exposure import AMBIENT_C, SETTLE_S
 from couponlab.plans.campaign_report import FIGURES
+from couponlab.plans.coupon_maps import map_measurements
+from couponlab.simulators.oxidation_campaign import (
+    CampaignData,
+    CampaignDesign,
+    simulate_campaigns,
+)
+from couponlab.simulators.world import WorldConfig
 
 matplotlib.use("Agg")
 pytestmark = pytest.mark.slow  # opening a store imports Tiled's server (seconds)
 
 CAMPAIGN = "K-report"
-Q_KJ = 230.0
-HOLD_S = 72000.0
-TC_MM = [0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0]
-ROWS, COLS = 3, 8
+DESIGN = CampaignDesign()  # the demo's coupon, map and hold
+ROWS, COLS = len(DESIGN.rows_y_mm), len(DESIGN.points_x_mm)
+RAMP_RATE = 25.0
+"""K/min."""
+MAX_Z = 4.0
+"""A truth further than this many standard uncertainties from the report's estimate fails."""
 
 
 @pytest.fixture(autouse=True)
@@ -59,26 +74,32 @@ def run(log: DocumentLog, md: dict[str, Any], streams: dict[str, tuple[Any, list
     return str(bundle.start_doc["uid"])
 
 
-def temperature_c(x_mm: Any) -> Any:
-    return np.interp(x_mm, TC_MM, np.linspace(1100.0, 800.0, len(TC_MM)))
+def simulated() -> CampaignData:
+    """One coupon's map and hold, drawn from the world's physics (a fixed seed)."""
+    return simulate_campaigns(WorldConfig(), DESIGN, np.random.default_rng(8), 1)[0]
 
 
-def write_campaign(folder: Path) -> None:
-    """An exposure, the map of its coupon, one tensile test and one decision."""
+def write_campaign(folder: Path, sim: CampaignData) -> Path:
+    """An exposure, the coupon's print and map, one tensile test and one decision; return the
+    map's run file."""
     log = DocumentLog(folder)
-    lab = {"devices": [{"name": "tcs1", "settings": {"positions_mm": TC_MM}}]}
-    ramp_s = (1100.0 - 25.0) / 25.0 * 60.0
-    clock = [0.0, ramp_s + 3600.0, ramp_s + 36000.0, ramp_s + HOLD_S]
+    tc_mm = list(DESIGN.tc_positions_mm)
+    lab = {"devices": [{"name": "tcs1", "settings": {"positions_mm": tc_mm}}]}
+    ramp_s = (DESIGN.hot_c - AMBIENT_C) / RAMP_RATE * 60.0
+    interval = DESIGN.hold_s / sim.tc_scans_c.shape[0]
+    # a scan of the cold furnace at the program's start (not the hold's), then the hold's
+    clock = [0.0] + [ramp_s + SETTLE_S + (k + 0.5) * interval for k in range(len(sim.tc_scans_c))]
+    scans = [np.full(len(tc_mm), AMBIENT_C), *sim.tc_scans_c]
     run(
         log,
         {
             "plan_name": "campaign_exposure",
             "coupon_id": ["C1"],
             "batch": "B1",
-            "hot_end_c": 1100.0,
-            "cold_end_c": 800.0,
-            "hold_duration_s": HOLD_S,
-            "ramp_rate_k_per_min": 25.0,
+            "hot_end_c": DESIGN.hot_c,
+            "cold_end_c": DESIGN.cold_c,
+            "hold_duration_s": DESIGN.hold_s,
+            "ramp_rate_k_per_min": RAMP_RATE,
             "program_start_s": 0.0,
             "lab_file": lab,
         },
@@ -87,41 +108,61 @@ def write_campaign(folder: Path) -> None:
                 {
                     "furnace1-profile": key("array", [8], "degC"),
                     "furnace1-clock-sim_time": key(units="s"),
-                    "tcs1-temperatures": key("array", [len(TC_MM)], "degC"),
+                    "tcs1-temperatures": key("array", [len(tc_mm)], "degC"),
                 },
                 [
                     {
-                        "furnace1-profile": np.linspace(1100.0, 800.0, 8) * min(1.0, t / ramp_s),
+                        "furnace1-profile": np.linspace(DESIGN.hot_c, DESIGN.cold_c, 8)
+                        * min(1.0, t / ramp_s),
                         "furnace1-clock-sim_time": t,
-                        "tcs1-temperatures": temperature_c(np.asarray(TC_MM)),
+                        "tcs1-temperatures": scan,
                     }
-                    for t in clock
+                    for t, scan in zip(clock, scans, strict=True)
                 ],
             )
         },
     )
-    x = np.linspace(3.0, 57.0, COLS)
-    temperature_k = temperature_c(x) + 273.15
-    thickness_nm = np.sqrt(1e-4 * np.exp(-Q_KJ * 1e3 / (8.314462618 * temperature_k)) * HOLD_S)
+    run(
+        log,
+        {
+            "plan_name": "print_graded_coupon",
+            "coupon_id": "C1",
+            "system": "Ni-Cr",
+            "gradient": {"element": "Cr", "low": DESIGN.cr_min, "high": DESIGN.cr_max},
+        },
+        {},
+    )
+    thick = sim.thickness_m.ravel()
+    cr = sim.cr_xrf.ravel()
     events = [
         {
-            "profiler1-thickness": float(thickness_nm[c] * 1e9),
-            "profiler1-range_flag": "ok",
-            "xrf1-fraction_cr": 0.1 + 0.15 * r,
-            "xrf1-fraction_ni": 0.9 - 0.15 * r,
-            "stage1-x": float(x[c]),
-            "stage1-y": 1.0 + 4.0 * r,
+            "profiler1-thickness": float(t * 1e9) if np.isfinite(t) else 0.0,
+            "profiler1-range_flag": "ok" if np.isfinite(t) else "over",
+            "xrf1-fraction_cr": float(c),
+            "xrf1-fraction_ni": float(1.0 - c),
+            "xrf1-counts": DESIGN.xrf_counts,
+            "stage1-x": x,
+            "stage1-y": y,
         }
-        for r in range(ROWS)
-        for c in range(COLS)
+        for t, c, (y, x) in zip(
+            thick,
+            cr,
+            [(y, x) for y in DESIGN.rows_y_mm for x in DESIGN.points_x_mm],
+            strict=True,
+        )
     ]
-    run(
+    mapped = run(
         log,
         {
             "plan_name": "raster_map",
             "coupon_id": "C1",
+            "detectors": ["profiler1", "xrf1"],
+            "plan_args": {"dwell": f"{DESIGN.profiler_dwell_s} s"},
             "shape": [ROWS, COLS],
-            "extents": [[1.0, 9.0], [3.0, 57.0]],
+            "extents": [
+                [DESIGN.rows_y_mm[0], DESIGN.rows_y_mm[-1]],
+                [DESIGN.points_x_mm[0], DESIGN.points_x_mm[-1]],
+            ],
         },
         {
             "primary": (
@@ -130,6 +171,7 @@ def write_campaign(folder: Path) -> None:
                     "profiler1-range_flag": key("string"),
                     "xrf1-fraction_cr": key(),
                     "xrf1-fraction_ni": key(),
+                    "xrf1-counts": key(),
                     "stage1-x": key(units="mm"),
                     "stage1-y": key(units="mm"),
                 },
@@ -181,25 +223,70 @@ def write_campaign(folder: Path) -> None:
     with h5py.File(folder / "unused.h5", "w"):
         pass  # (a device file the report has no need of)
     log.close()
+    return folder / f"{mapped}.jsonl"
+
+
+@pytest.fixture(scope="module")
+def sim() -> CampaignData:
+    return simulated()
 
 
 @pytest.fixture
-def report(tmp_path: Path) -> Path:
+def campaign(tmp_path: Path, sim: CampaignData) -> Path:
+    """The campaign's output folder (its log); the map's run file is ``map.txt``'s name."""
     out = tmp_path / "campaign"
-    write_campaign(out)
-    assert main(["report", CAMPAIGN, "--store", str(out), "--out", str(tmp_path / "rep")]) == 0
+    mapped = write_campaign(out, sim)
+    (tmp_path / "map.txt").write_text(str(mapped))
+    return out
+
+
+@pytest.fixture
+def report(tmp_path: Path, campaign: Path) -> Path:
+    assert (
+        main(["report", CAMPAIGN, "--store", str(campaign), "--out", str(tmp_path / "rep")]) == 0
+    )
     return tmp_path / "rep"
 
 
-def test_the_report_is_made_from_the_store_with_every_figure_and_number(report: Path) -> None:
+def test_the_report_is_made_from_the_store_with_every_figure_and_number(
+    report: Path, tmp_path: Path, sim: CampaignData
+) -> None:
     for name, _ in FIGURES:
         assert (report / name).read_bytes()[:4] == b"\x89PNG", name
     with (report / "rows.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == ROWS
-    assert [float(r["q_kj_per_mol"]) for r in rows] == pytest.approx([Q_KJ] * ROWS)
-    assert [float(r["fraction"]) for r in rows] == pytest.approx([0.1, 0.25, 0.4])
     assert {r["element"] for r in rows} == {"Cr"}  # the graded one, not Ni
+    assert {"NiO", "transition", "chromia"} <= {r["regime"] for r in rows}
+    for r, regime, q in zip(rows, sim.true_regime, sim.true_q_kj_per_mol, strict=True):
+        lo, hi = float(r["q_low_kj_per_mol"]), float(r["q_high_kj_per_mol"])
+        assert lo < float(r["q_kj_per_mol"]) < hi
+        if r["regime"] in ("NiO", "chromia") and r["regime"] == regime:  # a pure row
+            sigma = (hi - lo) / 2  # the 68 % interval is +/- one standard uncertainty
+            assert abs(float(r["q_kj_per_mol"]) - q) <= MAX_Z * sigma, r
+    with (report / "critical.csv").open() as f:
+        [crit] = list(csv.DictReader(f))
+    assert crit["side"] == "located" and crit["coupon_id"] == "C1"
+    estimate, sigma = float(crit["estimate"]), float(crit["sigma"])
+    truth = sim.true_critical_at(float(crit["temperature_k"]))
+    assert abs(estimate - truth) <= MAX_Z * sigma
+    assert float(crit["low_95"]) < float(crit["low_68"]) < estimate < float(crit["high_68"])
+    # the campaign's own analysis of the same map and hold (from the log) says the same
+    table = event_table(Path((tmp_path / "map.txt").read_text()))
+    measured = map_measurements(
+        table,
+        profiler="profiler1",
+        xrf="xrf1",
+        x_mm=np.asarray(DESIGN.points_x_mm),
+        rows=ROWS,
+        dwell_s=DESIGN.profiler_dwell_s,
+        tc_positions_mm=np.asarray(DESIGN.tc_positions_mm),
+        tc_scans_c=sim.tc_scans_c,
+        hold_s=DESIGN.hold_s,
+        elements=("Cr",),
+    )
+    campaign = report_coupon(measured, "Cr", coupon_id="C1", printed=(0.0, 0.5))
+    assert (estimate, sigma) == pytest.approx((campaign.estimate, campaign.sigma), rel=1e-9)
     summary = json.loads((report / "report.json").read_text())
     assert summary["tensile"][0]["uts"] == 666.0
     assert summary["decisions"][0]["low"] == 0.15
@@ -210,10 +297,8 @@ def test_the_report_is_made_from_the_store_with_every_figure_and_number(report: 
     assert markdown.count("](") == len(FIGURES) and "| C1 |" in markdown
 
 
-def test_an_unknown_campaign_is_refused(tmp_path: Path) -> None:
-    out = tmp_path / "campaign"
-    write_campaign(out)
-    assert main(["report", "K-none", "--store", str(out)]) == 2
+def test_an_unknown_campaign_is_refused(campaign: Path) -> None:
+    assert main(["report", "K-none", "--store", str(campaign)]) == 2
 
 
 CHROMIUM_FLAGS = [
