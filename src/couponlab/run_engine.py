@@ -7,9 +7,9 @@ them. For a motor, stop-then-rewind is right. For a furnace, ``stop()`` is its s
 pause would end a 100 h hold. So :class:`LabRunEngine` changes these things (see
 docs/decisions/0040-pause-stop-abort.md):
 
-1. **Pause**: a device that can pause itself (it has ``pause`` and ``resume``) is paused,
-   not stopped (the furnace holds its program); every other device the run moved is stopped,
-   as in bluesky.
+1. **Pause** (and a suspender's suspension, :mod:`couponlab.suspenders`): a device that can
+   pause itself (it has ``pause`` and ``resume``) is paused, not stopped (the furnace holds
+   its program); every other device the run moved is stopped, as in bluesky.
 2. **Stop, abort, halt, or a pause that cannot resume**: after bluesky's clean-up, every
    device the run used that has a ``safe_state()`` is put in it (each within
    :data:`SAFE_STATE_TIMEOUT_S`; failures are logged and the rest still go safe).
@@ -66,6 +66,7 @@ class LabRunEngine(RunEngine):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.record_interruptions = True
+        self._suspending = False
         self.md["versions"]["couponlab"] = __version__
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -139,8 +140,9 @@ class LabRunEngine(RunEngine):
         return await super()._request_pause_coro(defer)  # type: ignore[no-untyped-call]
 
     async def _stop_movable_objects(self, *, success: bool = True) -> None:
-        """Pause: stop only devices that cannot pause. Stop/abort/halt: stop, then make safe."""
-        if self._state == "pausing":
+        """Pause or suspend: stop only devices that cannot pause. Stop/abort/halt: stop,
+        then make safe."""
+        if self._state == "pausing" or self._suspending:
             for obj in list(self._movable_objs_touched):
                 if isinstance(obj, Pausable):
                     continue  # RunEngine calls its pause() next
@@ -149,6 +151,15 @@ class LabRunEngine(RunEngine):
         await super()._stop_movable_objects(success=success)  # type: ignore[no-untyped-call]
         if self._state in _ENDING_STATES:
             await self._make_safe()
+
+    async def _start_suspender(self, msg: Any) -> Any:
+        """bluesky's suspension (a suspender tripped), pausing what can pause (see
+        :meth:`_stop_movable_objects`): the RunEngine's state says "running" by then."""
+        self._suspending = True
+        try:
+            return await super()._start_suspender(msg)  # type: ignore[no-untyped-call]
+        finally:
+            self._suspending = False
 
     async def _stop_one(self, obj: Any, success: bool) -> None:
         stop = getattr(obj, "stop", None)

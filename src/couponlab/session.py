@@ -49,6 +49,7 @@ from couponlab.lab import make_device, with_data_dir
 from couponlab.labfile import LabFile, load_lab
 from couponlab.run_engine import LabRunEngine
 from couponlab.store import StoreLocation, api_key_from
+from couponlab.suspenders import LabSuspenders, SuspenderSettings
 from couponlab.twins import TwinClock, TwinProcess
 
 T = TypeVar("T")
@@ -86,6 +87,11 @@ class Session:
         Longest wait, at the start and at :meth:`close`, for the store to take the runs, s of
         wall time; what is left then is written at the next session's start or close, or by
         ``couponlab data recover``.
+    suspenders
+        Install the lab's suspenders in the RunEngine (True, default: a furnace's
+        over-temperature alarm, a feeder's shielding gas low and any device's lost link
+        pause the run until they clear, :mod:`couponlab.suspenders`), with these settings
+        (a :class:`~couponlab.suspenders.SuspenderSettings`), or not (False).
     """
 
     lab_state: str = "open"
@@ -100,8 +106,11 @@ class Session:
         *,
         store: bool = True,
         store_timeout: float = 120.0,
+        suspenders: bool | SuspenderSettings = True,
     ) -> None:
         self.twins: TwinProcess | None = None
+        self.suspenders: LabSuspenders | None = None
+        """The installed suspenders (None: switched off)."""
         self.ingest: IngestProcess | None = None
         """The process copying the log into the store while :meth:`close` waits for it."""
         self.store_timeout = store_timeout
@@ -140,6 +149,10 @@ class Session:
                 e.name: make_device(e, out_dir=out_dir) for e in lab.devices
             }
             self.RE(ensure_connected(*self.devices.values(), timeout=connect_timeout))
+            if suspenders is not False:
+                settings = suspenders if suspenders is not True else SuspenderSettings()
+                self.suspenders = LabSuspenders(lab, self.devices, settings)
+                self.RE(self.suspenders.install_plan())
         except BaseException:
             if self.twins is not None:
                 self.twins.stop()
@@ -269,6 +282,11 @@ class Session:
             if self.RE.state == "paused":  # end the run: its clean-up runs, it is marked
                 with contextlib.suppress(Exception):  # (a clean-up error is logged by bluesky)
                     self.RE.abort(reason="session closed while the run was paused")
+            if self.suspenders is not None and self.RE.state == "idle":
+                try:  # unsubscribed on the loop, where the signals' polls live
+                    self.RE(self.suspenders.remove_plan())
+                except Exception as exc:
+                    log.warning("removing the suspenders failed: %s", describe_error(exc))
             if self.devices:
                 try:
                     self.safe_state()

@@ -11,6 +11,7 @@ transport from the address).
 
 from couponlab.transports._address import make_transport
 from couponlab.transports._base import Backoff, LineTransport, RestartProbe
+from couponlab.transports._link_state import LinkState
 from couponlab.transports._opcua import OpcUaConnection, OpcUaStatusError
 from couponlab.transports._opcua_security import (
     CLIENT_APP_URI,
@@ -37,6 +38,7 @@ __all__ = [
     "Backoff",
     "ClientSecurity",
     "LineTransport",
+    "LinkState",
     "OpcUaConnection",
     "OpcUaSecuritySettings",
     "OpcUaStatusError",

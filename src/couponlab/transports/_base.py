@@ -20,6 +20,7 @@ from couponlab.errors import (
     InstrumentTimeoutError,
     ProtocolError,
 )
+from couponlab.transports._link_state import LinkState
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -150,6 +151,10 @@ class LineTransport(ABC):
         self.bytes_written = 0
         """Bytes handed to the link since construction: tests use it to prove that refused
         input never reached the line."""
+        self.link_state = LinkState(device)
+        """Down while the instrument does not accept a connection (the policy layer's
+        suspenders watch it); see :mod:`couponlab.transports._link_state`."""
+        self._pending_restart: InstrumentRestartedError | None = None
 
     # -- implemented by each link type -------------------------------------------------
     @abstractmethod
@@ -206,6 +211,25 @@ class LineTransport(ABC):
         """Close the link (idempotent)."""
         async with self._lock:
             await self._drop()
+
+    async def reconnect(self) -> None:
+        """Try to re-open a link that is down (what a link watch does while a plan waits).
+
+        A restart of the instrument found now is not raised here: the next exchange raises
+        it (:class:`~couponlab.errors.InstrumentRestartedError`, once), as if it had found it.
+
+        Raises
+        ------
+        ConnectionLostError
+            The link could not be opened (:attr:`link_state` stays down).
+        """
+        async with self._lock:
+            if self._pending_restart is not None:
+                return
+            try:
+                await self._ensure_connected()
+            except InstrumentRestartedError as exc:
+                self._pending_restart = exc
 
     async def query(
         self, command: str, *, timeout: float | None = None, idempotent: bool | None = None
@@ -348,17 +372,27 @@ class LineTransport(ABC):
             ) from exc
 
     async def _ensure_connected(self) -> None:
+        if self._pending_restart is not None:  # found by reconnect(): this exchange says it
+            pending, self._pending_restart = self._pending_restart, None
+            raise pending
         if self._connected:
             return
         attempts = 0
+        probe = self.restart_probe if self._ever_connected else None
+        restarted = False
         try:
             async for attempt in self.backoff.retrying():
                 with attempt:
                     attempts += 1
                     try:
                         await asyncio.wait_for(self._open(), self.timeout)
-                    except BaseException:
+                        if probe is not None:  # an instrument that accepts and hangs up
+                            restarted = await self._ask_restart(probe)  # is not reached
+                    except BaseException as exc:
                         await self._close()
+                        if isinstance(exc, OSError | TimeoutError):
+                            why = f"cannot connect to {self.address}: {exc!r}"
+                            self.link_state.set(False, why)
                         raise
         except (OSError, TimeoutError) as exc:
             raise ConnectionLostError(
@@ -368,34 +402,34 @@ class LineTransport(ABC):
         if self.reconnects or attempts > 1:
             log.info("%s: connected to %s after %d attempts", self.device, self.address, attempts)
         self._connected = True
-        if self._ever_connected and self.restart_probe is not None:
-            await self._probe_restart(self.restart_probe)
         self._ever_connected = True
+        self.link_state.set(True)
+        if restarted and probe is not None:
+            self.restarts += 1
+            log.warning("%s: %s restarted (%s)", self.device, self.address, probe.evidence)
+            raise InstrumentRestartedError(self.device, f"{self.address}: {probe.evidence}")
 
-    async def _probe_restart(self, probe: RestartProbe) -> None:
-        """Ask a reconnected instrument whether it restarted; raise if it did."""
+    async def _ask_restart(self, probe: RestartProbe) -> bool:
+        """Ask a just-opened link's instrument whether it restarted.
+
+        Raises ``ConnectionResetError`` (an ``OSError``: the attempt is retried) if it hangs
+        up, :class:`ProtocolError` on a reply that does not parse.
+        """
         term = self.read_termination.encode(self.encoding)
         payload = self._encode(probe.command)
         try:
             await self._send(payload)
             self.bytes_written += len(payload)
             raw = await self._with_timeout(self._recv_until(term), probe.command, None)
-        except (OSError, EOFError, asyncio.IncompleteReadError) as exc:
-            await self._drop()
-            raise ConnectionLostError(
-                self.device, f"link to {self.address} lost during {probe.command!r}: {exc}"
-            ) from exc
+        except (EOFError, asyncio.IncompleteReadError) as exc:
+            raise ConnectionResetError(f"hung up on {probe.command!r}: {exc}") from exc
         reply = self._decode(raw[: -len(term)], probe.command)
         try:
-            restarted = probe.restarted(reply)
+            return probe.restarted(reply)
         except ValueError as exc:
             raise ProtocolError(
                 self.device, f"unexpected reply to {probe.command!r}: {reply!r}"
             ) from exc
-        if restarted:
-            self.restarts += 1
-            log.warning("%s: %s restarted (%s)", self.device, self.address, probe.evidence)
-            raise InstrumentRestartedError(self.device, f"{self.address}: {probe.evidence}")
 
     async def _drop(self) -> None:
         if self._connected:

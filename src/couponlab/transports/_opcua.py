@@ -49,6 +49,7 @@ from couponlab.errors import (
     ProtocolError,
 )
 from couponlab.transports._base import Backoff
+from couponlab.transports._link_state import LinkState
 from couponlab.transports._opcua_security import ClientSecurity
 
 log = logging.getLogger(__name__)
@@ -240,6 +241,9 @@ class OpcUaConnection:
         """Requests timed out in a row on this connection."""
         self.restarts = 0
         """How many server restarts reconnections have seen."""
+        self.link_state = LinkState(device)
+        """Down while the server does not accept a connection (the policy layer's
+        suspenders watch it); see :mod:`couponlab.transports._link_state`."""
 
     # -- connection ----------------------------------------------------------------------
     @property
@@ -270,6 +274,17 @@ class OpcUaConnection:
         self._closed = False
         await self._ensure()
 
+    async def reconnect(self) -> None:
+        """Try to re-open a link that is down (what a link watch does while a plan waits);
+        a restart found is raised by the next request, as after any reconnection.
+
+        Raises
+        ------
+        ConnectionLostError
+            The link could not be opened (:attr:`link_state` stays down).
+        """
+        await self.connect()
+
     async def disconnect(self) -> None:
         """Close the subscription and the client; cancel pending subscription work."""
         self._closed = True
@@ -298,7 +313,12 @@ class OpcUaConnection:
             async for attempt in self.backoff.retrying():
                 with attempt:
                     attempts += 1
-                    client = await self._open_link()
+                    try:
+                        client = await self._open_link()
+                    except (OSError, TimeoutError) as exc:
+                        cause = exc.__cause__ if isinstance(exc, _LinkDownError) else exc
+                        self.link_state.set(False, f"cannot connect to {self.url}: {cause!r}")
+                        raise
         except (OSError, TimeoutError) as exc:
             cause = exc.__cause__ if isinstance(exc, _LinkDownError) else exc
             raise ConnectionLostError(
@@ -307,6 +327,7 @@ class OpcUaConnection:
             ) from exc
         if self.generation > 1 or attempts > 1:
             log.info("%s: connected to %s after %d attempt(s)", self.device, self.url, attempts)
+        self.link_state.set(True)
         return client
 
     async def _open_link(self) -> Client:

@@ -1,0 +1,74 @@
+"""A Session's suspenders on a twin: a link that stays down suspends the run instead of
+failing it, a probe re-opens the link once the twin accepts connections again, and the run
+resumes from its last checkpoint and completes. The fault is injected and cleared by the
+test through the twins' control channel when the run's documents say so (no wall time)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import bluesky.plan_stubs as bps
+import pytest
+from bluesky.utils import MsgGenerator
+
+from couponlab.labfile import LabFile
+from couponlab.session import Session
+from couponlab.suspenders import LinkSuspender, SuspenderSettings
+
+
+def _lab() -> LabFile:
+    return LabFile.model_validate(
+        {
+            "name": "suspend",
+            "world": {"speedup": 100, "seed": 3},
+            "devices": [
+                {
+                    "name": "stage1",
+                    "family": "xy_stage",
+                    "driver": "couponlab.drivers.stage:ScpiXyStage",
+                    "address": "socket://127.0.0.1:0",
+                    "twin": True,
+                    "limits": {"x": ["-10 mm", "150 mm"], "max_velocity": "40 mm/s"},
+                }
+            ],
+        }
+    )
+
+
+@pytest.mark.timeout(120)
+def test_a_link_lost_then_back_suspends_and_resumes_the_run(tmp_path: Path) -> None:
+    with Session(
+        _lab(), out_dir=tmp_path, store=False, suspenders=SuspenderSettings(link_probe_s=0.1)
+    ) as s:
+        assert s.twins is not None and s.suspenders is not None
+        control, stage = s.twins.control, s.devices["stage1"]
+        (link,) = [x for x in s.suspenders.suspenders if isinstance(x, LinkSuspender)]
+        seen: list[str] = []
+
+        def operator(name: str, doc: dict[str, Any]) -> None:  # runs on the RunEngine's loop
+            if name == "event" and doc["seq_num"] == 1 and "interruption" not in doc["data"]:
+                if not seen:  # after the first reading: the cable is pulled
+                    seen.append("dropped")
+                    control.fault("stage1", "drop", for_s=1e9)
+            elif name == "event" and "interruption" in doc["data"]:
+                seen.append(doc["data"]["interruption"])
+                control.clear_faults("stage1")  # the cable is back
+
+        token = s.RE.subscribe(operator)
+
+        def plan() -> MsgGenerator[None]:
+            yield from bps.open_run()
+            for _ in range(3):
+                yield from bps.checkpoint()
+                yield from bps.trigger_and_read([stage.velocity])
+            yield from bps.close_run()
+
+        result = s.run(plan())
+        s.RE.unsubscribe(token)
+        assert result.exit_status == "success"
+        assert seen[0] == "dropped"
+        assert seen[1].startswith("stage1: link lost (cannot connect to")
+        assert link.link.link_state.up and link.link.link_state.downs >= 1
+        assert not link.tripped
+        assert control.faults()["active"] == []
