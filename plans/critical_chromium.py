@@ -59,6 +59,8 @@ LOWER = np.array([-80.0, 1.0, -80.0, 1.0, -200.0, -2000.0, -45.0, 0.0, 0.0, np.l
 UPPER = np.array([0.0, 800.0, 0.0, 800.0, 200.0, 2000.0, -15.0, 1e4, 1.0, np.log(0.1)])
 SLOPE_BOUND_KK = 20.0
 """Bound of the fitted temperature slope ``d ln c_crit / d(1/T)``, in units of 1000 K."""
+ROOM_TEMPERATURE_K = 293.15
+"""Where the coupon is measured after cooling, K (the spall screen's cooling)."""
 BAND_Z = (float(stats.norm.ppf(NIO_BELOW)), float(stats.norm.ppf(CHROMIA_ABOVE)))
 """Where the transition band ends, in spreads from c_crit (f = 0.01 and f = 0.999)."""
 
@@ -209,6 +211,13 @@ def _start_slope(c: Coupons, t_ref: FloatArray) -> FloatArray:
     return out
 
 
+def _spall_load(thickness_m: FloatArray, temperature_k: FloatArray) -> FloatArray:
+    """Return ln(thickness x cooling**2) of a scale grown at ``temperature_k`` (K) and cooled
+    to room temperature: its elastic energy per area on cooling, up to a constant factor."""
+    out: FloatArray = np.log(thickness_m) + 2.0 * np.log(temperature_k - ROOM_TEMPERATURE_K)
+    return out
+
+
 @one_blas_thread
 def locate_critical_cr(
     c: Coupons,
@@ -262,18 +271,23 @@ def locate_critical_cr(
         theta = np.concatenate([theta, _start_slope(c, t_ref)[:, None]], axis=1)
         low_g, high_g = np.append(LOWER, -SLOPE_BOUND_KK), np.append(UPPER, SLOPE_BOUND_KK)
 
+    def chromia_x(th: FloatArray, tk: FloatArray, t: FloatArray, cc: FloatArray) -> FloatArray:
+        inv = 1.0 / tk - 1.0 / t_ref[:, None]
+        dc = cc - c_mean[:, None]
+        kp_c = np.exp(
+            th[:, 2:3] + th[:, 4:5] * dc - (th[:, 3:4] + th[:, 5:6] * dc) * 1e3 / R_GAS * inv
+        )
+        kv = np.exp(th[:, 6:7] - qv * (1.0 / tk - 1.0 / KV_REFERENCE_K))
+        out: FloatArray = np.sqrt(tedmon_thickness(kp_c, kv, t[:, None]) ** 2 + th[:, 7:8] * 1e-12)
+        return out
+
     def model(
         th: FloatArray, tk: FloatArray = temps, t: FloatArray = c.t_s, cc: FloatArray = base_cr
     ) -> FloatArray:
         inv = 1.0 / tk - 1.0 / t_ref[:, None]
         tt = t[:, None]
         x_n = np.sqrt(np.exp(th[:, :1] - th[:, 1:2] * 1e3 / R_GAS * inv) * tt)
-        dc = cc - c_mean[:, None]
-        kp_c = np.exp(
-            th[:, 2:3] + th[:, 4:5] * dc - (th[:, 3:4] + th[:, 5:6] * dc) * 1e3 / R_GAS * inv
-        )
-        kv = np.exp(th[:, 6:7] - qv * (1.0 / tk - 1.0 / KV_REFERENCE_K))
-        x_c = np.sqrt(tedmon_thickness(kp_c, kv, tt) ** 2 + th[:, 7:8] * 1e-12)
+        x_c = chromia_x(th, tk, t, cc)
         crit = (
             th[:, 8:9] * np.exp(th[:, 10:11] * 1e3 * inv) if temperature_dependent else th[:, 8:9]
         )
@@ -296,11 +310,14 @@ def locate_critical_cr(
     # points in the band get their own Cr parameter (padded to the batch's largest band)
     band = use & (np.abs(base_cr - start_c[:, None]) < band_halfwidth)
     # a band point's chromia patches may have spalled without the spot looking off the
-    # model (the NiO beside them dominates): band points as hot as or hotter than the coldest
-    # spot flagged spalled anywhere on the coupon are left out
-    spalled = c.spalled.reshape(nb, n)
-    coldest = np.where(spalled, temps, np.inf).min(axis=1)
-    risky = band & (temps >= coldest[:, None] - 1.0)
+    # model (the NiO beside them dominates). A scale spalls on cooling where its stored
+    # elastic energy, proportional to thickness x cooling**2, exceeds the interface's
+    # toughness; band points whose chromia part (predicted by the chromia rows' law at the
+    # point's Cr and temperature) would store as much as the least-loaded spot flagged
+    # spalled anywhere on the coupon are left out
+    load = _spall_load(chromia_x(theta, temps, c.t_s, base_cr), temps)
+    least = np.where(c.spalled.reshape(nb, n), load, np.inf).min(axis=1)
+    risky = band & (load >= least[:, None])
     use &= ~risky
     band &= ~risky
     m = use.astype(float)
