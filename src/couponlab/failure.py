@@ -10,6 +10,8 @@ first line a user sees can say both (see ``couponlab.cli``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from couponlab.errors import CouponlabError, SafeStateError, describe_error
 
 _LAB_STATE = "couponlab_lab_state"
@@ -97,6 +99,23 @@ def cleanup_failures(exc: BaseException) -> list[str]:
     return lines
 
 
+def lab_summary(states: Mapping[str, str], not_safe: SafeStateError | None = None) -> str:
+    """Return where each device was left, as one line: ``"safe: furnace1 standby, feeder1
+    idle"``, or ``"NOT SAFE (stage1 not in its safe state: <why>); read back: ..."``.
+
+    Parameters
+    ----------
+    states
+        Device name -> its state as read back from it.
+    not_safe
+        The devices that did not reach their safe state (None: every one did).
+    """
+    read_back = ", ".join(f"{name} {state}" for name, state in states.items())
+    if not_safe is None:
+        return f"safe: {read_back}"
+    return f"NOT SAFE ({'; '.join(not_safe.lines())}); read back: {read_back}"
+
+
 def one_line(exc: BaseException) -> str:
     """Return ``"<device>: <what happened> (<ErrorType>); lab: <state>"`` for ``exc``."""
     cause = root_cause(exc)
@@ -109,6 +128,7 @@ __all__ = [
     "add_cleanup_failure",
     "cleanup_failures",
     "lab_state",
+    "lab_summary",
     "one_line",
     "root_cause",
     "set_lab_state",

@@ -32,18 +32,20 @@ from typing import Any, TypeVar, cast
 from bluesky import RunEngine
 from bluesky.preprocessors import SupplementalData
 from bluesky.run_engine import RunEngineResult
-from bluesky.utils import Msg
+from bluesky.utils import Msg, RunEngineInterrupted
 from ophyd_async.core import Device
 from ophyd_async.plan_stubs import ensure_connected
 
 from couponlab.data import DocumentLog
 from couponlab.errors import (
     CouponlabError,
+    InstrumentRestartedError,
     InstrumentTimeoutError,
     SafeStateError,
     describe_error,
 )
-from couponlab.failure import set_lab_state
+from couponlab.failure import lab_state as recorded_lab_state
+from couponlab.failure import lab_summary, root_cause, set_lab_state
 from couponlab.ingest import IngestProcess, pending
 from couponlab.lab import make_device, with_data_dir
 from couponlab.labfile import LabFile, load_lab
@@ -166,10 +168,60 @@ class Session:
         return cls(load_lab(_bundled_lab() if str(lab) == "sim" else lab), **kwargs)
 
     def run(self, plan: Generator[Msg, Any, Any]) -> RunEngineResult:
-        """Run ``plan`` on the RunEngine; return its result (``.plan_result``, run uids)."""
-        result = self.RE(plan)
+        """Run ``plan`` on the RunEngine; return its result (``.plan_result``, run uids).
+
+        A fault that ends the run (one the suspenders do not pause for: a restarted
+        instrument, a tripped interlock, a jam, an error that does not clear) aborts to the
+        safe state of *every* device of the lab (:meth:`abort_to_safe`), and the error is
+        raised as it was, the lab's state (each device's, read back) attached: ``couponlab``
+        prints it on the first line (:func:`couponlab.failure.one_line`), and a device that
+        did not reach its safe state is listed with why (a
+        :class:`~couponlab.errors.SafeStateError`, :func:`couponlab.failure.cleanup_failures`).
+        A pause (Ctrl-C) is left to the user, as in bluesky.
+        """
+        try:
+            result = self.RE(plan)
+        except RunEngineInterrupted:
+            raise
+        except Exception as exc:
+            self.abort_to_safe(exc)
+            raise
         assert isinstance(result, RunEngineResult)
         return result
+
+    def abort_to_safe(self, cause: BaseException | None = None, timeout: float = 10.0) -> str:
+        """Put every device of the lab in its safe state, read back each one's state, and
+        return (and keep in :attr:`lab_state`) a line saying where each was left.
+
+        With ``cause`` (the fault that ended a run), that line and the clean-up's failure
+        are recorded on it (:func:`couponlab.failure.set_lab_state`) and added as a note.
+        Does not raise: a device that did not reach its safe state is named in the line
+        (``NOT SAFE``) and listed, with why, in the recorded :class:`SafeStateError`.
+        """
+        cleanup: SafeStateError | None = None
+        try:
+            self.safe_state(timeout)
+        except SafeStateError as exc:
+            cleanup = exc
+        states = self.read_states(timeout)
+        self.lab_state = lab_summary(states, cleanup)
+        if cause is not None:
+            set_lab_state(cause, self.lab_state, cleanup)
+            cause.add_note(f"lab after the abort: {self.lab_state}")
+            log.error("%s; lab: %s", describe_error(root_cause(cause)), self.lab_state)
+        return self.lab_state
+
+    def read_states(self, timeout: float = 5.0) -> dict[str, str]:
+        """Return each device's state as the device reports it now (``state()``, read back),
+        or ``"unknown (<why>)"`` where it cannot be read (tried once more on its own, as in
+        :meth:`safe_state`)."""
+        results = self._gather("state", timeout)
+        for name in [n for n, (_, e) in results.items() if e is not None]:
+            results.update(self._gather("state", timeout, only=name))
+        return {
+            name: str(value) if error is None else f"unknown ({describe_error(error)})"
+            for name, (value, error) in results.items()
+        }
 
     def call(self, fn: Callable[[], Awaitable[T]], timeout: float | None = None) -> T:
         """Await ``fn()`` on the RunEngine's loop (where the devices live) and return it.
@@ -207,28 +259,49 @@ class Session:
             future.cancel()
             raise
 
-    def _each_device(self, method: str, timeout: float) -> dict[str, BaseException | None]:
-        """Call ``method()`` of every device at once, each bounded by ``timeout`` s.
+    def _each_device(
+        self, method: str, timeout: float, only: str | None = None
+    ) -> dict[str, BaseException | None]:
+        """Call ``method()`` of every device (or ``only`` that one) at once, each bounded by
+        ``timeout`` s.
 
         Returns device name -> None (done) or the error it raised.
         """
-        devices = dict(self.devices)
+        results = self._gather(method, timeout, only)
+        return {name: error for name, (_, error) in results.items()}
 
-        async def one(name: str, device: Device) -> BaseException | None:
-            try:
-                await asyncio.wait_for(getattr(device, method)(), timeout)
-            except CouponlabError as exc:  # the device's own (typed) error
-                return exc
-            except TimeoutError as exc:  # wait_for's, or ophyd-async's wrapping a typed one
-                cause = exc.__cause__ if isinstance(exc.__cause__, CouponlabError) else None
-                return cause or InstrumentTimeoutError(
-                    name, f"{method}() did not finish within {timeout:g} s"
-                )
-            except Exception as exc:
-                return exc
-            return None
+    def _gather(
+        self, method: str, timeout: float, only: str | None = None
+    ) -> dict[str, tuple[Any, BaseException | None]]:
+        """Call ``method()`` of every device (or ``only`` that one) at once, each bounded by
+        ``timeout`` s.
 
-        async def every() -> dict[str, BaseException | None]:
+        Returns device name -> (its result, None) or (None, the error it raised). An
+        instrument found restarted is asked once more (it has said so, once; its link is up).
+        """
+        devices = {n: d for n, d in self.devices.items() if only is None or n == only}
+
+        async def one(name: str, device: Device) -> tuple[Any, BaseException | None]:
+            for attempt in (1, 2):
+                try:
+                    return await asyncio.wait_for(getattr(device, method)(), timeout), None
+                except InstrumentRestartedError as exc:
+                    if attempt == 1:
+                        log.warning("%s: %s; %s() asked again", name, exc.message, method)
+                        continue
+                    return None, exc
+                except CouponlabError as exc:  # the device's own (typed) error
+                    return None, exc
+                except TimeoutError as exc:  # wait_for's, or ophyd-async's wrapping a typed one
+                    cause = exc.__cause__ if isinstance(exc.__cause__, CouponlabError) else None
+                    return None, cause or InstrumentTimeoutError(
+                        name, f"{method}() did not finish within {timeout:g} s"
+                    )
+                except Exception as exc:
+                    return None, exc
+            raise AssertionError("unreachable")  # pragma: no cover
+
+        async def every() -> dict[str, tuple[Any, BaseException | None]]:
             results = await asyncio.gather(*(one(n, d) for n, d in devices.items()))
             return dict(zip(devices, results, strict=True))
 
@@ -237,7 +310,10 @@ class Session:
     def safe_state(self, timeout: float = 10.0) -> None:
         """Put every device in its safe state, all at once, each within ``timeout`` s.
 
-        Sets :attr:`lab_state` to ``"safe"`` or to the devices that failed.
+        A device that failed is tried once more on its own: serial and VISA links block the
+        loop while they wait (decision 0004), so one silent instrument can make the others
+        miss their timeouts. Sets :attr:`lab_state` to ``"safe"`` or to the devices that
+        failed.
 
         Raises
         ------
@@ -249,6 +325,8 @@ class Session:
             results = self._each_device("safe_state", timeout)
         except InstrumentTimeoutError as exc:  # the loop itself did not answer in time
             results = dict.fromkeys(self.devices, exc)
+        for name in [n for n, e in results.items() if e is not None]:
+            results.update(self._each_device("safe_state", timeout, only=name))
         failures = {n: e for n, e in results.items() if e is not None}
         if failures:
             error = SafeStateError(failures, [n for n, e in results.items() if e is None])
@@ -333,7 +411,8 @@ class Session:
             cleanup = error
             exc.add_note(f"clean-up: {describe_error(error)}")
             log.info("clean-up after %s failed", describe_error(exc), exc_info=error)
-        set_lab_state(exc, self.lab_state, cleanup)
+        if cleanup is not None or recorded_lab_state(exc) is None:  # else run()'s read-back
+            set_lab_state(exc, self.lab_state, cleanup)
 
 
 def store_location(lab: LabFile, out_dir: str | Path) -> StoreLocation:
