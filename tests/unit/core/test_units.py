@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pint
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from couponlab import units
 from couponlab.errors import InputError, OutOfLimitsError, UnitError
 from couponlab.units import Q_, to_magnitude, to_temperature
 
@@ -82,3 +84,21 @@ def test_kelvin_round_trip(t_c: float) -> None:
     k = to_temperature(Q_(t_c, "degC"), "K")
     assert math.isclose(k - 273.15, t_c, abs_tol=1e-9)
     assert to_temperature(Q_(k, "K"), "degC") == pytest.approx(t_c, abs=1e-9)
+
+
+def test_the_registry_parses_its_definitions_when_its_disk_cache_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = pint.UnitRegistry
+    asked: list[object] = []
+
+    def cache_broken(*args: Any, cache_folder: object = None, **kwargs: Any) -> Any:
+        asked.append(cache_folder)
+        if cache_folder is not None:
+            raise EOFError("a cache file another process is still writing")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pint, "UnitRegistry", cache_broken)
+    reg = units._registry()
+    assert asked == [":auto:", None]  # the cache first, then the definitions parsed
+    assert reg.Quantity(0, "degC").to("K").magnitude == pytest.approx(273.15)
