@@ -55,13 +55,24 @@ def _starts(folder: Path) -> list[dict[str, Any]]:
     ]
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    """Run the reduced campaign once, overlapped and never interrupted (on the lab of
+    :func:`_twin_lab`); return its output folder and summary. Both tests read it: the first
+    checks it, the second compares a killed and resumed campaign with it."""
+    out = tmp_path_factory.mktemp("campaign") / "over"
+    return out, run_campaign(parse_campaign(REDUCED), out, lab=_twin_lab(), say=_quiet)
+
+
 @pytest.mark.timeout(900)
-def test_a_campaign_completes_overlapped_and_shorter_than_sequential(tmp_path: Path) -> None:
+def test_a_campaign_completes_overlapped_and_shorter_than_sequential(
+    uninterrupted: tuple[Path, Any], tmp_path: Path
+) -> None:
     spec = parse_campaign(REDUCED)
-    over = run_campaign(spec, tmp_path / "over", say=_quiet)
+    over_dir, over = uninterrupted
     seq = run_campaign(spec, tmp_path / "seq", sequential=True, say=_quiet)
     ids = spec.coupon_ids()
-    with SampleRegistry(tmp_path / "over" / "samples.sqlite", create=False) as reg:
+    with SampleRegistry(over_dir / "samples.sqlite", create=False) as reg:
         for cid in ids:  # every coupon's genealogy, from print to storage
             g = reg.genealogy(cid)
             stations = [loc["station"] for loc in g["locations"]]
@@ -82,13 +93,13 @@ def test_a_campaign_completes_overlapped_and_shorter_than_sequential(tmp_path: P
             + [f"measure-{c}" for c in ids]
             + [f"expose-B{k}.{p}" for k in (1, 2) for p in ("start", "finish")]
         )
-    starts = _starts(tmp_path / "over")
+    starts = _starts(over_dir)
     for start in starts:  # the campaign and the coupon by one key in every run
         assert start["campaign_id"] == spec.id
         if start["plan_name"] != "calibrate_feeder":
             assert start["coupon_id"], start["plan_name"]
     assert sum(s["plan_name"] == "campaign_decision" for s in starts) == 2
-    for path in (tmp_path / "over").glob("*.jsonl"):  # interleaved runs: each closed, valid
+    for path in over_dir.glob("*.jsonl"):  # interleaved runs: each closed, valid
         docs = list(read_run(path))
         assert docs[-1][0] == "stop" and docs[-1][1]["exit_status"] == "success", path.name
         for name, doc in docs:
@@ -112,7 +123,7 @@ def _inside_furnace(timeline: Any, instrument: str) -> bool:
     )
 
 
-def _twin_lab(tmp_path: Path) -> Any:
+def _twin_lab() -> Any:
     """The bundled lab with the furnace's communication watchdog off: a killed campaign's
     furnace program keeps running (with it armed, the furnace would abort the program after
     10 s and resume would refuse to expose the batch twice)."""
@@ -141,10 +152,12 @@ def _run_cli(*args: str) -> subprocess.Popen[bytes]:
 
 
 @pytest.mark.timeout(900)
-def test_a_killed_campaign_resumes_to_the_same_registry(tmp_path: Path) -> None:
+def test_a_killed_campaign_resumes_to_the_same_registry(
+    uninterrupted: tuple[Path, Any], tmp_path: Path
+) -> None:
     spec = parse_campaign(REDUCED)
     kill_after = f"print-{spec.coupon_ids()[3]}"  # then it waits on batch 1's furnace program
-    lab = _twin_lab(tmp_path)
+    lab = _twin_lab()
     with TwinProcess(lab, workdir=tmp_path / "twins-a") as twins_a:
         out = tmp_path / "killed"
         file = _campaign_file(tmp_path / "a", twins_a.workdir / "resolved.yaml")
@@ -165,17 +178,13 @@ def test_a_killed_campaign_resumes_to_the_same_registry(tmp_path: Path) -> None:
         resumed = _run_cli("resume", str(out))
         _, err = resumed.communicate(timeout=600)
         assert resumed.returncode == 0, err.decode()[-2000:]
-    with TwinProcess(lab, workdir=tmp_path / "twins-b") as twins_b:
-        file = _campaign_file(tmp_path / "b", twins_b.workdir / "resolved.yaml")
-        whole = _run_cli("run", str(file), "--out", str(tmp_path / "whole"))
-        _, err = whole.communicate(timeout=600)
-        assert whole.returncode == 0, err.decode()[-2000:]
+    whole, _ = uninterrupted  # the same campaign run through, on its own twins
     with (
         SampleRegistry(out / "samples.sqlite", create=False) as a,
-        SampleRegistry(tmp_path / "whole" / "samples.sqlite", create=False) as b,
+        SampleRegistry(whole / "samples.sqlite", create=False) as b,
     ):
         got, want = a.canonical(spec.id), b.canonical(spec.id)
-    got["spec"].pop("lab"), want["spec"].pop("lab")  # each ran against its own twin process
+    got["spec"].pop("lab"), want["spec"].pop("lab")  # each ran against its own twins
     assert got == want
     # the crash is in the documents: batch 1's exposure run was cut and continued
     exposure = sorted(

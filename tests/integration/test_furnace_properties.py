@@ -33,6 +33,7 @@ from couponlab.interfaces.furnace import (
 )
 from couponlab.simulators.furnace import FurnaceModel
 from couponlab.testing.furnace import WireSpy, furnace_lab
+from couponlab.testing.thoroughness import examples
 from couponlab.twins import BackgroundTwins
 from couponlab.units import Q_
 
@@ -41,7 +42,8 @@ ZONES = 8
 LAB_MAX_C = 1150.0  # furnace_lab's max_temperature
 TUBE_MM = 300.0
 MAX_RATE = 100.0  # RampRate's EURange high, K/min
-EXAMPLES = 600
+EXAMPLES = examples(200, 600)
+"""Hypothesis examples over the furnace's entry points (``--thorough``: 600)."""
 
 # -- values that are wrong for every argument -----------------------------------------------
 

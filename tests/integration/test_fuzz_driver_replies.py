@@ -39,11 +39,12 @@ from couponlab.simulators.background import BackgroundLoop
 from couponlab.simulators.detectors._scpi_twin import parse_socket_address
 from couponlab.simulators.lab_twins import TwinLab, start_lab_twins
 from couponlab.simulators.world import World, WorldConfig
+from couponlab.testing.thoroughness import examples
 
 CASE_DEADLINE_S = 30.0
 """How long one read may take with a mutated reply (link timeouts are 2-5 s; a deadline)."""
-CASES = 300
-"""Hypothesis examples over all line drivers."""
+CASES = examples(150, 300)
+"""Hypothesis examples over all line drivers (``--thorough``: 300)."""
 LINE_DRIVERS = LINE_DEVICES
 Mutation = Callable[[bytes], bytes]
 

@@ -36,14 +36,15 @@ from couponlab.simulators.detectors._scpi_twin import parse_socket_address
 from couponlab.simulators.lab_twins import TwinLab, start_lab_twins
 from couponlab.simulators.scpi import ScpiDispatcher
 from couponlab.simulators.world import World, WorldConfig
+from couponlab.testing.thoroughness import examples
 from couponlab.transports import OpcUaSecuritySettings
 
 REPLY_DEADLINE_S = 10.0
 """How long a twin may take to answer ``*IDN?`` on a loaded machine (a deadline only)."""
-CASES_PER_TWIN = 200
-"""Hypothesis examples per line twin."""
-OPC_CASES = 60
-"""Hypothesis examples for the furnace's OPC UA server."""
+CASES_PER_TWIN = examples(60, 200)
+"""Hypothesis examples per line twin (``--thorough``: 200)."""
+OPC_CASES = examples(20, 60)
+"""Hypothesis examples for the furnace's OPC UA server (``--thorough``: 60)."""
 LINE_TWINS = LINE_DEVICES
 ARGS = [
     "", "0", "1", "-1", "1,2", "1,2,3", "0.5", "1e3", "1e308", "-1e308", "1e400", "inf", "-inf",

@@ -7,6 +7,8 @@ it with ``-p couponlab.testing.pytest_plugin``.
   an asyncio task running.
 - ``free_port``: a TCP port on 127.0.0.1 that is free now.
 - ``--lab LABFILE``: the lab file for the hardware-in-the-loop suite (``hil/``).
+- ``--thorough``: property tests draw their full example counts
+  (:mod:`couponlab.testing.thoroughness`).
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from couponlab.testing.thoroughness import THOROUGH_ENV, set_thorough, thorough
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """Add ``--lab``."""
+    """Add ``--lab`` and ``--thorough``."""
     parser.addoption(
         "--lab",
         action="store",
@@ -29,6 +33,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="lab file for the HIL suite (hil/); twins in it are started by "
         "`couponlab twin serve` in a separate process. Without it the HIL checks skip.",
     )
+    parser.addoption(
+        "--thorough",
+        action="store_true",
+        default=False,
+        help=f"property tests draw their full example counts (also {THOROUGH_ENV}=1); "
+        "the default run draws a share of them (docs/howto/run-the-tests.md)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Pass ``--thorough`` on before the test modules (and their example counts) load."""
+    set_thorough(bool(config.getoption("--thorough")))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Say which example counts the property tests draw."""
+    return f"couponlab: property tests draw {'thorough' if thorough() else 'default'} counts"
 
 
 @pytest.fixture(autouse=True)

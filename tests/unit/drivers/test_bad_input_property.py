@@ -39,6 +39,7 @@ from couponlab.interfaces.feeder import PrintJob
 from couponlab.interfaces.frame import SpecimenGeometry, TestSettings
 from couponlab.interfaces.transfer import Transfer
 from couponlab.testing.exchanges import FakeLineTransport, fake_client
+from couponlab.testing.thoroughness import examples
 from couponlab.transports import SerialLineTransport
 from couponlab.units import Q_
 
@@ -318,6 +319,10 @@ class Lab:
         self.loop.close()
 
 
+CASES = examples(300, 1000)
+"""Hypothesis examples over all entry points (``--thorough``: 1000)."""
+
+
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
     lab = Lab()
@@ -333,7 +338,7 @@ def lab() -> Iterator[Lab]:
 
 @pytest.mark.timeout(600)
 @settings(
-    max_examples=1000,
+    max_examples=CASES,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -346,6 +351,6 @@ def test_bad_input_is_refused_typed_before_a_byte(lab: Lab, case: tuple[Target, 
 
 def test_every_entry_point_was_tried(lab: Lab) -> None:
     """Runs after the property (same module): the counts are the property's."""
-    assert lab.counts["cases"] >= 1000
+    assert lab.counts["cases"] >= CASES
     assert lab.counts["untyped"] == lab.counts["accepted"] == lab.counts["hangs"] == 0
     assert lab.counts["bytes_on_wire"] == 0
