@@ -119,7 +119,20 @@ def _truth_coupons(world: World, params: Params) -> list[str]:
     return sorted(world.coupons)
 
 
+def _truth_active(world: World, params: Params) -> dict[str, bool]:
+    """Per twin whose instrument a lost client must stop (furnace, feeders, deposition
+    cells: the models with an ``active`` flag, the one their watchdogs watch), whether it
+    is out of its safe state now: heating above standby, feeding, lasing, moving or
+    printing. What a test checks after an abort; plans and drivers never see it."""
+    return {
+        name: bool(active)
+        for name, model in sorted(world.instruments.items())
+        if isinstance(active := getattr(model, "active", None), bool)
+    }
+
+
 TRUTHS: dict[str, Callable[[World, Params], Any]] = {
+    "active": _truth_active,
     "activation_energy": _truth_activation_energy,
     "oxidation": _truth_oxidation,
     "composition": _truth_composition,

@@ -1,0 +1,84 @@
+"""A fault campaign on the twins: a schedule of faults, recoverable and not, each injected
+into a run through the control channel. Recoverable faults (a link lost then back) suspend
+the run and it completes; non-recoverable ones (a power loss) end it with every device safe
+by the twins' ground truth; no emitted document is missing from the JSON-lines log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bluesky.plan_stubs as bps
+import pytest
+from bluesky.utils import MsgGenerator
+
+from couponlab.labfile import LabFile
+from couponlab.plans.fault_campaign import ScheduledFault, faults_table, run_fault_campaign
+from couponlab.session import Session
+from couponlab.suspenders import SuspenderSettings
+
+LINK_DOWN = {"for_s": 1e9}
+"""A link that stays down until the operator clears it (when the run has suspended)."""
+SCHEDULE = [
+    ScheduledFault("stage1", "drop", LINK_DOWN, recoverable=True),
+    ScheduledFault("stage1", "power_loss"),
+    ScheduledFault("feeder1", "drop", LINK_DOWN, recoverable=True, after_events=2),
+    ScheduledFault("feeder1", "power_loss", after_events=2),
+]
+
+
+def _lab() -> LabFile:
+    return LabFile.model_validate(
+        {
+            "name": "faults",
+            "world": {"speedup": 100, "seed": 9},
+            "devices": [
+                {
+                    "name": "stage1",
+                    "family": "xy_stage",
+                    "driver": "couponlab.drivers.stage:ScpiXyStage",
+                    "address": "socket://127.0.0.1:0",
+                    "twin": True,
+                    "limits": {"x": ["-10 mm", "150 mm"], "max_velocity": "40 mm/s"},
+                },
+                {
+                    "name": "feeder1",
+                    "family": "powder_feeder",
+                    "driver": "couponlab.drivers.deposition:AsciiPowderFeeder",
+                    "address": "socket://127.0.0.1:0",
+                    "twin": True,
+                    "limits": {"max_feed_rate": "30 g/min", "max_gas_flow": "10 L/min"},
+                    "settings": {"hoppers": 4, "baudrate": 115200},
+                },
+            ],
+        }
+    )
+
+
+@pytest.mark.timeout(180)
+def test_a_schedule_of_faults_ends_as_the_policy_says(tmp_path: Path) -> None:
+    settings = SuspenderSettings(link_probe_s=0.1)
+    with Session(_lab(), out_dir=tmp_path, store=False, suspenders=settings) as s:
+        stage, feeder = s.devices["stage1"], s.devices["feeder1"]
+
+        def feeding_while_reading() -> MsgGenerator[None]:
+            yield from bps.open_run()
+            yield from bps.mv(feeder.hoppers[1].gas_flow, 2.0)
+            yield from bps.mv(feeder.hoppers[1], 5.0)
+            for _ in range(4):
+                yield from bps.checkpoint()
+                yield from bps.trigger_and_read([stage.velocity, feeder.hoppers[1].setpoint])
+            yield from bps.mv(feeder.hoppers[1], 0.0)
+            yield from bps.close_run()
+
+        outcomes = run_fault_campaign(s, SCHEDULE, feeding_while_reading, say=lambda _: None)
+    table = faults_table(outcomes)
+    assert [o.as_expected for o in outcomes] == [True] * len(SCHEDULE), "\n".join(table)
+    assert table[0] == "faults injected by kind: drop 2, power_loss 2"
+    assert table[1].startswith("runs completed:          2 of 4 (2 of 2 after")
+    assert table[2].startswith("safe states reached:     2 of 2")
+    assert table[3].startswith("documents lost:          0 of ")
+    assert all(o.emitted > 0 for o in outcomes)
+    assert all(set(o.active) == {"feeder1"} for o in outcomes)  # the truth covers the feeder
+    fatal = [o for o in outcomes if not o.fault.recoverable]
+    assert all("the instrument restarted" in o.error for o in fatal)
+    assert all(o.lab.startswith("safe: ") for o in fatal)  # as the devices read back
