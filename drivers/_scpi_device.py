@@ -49,6 +49,7 @@ from ophyd_async.core import (
     SignalRW,
     SignalW,
     make_datakey,
+    walk_devices,
 )
 
 from couponlab.drivers._opcua import fast_get_value
@@ -201,6 +202,61 @@ class StatusReply:
             self._pending = None
         fut.set_result(parts)
         return parts
+
+
+class HeldRead:
+    """A device's ``read()`` at the cost of one status exchange, its signals read in turn.
+
+    ``StandardReadable.read()`` gathers one task per signal. Inside a held status reply
+    (:meth:`StatusReply.held`) no status signal does I/O, so awaiting the signals one after
+    another gives the same readings without a task each: about 0.3 ms less per read of the
+    four-hopper feeder's 21 signals (``bench/feeder_read.py``). The first read is the
+    gathered one; its keys, resolved to the device's signals through ophyd-async's public
+    ``walk_devices``, are the read set from then on. If a key is not a signal's name (a
+    child device with a ``read()`` of its own), the device keeps the gathered read.
+
+    Parameters
+    ----------
+    device
+        The device whose signals are read.
+    status
+        The status reply its read signals share.
+    gathered
+        The device's ``StandardReadable.read`` (``super().read``).
+    """
+
+    def __init__(
+        self,
+        device: Device,
+        status: StatusReply,
+        gathered: Callable[[], Awaitable[dict[str, Reading[Any]]]],
+    ) -> None:
+        self._device = device
+        self._status = status
+        self._gathered = gathered
+        self._signals: list[SignalR[Any]] | None = None
+        self._in_turn = True
+
+    def _resolve(self, names: list[str]) -> None:
+        devices = walk_devices(self._device).values()
+        signals = {d.name: d for d in devices if isinstance(d, SignalR)}
+        if all(n in signals for n in names):
+            self._signals = [signals[n] for n in names]
+        else:
+            self._in_turn = False
+
+    async def read(self) -> dict[str, Reading[Any]]:
+        """Return every reading of the device's read set from one fresh status reply."""
+        async with self._status.held():
+            if self._signals is None:
+                readings = await self._gathered()
+                if self._in_turn:
+                    self._resolve(list(readings))
+                return readings
+            readings = {}
+            for signal in self._signals:
+                readings.update(await signal.read())
+            return readings
 
 
 @dataclass

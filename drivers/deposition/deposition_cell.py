@@ -26,6 +26,7 @@ from ophyd_async.core import (
 )
 
 from couponlab.drivers._scpi_device import (
+    HeldRead,
     Scpi,
     ScpiDeviceConnector,
     ScpiSignalR,
@@ -188,6 +189,7 @@ class AsciiDepositionCell(StandardReadable):
             self.client, statuses={STATUS: 7}, on_connect=self._on_connect, clock=False
         )
         self._binding = connector.binding
+        self._held_read: HeldRead | None = None
         status = self._binding.statuses[STATUS]
         status.check = _known_print_state
         status.pad = SINGLE_PASS_PAD
@@ -590,9 +592,10 @@ class AsciiDepositionCell(StandardReadable):
 
     async def read(self) -> dict[str, Reading[Any]]:
         """Read every signal from one status exchange (the signals' own readings)."""
-        async with self._binding.statuses[STATUS].held():
-            readings: dict[str, Reading[Any]] = await super().read()
-        return readings
+        if self._held_read is None:
+            status = self._binding.statuses[STATUS]
+            self._held_read = HeldRead(self, status, super().read)
+        return await self._held_read.read()
 
     # -- LabDevice --------------------------------------------------------------------------
     async def identify(self) -> str:

@@ -23,7 +23,7 @@ from ophyd_async.core import (
 )
 from pydantic import Field, StrictInt
 
-from couponlab.drivers._scpi_device import Scpi, ScpiBinding, scpi_signal
+from couponlab.drivers._scpi_device import HeldRead, Scpi, ScpiBinding, scpi_signal
 from couponlab.drivers.deposition._link import (
     LinkWatchdog,
     SerialSettings,
@@ -300,6 +300,7 @@ class AsciiPowderFeeder(StandardReadable):
             raise InputError(transport.device, f"hoppers = {hoppers} is outside 1..16")
         self.client = ScpiClient(transport)
         self._binding = ScpiBinding(self.client)
+        self._held_read: HeldRead | None = None
         self._binding.status(STATUS, 1 + 5 * hoppers).check = _known_state
         self._core = FeederLink(self._binding, hoppers, max_rate, max_gas)
         self._watchdog = LinkWatchdog(self._core.link, watchdog)
@@ -434,9 +435,10 @@ class AsciiPowderFeeder(StandardReadable):
 
     async def read(self) -> dict[str, Reading[Any]]:
         """Read every signal from one status exchange (the signals' own readings)."""
-        async with self._binding.statuses[STATUS].held():
-            readings: dict[str, Reading[Any]] = await super().read()
-        return readings
+        if self._held_read is None:
+            status = self._binding.statuses[STATUS]
+            self._held_read = HeldRead(self, status, super().read)
+        return await self._held_read.read()
 
     # -- LabDevice --------------------------------------------------------------------------
     async def identify(self) -> str:

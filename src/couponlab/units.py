@@ -48,12 +48,12 @@ Q_ = ureg.Quantity
 _NUMBER_UNIT = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(\S.*)$")
 _QUANTITY_TEXT = re.compile(
     r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"  # the number, always first
-    r"(?:\s*[A-Za-z_%\u00b0\u00b5\u03bc\u03a9(][A-Za-z0-9_%\u00b0\u00b5\u03bc\u03a9()*/^. -]*)?\s*"
+    r"(?:\s*[A-Za-z0-9_%\u00b0\u00b5\u03bc\u03a9()*/^. -]*)?\s*"
 )
 """What a quantity written as text may look like: a number, then an optional unit expression
-of names, digits, ``* / ^ ** ( )`` and spaces. Anything else (a bare unit such as ``"ya"``,
-brackets, ``?``) is refused before pint sees it: pint's tokenizer silently drops some trailing
-text, so ``"ya]?{?"`` would otherwise read as one yocto-year."""
+of names, digits, ``* / ^ ** ( )`` and spaces (``"0.015 / min"``, ``"5 mm**2"``). Anything
+else (a bare unit such as ``"ya"``, brackets, ``?``) is refused before pint sees it: pint's
+tokenizer silently drops some trailing text, so ``"ya]?{?"`` would read as one yocto-year."""
 
 QuantityLike: TypeAlias = "pint.Quantity[Any] | float | int | str"
 """What a public setter accepts: a quantity, a number in the documented unit, or a string."""

@@ -75,6 +75,24 @@ async def test_read_is_one_exchange_and_tracks_the_flow(rig: Rig) -> None:
     await rig.feeder.stop()
 
 
+async def test_later_reads_give_the_gathered_readings_from_one_exchange(rig: Rig) -> None:
+    """After the first (gathered) read, signals are read in turn from the held reply:
+    the same keys, the same values, still one ``STAT?`` per read."""
+    await rig.feeder.set_rate(2, "7 g/min")
+    first = await rig.feeder.read()
+    for _ in range(2):
+        before = rig.feeder.transport.bytes_written
+        again = await rig.feeder.read()
+        assert rig.feeder.transport.bytes_written - before == len(b"STAT?\n")
+        assert list(again) == list(first)
+    gathered = {}
+    for name, hopper in rig.feeder.hoppers.items():
+        gathered.update(await hopper.setpoint.read())
+        assert again[f"feeder1-hoppers-{name}-setpoint"]["value"] == (7.0 if name == 2 else 0.0)
+    assert {k: v["value"] for k, v in gathered.items()} == {k: again[k]["value"] for k in gathered}
+    await rig.feeder.stop()
+
+
 async def test_refused_input_never_reaches_the_line(rig: Rig) -> None:
     before = rig.feeder.transport.bytes_written
     with pytest.raises(

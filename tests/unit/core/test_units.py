@@ -48,11 +48,21 @@ def test_text_that_is_not_a_number_then_a_unit_is_refused(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "seconds"),
-    [("2 s", 2.0), (" 1.5e3 ms ", 1.5), ("-.5 min", -30.0), ("1 h", 3600.0), ("2 (s)", 2.0)],
+    ("text", "unit", "value"),
+    [
+        ("2 s", "s", 2.0),
+        (" 1.5e3 ms ", "s", 1.5),
+        ("-.5 min", "s", -30.0),
+        ("1 h", "s", 3600.0),
+        ("2 (s)", "s", 2.0),
+        ("0.015 / min", "1/min", 0.015),
+        ("6 1/min", "1/s", 0.1),
+        ("5 mm**2", "mm^2", 5.0),
+        ("10 K/min", "K/min", 10.0),
+    ],
 )
-def test_a_number_then_a_unit_is_parsed(text: str, seconds: float) -> None:
-    assert to_magnitude(text, "s") == pytest.approx(seconds)
+def test_a_number_then_a_unit_is_parsed(text: str, unit: str, value: float) -> None:
+    assert to_magnitude(text, unit) == pytest.approx(value)
 
 
 def test_offset_unit_in_a_rate_is_refused() -> None:
