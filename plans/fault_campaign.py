@@ -23,10 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import bluesky.plan_stubs as bps
+import yaml
 from bluesky.utils import MsgGenerator
 
 from couponlab.errors import InputError, describe_error
 from couponlab.failure import lab_state, root_cause
+from couponlab.labfile import LabFile
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,70 @@ class FaultOutcome:
         if self.fault.recoverable:
             return self.suspended and self.completed
         return not self.completed and self.safe
+
+
+LINK_DOWN = {"for_s": 1e9}
+"""A link that stays down until the operator clears it (once the run has suspended)."""
+DEFAULT_SCHEDULE = (
+    ScheduledFault("stage1", "drop", LINK_DOWN, recoverable=True),
+    ScheduledFault("feeder1", "drop", LINK_DOWN, recoverable=True, after_events=2),
+    ScheduledFault("furnace1", "drop", LINK_DOWN, recoverable=True),
+    ScheduledFault("stage1", "power_loss"),
+    ScheduledFault("feeder1", "power_loss", after_events=2),
+    ScheduledFault("furnace1", "power_loss"),
+)
+"""``couponlab faults run``'s schedule on the bundled lab: each of the stage's, the feeder's
+and the furnace's links lost then back (recoverable), and each one's power loss (not)."""
+WATCHED_FAMILIES = ("xy_stage", "powder_feeder", "gradient_furnace")
+"""Families whose devices :func:`feeding_while_reading` reads at every step."""
+
+
+def load_schedule(path: str | Path) -> list[ScheduledFault]:
+    """Read a schedule file: a YAML list of ``{device, kind, params, recoverable,
+    after_events}`` (``params`` may hold ``for_s``/``wall_s``).
+
+    Raises
+    ------
+    InputError
+        The file is missing, not such a list, or an entry has unknown or missing keys.
+    """
+    try:
+        entries = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError("faults", f"cannot read schedule {path}: {exc}") from exc
+    if not isinstance(entries, list) or not entries:
+        raise InputError("faults", f"schedule {path} must be a non-empty YAML list")
+    schedule = []
+    for i, entry in enumerate(entries, start=1):
+        try:
+            schedule.append(ScheduledFault(**entry))
+        except TypeError as exc:
+            raise InputError("faults", f"schedule {path}, entry {i}: {exc}") from exc
+    return schedule
+
+
+def feeding_while_reading(
+    lab: LabFile, devices: dict[str, Any], steps: int = 4
+) -> Callable[[], MsgGenerator[None]]:
+    """Return a plan factory: the lab's first feeder feeds from hopper 1 (2 L/min gas,
+    5 g/min) while every stage, feeder and furnace is read ``steps`` times, a checkpoint
+    before each; the feeder stops at the end."""
+    watched = [devices[e.name] for e in lab.devices if e.family in WATCHED_FAMILIES]
+    feeders = [devices[e.name] for e in lab.by_family("powder_feeder")]
+
+    def plan() -> MsgGenerator[None]:
+        yield from bps.open_run(md={"plan_name": "feeding_while_reading"})
+        if feeders:
+            yield from bps.mv(feeders[0].hoppers[1].gas_flow, 2.0)
+            yield from bps.mv(feeders[0].hoppers[1], 5.0)
+        for _ in range(steps):
+            yield from bps.checkpoint()
+            yield from bps.trigger_and_read(watched)
+        if feeders:
+            yield from bps.mv(feeders[0].hoppers[1], 0.0)
+        yield from bps.close_run()
+
+    return plan
 
 
 def run_fault_campaign(
@@ -204,8 +271,11 @@ def faults_table(outcomes: Sequence[FaultOutcome]) -> list[str]:
 
 
 __all__ = [
+    "DEFAULT_SCHEDULE",
     "FaultOutcome",
     "ScheduledFault",
     "faults_table",
+    "feeding_while_reading",
+    "load_schedule",
     "run_fault_campaign",
 ]

@@ -14,6 +14,10 @@
 ``couponlab demo``                run the one-coupon job: print, oxidise, map, analyse, test
 ``couponlab campaign run [FILE]`` run a campaign (default: the bundled one on the twins)
 ``couponlab campaign resume DIR`` resume the campaign in DIR from its last completed step
+``couponlab faults run``         a fault campaign on the twins: ``--schedule FILE`` (default:
+                                  links lost then back, power losses), one run per fault;
+                                  prints faults by kind, runs completed, safe states reached,
+                                  documents lost (exit 1 if any fault did not end as expected)
 ``couponlab data recover [OUT]`` write whatever the run log of OUT (default ``runs``) holds and
                                   the store does not yet (runs a killed process left open
                                   are marked first); idempotent
@@ -295,6 +299,34 @@ def _cmd_campaign(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- faults --------------------------------------------------------------------------------
+def _cmd_faults_run(args: argparse.Namespace) -> int:
+    from couponlab.plans.fault_campaign import (
+        DEFAULT_SCHEDULE,
+        faults_table,
+        feeding_while_reading,
+        load_schedule,
+        run_fault_campaign,
+    )
+    from couponlab.session import Session
+    from couponlab.suspenders import SuspenderSettings
+
+    lab = _lab_arg(args.lab)
+    schedule = load_schedule(args.schedule) if args.schedule else list(DEFAULT_SCHEDULE)
+    unknown = sorted({f.device for f in schedule} - {d.name for d in lab.devices if d.twin})
+    if unknown:
+        raise InputError("faults", f"schedule names {unknown}, not twins of lab {lab.name!r}")
+    print(f"couponlab faults: {len(schedule)} fault(s) on lab {lab.name!r}, one run each")
+    settings = SuspenderSettings(link_probe_s=0.2)
+    with Session(lab, out_dir=Path(args.out), suspenders=settings) as s:
+        plan = feeding_while_reading(s.lab, s.devices, steps=args.steps)
+        outcomes = run_fault_campaign(s, schedule, plan)
+    print()
+    for line in faults_table(outcomes):
+        print(line)
+    return int(ExitCode.OK if all(o.as_expected for o in outcomes) else ExitCode.CHECK_FAILED)
+
+
 # -- data ----------------------------------------------------------------------------------
 RECOVER_WAIT_S = 300.0
 """Longest wait of ``couponlab data recover`` for another process to release the store, s."""
@@ -458,6 +490,27 @@ def build_parser() -> argparse.ArgumentParser:
     resume = campaign.add_parser("resume", help="resume a campaign from its last completed step")
     resume.add_argument("out", metavar="DIR", help="the campaign's folder (its --out)")
     resume.set_defaults(func=_cmd_campaign)
+
+    campaigns = sub.add_parser("faults", help="fault campaigns on the twins").add_subparsers(
+        dest="faults_cmd", required=True
+    )
+    faults_run = campaigns.add_parser(
+        "run",
+        help="run a schedule of faults on a lab's twins, one run each; print what became "
+        "of them (exit 1 if any did not end as the policy says)",
+    )
+    faults_run.add_argument("--lab", default="sim", help="lab file with twins (default: bundled)")
+    faults_run.add_argument(
+        "--schedule",
+        metavar="FILE",
+        help="YAML list of {device, kind, params, recoverable, after_events} (default: links "
+        "lost then back and power losses of stage1, feeder1, furnace1)",
+    )
+    faults_run.add_argument("--out", default="runs/faults", help="folder for the run documents")
+    faults_run.add_argument(
+        "--steps", type=int, default=4, help="readings per run, a checkpoint before each"
+    )
+    faults_run.set_defaults(func=_cmd_faults_run)
 
     data = sub.add_parser("data", help="the run store").add_subparsers(
         dest="data_cmd", required=True

@@ -6,18 +6,23 @@ by the twins' ground truth; no emitted document is missing from the JSON-lines l
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-import bluesky.plan_stubs as bps
 import pytest
-from bluesky.utils import MsgGenerator
+import yaml
 
+from couponlab.cli import main
 from couponlab.labfile import LabFile
-from couponlab.plans.fault_campaign import ScheduledFault, faults_table, run_fault_campaign
+from couponlab.plans.fault_campaign import (
+    LINK_DOWN,
+    ScheduledFault,
+    faults_table,
+    feeding_while_reading,
+    run_fault_campaign,
+)
 from couponlab.session import Session
 from couponlab.suspenders import SuspenderSettings
 
-LINK_DOWN = {"for_s": 1e9}
-"""A link that stays down until the operator clears it (when the run has suspended)."""
 SCHEDULE = [
     ScheduledFault("stage1", "drop", LINK_DOWN, recoverable=True),
     ScheduledFault("stage1", "power_loss"),
@@ -27,50 +32,40 @@ SCHEDULE = [
 
 
 def _lab() -> LabFile:
-    return LabFile.model_validate(
+    return LabFile.model_validate(LAB)
+
+
+LAB: dict[str, Any] = {
+    "name": "faults",
+    "world": {"speedup": 100, "seed": 9},
+    "devices": [
         {
-            "name": "faults",
-            "world": {"speedup": 100, "seed": 9},
-            "devices": [
-                {
-                    "name": "stage1",
-                    "family": "xy_stage",
-                    "driver": "couponlab.drivers.stage:ScpiXyStage",
-                    "address": "socket://127.0.0.1:0",
-                    "twin": True,
-                    "limits": {"x": ["-10 mm", "150 mm"], "max_velocity": "40 mm/s"},
-                },
-                {
-                    "name": "feeder1",
-                    "family": "powder_feeder",
-                    "driver": "couponlab.drivers.deposition:AsciiPowderFeeder",
-                    "address": "socket://127.0.0.1:0",
-                    "twin": True,
-                    "limits": {"max_feed_rate": "30 g/min", "max_gas_flow": "10 L/min"},
-                    "settings": {"hoppers": 4, "baudrate": 115200},
-                },
-            ],
-        }
-    )
+            "name": "stage1",
+            "family": "xy_stage",
+            "driver": "couponlab.drivers.stage:ScpiXyStage",
+            "address": "socket://127.0.0.1:0",
+            "twin": True,
+            "limits": {"x": ["-10 mm", "150 mm"], "max_velocity": "40 mm/s"},
+        },
+        {
+            "name": "feeder1",
+            "family": "powder_feeder",
+            "driver": "couponlab.drivers.deposition:AsciiPowderFeeder",
+            "address": "socket://127.0.0.1:0",
+            "twin": True,
+            "limits": {"max_feed_rate": "30 g/min", "max_gas_flow": "10 L/min"},
+            "settings": {"hoppers": 4, "baudrate": 115200},
+        },
+    ],
+}
 
 
 @pytest.mark.timeout(180)
 def test_a_schedule_of_faults_ends_as_the_policy_says(tmp_path: Path) -> None:
     settings = SuspenderSettings(link_probe_s=0.1)
     with Session(_lab(), out_dir=tmp_path, store=False, suspenders=settings) as s:
-        stage, feeder = s.devices["stage1"], s.devices["feeder1"]
-
-        def feeding_while_reading() -> MsgGenerator[None]:
-            yield from bps.open_run()
-            yield from bps.mv(feeder.hoppers[1].gas_flow, 2.0)
-            yield from bps.mv(feeder.hoppers[1], 5.0)
-            for _ in range(4):
-                yield from bps.checkpoint()
-                yield from bps.trigger_and_read([stage.velocity, feeder.hoppers[1].setpoint])
-            yield from bps.mv(feeder.hoppers[1], 0.0)
-            yield from bps.close_run()
-
-        outcomes = run_fault_campaign(s, SCHEDULE, feeding_while_reading, say=lambda _: None)
+        plan = feeding_while_reading(s.lab, s.devices)
+        outcomes = run_fault_campaign(s, SCHEDULE, plan, say=lambda _: None)
     table = faults_table(outcomes)
     assert [o.as_expected for o in outcomes] == [True] * len(SCHEDULE), "\n".join(table)
     assert table[0] == "faults injected by kind: drop 2, power_loss 2"
@@ -82,3 +77,34 @@ def test_a_schedule_of_faults_ends_as_the_policy_says(tmp_path: Path) -> None:
     fatal = [o for o in outcomes if not o.fault.recoverable]
     assert all("the instrument restarted" in o.error for o in fatal)
     assert all(o.lab.startswith("safe: ") for o in fatal)  # as the devices read back
+
+
+@pytest.mark.timeout(180)
+def test_the_command_runs_a_schedule_file_and_prints_the_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lab, schedule = tmp_path / "lab.yaml", tmp_path / "faults.yaml"
+    lab.write_text(yaml.safe_dump(LAB))
+    schedule.write_text(
+        "- {device: stage1, kind: drop, params: {for_s: 1.0e9}, recoverable: true}\n"
+        "- {device: feeder1, kind: power_loss, after_events: 2}\n"
+    )
+    out = tmp_path / "runs"
+    args = ["faults", "run", "--lab", str(lab), "--schedule", str(schedule), "--out", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "faults injected by kind: drop 1, power_loss 1" in printed
+    assert "safe states reached:     1 of 1 non-recoverable" in printed
+    assert "documents lost:          0 of " in printed
+    assert len(list(out.glob("*.jsonl"))) == 2  # one run per fault, logged
+
+
+def test_a_schedule_naming_no_twin_of_the_lab_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lab, schedule = tmp_path / "lab.yaml", tmp_path / "faults.yaml"
+    lab.write_text(yaml.safe_dump(LAB))
+    schedule.write_text("- {device: robot9, kind: drop}\n")
+    args = ["faults", "run", "--lab", str(lab), "--schedule", str(schedule)]
+    assert main([*args, "--out", str(tmp_path / "runs")]) == 2
+    assert "schedule names ['robot9'], not twins of lab 'faults'" in capsys.readouterr().err
