@@ -516,8 +516,7 @@ class OpcUaConnection:
             client = self._client or await self._ensure()
             self._raise_if_restarted()
             try:
-                async with asyncio.timeout(t):
-                    result = await operation(client)
+                result = await _within(t, operation(client))
                 self._timeouts = 0
                 return result
             except TimeoutError as exc:
@@ -694,6 +693,27 @@ def source_timestamp(dv: ua.DataValue) -> float:
     """Return the DataValue's source (else server) timestamp as POSIX seconds."""
     stamp = dv.SourceTimestamp or dv.ServerTimestamp
     return stamp.timestamp() if stamp is not None else time.time()
+
+
+async def _within(timeout: float, awaitable: Awaitable[T]) -> T:
+    """Await ``awaitable`` for at most ``timeout`` s; raise TimeoutError when it runs out.
+
+    ``asyncio.timeout`` (Python 3.11) turns into TimeoutError only a CancelledError that is
+    exactly that class. asyncua waits for each reply with ``wait_for2``, which raises its
+    subclass ``CancelledWithResultError`` when the reply arrives just as the wait is
+    cancelled: a late reply on a busy machine. It escaped as a bare CancelledError with the
+    task's cancellation already consumed, and was taken for a link closed under the request
+    (a ConnectionLostError in the middle of a furnace hold). Here it is the timeout it is.
+    """
+    deadline = asyncio.timeout(timeout)
+    try:
+        async with deadline:
+            return await awaitable
+    except asyncio.CancelledError as exc:
+        task = asyncio.current_task()
+        if deadline.expired() and task is not None and not task.cancelling():
+            raise TimeoutError from exc  # our deadline, not a cancellation of this request
+        raise
 
 
 async def _close_client(client: Client, timeout: float = 2.0) -> None:

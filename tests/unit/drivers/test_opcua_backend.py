@@ -29,6 +29,7 @@ from ophyd_async.core import (
     StrictEnum,
     TriggerableCommand,
 )
+from wait_for2 import CancelledWithResultError
 
 from couponlab.drivers._opcua import (
     Node,
@@ -499,6 +500,39 @@ async def test_request_timeout_is_typed_and_link_survives(
         # link works again, and the late reply is not taken for the next answer
         await asyncio.sleep(0.7)
         assert await temp.get_value() == 25.0
+    finally:
+        await c.disconnect()
+
+
+async def test_a_reply_that_arrives_as_the_timeout_cancels_it_is_a_timeout(
+    mini: MiniServer,
+) -> None:
+    """asyncua's ``wait_for2`` raises CancelledWithResultError, a CancelledError subclass that
+    ``asyncio.timeout`` does not turn into TimeoutError, when the reply arrives just as the
+    wait is cancelled: a late reply, not a link closed under the request."""
+    c = OpcUaConnection("mini", mini.url, NS, timeout=0.1, backoff=FAST)
+    temp = _sig(c, float, "Temp")
+
+    async def late_reply(client: Any) -> None:
+        try:
+            await asyncio.sleep(5.0)  # the deadline cancels this
+        except asyncio.CancelledError:
+            raise CancelledWithResultError(b"the reply", False) from None
+
+    try:
+        await temp.connect()
+        generation = c.generation
+        with pytest.raises(InstrumentTimeoutError, match=r"no reply to call Dev\.Late"):
+            await c.request("call Dev.Late()", late_reply, idempotent=False)
+        assert c.connected and c.generation == generation  # one late reply keeps the link
+        assert await temp.get_value() == 25.0
+        cancelled = asyncio.ensure_future(
+            c.request("call Dev.Late()", late_reply, idempotent=False)
+        )
+        await asyncio.sleep(0)
+        cancelled.cancel()  # a request cancelled by its caller stays cancelled
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
     finally:
         await c.disconnect()
 
