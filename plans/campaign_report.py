@@ -142,6 +142,14 @@ def _device_keys(table: dict[str, list[Any]], devices: list[str]) -> dict[str, l
     return out
 
 
+def _seconds(value: Any) -> float:
+    """Return a duration recorded in a start document (``{"value", "units"}``, or text such
+    as ``"0.2 s"`` from an older run), s."""
+    if isinstance(value, dict):
+        value = f"{value['value']} {value['units']}"
+    return to_magnitude(value, "s", what="dwell")
+
+
 def _hold_scans(runs: list[Any]) -> tuple[Any, Any, float]:
     """Return (thermocouple positions mm, scans during the hold degC, hold s) of a batch's
     exposure: the runs that started and re-attached to its program, as the campaign reads
@@ -272,7 +280,7 @@ def _read_map(data: CampaignData, run: Any, exposure: list[Any], printed: dict[s
         xrf=xrf,
         x_mm=x_mm,
         rows=rows,
-        dwell_s=to_magnitude(start["plan_args"]["dwell"], "s", what="dwell"),
+        dwell_s=_seconds(start["plan_args"]["dwell"]),
         tc_positions_mm=positions,
         tc_scans_c=scans,
         hold_s=hold,

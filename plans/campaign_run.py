@@ -94,6 +94,7 @@ def run_campaign(
         f"{spec.carrier_batch}, {mode}, on lab {lab.name!r}"
     )
     with Session(lab, out_dir=out) as s, SampleRegistry(out / REGISTRY) as reg:
+        s.RE.md["campaign_id"] = spec.id  # in every run, the calibrations' included
         twins = s.twins
 
         def pace(phase: str) -> None:

@@ -114,10 +114,14 @@ def run_demo(
         raise InputError("", "the demo drives twins only: use a lab whose devices are all twins")
     names = {f: first_device(lab, f) for f in FAMILIES}  # the campaign's families
     t_start = time.monotonic()
+    campaign_id = time.strftime("demo-%Y%m%d-%H%M%S")
     print(
-        f"couponlab demo: lab {lab.name!r}, {len(lab.devices)} twins; run documents in {out_dir}/"
+        f"couponlab demo: lab {lab.name!r}, {len(lab.devices)} twins; run documents in "
+        f"{out_dir}/, campaign id {campaign_id}"
     )
     with Session(lab, out_dir=out_dir) as s:
+        # every run of the demo carries its campaign's key, as a campaign's runs do
+        s.RE.md["campaign_id"] = campaign_id
         for subscriber in subscribers:
             s.RE.subscribe(subscriber)
         dev: dict[str, Any] = {f: s.devices[n] for f, n in names.items()}

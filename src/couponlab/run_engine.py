@@ -43,6 +43,7 @@ from bluesky.utils import RunEngineInterrupted
 from couponlab import __version__
 from couponlab.errors import describe_error
 from couponlab.progress import watched_statuses
+from couponlab.units import numbers_with_units
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,18 @@ class LabRunEngine(RunEngine):
                 "the plan cannot be resumed (no checkpoint). Every device it used was put in "
                 "its safe state; the RunEngine is idle."
             ) from exc
+
+    async def _open_run(self, msg: Any) -> Any:
+        """bluesky's ``open_run``, with the plan's arguments and the lab file in the start
+        document as numbers with units (:func:`couponlab.units.numbers_with_units`): both
+        record what was given as text (``"50 h"``, ``"30 g/min"``)."""
+        kwargs = dict(msg.kwargs)
+        if isinstance(kwargs.get("plan_args"), dict):
+            kwargs["plan_args"] = numbers_with_units(kwargs["plan_args"])
+        lab_file = kwargs.get("lab_file", self.md.get("lab_file"))
+        if isinstance(lab_file, dict):
+            kwargs["lab_file"] = numbers_with_units(lab_file)
+        return await super()._open_run(msg._replace(kwargs=kwargs))  # type: ignore[no-untyped-call]
 
     async def _wait_for(self, msg: Any) -> Any:
         """bluesky's ``wait_for``; a slice of a watched wait (:class:`couponlab.progress.

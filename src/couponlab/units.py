@@ -255,6 +255,41 @@ def quantity_metadata(
     return {"value": to_magnitude(value, unit, device=device, what=what), "units": unit}
 
 
+_PLAIN_NUMBER = re.compile(r"^\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*$")
+
+
+def numbers_with_units(value: Any) -> Any:
+    """Return ``value`` (run metadata: dicts, lists, scalars) with every string that is a
+    quantity written as text (``"50.0 h"``, ``"0.075 mm/min"``, ``"100 degC"``) turned into
+    ``{"value": <float>, "units": <unit as written>}`` and every string that is a plain
+    number (``"2.0"``) into that number; anything else is kept as it is (a string whose unit
+    pint does not know stays text).
+
+    For plan arguments and the lab file in start documents, which record what was given as
+    text: tools reading the documents then find numbers with their units, never strings.
+    """
+    if isinstance(value, dict):
+        return {k: numbers_with_units(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [numbers_with_units(v) for v in value]
+    if not isinstance(value, str):
+        return value
+    if _PLAIN_NUMBER.match(value):
+        return float(value)
+    found = _NUMBER_UNIT.match(value)
+    if found is None:
+        return value
+    unit = found.group(2).strip()
+    unit = "1" + unit if unit.startswith("/") else unit  # "0.015 / min"
+    if not _QUANTITY_TEXT.fullmatch("1 " + (unit[2:] if unit.startswith("1/") else unit)):
+        return value
+    try:
+        ureg.parse_units(unit)
+    except (pint.errors.PintError, ValueError, TypeError, AttributeError, AssertionError):
+        return value
+    return {"value": float(found.group(1)), "units": unit.replace(" ", "")}
+
+
 def _fmt(x: float) -> str:
     return f"{x:g}"
 
@@ -292,6 +327,7 @@ __all__ = [
     "SWITCH_WORDS",
     "QuantityLike",
     "as_quantity",
+    "numbers_with_units",
     "quantity_metadata",
     "to_magnitude",
     "to_switch",

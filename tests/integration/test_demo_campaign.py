@@ -1,11 +1,13 @@
 """The main job end to end: print, oxidise, map, analyse, pull -- and the analysis finds the
 simulated world's regimes, activation energies and critical Cr content within their
 intervals (the demo exits non-zero when a truth is more than 4 sigma off); every document
-the demo writes is valid against event-model's schemas."""
+the demo writes is valid against event-model's schemas, and its start documents carry the
+same campaign_id, the coupon_id, couponlab's version and no quantity or number as text."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from event_model import DocumentNames, schema_validators
@@ -14,6 +16,7 @@ from couponlab.cli import sample_lab_path
 from couponlab.data import read_run
 from couponlab.labfile import load_lab
 from couponlab.plans.demo import run_demo
+from couponlab.units import numbers_with_units
 
 
 @pytest.mark.timeout(400)
@@ -57,10 +60,24 @@ def test_demo_campaign_recovers_q_and_logs_every_run(
         assert st["sample"]["position"]["value"] == placed["x_mm"]
         assert st["sample"]["across"]["value"] == placed["y_mm"]
         assert st["specimen"]["overall_length"] == {"value": 16.0, "units": "mm"}
+    assert len({start["campaign_id"] for start in starts}) == 1  # one key for the demo
+    assert starts[0]["campaign_id"].startswith("demo-")
     for start in starts:  # the coupon by one key, couponlab's version, in every run
         assert start["versions"]["couponlab"]
         if start["plan_name"] != "calibrate_feeder":  # the only run without a coupon
             assert isinstance(start["coupon_id"], str), start["plan_name"]
+        assert _text_quantities(start) == [], start["plan_name"]
+
+
+def _text_quantities(doc: Any, where: str = "") -> list[str]:
+    """Every string of ``doc`` that is a quantity or a number written as text."""
+    if isinstance(doc, dict):
+        return [t for k, v in doc.items() for t in _text_quantities(v, f"{where}/{k}")]
+    if isinstance(doc, list):
+        return [t for i, v in enumerate(doc) for t in _text_quantities(v, f"{where}/{i}")]
+    if isinstance(doc, str) and numbers_with_units(doc) != doc:
+        return [f"{where} = {doc!r}"]
+    return []
 
 
 def _schema_errors(runs: list[Path]) -> list[str]:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from couponlab import units
 from couponlab.errors import InputError, OutOfLimitsError, UnitError
-from couponlab.units import Q_, to_magnitude, to_temperature
+from couponlab.units import Q_, numbers_with_units, to_magnitude, to_temperature
 
 
 def test_kelvin_converts_to_degc() -> None:
@@ -112,3 +112,24 @@ def test_the_registry_parses_its_definitions_when_its_disk_cache_fails(
     reg = units._registry()
     assert asked == [":auto:", None]  # the cache first, then the definitions parsed
     assert reg.Quantity(0, "degC").to("K").magnitude == pytest.approx(273.15)
+
+
+@pytest.mark.parametrize(
+    ("text", "metadata"),
+    [
+        ("50.0 h", {"value": 50.0, "units": "h"}),
+        ("100 degC", {"value": 100.0, "units": "degC"}),
+        ("-10 mm", {"value": -10.0, "units": "mm"}),
+        ("0.015 / min", {"value": 0.015, "units": "1/min"}),
+        ("1e-3 m", {"value": 0.001, "units": "m"}),
+        ("2.0", 2.0),
+        # not a quantity: kept as text
+        ("25,6,2,32", "25,6,2,32"),
+        ("3 xyz", "3 xyz"),
+        ("1.15.1", "1.15.1"),
+        ("0f0ae5e3-faea-49af", "0f0ae5e3-faea-49af"),
+        ("per_track", "per_track"),
+    ],
+)
+def test_metadata_quantities_become_numbers_with_units(text: str, metadata: object) -> None:
+    assert numbers_with_units({"a": [text]}) == {"a": [metadata]}
