@@ -281,7 +281,7 @@ def numbers_with_units(value: Any) -> Any:
         return value
     unit = found.group(2).strip()
     unit = "1" + unit if unit.startswith("/") else unit  # "0.015 / min"
-    if not _QUANTITY_TEXT.fullmatch("1 " + (unit[2:] if unit.startswith("1/") else unit)):
+    if not _QUANTITY_TEXT.fullmatch(value):
         return value
     try:
         ureg.parse_units(unit)

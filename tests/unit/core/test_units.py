@@ -121,6 +121,7 @@ def test_the_registry_parses_its_definitions_when_its_disk_cache_fails(
         ("100 degC", {"value": 100.0, "units": "degC"}),
         ("-10 mm", {"value": -10.0, "units": "mm"}),
         ("0.015 / min", {"value": 0.015, "units": "1/min"}),
+        ("0.015 1/min", {"value": 0.015, "units": "1/min"}),
         ("1e-3 m", {"value": 0.001, "units": "m"}),
         ("2.0", 2.0),
         # not a quantity: kept as text
@@ -133,3 +134,9 @@ def test_the_registry_parses_its_definitions_when_its_disk_cache_fails(
 )
 def test_metadata_quantities_become_numbers_with_units(text: str, metadata: object) -> None:
     assert numbers_with_units({"a": [text]}) == {"a": [metadata]}
+
+
+@pytest.mark.parametrize("text", ["0.015 / min", "0.015 1/min", "0.015 /min"])
+def test_a_reciprocal_unit_is_a_quantity(text: str) -> None:
+    # pint writes 1/min as "/ min"; the frame's default strain rate is "0.015 / min"
+    assert to_magnitude(text, "1/min") == pytest.approx(0.015)
