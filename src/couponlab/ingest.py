@@ -92,6 +92,45 @@ class _RunFile:
     offset: int = 0
     writer: Any = None
     done: bool = False
+    held: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Stream datums not yet written, by stream resource uid (see :class:`Ingester`)."""
+
+
+def _follows(first: dict[str, Any], then: dict[str, Any]) -> bool:
+    """Return whether stream datum ``then`` continues ``first`` (same resource and stream,
+    the next indices and sequence numbers)."""
+    return bool(
+        first["descriptor"] == then["descriptor"]
+        and first["indices"]["stop"] == then["indices"]["start"]
+        and first["seq_nums"]["stop"] == then["seq_nums"]["start"]
+    )
+
+
+def _write(run: _RunFile, name: str, doc: dict[str, Any]) -> None:
+    """Hand one document to the run's writer; consecutive stream datums of a resource are
+    merged into one (written before any other document of the run, in order)."""
+    if name == "stream_datum":
+        held = run.held.get(doc["stream_resource"])
+        if held is not None and _follows(held, doc):
+            held["indices"] = {"start": held["indices"]["start"], "stop": doc["indices"]["stop"]}
+            held["seq_nums"] = {
+                "start": held["seq_nums"]["start"],
+                "stop": doc["seq_nums"]["stop"],
+            }
+            return
+        if held is not None:
+            run.writer("stream_datum", held)
+        run.held[doc["stream_resource"]] = dict(doc)
+        return
+    _release(run)
+    run.writer(name, doc)
+
+
+def _release(run: _RunFile) -> None:
+    """Write the stream datums held back."""
+    held, run.held = run.held, {}
+    for doc in held.values():
+        run.writer("stream_datum", doc)
 
 
 def _status(store: Any, uid: str) -> str:
@@ -114,6 +153,11 @@ def _new_lines(path: Path, offset: int) -> tuple[list[bytes], int]:
 
 class Ingester:
     """Write the documents of a log folder into a store, run file by run file.
+
+    A device that writes its own file (the frame's tensile curve) announces each block of
+    rows by a stream datum; consecutive ones of a file are merged into one before they reach
+    the writer, which registers each in Tiled (about 0.15 s each here): a demo's 330 stream
+    datums become 12 registrations.
 
     Parameters
     ----------
@@ -211,7 +255,7 @@ class Ingester:
                         item = json.loads(line)
                     except json.JSONDecodeError:
                         continue  # a torn line (the writer was killed mid-line)
-                    run.writer(item["name"], item["doc"])
+                    _write(run, item["name"], item["doc"])
                     report.documents += 1
                     if item["name"] == "stop":
                         run.done = True
@@ -219,6 +263,8 @@ class Ingester:
                         report.completed.append(uid)
                         self._listed(uid)
                         break
+                if run.writer is not None:
+                    _release(run)  # what this pass read is in the store when it ends
             except Exception as exc:
                 log.error("run %s: not written to the store: %s", uid, exc, exc_info=exc)
                 report.failed[uid] = f"{type(exc).__name__}: {exc}"
