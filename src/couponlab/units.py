@@ -268,8 +268,8 @@ def numbers_with_units(value: Any) -> Any:
     For plan arguments and the lab file in start documents, which record what was given as
     text: tools reading the documents then find numbers with their units, never strings.
     """
-    if isinstance(value, dict):
-        return {k: numbers_with_units(v) for k, v in value.items()}
+    if isinstance(value, dict):  # a unit already given apart ("units": "1/min") stays text
+        return {k: v if k == "units" else numbers_with_units(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [numbers_with_units(v) for v in value]
     if not isinstance(value, str):

@@ -71,8 +71,10 @@ def test_demo_campaign_recovers_q_and_logs_every_run(
 
 def _text_quantities(doc: Any, where: str = "") -> list[str]:
     """Every string of ``doc`` that is a quantity or a number written as text."""
-    if isinstance(doc, dict):
-        return [t for k, v in doc.items() for t in _text_quantities(v, f"{where}/{k}")]
+    if isinstance(doc, dict):  # (a "units" entry is the unit of its "value": text)
+        return [
+            t for k, v in doc.items() if k != "units" for t in _text_quantities(v, f"{where}/{k}")
+        ]
     if isinstance(doc, list):
         return [t for i, v in enumerate(doc) for t in _text_quantities(v, f"{where}/{i}")]
     if isinstance(doc, str) and numbers_with_units(doc) != doc:

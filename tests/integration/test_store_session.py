@@ -59,6 +59,7 @@ def dask_in_this_thread() -> Any:
         yield
 
 
+@pytest.mark.timeout(240)
 def test_a_session_stores_its_runs_and_an_earlier_sessions(tmp_path: Path) -> None:
     with Session(EMPTY_LAB, out_dir=tmp_path, store=False) as s:  # only the log
         with init_devices():

@@ -38,6 +38,7 @@ def test_plan_arguments_and_the_lab_file_are_numbers_with_units() -> None:
         "duration": "50.0 h",
         "settings": {"crosshead_rate": "0.075 mm/min", "strain_rate": "0.015 / min"},
         "x_range": [3.0, "57 mm", 10],
+        "given": {"value": 2.5, "units": "1/min"},
         "track_run_in": "2.0",
         "target_form": "per_track",
     }
@@ -57,6 +58,7 @@ def test_plan_arguments_and_the_lab_file_are_numbers_with_units() -> None:
             "strain_rate": {"value": 0.015, "units": "1/min"},
         },
         "x_range": [3.0, {"value": 57.0, "units": "mm"}, 10],
+        "given": {"value": 2.5, "units": "1/min"},
         "track_run_in": 2.0,
         "target_form": "per_track",
     }
