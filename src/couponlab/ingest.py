@@ -156,8 +156,9 @@ class Ingester:
 
     A device that writes its own file (the frame's tensile curve) announces each block of
     rows by a stream datum; consecutive ones of a file are merged into one before they reach
-    the writer, which registers each in Tiled (about 0.15 s each here): a demo's 330 stream
-    datums become 12 registrations.
+    the writer, which registers what it is given in Tiled (it joins two blocks of about 5000
+    rows per registration itself): a demo's 332 stream datums become 12 registrations
+    instead of about 166, and its ingest took 23.6 s instead of 28.5 s (decision 0067).
 
     Parameters
     ----------
