@@ -5,7 +5,8 @@ injects the fault through the twins' control channel once the run has emitted
 ``after_events`` events (the simulation's own control, which plans and drivers never use; the
 runner is the operator and the test bench here). A *recoverable* fault is expected to
 suspend the run (decision 0071); when the run records the suspension, the operator clears
-the fault, and the run must then complete. A *non-recoverable* one must end the run with
+the fault and resets the device's latched alarms (``clear_alarms``, a feeder's gas alarm),
+and the run must then complete. A *non-recoverable* one must end the run with
 every device safe: that is checked from the twins' ground truth (``truth("active")``), not
 from the devices. For every run, the documents the RunEngine emitted are compared with the
 run's JSON-lines log: none may be missing.
@@ -16,6 +17,7 @@ states reached, documents lost.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -100,12 +102,14 @@ DEFAULT_SCHEDULE = (
     ScheduledFault("stage1", "drop", LINK_DOWN, recoverable=True),
     ScheduledFault("feeder1", "drop", LINK_DOWN, recoverable=True, after_events=2),
     ScheduledFault("furnace1", "drop", LINK_DOWN, recoverable=True),
+    ScheduledFault("feeder1", "gas_loss", recoverable=True),
     ScheduledFault("stage1", "power_loss"),
     ScheduledFault("feeder1", "power_loss", after_events=2),
     ScheduledFault("furnace1", "power_loss"),
 )
 """``couponlab faults run``'s schedule on the bundled lab: each of the stage's, the feeder's
-and the furnace's links lost then back (recoverable), and each one's power loss (not)."""
+and the furnace's links lost then back and the feeder's shielding gas lost then back
+(recoverable), and each one's power loss (not)."""
 WATCHED_FAMILIES = ("xy_stage", "powder_feeder", "gradient_furnace")
 """Families whose devices :func:`feeding_while_reading` reads at every step."""
 
@@ -179,7 +183,7 @@ def run_fault_campaign(
     outcomes = []
     for fault in schedule:
         outcome = FaultOutcome(fault)
-        operator = _Operator(control, outcome)
+        operator = _Operator(control, outcome, session.devices.get(fault.device))
         token = session.RE.subscribe(operator)
         try:
             result = session.run(plan())
@@ -190,6 +194,9 @@ def run_fault_campaign(
         finally:
             session.RE.unsubscribe(token)
             control.clear_faults()
+            for reset in operator.resets:
+                if reset.done() and not reset.cancelled() and reset.exception() is not None:
+                    say(f"  resetting {fault.device}'s alarms failed: {reset.exception()}")
         outcome.active = control.truth("active")
         outcome.emitted = len(operator.emitted)
         outcome.lost = _lost(session.log.folder, operator.emitted)
@@ -207,9 +214,11 @@ class _Operator:
     """A RunEngine subscriber: notes every document, injects the fault after the chosen
     event, clears a recoverable one once the run records its suspension."""
 
-    def __init__(self, control: Any, outcome: FaultOutcome) -> None:
+    def __init__(self, control: Any, outcome: FaultOutcome, device: Any = None) -> None:
         self.control = control
         self.outcome = outcome
+        self.device = device
+        self.resets: list[asyncio.Task[None]] = []
         self.emitted: list[tuple[str, str]] = []
         """(name, uid) of every document the RunEngine emitted during the run."""
 
@@ -222,6 +231,9 @@ class _Operator:
             o.suspended = True
             if f.recoverable:
                 self.control.clear_faults(f.device)
+                reset = getattr(self.device, "clear_alarms", None)
+                if callable(reset):  # the operator resets the alarm the fault latched
+                    self.resets.append(asyncio.get_running_loop().create_task(reset()))
         elif not o.injected and doc["seq_num"] >= f.after_events:
             self.control.fault(f.device, f.kind, **f.params)
             o.injected = True

@@ -77,7 +77,7 @@ class FamilyFaults:
 
     Attributes
     ----------
-    sensor_loss, jam
+    sensor_loss, jam, gas_loss
         ``(apply, clear)`` of each kind the family has (None: the twin has no such part).
         ``apply`` validates the fault's params (raise ``FaultRefusedError``/``ValueError``
         with nothing changed) and acts.
@@ -88,6 +88,7 @@ class FamilyFaults:
 
     sensor_loss: tuple[Callable[[Fault], None], Callable[[Fault], None]] | None = None
     jam: tuple[Callable[[Fault], None], Callable[[Fault], None]] | None = None
+    gas_loss: tuple[Callable[[Fault], None], Callable[[Fault], None]] | None = None
     power_off: Callable[[], None] = field(default=lambda: None)
 
     def handlers(self) -> dict[FaultKind, tuple[Callable[[Fault], None], Callable[[Fault], None]]]:
@@ -97,6 +98,8 @@ class FamilyFaults:
             out[FaultKind.SENSOR_LOSS] = self.sensor_loss
         if self.jam is not None:
             out[FaultKind.JAM] = self.jam
+        if self.gas_loss is not None:
+            out[FaultKind.GAS_LOSS] = self.gas_loss
         return out
 
 

@@ -210,7 +210,9 @@ class FeederTwin(SocketTwin[FeederModel, FeederProtocol]):
 def feeder_faults(model: FeederModel) -> FamilyFaults:
     """The feeder's own faults: ``jam`` clogs hopper ``hopper`` (1..N, default 1), letting
     ``passing`` (0..1, default 0) of its powder through; the feeder's clog detection raises
-    its alarm as on a real feeder. Power loss stops feeding and gas (the ``*RST`` state)."""
+    its alarm as on a real feeder. ``gas_loss`` cuts hopper ``hopper``'s carrier-gas supply
+    (its alarm latches while it feeds, until ``ALRM:CLR`` after the gas is back). Power loss
+    stops feeding and gas (the ``*RST`` state)."""
 
     def jam(fault: Fault) -> None:
         n = int_param(fault.params, "hopper", 1, len(model.hoppers), 1)
@@ -223,7 +225,15 @@ def feeder_faults(model: FeederModel) -> FamilyFaults:
         model.inject_clog(int(fault.params["hopper"]), 1.0)
         model.wake()
 
-    return FamilyFaults(jam=(jam, unjam), power_off=model.stop)
+    def gas_off(fault: Fault) -> None:
+        n = int_param(fault.params, "hopper", 1, len(model.hoppers), 1)
+        fault.params.update(hopper=n)
+        model.inject_gas_loss(n, True)
+
+    def gas_on(fault: Fault) -> None:
+        model.inject_gas_loss(int(fault.params["hopper"]), False)
+
+    return FamilyFaults(jam=(jam, unjam), gas_loss=(gas_off, gas_on), power_off=model.stop)
 
 
 async def start_twin(world: World, entry: DeviceEntry) -> FeederTwin:

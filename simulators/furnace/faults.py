@@ -65,8 +65,8 @@ class FurnaceFaults(FaultTarget):
 
     @property
     def kinds(self) -> frozenset[FaultKind]:
-        """Return every kind: the furnace twin can do them all."""
-        return frozenset(FaultKind)
+        """Return every kind but ``gas_loss`` (the furnace has no carrier gas)."""
+        return frozenset(FaultKind) - {FaultKind.GAS_LOSS}
 
     # -- server internals ------------------------------------------------------------------
     def _iserver(self) -> Any:

@@ -428,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     fault.add_argument("device", help="device name of the twin")
     fault.add_argument(
         "kind",
-        help="drop, stall, garble, truncate, error, sensor_loss, jam or power_loss",
+        help="drop, stall, garble, truncate, error, sensor_loss, jam, gas_loss or power_loss",
     )
     duration = fault.add_mutually_exclusive_group()
     duration.add_argument(

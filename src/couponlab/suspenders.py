@@ -58,7 +58,8 @@ class SuspenderSettings:
     hysteresis_c
         The alarm clears this far below its level, K (0 .. 100).
     link_probe_s
-        Wall time between two attempts to re-open a lost link, s (0.05 .. 60).
+        Wall time between two attempts to re-open a lost link, and between two reads of a
+        tripped condition's signal, s (0.05 .. 60).
     resume_sleep_s
         Wall time a cleared condition waits before the run resumes, s (0 .. 600).
     """
@@ -88,6 +89,8 @@ class Subscribable(Protocol):
     def name(self) -> str: ...
 
     def subscribe_reading(self, function: Callable[[dict[str, Any]], None]) -> None: ...
+
+    async def get_value(self, cached: bool | None = None) -> Any: ...
 
     def clear_sub(self, function: Callable[..., Any]) -> None: ...
 
@@ -154,6 +157,8 @@ class ConditionSuspender(SuspenderBase):
         Predicates on the signal's value (``cleared`` defaults to ``not tripped``).
     sleep
         Wall s to wait after the condition cleared, before resuming.
+    poll_s
+        While tripped, the signal is read every this many wall s.
     """
 
     def __init__(
@@ -165,15 +170,44 @@ class ConditionSuspender(SuspenderBase):
         cleared: Callable[[Any], bool] | None = None,
         *,
         sleep: float = 0.0,
+        poll_s: float = 1.0,
     ) -> None:
         super().__init__(  # type: ignore[no-untyped-call]
             WatchedSignal(signal), sleep=sleep, tripped_message=condition
         )
         self.device = device
         self.condition = condition
+        self.signal = signal
+        self.poll_s = poll_s
         self._tripped_when = tripped
         self._cleared_when = cleared or (lambda value: not tripped(value))
         self.last_value: Any = None
+        self._poll: asyncio.Task[None] | None = None
+
+    def __call__(self, value: Any, **kwargs: Any) -> None:
+        """Follow the signal (bluesky's); while tripped, read it every ``poll_s`` s (a
+        signal that is only pushed when someone reads it would not tell that it cleared)."""
+        super().__call__(value, **kwargs)  # type: ignore[no-untyped-call]
+        if self.tripped and self.RE is not None and (self._poll is None or self._poll.done()):
+            with contextlib.suppress(RuntimeError):  # no running loop: nothing to poll from
+                self._poll = asyncio.get_running_loop().create_task(self._read_while_tripped())
+
+    async def _read_while_tripped(self) -> None:
+        while self.tripped and self.RE is not None:
+            await asyncio.sleep(self.poll_s)
+            try:
+                value = await self.signal.get_value(cached=False)
+            except InstrumentError as exc:
+                log.warning("%s: reading %s: %s", self.device, self.signal.name, exc)
+                continue
+            self(value=value)
+
+    def remove(self) -> None:
+        """Stop watching (bluesky's) and stop polling."""
+        if self._poll is not None:
+            self._poll.cancel()
+            self._poll = None
+        super().remove()  # type: ignore[no-untyped-call]
 
     def _should_suspend(self, value: Any) -> bool:
         self.last_value = value
@@ -288,6 +322,7 @@ def furnace_over_temperature(
         lambda v: hottest(v) >= level,
         lambda v: hottest(v) < clear,
         sleep=settings.resume_sleep_s,
+        poll_s=settings.link_probe_s,
     )
 
 
@@ -303,6 +338,7 @@ def feeder_gas_low(
         "feeder's alarm clears",
         lambda v: "gas_loss" in str(v).split(),
         sleep=settings.resume_sleep_s,
+        poll_s=settings.link_probe_s,
     )
 
 

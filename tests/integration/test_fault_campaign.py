@@ -1,7 +1,8 @@
 """A fault campaign on the twins: a schedule of faults, recoverable and not, each injected
-into a run through the control channel. Recoverable faults (a link lost then back) suspend
-the run and it completes; non-recoverable ones (a power loss) end it with every device safe
-by the twins' ground truth; no emitted document is missing from the JSON-lines log."""
+into a run through the control channel. Recoverable faults (a link lost then back, the
+feeder's shielding gas lost then back and its alarm reset by the operator) suspend the run
+and it completes; non-recoverable ones (a power loss) end it with every device safe by the
+twins' ground truth; no emitted document is missing from the JSON-lines log."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ SCHEDULE = [
     ScheduledFault("stage1", "drop", LINK_DOWN, recoverable=True),
     ScheduledFault("stage1", "power_loss"),
     ScheduledFault("feeder1", "drop", LINK_DOWN, recoverable=True, after_events=2),
+    ScheduledFault("feeder1", "gas_loss", recoverable=True),
     ScheduledFault("feeder1", "power_loss", after_events=2),
 ]
 
@@ -68,8 +70,8 @@ def test_a_schedule_of_faults_ends_as_the_policy_says(tmp_path: Path) -> None:
         outcomes = run_fault_campaign(s, SCHEDULE, plan, say=lambda _: None)
     table = faults_table(outcomes)
     assert [o.as_expected for o in outcomes] == [True] * len(SCHEDULE), "\n".join(table)
-    assert table[0] == "faults injected by kind: drop 2, power_loss 2"
-    assert table[1].startswith("runs completed:          2 of 4 (2 of 2 after")
+    assert table[0] == "faults injected by kind: drop 2, gas_loss 1, power_loss 2"
+    assert table[1].startswith("runs completed:          3 of 5 (3 of 3 after")
     assert table[2].startswith("safe states reached:     2 of 2")
     assert table[3].startswith("documents lost:          0 of ")
     assert all(o.emitted > 0 for o in outcomes)

@@ -34,7 +34,7 @@ LINE_TWINS = [d.name for d in LAB.devices if not d.address.startswith("opc.tcp")
 OWN_KINDS = {
     "furnace1": {FaultKind.SENSOR_LOSS, FaultKind.JAM},
     "tcs1": {FaultKind.SENSOR_LOSS},
-    "feeder1": {FaultKind.JAM},
+    "feeder1": {FaultKind.JAM, FaultKind.GAS_LOSS},
     "stage1": {FaultKind.JAM},
     "frame1": {FaultKind.JAM},
 }
