@@ -504,7 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--schedule",
         metavar="FILE",
         help="YAML list of {device, kind, params, recoverable, after_events} (default: links "
-        "lost then back and power losses of stage1, feeder1, furnace1)",
+        "lost then back and power losses of stage1, feeder1, furnace1, feeder1's gas lost)",
     )
     faults_run.add_argument("--out", default="runs/faults", help="folder for the run documents")
     faults_run.add_argument(
