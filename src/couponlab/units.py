@@ -45,9 +45,11 @@ ureg: pint.UnitRegistry[Any] = _registry()
 ureg.formatter.default_format = "~P"
 Q_ = ureg.Quantity
 
-_NUMBER_UNIT = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(\S.*)$")
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+"""A decimal number as text (the pattern both expressions below start with)."""
+_NUMBER_UNIT = re.compile(rf"^\s*({_NUMBER})\s*(\S.*)$")
 _QUANTITY_TEXT = re.compile(
-    r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"  # the number, always first
+    rf"\s*{_NUMBER}"  # the number, always first
     r"(?:\s*[A-Za-z0-9_%\u00b0\u00b5\u03bc\u03a9()*/^. -]*)?\s*"
 )
 """What a quantity written as text may look like: a number, then an optional unit expression
