@@ -13,6 +13,7 @@ import bluesky.plan_stubs as bps
 import pytest
 from bluesky.run_engine import RunEngineResult
 from bluesky.utils import MsgGenerator
+from twin_entries import FEEDER_TWIN, STAGE_TWIN, twin_lab
 
 from couponlab.errors import InstrumentRestartedError, SafeStateError
 from couponlab.failure import cleanup_failures, lab_state, one_line
@@ -21,31 +22,7 @@ from couponlab.session import Session
 
 
 def _lab() -> LabFile:
-    return LabFile.model_validate(
-        {
-            "name": "abort",
-            "world": {"speedup": 100, "seed": 5},
-            "devices": [
-                {
-                    "name": "stage1",
-                    "family": "xy_stage",
-                    "driver": "couponlab.drivers.stage:ScpiXyStage",
-                    "address": "socket://127.0.0.1:0",
-                    "twin": True,
-                    "limits": {"x": ["-10 mm", "150 mm"], "max_velocity": "40 mm/s"},
-                },
-                {
-                    "name": "feeder1",
-                    "family": "powder_feeder",
-                    "driver": "couponlab.drivers.deposition:AsciiPowderFeeder",
-                    "address": "socket://127.0.0.1:0",
-                    "twin": True,
-                    "limits": {"max_feed_rate": "30 g/min", "max_gas_flow": "10 L/min"},
-                    "settings": {"hoppers": 4, "baudrate": 115200},
-                },
-            ],
-        }
-    )
+    return LabFile.model_validate(twin_lab("abort", 5, STAGE_TWIN, FEEDER_TWIN))
 
 
 @pytest.fixture(scope="module")

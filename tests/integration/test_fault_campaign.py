@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from twin_entries import FEEDER_TWIN, STAGE_TWIN, twin_lab
 
 from couponlab.cli import main
 from couponlab.labfile import LabFile
@@ -37,29 +38,7 @@ def _lab() -> LabFile:
     return LabFile.model_validate(LAB)
 
 
-LAB: dict[str, Any] = {
-    "name": "faults",
-    "world": {"speedup": 100, "seed": 9},
-    "devices": [
-        {
-            "name": "stage1",
-            "family": "xy_stage",
-            "driver": "couponlab.drivers.stage:ScpiXyStage",
-            "address": "socket://127.0.0.1:0",
-            "twin": True,
-            "limits": {"x": ["-10 mm", "150 mm"], "max_velocity": "40 mm/s"},
-        },
-        {
-            "name": "feeder1",
-            "family": "powder_feeder",
-            "driver": "couponlab.drivers.deposition:AsciiPowderFeeder",
-            "address": "socket://127.0.0.1:0",
-            "twin": True,
-            "limits": {"max_feed_rate": "30 g/min", "max_gas_flow": "10 L/min"},
-            "settings": {"hoppers": 4, "baudrate": 115200},
-        },
-    ],
-}
+LAB: dict[str, Any] = twin_lab("faults", 9, STAGE_TWIN, FEEDER_TWIN)
 
 
 @pytest.mark.timeout(180)

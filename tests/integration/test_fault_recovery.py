@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from asyncua import ua
+from twin_entries import FEEDER_TWIN
 
 from couponlab.errors import (
     ConnectionLostError,
@@ -59,15 +60,7 @@ def _lab() -> LabFile:
             "devices": [
                 {**stage, "name": "stage_tcp", "address": "socket://127.0.0.1:0"},
                 {**stage, "name": "stage_visa", "address": "TCPIP::127.0.0.1::0::SOCKET"},
-                {
-                    "name": "feeder",
-                    "family": "powder_feeder",
-                    "driver": "couponlab.drivers.deposition:AsciiPowderFeeder",
-                    "address": "socket://127.0.0.1:0",
-                    "twin": True,
-                    "limits": {"max_feed_rate": "30 g/min", "max_gas_flow": "10 L/min"},
-                    "settings": {"hoppers": 4, "baudrate": 115200},
-                },
+                {**FEEDER_TWIN, "name": "feeder"},
                 {
                     "name": "furnace",
                     "family": "gradient_furnace",

@@ -11,6 +11,7 @@ from typing import Any
 import bluesky.plan_stubs as bps
 import pytest
 from bluesky.utils import MsgGenerator
+from twin_entries import STAGE_TWIN, twin_lab
 
 from couponlab.labfile import LabFile
 from couponlab.session import Session
@@ -18,22 +19,7 @@ from couponlab.suspenders import LinkSuspender, SuspenderSettings
 
 
 def _lab() -> LabFile:
-    return LabFile.model_validate(
-        {
-            "name": "suspend",
-            "world": {"speedup": 100, "seed": 3},
-            "devices": [
-                {
-                    "name": "stage1",
-                    "family": "xy_stage",
-                    "driver": "couponlab.drivers.stage:ScpiXyStage",
-                    "address": "socket://127.0.0.1:0",
-                    "twin": True,
-                    "limits": {"x": ["-10 mm", "150 mm"], "max_velocity": "40 mm/s"},
-                }
-            ],
-        }
-    )
+    return LabFile.model_validate(twin_lab("suspend", 3, STAGE_TWIN))
 
 
 @pytest.mark.timeout(120)
