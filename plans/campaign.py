@@ -267,6 +267,10 @@ class Campaign:
             yield from poll_exposure(self.dev.furnace, self.dev.scanner, e)
 
     def _busy(self, instrument: str, step: str, start: float) -> MsgGenerator[None]:
+        # a step's plan ended (its run closed): a suspension from here on (a link lost, an
+        # alarm) rewinds to here, never into the closed run's messages, which would replay
+        # its readings outside any run
+        yield from bps.checkpoint()
         end = yield from self._clock()
         self.timeline.add(instrument, step, start, end)
 
@@ -510,6 +514,7 @@ class Campaign:
                     md=self.md,
                 )
             self.open[batch] = e
+            yield from bps.checkpoint()  # a suspension never replays the program's start
             self.say(
                 f"  furnace program started for batch {batch} ({', '.join(coupons)}): "
                 f"{self.spec.exposure.hot:g} -> {self.spec.exposure.cold:g} degC, "

@@ -35,7 +35,7 @@ furnace's program."""
 REGISTRY = "samples.sqlite"
 
 
-def _lab_of(spec: CampaignFile, source: Path | None) -> LabFile:
+def campaign_lab(spec: CampaignFile, source: Path | None) -> LabFile:
     from couponlab.cli import sample_lab_path
 
     if spec.lab == "sim":
@@ -65,7 +65,6 @@ def run_campaign(
     InputError
         A bad campaign file, or nothing to resume in ``out_dir`` (nothing started).
     """
-    from couponlab.plans.campaign import Campaign, CampaignDevices
     from couponlab.session import Session
 
     out = Path(out_dir)
@@ -84,7 +83,7 @@ def run_campaign(
     else:
         source = Path(campaign) if campaign is not None else None
         spec = load_campaign(source)
-    lab = lab or _lab_of(spec, source)
+    lab = lab or campaign_lab(spec, source)
     paces = dict(SPEEDUPS, **(speedups or {}))
     t_start = time.monotonic()
     mode = "one step after another (--sequential)" if sequential else "overlapped"
@@ -94,25 +93,50 @@ def run_campaign(
         f"{spec.carrier_batch}, {mode}, on lab {lab.name!r}"
     )
     with Session(lab, out_dir=out) as s, SampleRegistry(out / REGISTRY) as reg:
-        s.RE.md["campaign_id"] = spec.id  # in every run, the calibrations' included
-        twins = s.twins
-
-        def pace(phase: str) -> None:
-            if twins is not None:  # simulation only: how fast virtual time runs
-                twins.control.set_speedup(paces[phase])
-
-        devices = CampaignDevices.from_lab(s.lab, s.devices)
         if resume:
             done = reg.completed_steps(spec.id)
             say(f"  {len(done)} step(s) completed before: skipped")
-        runner = Campaign(
-            spec, s.lab, devices, reg, out, sequential=sequential, pace=pace, say=say
+        runner = campaign_in_session(
+            s, spec, reg, out, sequential=sequential, speedups=paces, say=say
         )
         summary = s.run(runner.plan()).plan_result
         for line in summary_lines(summary):
             say(line)
     say(f"\ndone in {time.monotonic() - t_start:.0f} s wall time")
     return summary
+
+
+def campaign_in_session(
+    session: Any,
+    spec: CampaignFile,
+    registry: SampleRegistry,
+    out_dir: str | Path,
+    *,
+    sequential: bool = False,
+    speedups: dict[str, float] | None = None,
+    say: Callable[[str], None] = print,
+) -> Any:
+    """Return the :class:`~couponlab.plans.campaign.Campaign` of ``spec`` on an open
+    :class:`~couponlab.session.Session`'s devices (run its ``plan()`` in the session).
+
+    Every run of the session carries ``campaign_id`` from here on; on twins the campaign's
+    phases set the simulation's speed-up (``speedups``, default :data:`SPEEDUPS`) through the
+    control channel.
+    """
+    from couponlab.plans.campaign import Campaign, CampaignDevices
+
+    session.RE.md["campaign_id"] = spec.id  # in every run, the calibrations' included
+    twins = session.twins
+    paces = dict(SPEEDUPS, **(speedups or {}))
+
+    def pace(phase: str) -> None:
+        if twins is not None:  # simulation only: how fast virtual time runs
+            twins.control.set_speedup(paces[phase])
+
+    devices = CampaignDevices.from_lab(session.lab, session.devices)
+    return Campaign(
+        spec, session.lab, devices, registry, out_dir, sequential=sequential, pace=pace, say=say
+    )
 
 
 def summary_lines(summary: Any) -> list[str]:
@@ -170,4 +194,4 @@ def summary_lines(summary: Any) -> list[str]:
     return lines
 
 
-__all__ = ["SPEEDUPS", "run_campaign", "summary_lines"]
+__all__ = ["SPEEDUPS", "campaign_in_session", "campaign_lab", "run_campaign", "summary_lines"]

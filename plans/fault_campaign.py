@@ -1,15 +1,22 @@
-"""A fault campaign: runs on the twins with a schedule of faults, and what became of each.
+"""A fault campaign: the campaign on the twins with a schedule of faults, and what became of it.
 
-For each :class:`ScheduledFault` the runner runs one plan in the session's RunEngine and
-injects the fault through the twins' control channel once the run has emitted
-``after_events`` events (the simulation's own control, which plans and drivers never use; the
-runner is the operator and the test bench here). A *recoverable* fault is expected to
-suspend the run (decision 0071); when the run records the suspension, the operator clears
-the fault and resets the device's latched alarms (``clear_alarms``, a feeder's gas alarm),
-and the run must then complete. A *non-recoverable* one must end the run with
-every device safe: that is checked from the twins' ground truth (``truth("active")``), not
-from the devices. For every run, the documents the RunEngine emitted are compared with the
-run's JSON-lines log: none may be missing.
+The schedule's faults are injected, in order, at points of the campaign through the twins'
+control channel (the simulation's own control, which plans and drivers never use; the
+runner is the operator and the test bench here): each once a run of the campaign whose
+``plan_name`` is the fault's ``plan`` has emitted ``after_events`` events since the previous
+fault was dealt with. A *recoverable* fault is expected to suspend the campaign (decision
+0071); when a run records the suspension, the operator clears the fault and resets the
+device's latched alarms (``clear_alarms``, a feeder's gas alarm), and the campaign must go
+on to complete. A *non-recoverable* one must end the campaign with every device safe: that
+is checked from the twins' ground truth (``truth("active")``), not from the devices.
+
+A non-recoverable fault ends its campaign, so the schedule is played as several campaign
+runs, each on twins of its own (a fresh :class:`~couponlab.session.Session`: a campaign
+left half done leaves coupons on the instruments' stations, and its open furnace batch was
+aborted by the safe state, which a resumed campaign refuses to expose twice, decision 0062):
+one with every recoverable fault, which must complete, then one per non-recoverable fault.
+For every campaign run, the documents the RunEngine emitted are compared with the
+JSON-lines log, and after the last one with the store: none may be missing.
 
 :func:`faults_table` prints the outcome: faults injected by kind, runs completed, safe
 states reached, documents lost.
@@ -19,19 +26,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import bluesky.plan_stubs as bps
 import yaml
 from bluesky.utils import MsgGenerator
 
 from couponlab.errors import InputError, describe_error
 from couponlab.failure import lab_state, root_cause
-from couponlab.labfile import LabFile
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -43,10 +52,15 @@ class ScheduledFault:
     device, kind, params
         What to inject (``couponlab twin fault DEVICE KIND -p KEY=VALUE``).
     recoverable
-        True: the run must be suspended and complete once the fault is cleared. False: the
-        run must end with every device safe.
+        True: the campaign must be suspended, and complete once the fault is cleared.
+        False: the campaign must end with every device safe.
     after_events
-        Inject once the run has emitted this many events (>= 1).
+        Inject once this many events (>= 1) of the runs named by ``plan`` have been emitted
+        since the previous fault was injected and, if recoverable, cleared.
+    plan
+        Count only the events of runs whose start document's ``plan_name`` is this
+        (``raster_map``, ``print_graded_coupon``, ``calibrate_feeder``, ``campaign_exposure``
+        ...); "" counts every run's.
     """
 
     device: str
@@ -54,6 +68,7 @@ class ScheduledFault:
     params: dict[str, Any] = field(default_factory=dict)
     recoverable: bool = False
     after_events: int = 1
+    plan: str = ""
 
     def __post_init__(self) -> None:
         if self.after_events < 1:
@@ -62,23 +77,22 @@ class ScheduledFault:
 
 @dataclass
 class FaultOutcome:
-    """What one scheduled fault did."""
+    """What one scheduled fault did (and the campaign run it fell in)."""
 
     fault: ScheduledFault
     injected: bool = False
-    completed: bool = False
-    """The run ended with exit status success."""
     suspended: bool = False
-    """The run recorded a suspension."""
+    """A run recorded a suspension after the fault was injected."""
+    completed: bool = False
+    """The campaign run it fell in ended with exit status success."""
     error: str = ""
-    """The first line of the error that ended the run ("" if it completed)."""
+    """The first line of the error that ended the campaign run ("" if it completed)."""
     lab: str = ""
     """Where the session left each device (read back from the devices)."""
     active: dict[str, bool] = field(default_factory=dict)
-    """Ground truth after the run: device -> out of its safe state."""
-    emitted: int = 0
+    """Ground truth after the campaign run: device -> out of its safe state."""
     lost: int = 0
-    """Documents emitted but missing from the run's JSON-lines log."""
+    """Documents of its campaign run missing from the JSON-lines log (or the store)."""
 
     @property
     def safe(self) -> bool:
@@ -96,22 +110,48 @@ class FaultOutcome:
         return not self.completed and self.safe
 
 
+@dataclass
+class CampaignRun:
+    """One campaign run of a fault campaign: its faults, how it ended, its documents."""
+
+    faults: list[FaultOutcome]
+    completed: bool = False
+    error: str = ""
+    lab: str = ""
+    active: dict[str, bool] = field(default_factory=dict)
+    emitted: list[tuple[str, str]] = field(default_factory=list)
+    """(name, uid) of every document the RunEngine emitted."""
+    lost: int = 0
+    """Emitted documents missing from the JSON-lines log."""
+    unstored: int = 0
+    """Emitted runs' documents (start, descriptors, events, stop) missing from the store."""
+
+
 LINK_DOWN = {"for_s": 1e9}
-"""A link that stays down until the operator clears it (once the run has suspended)."""
+"""A link that stays down until the operator clears it (once the campaign has suspended)."""
 DEFAULT_SCHEDULE = (
-    ScheduledFault("stage1", "drop", LINK_DOWN, recoverable=True),
-    ScheduledFault("feeder1", "drop", LINK_DOWN, recoverable=True, after_events=2),
-    ScheduledFault("furnace1", "drop", LINK_DOWN, recoverable=True),
-    ScheduledFault("feeder1", "gas_loss", recoverable=True),
-    ScheduledFault("stage1", "power_loss"),
-    ScheduledFault("feeder1", "power_loss", after_events=2),
-    ScheduledFault("furnace1", "power_loss"),
+    ScheduledFault("feeder1", "drop", LINK_DOWN, True, after_events=10, plan="raster_map"),
+    ScheduledFault("furnace1", "drop", LINK_DOWN, True, after_events=10, plan="raster_map"),
+    ScheduledFault("feeder1", "power_loss", after_events=2, plan="calibrate_feeder"),
+    ScheduledFault("feeder1", "gas_loss", plan="print_graded_coupon"),
+    ScheduledFault("furnace1", "power_loss", after_events=2, plan="campaign_exposure"),
+    ScheduledFault("stage1", "power_loss", after_events=10, plan="raster_map"),
+    ScheduledFault("stage1", "jam", {"axis": "X"}, after_events=10, plan="raster_map"),
 )
-"""``couponlab faults run``'s schedule on the bundled lab: each of the stage's, the feeder's
-and the furnace's links lost then back and the feeder's shielding gas lost then back
-(recoverable), and each one's power loss (not)."""
-WATCHED_FAMILIES = ("xy_stage", "powder_feeder", "gradient_furnace")
-"""Families whose devices :func:`feeding_while_reading` reads at every step."""
+"""``couponlab faults run``'s schedule for the bundled campaign on the bundled lab: the
+feeder's and the furnace's links lost during the first map, each then back (recoverable:
+one campaign that completes); the feeder's power lost while it is calibrated, its shielding
+gas lost as a print starts (the deposition cell's interlock aborts the print), the
+furnace's power lost during the first batch's exposure, the stage's power lost and its X
+axis jammed during the first map (each ends a campaign of its own)."""
+
+
+def campaign_runs(schedule: Sequence[ScheduledFault]) -> list[list[ScheduledFault]]:
+    """Split a schedule into campaign runs: every recoverable fault in one (in the
+    schedule's order: the campaign must complete), then one per non-recoverable fault
+    (which ends it)."""
+    recoverable = [f for f in schedule if f.recoverable]
+    return ([recoverable] if recoverable else []) + [[f] for f in schedule if not f.recoverable]
 
 
 def load_schedule(path: str | Path) -> list[ScheduledFault]:
@@ -138,105 +178,178 @@ def load_schedule(path: str | Path) -> list[ScheduledFault]:
     return schedule
 
 
-def feeding_while_reading(
-    lab: LabFile, devices: dict[str, Any], steps: int = 4
-) -> Callable[[], MsgGenerator[None]]:
-    """Return a plan factory: the lab's first feeder feeds from hopper 1 (2 L/min gas,
-    5 g/min) while every stage, feeder and furnace is read ``steps`` times, a checkpoint
-    before each; the feeder stops at the end."""
-    watched = [devices[e.name] for e in lab.devices if e.family in WATCHED_FAMILIES]
-    feeders = [devices[e.name] for e in lab.by_family("powder_feeder")]
+Session = Any
+"""A :class:`~couponlab.session.Session` (not imported here: plans do not import it)."""
+PlanFor = Callable[[Any, int], MsgGenerator[Any]]
+"""``plan_for(session, k)``: the plan of the k-th campaign run (1, 2 ...) in ``session``."""
 
-    def plan() -> MsgGenerator[None]:
-        yield from bps.open_run(md={"plan_name": "feeding_while_reading"})
-        if feeders:
-            yield from bps.mv(feeders[0].hoppers[1].gas_flow, 2.0)
-            yield from bps.mv(feeders[0].hoppers[1], 5.0)
-        for _ in range(steps):
-            yield from bps.checkpoint()
-            yield from bps.trigger_and_read(watched)
-        if feeders:
-            yield from bps.mv(feeders[0].hoppers[1], 0.0)
-        yield from bps.close_run()
 
-    return plan
+def campaign_plans(
+    spec: Any, out_dir: str | Path, *, say: Callable[[str], None] = print
+) -> PlanFor:
+    """Return ``plan_for(session, k)``: the whole campaign ``spec`` (a
+    :class:`~couponlab.plans.campaign_file.CampaignFile`) in ``session``, whose run
+    documents are in ``out_dir`` (the session's), its registry and timeline in
+    ``out_dir/campaign-<k>/``."""
+    from couponlab.plans.campaign_run import REGISTRY, campaign_in_session
+    from couponlab.plans.campaign_timeline import Timeline
+    from couponlab.samples import SampleRegistry
+
+    def plan_for(session: Any, k: int) -> MsgGenerator[Any]:
+        folder = Path(out_dir) / f"campaign-{k}"
+        folder.mkdir(parents=True, exist_ok=True)
+        with SampleRegistry(folder / REGISTRY) as registry:
+            runner = campaign_in_session(session, spec, registry, out_dir, say=say)
+            runner.timeline = Timeline(folder)
+            return (yield from runner.plan())
+
+    return plan_for
 
 
 def run_fault_campaign(
-    session: Any,
+    open_session: Callable[[], AbstractContextManager[Any]],
     schedule: Sequence[ScheduledFault],
-    plan: Callable[[], MsgGenerator[Any]],
+    plan_for: PlanFor,
     *,
     say: Callable[[str], None] = print,
-) -> list[FaultOutcome]:
-    """Run ``plan()`` once per fault of ``schedule`` on ``session`` (a
-    :class:`~couponlab.session.Session` with twins), injecting the fault; return outcomes.
+) -> list[CampaignRun]:
+    """Play ``schedule`` on campaign runs (:func:`campaign_runs`), each ``plan_for(session,
+    k)`` in a session of its own (``open_session()``, a context manager: a
+    :class:`~couponlab.session.Session` on a lab with twins, every one on the same
+    ``out_dir``); return each campaign run's outcome.
 
     Raises
     ------
     InputError
-        The session has no twins (faults are injected into twins only).
+        A session has no twins (faults are injected into twins only).
     """
-    if session.twins is None:
-        raise InputError("faults", "a fault campaign needs a lab with twins")
-    control = session.twins.control
-    outcomes = []
-    for fault in schedule:
-        outcome = FaultOutcome(fault)
-        operator = _Operator(control, outcome, session.devices.get(fault.device))
-        token = session.RE.subscribe(operator)
-        try:
-            result = session.run(plan())
-            outcome.completed = result.exit_status == "success"
-        except Exception as exc:
-            outcome.error = describe_error(root_cause(exc))
-            outcome.lab = lab_state(exc) or ""
-        finally:
-            session.RE.unsubscribe(token)
-            control.clear_faults()
-            for reset in operator.resets:
-                if reset.done() and not reset.cancelled() and reset.exception() is not None:
-                    say(f"  resetting {fault.device}'s alarms failed: {reset.exception()}")
-        outcome.active = control.truth("active")
-        outcome.emitted = len(operator.emitted)
-        outcome.lost = _lost(session.log.folder, operator.emitted)
+    results = []
+    for k, faults in enumerate(campaign_runs(schedule), start=1):
+        run = CampaignRun([FaultOutcome(f) for f in faults])
+        say(f"campaign run {k}: " + ", ".join(f"{f.device} {f.kind}" for f in faults))
+        with open_session() as session:
+            if session.twins is None:
+                raise InputError("faults", "a fault campaign needs a lab with twins")
+            _play(session, run, plan_for, k, say)
+            folder = session.log.folder
+        run.lost = _lost(folder, run.emitted)
+        for o in run.faults:
+            o.completed, o.error, o.lab, o.active = run.completed, run.error, run.lab, run.active
+            o.lost = run.lost
+            say(
+                f"  {o.fault.device} {o.fault.kind}: "
+                + ("injected" if o.injected else "NOT injected")
+                + (", suspended" if o.suspended else "")
+            )
         say(
-            f"  {fault.device} {fault.kind}: "
-            + ("completed" if outcome.completed else f"ended: {outcome.error}")
-            + (", suspended first" if outcome.suspended else "")
-            + f"; {'safe' if outcome.safe else 'NOT SAFE'}; {outcome.lost} document(s) lost"
+            "  campaign "
+            + ("completed" if run.completed else f"ended: {run.error}; lab: {run.lab}")
+            + f"; {'safe' if not any(run.active.values()) else 'NOT SAFE'} by the twins' "
+            f"truth; {run.lost} of {len(run.emitted)} document(s) lost"
         )
-        outcomes.append(outcome)
-    return outcomes
+        results.append(run)
+    return results
+
+
+def _play(session: Any, run: CampaignRun, plan_for: PlanFor, k: int, say: Any) -> None:
+    control = session.twins.control
+    operator = _Operator(control, run.faults, session.devices, session.suspenders)
+    token = session.RE.subscribe(operator)
+    try:
+        result = session.run(plan_for(session, k))
+        run.completed = result.exit_status == "success"
+    except Exception as exc:
+        run.error = describe_error(root_cause(exc))
+        run.lab = lab_state(exc) or ""
+    finally:
+        session.RE.unsubscribe(token)
+        if operator.watch is not None:  # (a task on the RunEngine's loop)
+            session.RE.loop.call_soon_threadsafe(operator.watch.cancel)
+        control.clear_faults()
+        for device in {o.fault.device for o in run.faults if o.injected}:
+            reset = getattr(session.devices.get(device), "clear_alarms", None)
+            if callable(reset):  # a latched alarm would keep its suspender tripped
+                try:
+                    session.call(reset, timeout=30.0)
+                except Exception as exc:
+                    say(f"  resetting {device}'s alarms failed: {describe_error(exc)}")
+    run.active = control.truth("active")
+    run.emitted = operator.emitted
 
 
 class _Operator:
-    """A RunEngine subscriber: notes every document, injects the fault after the chosen
-    event, clears a recoverable one once the run records its suspension."""
+    """A RunEngine subscriber: notes every document; injects each fault in turn once the
+    runs it names have emitted its ``after_events`` events; clears a recoverable one (and
+    resets the device's alarms) once a run records the suspension."""
 
-    def __init__(self, control: Any, outcome: FaultOutcome, device: Any = None) -> None:
+    def __init__(
+        self, control: Any, outcomes: list[FaultOutcome], devices: Any, suspenders: Any
+    ) -> None:
         self.control = control
-        self.outcome = outcome
-        self.device = device
+        self.pending = list(outcomes)
+        self.devices = devices
+        self.suspenders = suspenders
+        self.watch: asyncio.Task[None] | None = None
+        self.counted = 0
+        self.plans: dict[str, str] = {}
+        """Start and descriptor uid -> the run's plan_name."""
         self.resets: list[asyncio.Task[None]] = []
         self.emitted: list[tuple[str, str]] = []
-        """(name, uid) of every document the RunEngine emitted during the run."""
+        """(name, uid) of every document the RunEngine emitted."""
 
     def __call__(self, name: str, doc: dict[str, Any]) -> None:
-        self.emitted.append((name, str(doc.get("uid", ""))))
-        if name != "event":
+        uid = str(doc.get("uid", ""))
+        self.emitted.append((name, uid))
+        if name == "start":
+            self.plans[uid] = str(doc.get("plan_name", ""))
+        elif name == "descriptor":
+            self.plans[uid] = self.plans.get(str(doc.get("run_start", "")), "")
+        if name != "event" or not self.pending:
             return
-        o, f = self.outcome, self.outcome.fault
-        if "interruption" in doc["data"]:
-            o.suspended = True
-            if f.recoverable:
-                self.control.clear_faults(f.device)
-                reset = getattr(self.device, "clear_alarms", None)
-                if callable(reset):  # the operator resets the alarm the fault latched
-                    self.resets.append(asyncio.get_running_loop().create_task(reset()))
-        elif not o.injected and doc["seq_num"] >= f.after_events:
+        o, f = self.pending[0], self.pending[0].fault
+        interruption = doc["data"].get("interruption")
+        if interruption is not None:
+            if o.injected and interruption != "resume":
+                self._suspended(o)
+            return
+        if o.injected or (f.plan and self.plans.get(str(doc["descriptor"])) != f.plan):
+            return
+        self.counted += 1
+        if self.counted >= f.after_events:
             self.control.fault(f.device, f.kind, **f.params)
             o.injected = True
+            if f.recoverable and self.suspenders is not None:
+                self.watch = asyncio.get_running_loop().create_task(self._watch(o))
+
+    async def _watch(self, o: FaultOutcome) -> None:
+        """Notice a suspension between two runs (no run records it then) from the
+        session's suspenders, as an operator sees it on the screen."""
+        while not o.suspended:
+            await asyncio.sleep(0.05)
+            tripped = self.suspenders.tripped()
+            if any(str(j).startswith(f"{o.fault.device}:") for j in tripped):
+                self._suspended(o)
+
+    def _suspended(self, o: FaultOutcome) -> None:
+        if o.suspended:
+            return
+        o.suspended = True
+        if o.fault.recoverable:
+            self._clear(o.fault.device)
+            self.pending.remove(o)
+            self.counted = 0
+
+    def _clear(self, device: str) -> None:
+        self.control.clear_faults(device)
+        reset = getattr(self.devices.get(device), "clear_alarms", None)
+        if callable(reset):  # the operator resets the alarm the fault latched
+            self.resets.append(asyncio.get_running_loop().create_task(reset()))
+            self.resets[-1].add_done_callback(_log_failure)
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("resetting alarms failed: %s", task.exception())
 
 
 def _lost(folder: Path, emitted: list[tuple[str, str]]) -> int:
@@ -252,42 +365,50 @@ def _lost(folder: Path, emitted: list[tuple[str, str]]) -> int:
     return sum(1 for item in emitted if item not in logged)
 
 
-def faults_table(outcomes: Sequence[FaultOutcome]) -> list[str]:
-    """Return the campaign's table: faults injected by kind, runs completed, safe states
-    reached after the non-recoverable faults, documents lost, and each fault's outcome."""
+def faults_table(runs: Sequence[CampaignRun]) -> list[str]:
+    """Return the fault campaign's table: faults injected by kind, campaign runs completed,
+    safe states reached after the non-recoverable faults, documents lost (from the log, and
+    from the store if it was checked), and each fault's outcome."""
+    outcomes = [o for r in runs for o in r.faults]
     kinds = Counter(o.fault.kind for o in outcomes if o.injected)
     fatal = [o for o in outcomes if not o.fault.recoverable]
+    recoverable = [o for o in outcomes if o.fault.recoverable]
+    emitted = sum(len(r.emitted) for r in runs)
     lines = [
         "faults injected by kind: "
         + (", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) or "none"),
-        f"runs completed:          {sum(o.completed for o in outcomes)} of {len(outcomes)} "
-        f"({sum(o.completed for o in outcomes if o.fault.recoverable)} of "
-        f"{sum(o.fault.recoverable for o in outcomes)} after a recoverable fault)",
+        f"runs completed:          {sum(r.completed for r in runs)} of {len(runs)} campaign "
+        f"runs ({sum(o.suspended and o.completed for o in recoverable)} of "
+        f"{len(recoverable)} recoverable faults suspended a campaign that then completed)",
         f"safe states reached:     {sum(o.safe for o in fatal)} of {len(fatal)} "
         "non-recoverable faults (twins' ground truth)",
-        f"documents lost:          {sum(o.lost for o in outcomes)} of "
-        f"{sum(o.emitted for o in outcomes)} emitted",
+        f"documents lost:          {sum(r.lost for r in runs)} of {emitted} emitted "
+        f"(run logs); {sum(r.unstored for r in runs)} of {emitted} (store)",
         "",
-        f"{'device':<10} {'kind':<11} {'expected':<11} {'outcome':<30} as expected",
+        f"{'run':<4} {'device':<10} {'kind':<11} {'expected':<11} {'outcome':<30} as expected",
     ]
-    for o in outcomes:
-        expected = "resume" if o.fault.recoverable else "abort+safe"
-        got = "completed" if o.completed else "aborted"
-        got += " (suspended)" if o.suspended else ""
-        got += "" if o.safe else " NOT SAFE"
-        lines.append(
-            f"{o.fault.device:<10} {o.fault.kind:<11} {expected:<11} {got:<30} "
-            f"{'yes' if o.as_expected else 'NO'}"
-        )
+    for k, run in enumerate(runs, start=1):
+        for o in run.faults:
+            expected = "resume" if o.fault.recoverable else "abort+safe"
+            got = "completed" if o.completed else "aborted"
+            got += " (suspended)" if o.suspended else ""
+            got += "" if o.injected else " NOT INJECTED"
+            got += "" if o.safe else " NOT SAFE"
+            lines.append(
+                f"{k:<4} {o.fault.device:<10} {o.fault.kind:<11} {expected:<11} {got:<30} "
+                f"{'yes' if o.as_expected else 'NO'}"
+            )
     return lines
 
 
 __all__ = [
     "DEFAULT_SCHEDULE",
+    "CampaignRun",
     "FaultOutcome",
     "ScheduledFault",
+    "campaign_plans",
+    "campaign_runs",
     "faults_table",
-    "feeding_while_reading",
     "load_schedule",
     "run_fault_campaign",
 ]

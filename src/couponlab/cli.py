@@ -14,10 +14,12 @@
 ``couponlab demo``                run the one-coupon job: print, oxidise, map, analyse, test
 ``couponlab campaign run [FILE]`` run a campaign (default: the bundled one on the twins)
 ``couponlab campaign resume DIR`` resume the campaign in DIR from its last completed step
-``couponlab faults run``         a fault campaign on the twins: ``--schedule FILE`` (default:
-                                  links lost then back, power losses), one run per fault;
-                                  prints faults by kind, runs completed, safe states reached,
-                                  documents lost (exit 1 if any fault did not end as expected)
+``couponlab faults run``         a fault campaign on the twins: the campaign (``--campaign
+                                  FILE``, default the bundled one) with ``--schedule FILE``'s
+                                  faults (default: links lost then back, gas lost, power
+                                  losses, a jam) injected at points of it; prints faults by
+                                  kind, runs completed, safe states reached, documents lost
+                                  (exit 1 if any fault did not end as expected)
 ``couponlab data recover [OUT]`` write whatever the run log of OUT (default ``runs``) holds and
                                   the store does not yet (runs a killed process left open
                                   are marked first); idempotent
@@ -44,6 +46,7 @@ import json
 import logging
 import os
 import sys
+import time
 import traceback
 from collections.abc import Iterator, Sequence
 from enum import IntEnum
@@ -301,30 +304,45 @@ def _cmd_campaign(args: argparse.Namespace) -> int:
 
 # -- faults --------------------------------------------------------------------------------
 def _cmd_faults_run(args: argparse.Namespace) -> int:
+    from couponlab.plans.campaign_file import load_campaign
+    from couponlab.plans.campaign_run import campaign_lab
     from couponlab.plans.fault_campaign import (
         DEFAULT_SCHEDULE,
+        campaign_plans,
+        campaign_runs,
         faults_table,
-        feeding_while_reading,
         load_schedule,
         run_fault_campaign,
     )
     from couponlab.session import Session
     from couponlab.suspenders import SuspenderSettings
 
-    lab = _lab_arg(args.lab)
+    source = Path(args.campaign) if args.campaign else None
+    spec = load_campaign(source)
+    lab = _lab_arg(args.lab) if args.lab else campaign_lab(spec, source)
     schedule = load_schedule(args.schedule) if args.schedule else list(DEFAULT_SCHEDULE)
     unknown = sorted({f.device for f in schedule} - {d.name for d in lab.devices if d.twin})
     if unknown:
         raise InputError("faults", f"schedule names {unknown}, not twins of lab {lab.name!r}")
-    print(f"couponlab faults: {len(schedule)} fault(s) on lab {lab.name!r}, one run each")
+    out = Path(args.out)
+    print(
+        f"couponlab faults: {len(schedule)} fault(s) in campaign {spec.id!r} "
+        f"({len(spec.coupons)} coupons) on lab {lab.name!r}, "
+        f"{len(campaign_runs(schedule))} campaign run(s)"
+    )
     settings = SuspenderSettings(link_probe_s=0.2)
-    with Session(lab, out_dir=Path(args.out), suspenders=settings) as s:
-        plan = feeding_while_reading(s.lab, s.devices, steps=args.steps)
-        outcomes = run_fault_campaign(s, schedule, plan)
+    t0 = time.monotonic()
+    runs = run_fault_campaign(
+        lambda: Session(lab, out_dir=out, store=False, suspenders=settings),
+        schedule,
+        campaign_plans(spec, out, say=lambda line: None),
+    )
     print()
-    for line in faults_table(outcomes):
+    for line in faults_table(runs):
         print(line)
-    return int(ExitCode.OK if all(o.as_expected for o in outcomes) else ExitCode.CHECK_FAILED)
+    print(f"\ndone in {time.monotonic() - t0:.0f} s wall time")
+    ok = all(o.as_expected for r in runs for o in r.faults)
+    return int(ExitCode.OK if ok else ExitCode.CHECK_FAILED)
 
 
 # -- data ----------------------------------------------------------------------------------
@@ -496,20 +514,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     faults_run = campaigns.add_parser(
         "run",
-        help="run a schedule of faults on a lab's twins, one run each; print what became "
-        "of them (exit 1 if any did not end as the policy says)",
+        help="run a campaign on a lab's twins with a schedule of faults injected at points of "
+        "it; print what became of them (exit 1 if any did not end as the policy says)",
     )
-    faults_run.add_argument("--lab", default="sim", help="lab file with twins (default: bundled)")
+    faults_run.add_argument(
+        "--campaign", metavar="FILE", help="campaign file (default: the bundled campaign)"
+    )
+    faults_run.add_argument(
+        "--lab", help="lab file with twins (default: the campaign's lab, the bundled one)"
+    )
     faults_run.add_argument(
         "--schedule",
         metavar="FILE",
-        help="YAML list of {device, kind, params, recoverable, after_events} (default: links "
-        "lost then back and power losses of stage1, feeder1, furnace1, feeder1's gas lost)",
+        help="YAML list of {device, kind, params, recoverable, after_events, plan} (default: "
+        "feeder1's gas lost, links of stage1, feeder1, furnace1 lost then back; power losses "
+        "of feeder1, furnace1, stage1; stage1 jammed)",
     )
     faults_run.add_argument("--out", default="runs/faults", help="folder for the run documents")
-    faults_run.add_argument(
-        "--steps", type=int, default=4, help="readings per run, a checkpoint before each"
-    )
     faults_run.set_defaults(func=_cmd_faults_run)
 
     data = sub.add_parser("data", help="the run store").add_subparsers(

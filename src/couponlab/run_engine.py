@@ -21,7 +21,15 @@ docs/decisions/0040-pause-stop-abort.md):
    was aborted) bluesky raises ``RunEngineInterrupted`` with its "entering a paused state"
    message although it is idle; here that is :class:`RunAborted`, which says so.
 
-5. **Progress of watched waits**: a plan's slice of a wait on a long status
+5. **A checkpoint after a clear_checkpoint is one again**: in bluesky 1.15.1 a
+   ``clear_checkpoint`` makes the rest of the *whole plan* unresumable (a later
+   ``checkpoint`` does not re-open the message cache), so in a campaign (one plan of many
+   runs) the first step that clears its checkpoint (a feeder calibration, a print) would leave
+   no later pause or suspension anywhere to land. Here a ``checkpoint`` rewinds to itself
+   again, as the plans that clear a checkpoint for their set-up and set one per slice later
+   (:mod:`couponlab.plans.watch`) expect.
+
+6. **Progress of watched waits**: a plan's slice of a wait on a long status
    (:class:`couponlab.progress.WatchedWait`) shows that status to the ``waiting_hook``, as
    bluesky does for a ``wait`` on a group, so progress bars follow holds, moves and prints.
 
@@ -34,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from typing import Any
 
 from bluesky import RunEngine
@@ -109,6 +118,14 @@ class LabRunEngine(RunEngine):
         if isinstance(lab_file, dict):
             kwargs["lab_file"] = numbers_with_units(lab_file)
         return await super()._open_run(msg._replace(kwargs=kwargs))  # type: ignore[no-untyped-call]
+
+    async def _checkpoint(self, msg: Any) -> Any:
+        """bluesky's ``checkpoint``, which also ends an earlier ``clear_checkpoint`` (module
+        docstring, 5): the plan may be rewound to here."""
+        cache: deque[Any] | None = getattr(self, "_msg_cache", None)  # (typed deque by bluesky)
+        if cache is None and not any(run.bundling for run in self._run_bundlers.values()):
+            self._msg_cache = deque()
+        return await super()._checkpoint(msg)  # type: ignore[no-untyped-call]
 
     async def _wait_for(self, msg: Any) -> Any:
         """bluesky's ``wait_for``; a slice of a watched wait (:class:`couponlab.progress.

@@ -360,9 +360,10 @@ class Session:
             if self.RE.state == "paused":  # end the run: its clean-up runs, it is marked
                 with contextlib.suppress(Exception):  # (a clean-up error is logged by bluesky)
                     self.RE.abort(reason="session closed while the run was paused")
-            if self.suspenders is not None and self.RE.state == "idle":
-                try:  # unsubscribed on the loop, where the signals' polls live
-                    self.RE(self.suspenders.remove_plan())
+            if self.suspenders is not None:  # whatever state an interrupted run left
+                try:  # unsubscribed on the loop, where the signals' polls live (not by a
+                    # plan: the RunEngine holds a plan back while a suspender is tripped)
+                    self._on_loop(self._remove_suspenders(), 10.0, "removing the suspenders")
                 except Exception as exc:
                     log.warning("removing the suspenders failed: %s", describe_error(exc))
             if self.devices:
@@ -381,6 +382,12 @@ class Session:
                 self.twins = None
         if self._safe_state_error is not None:
             raise self._safe_state_error
+
+    async def _remove_suspenders(self) -> None:
+        if self.suspenders is not None:
+            for suspender in self.suspenders.suspenders:
+                self.RE.remove_suspender(suspender)
+            self.suspenders.suspenders = []
 
     def _fill_store(self) -> None:
         """Copy into the store what the log holds and it lacks (this session's runs, and any

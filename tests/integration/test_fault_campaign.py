@@ -1,8 +1,9 @@
-"""A fault campaign on the twins: a schedule of faults, recoverable and not, each injected
-into a run through the control channel. Recoverable faults (a link lost then back, the
-feeder's shielding gas lost then back and its alarm reset by the operator) suspend the run
-and it completes; non-recoverable ones (a power loss) end it with every device safe by the
-twins' ground truth; no emitted document is missing from the JSON-lines log."""
+"""A fault campaign on the twins: the campaign (a shortened one: two coupons, a small map)
+with a schedule of faults injected at points of it, recoverable and not, through the
+control channel. Recoverable faults (the feeder's and the furnace's links lost during a
+map, then back) suspend the campaign and it completes; non-recoverable ones (the feeder's
+power lost during its calibration, the stage's during a map) end it with every device safe
+by the twins' ground truth; no emitted document is missing from the JSON-lines log."""
 
 from __future__ import annotations
 
@@ -14,77 +15,83 @@ import yaml
 from twin_entries import FEEDER_TWIN, STAGE_TWIN, twin_lab
 
 from couponlab.cli import main
-from couponlab.labfile import LabFile
-from couponlab.plans.fault_campaign import (
-    LINK_DOWN,
-    ScheduledFault,
-    faults_table,
-    feeding_while_reading,
-    run_fault_campaign,
-)
-from couponlab.session import Session
-from couponlab.suspenders import SuspenderSettings
+from couponlab.plans.fault_campaign import ScheduledFault, campaign_runs
 
+pytestmark = pytest.mark.slow
+
+CAMPAIGN: dict[str, Any] = {
+    "id": "faults",
+    "lab": "sim",
+    "carrier_batch": 2,
+    "exposure": {"hold": "1 h", "scan_interval": "1 h"},
+    "map": {"x_points": 3, "y_rows": 4, "dwell": "0.5 s"},
+    "specimens": [],
+    "coupons": [
+        {"system": "Ni-Cr", "gradient": {"low": 0.0, "high": 0.5}},
+        {"system": "Ni-Al", "gradient": "proposed"},
+    ],
+}
+"""Two coupons in one furnace batch, a 3 x 4 map each, no tensile specimen."""
 SCHEDULE = [
-    ScheduledFault("stage1", "drop", LINK_DOWN, recoverable=True),
-    ScheduledFault("stage1", "power_loss"),
-    ScheduledFault("feeder1", "drop", LINK_DOWN, recoverable=True, after_events=2),
-    ScheduledFault("feeder1", "gas_loss", recoverable=True),
-    ScheduledFault("feeder1", "power_loss", after_events=2),
+    {
+        "device": "feeder1",
+        "kind": "drop",
+        "params": {"for_s": 1.0e9},
+        "recoverable": True,
+        "after_events": 3,
+        "plan": "raster_map",
+    },
+    {
+        "device": "furnace1",
+        "kind": "drop",
+        "params": {"for_s": 1.0e9},
+        "recoverable": True,
+        "after_events": 3,
+        "plan": "raster_map",
+    },
+    {"device": "feeder1", "kind": "power_loss", "after_events": 2, "plan": "calibrate_feeder"},
+    {"device": "stage1", "kind": "power_loss", "after_events": 3, "plan": "raster_map"},
 ]
 
 
-def _lab() -> LabFile:
-    return LabFile.model_validate(LAB)
+def test_a_schedule_is_played_as_one_campaign_run_of_recoverable_faults_then_one_each() -> None:
+    schedule = [ScheduledFault(**entry) for entry in SCHEDULE]
+    runs = campaign_runs(schedule)
+    assert runs == [schedule[:2], [schedule[2]], [schedule[3]]]
+    assert campaign_runs([schedule[2]]) == [[schedule[2]]]
 
 
-LAB: dict[str, Any] = twin_lab("faults", 9, STAGE_TWIN, FEEDER_TWIN)
-
-
-@pytest.mark.timeout(180)
-def test_a_schedule_of_faults_ends_as_the_policy_says(tmp_path: Path) -> None:
-    settings = SuspenderSettings(link_probe_s=0.1)
-    with Session(_lab(), out_dir=tmp_path, store=False, suspenders=settings) as s:
-        plan = feeding_while_reading(s.lab, s.devices)
-        outcomes = run_fault_campaign(s, SCHEDULE, plan, say=lambda _: None)
-    table = faults_table(outcomes)
-    assert [o.as_expected for o in outcomes] == [True] * len(SCHEDULE), "\n".join(table)
-    assert table[0] == "faults injected by kind: drop 2, gas_loss 1, power_loss 2"
-    assert table[1].startswith("runs completed:          3 of 5 (3 of 3 after")
-    assert table[2].startswith("safe states reached:     2 of 2")
-    assert table[3].startswith("documents lost:          0 of ")
-    assert all(o.emitted > 0 for o in outcomes)
-    assert all(set(o.active) == {"feeder1"} for o in outcomes)  # the truth covers the feeder
-    fatal = [o for o in outcomes if not o.fault.recoverable]
-    assert all("the instrument restarted" in o.error for o in fatal)
-    assert all(o.lab.startswith("safe: ") for o in fatal)  # as the devices read back
-
-
-@pytest.mark.timeout(180)
-def test_the_command_runs_a_schedule_file_and_prints_the_table(
+@pytest.mark.timeout(420)
+def test_the_campaign_with_a_schedule_of_faults_ends_as_the_policy_says(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    lab, schedule = tmp_path / "lab.yaml", tmp_path / "faults.yaml"
-    lab.write_text(yaml.safe_dump(LAB))
-    schedule.write_text(
-        "- {device: stage1, kind: drop, params: {for_s: 1.0e9}, recoverable: true}\n"
-        "- {device: feeder1, kind: power_loss, after_events: 2}\n"
-    )
+    campaign, schedule = tmp_path / "campaign.yaml", tmp_path / "faults.yaml"
+    campaign.write_text(yaml.safe_dump(CAMPAIGN))
+    schedule.write_text(yaml.safe_dump(SCHEDULE))
     out = tmp_path / "runs"
-    args = ["faults", "run", "--lab", str(lab), "--schedule", str(schedule), "--out", str(out)]
-    assert main(args) == 0
+    args = ["faults", "run", "--campaign", str(campaign), "--schedule", str(schedule)]
+    code = main([*args, "--out", str(out)])
     printed = capsys.readouterr().out
-    assert "faults injected by kind: drop 1, power_loss 1" in printed
-    assert "safe states reached:     1 of 1 non-recoverable" in printed
+    assert code == 0, printed
+    assert "faults injected by kind: drop 2, power_loss 2" in printed
+    assert "runs completed:          1 of 3 campaign runs (2 of 2 recoverable" in printed
+    assert "safe states reached:     2 of 2 non-recoverable faults" in printed
     assert "documents lost:          0 of " in printed
-    assert len(list(out.glob("*.jsonl"))) == 2  # one run per fault, logged
+    table = printed[printed.index("faults injected by kind") :]
+    assert table.count(" yes\n") == 4 and " NO\n" not in table
+    # each power loss ended its campaign as the devices read back: safe, the restart named
+    ended = [line for line in printed.splitlines() if line.startswith("  campaign ended: ")]
+    assert len(ended) == 2 and all("lab: safe: " in line for line in ended)
+    assert all("restarted" in line or "lost during" in line for line in ended)
+    assert len(list((out / "campaign-1").glob("samples.sqlite"))) == 1
+    assert len(list(out.glob("*.jsonl"))) > 8  # every run of every campaign run, logged
 
 
 def test_a_schedule_naming_no_twin_of_the_lab_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     lab, schedule = tmp_path / "lab.yaml", tmp_path / "faults.yaml"
-    lab.write_text(yaml.safe_dump(LAB))
+    lab.write_text(yaml.safe_dump(twin_lab("faults", 9, STAGE_TWIN, FEEDER_TWIN)))
     schedule.write_text("- {device: robot9, kind: drop}\n")
     args = ["faults", "run", "--lab", str(lab), "--schedule", str(schedule)]
     assert main([*args, "--out", str(tmp_path / "runs")]) == 2

@@ -116,6 +116,29 @@ def test_a_pause_without_checkpoint_aborts_says_so_and_leaves_devices_safe(
     assert _exit_status(docs) == "abort"
 
 
+def test_a_checkpoint_after_a_clear_checkpoint_is_one_again(
+    engine: tuple[LabRunEngine, list[tuple[str, dict[str, Any]]]],
+) -> None:
+    """bluesky 1.15.1 alone keeps a plan unresumable for good after a clear_checkpoint: a
+    campaign's first print would leave no later pause or suspension anywhere to land."""
+    re_, docs = engine
+    furnace, motor = FakeLabDevice("furnace"), Motor()
+    resumable: list[bool] = []
+
+    def plan() -> MsgGenerator[None]:
+        yield from bps.clear_checkpoint()  # an earlier step's set-up (a print's)
+        resumable.append(re_.resumable)
+        yield from _plan(furnace, motor)  # later: a step with a checkpoint, then a pause
+
+    with pytest.raises(RunEngineInterrupted):
+        re_(plan())
+    assert re_.state == "paused"  # paused, not aborted
+    re_.resume()
+    assert resumable == [False]
+    assert _interruptions(docs) == ["pause", "resume"]
+    assert _exit_status(docs) == "success"
+
+
 def test_a_device_that_does_not_reach_its_safe_state_does_not_stop_the_others(
     engine: tuple[LabRunEngine, list[tuple[str, dict[str, Any]]]],
     caplog: pytest.LogCaptureFixture,
