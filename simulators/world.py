@@ -371,6 +371,7 @@ class World:
         """Virtual seconds of backlog dropped because the simulation could not keep up."""
         self._samples: deque[tuple[float, float]] = deque()
         self._work: deque[float] = deque(maxlen=WORK_LOG_SIZE)
+        self._oxidation_wake: simpy.Event | None = None
         self.env.process(self._oxidise())
 
     # -- randomness ------------------------------------------------------------------------
@@ -594,6 +595,7 @@ class World:
         if coupon.coupon_id in self.coupons:
             raise ValueError(f"coupon {coupon.coupon_id!r} already exists")
         self.coupons[coupon.coupon_id] = coupon
+        self._wake_oxidation()
         return coupon
 
     def coupon(self, coupon_id: str) -> Coupon:
@@ -614,28 +616,61 @@ class World:
         c = self.coupon(coupon_id)
         c.holder, c.holder_name, c.offset_mm = holder, holder_name, offset_mm
         c.settled = False
+        self._wake_oxidation()
+
+    def _wake_oxidation(self) -> None:
+        """Resume the oxidation steps if they rest (a coupon was added or placed)."""
+        wake, self._oxidation_wake = self._oxidation_wake, None
+        if wake is not None:
+            wake.succeed()
 
     def _oxidise(self) -> Generator[simpy.Event, None, None]:
-        """SimPy process: grow oxide on held coupons every ``step_s`` (the configured law)."""
+        """SimPy process: grow oxide on held coupons every ``step_s`` (the configured law).
+
+        A step after which no coupon is in a holder and every coupon is settled changes
+        nothing until a coupon is added or placed (the only ways into a holder): the steps
+        then rest and resume on the same time grid when :meth:`add_coupon` or :meth:`place`
+        wakes them, so an idle world costs no SimPy event per step (a twin syncs its world
+        before every reply; decision 0075)."""
         model = self.config.oxidation
         dt = model.step_s
         ambient_k = self.config.ambient_temperature_c + 273.15
         while True:
             yield self.env.timeout(dt)
-            for c in self.coupons.values():
-                if not c.composition:
-                    continue
-                t = c.temperature_k()
-                if model.law == "mixing":
-                    if t is not None:
-                        c.oxide_x2_m2 += model.kp(c.composition, t) * dt
-                        c.recession_m = np.sqrt(c.oxide_x2_m2) / model.pilling_bedworth
-                        c.exposure_s += dt
-                    continue
-                if t is None and (c.settled or c.scales is None):
-                    c.settled = True
-                    continue
-                self._grow_regimes(c, t, ambient_k, dt)
+            if self._oxidation_step(model, dt, ambient_k):
+                continue
+            last = self.env.now
+            self._oxidation_wake = self.env.event()
+            yield self._oxidation_wake
+            due = last + dt  # the grid of the steps skipped meanwhile, summed as they were
+            while due < self.env.now:
+                due += dt
+            if due > self.env.now:
+                yield self.env.timeout(due - self.env.now)
+            self._oxidation_step(model, dt, ambient_k)
+            # the loop's next timeout(dt) follows from this step, as without a rest
+
+    def _oxidation_step(self, model: OxidationModel, dt: float, ambient_k: float) -> bool:
+        """Grow oxide on every held coupon for ``dt`` s; return whether any coupon was (or
+        may yet be) affected: False when none is in a holder and all are settled."""
+        active = False
+        for c in self.coupons.values():
+            if not c.composition:
+                continue
+            t = c.temperature_k()
+            if model.law == "mixing":
+                if t is not None:
+                    active = True
+                    c.oxide_x2_m2 += model.kp(c.composition, t) * dt
+                    c.recession_m = np.sqrt(c.oxide_x2_m2) / model.pilling_bedworth
+                    c.exposure_s += dt
+                continue
+            if t is None and (c.settled or c.scales is None):
+                c.settled = True
+                continue
+            active = True
+            self._grow_regimes(c, t, ambient_k, dt)
+        return active
 
     def _grow_regimes(self, c: Coupon, t: FloatArray | None, ambient_k: float, dt: float) -> None:
         """Advance one coupon under the regime law (``t``: K along x, None out of a holder)."""

@@ -123,3 +123,32 @@ def test_a_world_made_paused_stays_at_zero_until_advanced() -> None:
     w.advance(1800)
     w.sync()
     assert w.now == 1800.0
+
+
+def next_event(w: World) -> float:
+    """Return the time of the next scheduled event after the ones due now (SimPy leaves the
+    end marker of ``run(until=...)`` in its queue)."""
+    while w.env.peek() == w.env.now:
+        w.env.step()
+    return float(w.env.peek())
+
+
+@pytest.mark.parametrize("law", ["mixing", "regimes"])
+def test_idle_oxidation_rests_and_resumes_on_its_step_grid(law: str) -> None:
+    """With no coupon in a holder the oxidation steps schedule no event (a twin's sync then
+    has no simulation work); a coupon placed off the grid grows from the next grid step, as
+    if the steps had never rested: 10 steps of 60 s between 1013 s and 1613 s."""
+    w = World(WorldConfig(oxidation=OxidationModel(law=law)), paused=True)
+    c = w.add_coupon(Coupon("c1"))
+    c.set_composition({"Cr": 1.0})
+    w.advance(1013.0)
+    assert next_event(w) == math.inf  # nothing scheduled while the world is idle
+    w.place("c1", Uniform(1173.15))
+    w.advance(600.0)
+    assert c.exposure_s == 600.0  # steps at 1020, 1080, ..., 1560 s
+    assert c.oxide_x2_m2.max() > 0
+    assert next_event(w) == 1620.0  # the next step, still on the grid
+    w.place("c1", None)
+    w.advance(120.0)  # out of the holder: one step checks the coupon, then the steps rest
+    assert next_event(w) == math.inf
+    assert c.exposure_s == 600.0
