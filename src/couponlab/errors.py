@@ -120,6 +120,12 @@ class InterlockTrippedError(InstrumentError):
     """An interlock in the instrument has tripped; it is in its safe state until reset."""
 
 
+class ConditionPersistsError(InstrumentError):
+    """A condition that suspended a run (a lost link, an alarm) did not clear within the
+    suspenders' bound (:attr:`couponlab.suspenders.SuspenderSettings.max_suspension_s`): the
+    run is ended, and a session puts the lab in its safe state."""
+
+
 class SafeStateError(InstrumentError):
     """One or more devices did not reach their safe state (the lab is NOT safe).
 

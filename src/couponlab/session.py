@@ -177,6 +177,8 @@ class Session:
         prints it on the first line (:func:`couponlab.failure.one_line`), and a device that
         did not reach its safe state is listed with why (a
         :class:`~couponlab.errors.SafeStateError`, :func:`couponlab.failure.cleanup_failures`).
+        A condition that kept the run suspended longer than the suspenders' bound ends it
+        so too: the error raised is then its :class:`~couponlab.errors.ConditionPersistsError`.
         A pause (Ctrl-C) is left to the user, as in bluesky.
         """
         try:
@@ -184,6 +186,10 @@ class Session:
         except RunEngineInterrupted:
             raise
         except Exception as exc:
+            ended = self.suspenders.take_ended() if self.suspenders is not None else None
+            if ended is not None:  # a suspension outlasted its bound: that is the cause
+                self.abort_to_safe(ended)
+                raise ended from exc
             self.abort_to_safe(exc)
             raise
         assert isinstance(result, RunEngineResult)

@@ -18,7 +18,10 @@ A :class:`~couponlab.session.Session` installs these in its RunEngine by default
 Each watches a real signal of the device or of its transport; none uses the twins' control
 channel. Suspending is bluesky's: the run rewinds to its last checkpoint and waits; devices
 that can pause (the furnace) are paused, not stopped (:class:`~couponlab.run_engine.
-LabRunEngine`); a plan with no checkpoint is aborted instead (to the safe state).
+LabRunEngine`); a plan with no checkpoint is aborted instead (to the safe state). A
+condition that does not clear within :attr:`SuspenderSettings.max_suspension_s` (wall
+time) ends the run with :class:`~couponlab.errors.ConditionPersistsError`
+(:class:`BoundedSuspension`).
 
 Install and remove them with the plans :meth:`LabSuspenders.install_plan` and
 :meth:`LabSuspenders.remove_plan` (signals are subscribed on the RunEngine's loop).
@@ -39,7 +42,13 @@ import numpy as np
 from bluesky.suspenders import SuspendBoolLow, SuspenderBase
 from bluesky.utils import Msg
 
-from couponlab.errors import ConnectionLostError, InputError, InstrumentError, describe_error
+from couponlab.errors import (
+    ConditionPersistsError,
+    ConnectionLostError,
+    InputError,
+    InstrumentError,
+    describe_error,
+)
 from couponlab.labfile import LabFile
 from couponlab.transports import LinkState
 
@@ -62,12 +71,22 @@ class SuspenderSettings:
         tripped condition's signal, s (0.05 .. 60).
     resume_sleep_s
         Wall time a cleared condition waits before the run resumes, s (0 .. 600).
+    max_suspension_s
+        Longest a condition may keep the run suspended, s of *wall* time (1 .. 604800,
+        default 1800): then the run ends with :class:`~couponlab.errors.
+        ConditionPersistsError` naming the device, the condition and the wait, and a
+        session puts the lab in its safe state. Wall time, because the suspension is the
+        control computer's waiting (the RunEngine, an operator changing a gas bottle or
+        a cable), a lost link may leave no instrument clock to read, and a real lab has no
+        virtual time; one bound for every suspender, because what it bounds is how long
+        the lab may sit half-way through a step.
     """
 
     furnace_alarm_margin_c: float = 25.0
     hysteresis_c: float = 10.0
     link_probe_s: float = 1.0
     resume_sleep_s: float = 0.0
+    max_suspension_s: float = 1800.0
 
     def __post_init__(self) -> None:
         ranges = {
@@ -75,6 +94,7 @@ class SuspenderSettings:
             "hysteresis_c": (0.0, 100.0),
             "link_probe_s": (0.05, 60.0),
             "resume_sleep_s": (0.0, 600.0),
+            "max_suspension_s": (1.0, 604800.0),
         }
         for what, (low, high) in ranges.items():
             value = getattr(self, what)
@@ -142,7 +162,66 @@ class WatchedSignal:
         return f"WatchedSignal({self.name})"
 
 
-class ConditionSuspender(SuspenderBase):
+class BoundedSuspension:
+    """A suspender's bound: once tripped for ``max_s`` wall s, the suspension ends and the
+    run gets :class:`~couponlab.errors.ConditionPersistsError` (raised by the plan bluesky
+    runs after a suspension, ``post_plan``), which ends it."""
+
+    device: str
+    tripped: bool
+    _ev: asyncio.Event | None
+    _post_plan: Any
+
+    def _bound(self, max_s: float) -> None:
+        self.max_s = max_s
+        self._timer: asyncio.TimerHandle | None = None
+        self._expired = False
+        self._post_plan = self._after_suspension
+        self.ended: ConditionPersistsError | None = None
+        """The error that ended a run (None: none did since :meth:`LabSuspenders.take_ended`)."""
+
+    def _follow_bound(self) -> None:
+        """Arm the bound when tripped, disarm it when cleared (on the RunEngine's loop)."""
+        if self.tripped and self._timer is None:
+            with contextlib.suppress(RuntimeError):  # no running loop: nothing to time
+                self._timer = asyncio.get_running_loop().call_later(self.max_s, self._expire)
+        elif not self.tripped and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+            self._expired = False
+
+    def _expire(self) -> None:
+        self._timer = None
+        if self.tripped and self._ev is not None:
+            self._expired = True
+            self._ev.set()  # the RunEngine stops waiting; _after_suspension ends the run
+
+    def _after_suspension(self) -> Generator[Msg, Any, None]:
+        if self._expired:
+            self._expired = False
+            # kept: the plan's own handlers may raise another error on top of this one
+            # (a reading cut short by the suspension), and the session raises this one
+            self.ended = ConditionPersistsError(
+                self.device,
+                f"{self._condition()} did not clear within {self.max_s:g} s (wall time) of "
+                "suspension: the run is ended",
+            )
+            raise self.ended
+        yield from ()
+
+    def _condition(self) -> str:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:  # (bluesky's shows post_plan, whose repr shows this one)
+        return f"{type(self).__name__}({self.device}: {self._condition()})"
+
+    def _cancel_bound(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+class ConditionSuspender(BoundedSuspension, SuspenderBase):
     """Suspend while ``tripped(value)`` holds; resume once ``cleared(value)`` does.
 
     Parameters
@@ -159,6 +238,8 @@ class ConditionSuspender(SuspenderBase):
         Wall s to wait after the condition cleared, before resuming.
     poll_s
         While tripped, the signal is read every this many wall s.
+    max_s
+        Longest suspension, wall s; then the run ends (:class:`BoundedSuspension`).
     """
 
     def __init__(
@@ -171,10 +252,12 @@ class ConditionSuspender(SuspenderBase):
         *,
         sleep: float = 0.0,
         poll_s: float = 1.0,
+        max_s: float = 1800.0,
     ) -> None:
         super().__init__(  # type: ignore[no-untyped-call]
             WatchedSignal(signal), sleep=sleep, tripped_message=condition
         )
+        self._bound(max_s)
         self.device = device
         self.condition = condition
         self.signal = signal
@@ -188,6 +271,7 @@ class ConditionSuspender(SuspenderBase):
         """Follow the signal (bluesky's); while tripped, read it every ``poll_s`` s (a
         signal that is only pushed when someone reads it would not tell that it cleared)."""
         super().__call__(value, **kwargs)  # type: ignore[no-untyped-call]
+        self._follow_bound()
         if self.tripped and self.RE is not None and (self._poll is None or self._poll.done()):
             with contextlib.suppress(RuntimeError):  # no running loop: nothing to poll from
                 self._poll = asyncio.get_running_loop().create_task(self._read_while_tripped())
@@ -207,6 +291,7 @@ class ConditionSuspender(SuspenderBase):
         if self._poll is not None:
             self._poll.cancel()
             self._poll = None
+        self._cancel_bound()
         super().remove()  # type: ignore[no-untyped-call]
 
     def _should_suspend(self, value: Any) -> bool:
@@ -221,13 +306,16 @@ class ConditionSuspender(SuspenderBase):
             return ""
         return f"{self.device}: {self.condition}"
 
+    def _condition(self) -> str:
+        return self.condition
+
     @property
     def justification(self) -> str:
         """Return why the run is suspended ("" while not tripped)."""
         return self._get_justification()
 
 
-class LinkSuspender(SuspendBoolLow):
+class LinkSuspender(BoundedSuspension, SuspendBoolLow):
     """Suspend while the device's link is down; meanwhile re-open it every ``probe_s`` s.
 
     Parameters
@@ -240,10 +328,21 @@ class LinkSuspender(SuspendBoolLow):
         Wall time between two attempts to re-open the link, s.
     sleep
         Wall s to wait after the link came back, before resuming.
+    max_s
+        Longest suspension, wall s; then the run ends (:class:`BoundedSuspension`).
     """
 
-    def __init__(self, device: str, link: Link, probe_s: float, *, sleep: float = 0.0) -> None:
+    def __init__(
+        self,
+        device: str,
+        link: Link,
+        probe_s: float,
+        *,
+        sleep: float = 0.0,
+        max_s: float = 1800.0,
+    ) -> None:
         super().__init__(link.link_state, sleep=sleep)  # type: ignore[no-untyped-call]
+        self._bound(max_s)
         self.device = device
         self.link = link
         self.probe_s = probe_s
@@ -252,6 +351,7 @@ class LinkSuspender(SuspendBoolLow):
     def __call__(self, value: Any, **kwargs: Any) -> None:
         """Follow the link state (bluesky's), and probe the link while it is down."""
         super().__call__(value, **kwargs)  # type: ignore[no-untyped-call]
+        self._follow_bound()
         if not value and self.RE is not None and (self._probe is None or self._probe.done()):
             with contextlib.suppress(RuntimeError):  # no running loop: nothing to probe from
                 self._probe = asyncio.get_running_loop().create_task(self._reopen())
@@ -272,12 +372,16 @@ class LinkSuspender(SuspendBoolLow):
         if self._probe is not None:
             self._probe.cancel()
             self._probe = None
+        self._cancel_bound()
         super().remove()  # type: ignore[no-untyped-call]
 
     def _get_justification(self) -> str:
         if not self.tripped:
             return ""
-        return f"{self.device}: link lost ({self.link.link_state.reason or 'unreachable'})"
+        return f"{self.device}: {self._condition()}"
+
+    def _condition(self) -> str:
+        return f"link lost ({self.link.link_state.reason or 'unreachable'})"
 
     @property
     def justification(self) -> str:
@@ -323,6 +427,7 @@ def furnace_over_temperature(
         lambda v: hottest(v) < clear,
         sleep=settings.resume_sleep_s,
         poll_s=settings.link_probe_s,
+        max_s=settings.max_suspension_s,
     )
 
 
@@ -339,6 +444,7 @@ def feeder_gas_low(
         lambda v: "gas_loss" in str(v).split(),
         sleep=settings.resume_sleep_s,
         poll_s=settings.link_probe_s,
+        max_s=settings.max_suspension_s,
     )
 
 
@@ -380,7 +486,13 @@ class LabSuspenders:
                 hoppers = getattr(device, "hoppers", {})
                 built += [feeder_gas_low(h, entry.name, i, s) for i, h in hoppers.items()]
             built += [
-                LinkSuspender(entry.name, link, s.link_probe_s, sleep=s.resume_sleep_s)
+                LinkSuspender(
+                    entry.name,
+                    link,
+                    s.link_probe_s,
+                    sleep=s.resume_sleep_s,
+                    max_s=s.max_suspension_s,
+                )
                 for link in links_of(device)
             ]
         for suspender in built:
@@ -400,12 +512,22 @@ class LabSuspenders:
             yield Msg("remove_suspender", None, suspender)
         self.suspenders = []
 
+    def take_ended(self) -> ConditionPersistsError | None:
+        """Return (and forget) the error of a suspension that outlasted its bound, if one
+        ended the last run."""
+        for suspender in self.suspenders:
+            if suspender.ended is not None:
+                ended, suspender.ended = suspender.ended, None
+                return ended
+        return None
+
     def tripped(self) -> list[str]:
         """Return the justification of every suspender tripped now."""
         return [s.justification for s in self.suspenders if s.tripped]
 
 
 __all__ = [
+    "BoundedSuspension",
     "ConditionSuspender",
     "LabSuspenders",
     "LinkSuspender",
