@@ -124,8 +124,58 @@ class CampaignRun:
     lost: int = 0
     """Emitted documents missing from the JSON-lines log."""
     unstored: int | None = None
-    """Emitted runs' documents (start, descriptors, events, stop) missing from the store
-    (None: the store was not checked)."""
+    """Emitted runs' documents (start, stop, streams, events) missing from the store, or in
+    it twice (None: the store was not checked, :func:`check_store`)."""
+    runs: EmittedRuns = field(default_factory=lambda: EmittedRuns())
+    """What the RunEngine emitted, run by run."""
+
+
+@dataclass
+class EmittedRuns:
+    """The runs the RunEngine emitted: start uid -> stop uid, descriptors, events."""
+
+    stops: dict[str, str] = field(default_factory=dict)
+    """Start uid -> "" (no stop emitted) or the stop document's uid."""
+    streams: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Descriptor uid -> (start uid, stream name)."""
+    events: dict[str, list[int]] = field(default_factory=dict)
+    """Descriptor uid -> the seq_num of each event emitted."""
+
+    def add(self, name: str, doc: dict[str, Any]) -> None:
+        """Note one document."""
+        if name == "start":
+            self.stops[str(doc["uid"])] = ""
+        elif name == "stop":
+            self.stops[str(doc["run_start"])] = str(doc["uid"])
+        elif name == "descriptor":
+            self.streams[str(doc["uid"])] = (str(doc["run_start"]), str(doc.get("name", "")))
+            self.events[str(doc["uid"])] = []
+        elif name == "event":
+            self.events.setdefault(str(doc["descriptor"]), []).append(int(doc["seq_num"]))
+
+    def unstored(self, store: Any) -> int:
+        """Count the documents of these runs that ``store`` (a Tiled root container,
+        :func:`couponlab.store.open_store`) lacks, or holds twice: per run its start (the
+        whole run if absent), its stop, each stream, each event (by ``seq_num``)."""
+        bad = 0
+        for start, stop in self.stops.items():
+            mine = [d for d, (run, _) in self.streams.items() if run == start]
+            if start not in store:
+                bad += 1 + bool(stop) + sum(1 + len(self.events[d]) for d in mine)
+                continue
+            run = store[start]
+            stored_stop = run.metadata.get("stop") or {}
+            bad += bool(stop) and stored_stop.get("uid") != stop
+            for descriptor in mine:
+                stream, emitted = self.streams[descriptor][1], self.events[descriptor]
+                if stream not in run:
+                    bad += 1 + len(emitted)
+                    continue
+                if emitted:
+                    table = run[stream].base["internal"].read(["seq_num"])
+                    stored = Counter(int(n) for n in table["seq_num"])
+                    bad += sum(stored[n] != 1 for n in emitted)  # missing, or twice
+        return bad
 
 
 LINK_DOWN = {"for_s": 1e9}
@@ -276,6 +326,7 @@ def _play(session: Any, run: CampaignRun, plan_for: PlanFor, k: int, say: Any) -
                     say(f"  resetting {device}'s alarms failed: {describe_error(exc)}")
     run.active = control.truth("active")
     run.emitted = operator.emitted
+    run.runs = operator.runs
 
 
 class _Operator:
@@ -297,10 +348,12 @@ class _Operator:
         self.resets: list[asyncio.Task[None]] = []
         self.emitted: list[tuple[str, str]] = []
         """(name, uid) of every document the RunEngine emitted."""
+        self.runs = EmittedRuns()
 
     def __call__(self, name: str, doc: dict[str, Any]) -> None:
         uid = str(doc.get("uid", ""))
         self.emitted.append((name, uid))
+        self.runs.add(name, doc)
         if name == "start":
             self.plans[uid] = str(doc.get("plan_name", ""))
         elif name == "descriptor":
@@ -364,6 +417,23 @@ def _lost(folder: Path, emitted: list[tuple[str, str]]) -> int:
                 record = json.loads(line)
                 logged.add((record["name"], str(record["doc"].get("uid", ""))))
     return sum(1 for item in emitted if item not in logged)
+
+
+def check_store(runs: Sequence[CampaignRun], folder: str | Path, location: Any) -> None:
+    """Write the log of ``folder`` into the store at ``location`` (a
+    :class:`~couponlab.store.StoreLocation`, :func:`couponlab.session.store_location`), as
+    ``couponlab data recover`` does, then count in each campaign run's ``unstored`` what
+    the store lacks of what the RunEngine emitted (or holds twice)."""
+    import dask
+
+    from couponlab.ingest import recover
+    from couponlab.store import connected
+
+    # tables read in this thread: dask's default pool would outlive the check
+    with dask.config.set(scheduler="synchronous"), connected(location) as store:
+        recover(folder, store)
+        for run in runs:
+            run.unstored = run.runs.unstored(store)
 
 
 def _store_column(runs: Sequence[CampaignRun], emitted: int) -> str:

@@ -327,11 +327,12 @@ def _cmd_faults_run(args: argparse.Namespace) -> int:
         DEFAULT_SCHEDULE,
         campaign_plans,
         campaign_runs,
+        check_store,
         faults_table,
         load_schedule,
         run_fault_campaign,
     )
-    from couponlab.session import Session
+    from couponlab.session import Session, store_location
     from couponlab.suspenders import SuspenderSettings
 
     source = Path(args.campaign) if args.campaign else None
@@ -354,11 +355,13 @@ def _cmd_faults_run(args: argparse.Namespace) -> int:
         schedule,
         campaign_plans(spec, out, say=lambda line: None),
     )
+    print("writing the run logs into the store, and checking it")
+    check_store(runs, out, store_location(lab, out))
     print()
     for line in faults_table(runs):
         print(line)
     print(f"\ndone in {time.monotonic() - t0:.0f} s wall time")
-    ok = all(o.as_expected for r in runs for o in r.faults)
+    ok = all(o.as_expected for r in runs for o in r.faults) and not any(r.unstored for r in runs)
     return int(ExitCode.OK if ok else ExitCode.CHECK_FAILED)
 
 
