@@ -24,6 +24,15 @@ def _lab() -> LabFile:
     return LabFile.model_validate(twin_lab("suspend", 3, STAGE_TWIN))
 
 
+def _three_readings(stage: Any) -> MsgGenerator[None]:
+    """One run of three readings of the stage's velocity, a checkpoint before each."""
+    yield from bps.open_run()
+    for _ in range(3):
+        yield from bps.checkpoint()
+        yield from bps.trigger_and_read([stage.velocity])
+    yield from bps.close_run()
+
+
 @pytest.mark.timeout(120)
 def test_a_link_lost_then_back_suspends_and_resumes_the_run(tmp_path: Path) -> None:
     with Session(
@@ -45,14 +54,7 @@ def test_a_link_lost_then_back_suspends_and_resumes_the_run(tmp_path: Path) -> N
 
         token = s.RE.subscribe(operator)
 
-        def plan() -> MsgGenerator[None]:
-            yield from bps.open_run()
-            for _ in range(3):
-                yield from bps.checkpoint()
-                yield from bps.trigger_and_read([stage.velocity])
-            yield from bps.close_run()
-
-        result = s.run(plan())
+        result = s.run(_three_readings(stage))
         s.RE.unsubscribe(token)
         assert result.exit_status == "success"
         assert seen[0] == "dropped"
@@ -79,15 +81,8 @@ def test_a_link_that_never_comes_back_ends_the_run_after_the_bound(tmp_path: Pat
 
         token = s.RE.subscribe(operator)
 
-        def plan() -> MsgGenerator[None]:
-            yield from bps.open_run()
-            for _ in range(3):
-                yield from bps.checkpoint()
-                yield from bps.trigger_and_read([stage.velocity])
-            yield from bps.close_run()
-
         with pytest.raises(ConditionPersistsError) as caught:
-            s.run(plan())
+            s.run(_three_readings(stage))
         s.RE.unsubscribe(token)
         message = str(caught.value)
         assert message.startswith("stage1: link lost (cannot connect to")
