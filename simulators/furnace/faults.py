@@ -11,8 +11,14 @@ controller model.
   ``Interlock.Reason`` = the fault's ``message``, until ``Interlock.Reset()``.
 - ``sensor_loss``: the thermocouple of ``zone`` (1..N, default 1) breaks: its
   ``ProcessValue`` reads NaN, ``ThermocoupleBroken`` is true, its heater output is 0.
-- ``jam``: the heater relay of ``zone`` (1..N, default 1) welds shut: 100 % output until the
-  over-temperature interlock opens the contactor.
+- ``jam``: the heater relay of ``zone`` (1..N, default 1) sticks shut: 100 % output, asked
+  or not. Until cleared, a welded relay: the zone climbs until the over-temperature interlock
+  opens the contactor (latched, not recoverable). With a duration (``for_s``, virtual s), a
+  relay that sticks for that long and then frees: the controller takes the zone back to its
+  setpoint. Held at 1100 degC under the default 1225 degC interlock, zone 1 of the bundled
+  furnace reaches the 1200 degC over-temperature alarm after about 1100 s stuck and the
+  interlock after about 2700 s, so ``jam zone=1 for_s=1500`` raises the alarm (peak about
+  1210 degC) and lets it clear (below 1190 degC within about 5 min of the relay freeing).
 - ``power_loss``: connections drop (and are refused while the power is off), the controller
   restarts with its power-on state (standby, no program, default limits and watchdog timeout)
   and ``Server.ServerStatus.StartTime`` becomes the time it came back.

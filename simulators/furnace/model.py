@@ -590,7 +590,8 @@ class FurnaceModel:
 
     @_mutates
     def set_heater_stuck(self, zone: int, stuck: bool = True) -> None:
-        """Force zone ``zone``'s heater to 100 % (a welded relay) until cleared.
+        """Force zone ``zone``'s heater to 100 % (a stuck relay) until cleared (``stuck``
+        False: the relay frees and the controller has the zone again).
 
         The interlock's contactor still cuts it: a tripped furnace outputs 0 everywhere.
         """

@@ -10,6 +10,7 @@ import contextlib
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import numpy as np
 import pytest
 from asyncua import ua
 
@@ -23,6 +24,7 @@ from couponlab.errors import (
 from couponlab.labfile import load_lab
 from couponlab.simulators.detectors._scpi_twin import parse_socket_address
 from couponlab.simulators.faults import FaultKind, FaultRefusedError
+from couponlab.simulators.furnace.model import FurnaceModel
 from couponlab.simulators.furnace.server import NAMESPACE_URI
 from couponlab.simulators.lab_twins import TwinLab, start_lab_twins
 from couponlab.simulators.world import World, WorldConfig
@@ -442,3 +444,31 @@ async def test_furnace_thermocouple_break_and_stuck_heater(twins: Start) -> None
         lab.world.advance(60)
         (out,) = await _read(conn, "Furnace.Zones.Zone2.Output")
         assert out == 100.0  # a welded relay heats at full power, asked or not
+
+
+async def test_a_furnace_relay_that_sticks_for_a_while_raises_the_alarm_then_frees(
+    twins: Start,
+) -> None:
+    """``jam`` with a virtual duration: the relay sticks, frees itself, and the zone comes
+    back. Held at the bundled campaign's 1100 degC hot end, zone 1 climbs into the alarm
+    band (interlock limit - 25 K) in that time but not to the interlock, then cools below
+    the alarm's clearing level (limit - 35 K) with nothing latched."""
+    lab = await twins("furnace1")
+    model = lab.world.instruments["furnace1"]
+    assert isinstance(model, FurnaceModel)
+    model.set_ramp_rate(100.0)
+    model.set_setpoints(np.linspace(1100.0, 800.0, model.zones))
+    lab.world.advance(7200)  # settled at the gradient
+    limit, period = model.interlock_limit_c, model.config.sample_period_s
+    assert abs(model.pv_c[0] - 1100.0) < 1.0 and limit - 25.0 > 1110.0
+    lab.world.faults.inject("furnace1", "jam", zone=1, for_s=1500)
+    hottest = []
+    for _ in range(int(1500 / period) + 1):  # and the period in which it frees
+        lab.world.advance(period)
+        hottest.append(float(model.pv_c[0]))
+    assert lab.world.faults.active() == []  # the relay freed itself
+    assert limit - 25.0 <= max(hottest) < limit  # in the alarm band, never at the interlock
+    assert not model.tripped and model.state == "manual"
+    lab.world.advance(300)
+    assert model.pv_c[0] < limit - 35.0  # the alarm clears
+    assert not model.tripped and not model.heater_stuck.any()
