@@ -20,6 +20,7 @@ from couponlab.errors import (
     InstrumentTimeoutError,
     ProtocolError,
 )
+from couponlab.transports._deadline import reply_deadline, stall_note
 from couponlab.transports._link_state import LinkState
 
 log = logging.getLogger(__name__)
@@ -190,7 +191,7 @@ class LineTransport(ABC):
     native_timeout = False
     """True for links whose calls block and time out by themselves (VISA): then the base
     class sets that timeout with :meth:`_set_native_timeout` instead of wrapping the
-    exchange in ``asyncio.timeout``; such calls must raise ``TimeoutError`` on expiry."""
+    exchange in ``reply_deadline``; such calls must raise ``TimeoutError`` on expiry."""
 
     def _set_native_timeout(self, seconds: float) -> None:
         """Set the link's own timeout for the next exchange (links with native timeouts)."""
@@ -359,16 +360,19 @@ class LineTransport(ABC):
         self, coro: Coroutine[Any, Any, T], command: str, timeout: float | None
     ) -> T:
         t = self.timeout if timeout is None else timeout
+        deadline = reply_deadline(t)
         try:
             if self.native_timeout:
                 self._set_native_timeout(t)
                 return await coro
-            async with asyncio.timeout(t):
+            async with deadline:
                 return await coro
         except TimeoutError as exc:
             await self._drop()
             raise InstrumentTimeoutError(
-                self.device, f"no reply to {command!r} from {self.address} within {t:g} s"
+                self.device,
+                f"no reply to {command!r} from {self.address} within {t:g} s"
+                + stall_note(deadline),
             ) from exc
 
     async def _ensure_connected(self) -> None:
@@ -385,7 +389,8 @@ class LineTransport(ABC):
                 with attempt:
                     attempts += 1
                     try:
-                        await asyncio.wait_for(self._open(), self.timeout)
+                        async with reply_deadline(self.timeout):
+                            await self._open()
                         if probe is not None:  # an instrument that accepts and hangs up
                             restarted = await self._ask_restart(probe)  # is not reached
                     except BaseException as exc:

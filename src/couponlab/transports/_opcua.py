@@ -49,6 +49,7 @@ from couponlab.errors import (
     ProtocolError,
 )
 from couponlab.transports._base import Backoff
+from couponlab.transports._deadline import reply_deadline, stall_note
 from couponlab.transports._link_state import LinkState
 from couponlab.transports._opcua_security import ClientSecurity
 
@@ -92,6 +93,12 @@ _CERT_CODES = frozenset(
         StatusCodes.BadCertificateRevoked,
     }
 )
+
+BACKSTOP_FACTOR = 5.0
+"""asyncua's own timeout on each request is this many times the connection's timeout. The
+connection's deadline (:func:`~couponlab.transports._deadline.reply_deadline`, which does not
+count this process's stalls) is the one that applies; asyncua's plain one, which would blame
+the instrument for a stall of this process, is only the last resort."""
 
 SESSION_TIMEOUT_MS = 600_000
 """Session timeout the client requests, ms (10 min): how long a server keeps a session whose
@@ -344,14 +351,16 @@ class OpcUaConnection:
         # link lost if a probe takes longer than that interval: keep it well above a busy
         # moment of a shared machine (requests detect a dead link by themselves anyway).
         client = Client(
-            self.url, timeout=self.timeout, watchdog_intervall=max(5.0, 2 * self.timeout)
+            self.url,
+            timeout=BACKSTOP_FACTOR * self.timeout,
+            watchdog_intervall=max(5.0, 2 * self.timeout),
         )
         client.session_timeout = SESSION_TIMEOUT_MS
         try:
             if self.security is not None:  # asks the server for its certificate first
-                async with asyncio.timeout(self.timeout):
+                async with reply_deadline(self.timeout):
                     await self.security.apply(client, self.device)
-            async with asyncio.timeout(self.timeout):
+            async with reply_deadline(self.timeout):
                 await client.connect()
         except UaStatusCodeError as exc:
             await _close_client(client)
@@ -373,7 +382,7 @@ class OpcUaConnection:
             await _close_client(client)
             raise
         try:
-            async with asyncio.timeout(self.timeout):
+            async with reply_deadline(self.timeout):
                 ns = await client.get_namespace_index(self.namespace_uri)
         except ValueError:
             await _close_client(client)
@@ -430,7 +439,7 @@ class OpcUaConnection:
         """Read the server's start time; a new one on a reconnection is a restart."""
         node = client.get_node(ua.NodeId(cast(Any, ObjectIds.Server_ServerStatus_StartTime)))
         try:
-            async with asyncio.timeout(self.timeout):
+            async with reply_deadline(self.timeout):
                 start = await node.read_value()
         except (UaError, OSError, TimeoutError) as exc:
             log.warning("%s: cannot read the server's start time: %r", self.device, exc)
@@ -457,7 +466,7 @@ class OpcUaConnection:
             return
         if sub is not None and delete_subscription:
             with contextlib.suppress(Exception):
-                async with asyncio.timeout(self.timeout):
+                async with reply_deadline(self.timeout):
                     await sub.delete()
         await _close_client(client, self.timeout)
 
@@ -531,8 +540,9 @@ class OpcUaConnection:
                     if idempotent and attempt == 1:
                         log.warning("%s: %s timed out twice; reconnecting", self.device, what)
                         continue
+                note = str(exc) if str(exc).startswith("; ") else ""  # from _within
                 raise InstrumentTimeoutError(
-                    self.device, f"no reply to {what} from {self.url} within {t:g} s"
+                    self.device, f"no reply to {what} from {self.url} within {t:g} s{note}"
                 ) from exc
             except UaStatusCodeError as exc:
                 if exc.code not in _LINK_CODES:
@@ -641,7 +651,7 @@ class OpcUaConnection:
             await self._create_item(client, handle, mon)
 
     async def _create_item(self, client: Client, handle: int, mon: _Monitor) -> None:
-        async with asyncio.timeout(self.timeout):
+        async with reply_deadline(self.timeout):
             sub = await self._subscription_for(client)
             params = ua.MonitoringParameters()
             params.ClientHandle = handle
@@ -668,7 +678,7 @@ class OpcUaConnection:
             if sub is None:
                 return
             with contextlib.suppress(UaError, OSError, TimeoutError):
-                async with asyncio.timeout(self.timeout):
+                async with reply_deadline(self.timeout):
                     await sub.unsubscribe(server_handle)
 
     async def _restore_monitors(self, client: Client) -> None:
@@ -696,30 +706,36 @@ def source_timestamp(dv: ua.DataValue) -> float:
 
 
 async def _within(timeout: float, awaitable: Awaitable[T]) -> T:
-    """Await ``awaitable`` for at most ``timeout`` s; raise TimeoutError when it runs out.
+    """Await ``awaitable`` for at most ``timeout`` s of this loop's time (its own stalls not
+    counted: :func:`~couponlab.transports._deadline.reply_deadline`); raise TimeoutError when
+    it runs out.
 
-    ``asyncio.timeout`` (Python 3.11) turns into TimeoutError only a CancelledError that is
-    exactly that class. asyncua waits for each reply with ``wait_for2``, which raises its
-    subclass ``CancelledWithResultError`` when the reply arrives just as the wait is
-    cancelled: a late reply on a busy machine. It escaped as a bare CancelledError with the
-    task's cancellation already consumed, and was taken for a link closed under the request
-    (a ConnectionLostError in the middle of a furnace hold). Here it is the timeout it is.
+    ``asyncio.timeout`` (Python 3.11, which ``reply_deadline`` wraps) turns into TimeoutError
+    only a CancelledError that is exactly that class. asyncua waits for each reply with
+    ``wait_for2``, which raises its subclass ``CancelledWithResultError`` when the reply
+    arrives just as the wait is cancelled: a late reply on a busy machine. It escaped as a
+    bare CancelledError with the task's cancellation already consumed, and was taken for a
+    link closed under the request (a ConnectionLostError in the middle of a furnace hold).
+    Here it is the timeout it is. A TimeoutError's text is "" or :func:`stall_note`'s.
     """
-    deadline = asyncio.timeout(timeout)
+    deadline = reply_deadline(timeout)
     try:
         async with deadline:
             return await awaitable
+    except TimeoutError as exc:
+        raise TimeoutError(stall_note(deadline)) from exc
     except asyncio.CancelledError as exc:
         task = asyncio.current_task()
         if deadline.expired() and task is not None and not task.cancelling():
-            raise TimeoutError from exc  # our deadline, not a cancellation of this request
+            # our deadline, not a cancellation of this request
+            raise TimeoutError(stall_note(deadline)) from exc
         raise
 
 
 async def _close_client(client: Client, timeout: float = 2.0) -> None:
     """Disconnect a client whatever state it is in; never raises."""
     try:
-        async with asyncio.timeout(timeout):
+        async with reply_deadline(timeout):
             await client.disconnect()
     except Exception:
         log.debug("disconnect failed; closing the socket", exc_info=True)

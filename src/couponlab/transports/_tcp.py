@@ -6,6 +6,7 @@ import asyncio
 
 from couponlab.errors import InputError
 from couponlab.transports._base import LineTransport
+from couponlab.transports._deadline import reply_deadline
 
 
 class TcpLineTransport(LineTransport):
@@ -46,7 +47,7 @@ class TcpLineTransport(LineTransport):
             try:
                 # a peer that stopped reading (a stalled instrument) keeps unsent bytes, and
                 # the close, pending: bounded, then the socket is aborted
-                async with asyncio.timeout(self.timeout):
+                async with reply_deadline(self.timeout):
                     await writer.wait_closed()
             except TimeoutError:
                 writer.transport.abort()
@@ -58,7 +59,7 @@ class TcpLineTransport(LineTransport):
         (``TimeoutError``, an ``OSError``)."""
         assert self._writer is not None
         self._writer.write(data)
-        async with asyncio.timeout(self.timeout):
+        async with reply_deadline(self.timeout):
             await self._writer.drain()
 
     async def _fill(self) -> None:

@@ -4,6 +4,7 @@ garbled replies, block transfers."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -84,6 +85,28 @@ async def test_missing_reply_times_out_and_next_exchange_works(
         with pytest.raises(InstrumentTimeoutError, match=r"echo: no reply to 'SILENT\?'"):
             await t.query("SILENT?")
         assert await t.query("VAL?") == "12.345"
+    finally:
+        await t.close()
+
+
+async def test_a_reply_that_came_while_this_process_stood_still_is_no_timeout(
+    server: LineServer, make: Callable[..., LineTransport]
+) -> None:
+    """The deadline is the instrument's: while this process's loop cannot run (a document
+    callback drawing a figure, a collection, a busy machine), a reply waits unread and the
+    stall is not counted; a silent instrument still times out, and says the stall was not
+    counted. (VISA and serial links time out natively in one blocking call: no stall.)"""
+    t = make(server.port, timeout=0.2)
+    loop = asyncio.get_running_loop()
+    try:
+        assert await t.query("VAL?") == "12.345"  # connected
+        for _ in range(3):
+            loop.call_soon(time.sleep, 1.0)  # stands still 5x the timeout
+            assert await t.query("VAL?") == "12.345"
+        if not t.native_timeout:
+            loop.call_later(0.05, time.sleep, 0.6)
+            with pytest.raises(InstrumentTimeoutError, match=r"stood still 0\.[5-9] s, not"):
+                await t.query("SILENT?")
     finally:
         await t.close()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Annotated as A  # noqa: N817
 from typing import Any
@@ -500,6 +501,25 @@ async def test_request_timeout_is_typed_and_link_survives(
         # link works again, and the late reply is not taken for the next answer
         await asyncio.sleep(0.7)
         assert await temp.get_value() == 25.0
+    finally:
+        await c.disconnect()
+
+
+async def test_a_reply_that_came_while_this_process_stood_still_is_no_timeout(
+    mini: MiniServer,
+) -> None:
+    """The deadline is the instrument's: while this process's loop cannot run (a document
+    callback drawing its first figure, a collection, a busy machine), the reply waits unread
+    in the socket, and that stall is not counted against the instrument. A silent
+    instrument still times out (the previous test)."""
+    c = OpcUaConnection("mini", mini.url, NS, timeout=0.2, backoff=FAST)
+    temp = _sig(c, float, "Temp")
+    loop = asyncio.get_running_loop()
+    try:
+        await temp.connect()
+        for _ in range(3):
+            loop.call_soon(time.sleep, 1.0)  # the loop stands still 5x the timeout
+            assert await temp.get_value() == 25.0
     finally:
         await c.disconnect()
 
