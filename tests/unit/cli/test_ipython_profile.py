@@ -32,7 +32,7 @@ def _fake_lab() -> LabFile:
 def test_the_namespace_holds_devices_plans_and_a_run_engine_with_live_feedback(
     tmp_path: Path,
 ) -> None:
-    with Session(_fake_lab(), out_dir=tmp_path) as s:
+    with Session(_fake_lab(), out_dir=tmp_path, store=False) as s:
         ns = build_namespace(out_dir=tmp_path, session=s)
         assert ns["dev0"] is s.devices["dev0"] and ns["dev1"] is s.devices["dev1"]
         assert ns["RE"] is s.RE
@@ -48,7 +48,7 @@ def test_the_namespace_holds_devices_plans_and_a_run_engine_with_live_feedback(
 
 
 def test_run_metadata_survive_a_restart_with_the_new_sessions_lab(tmp_path: Path) -> None:
-    with Session(_fake_lab(), out_dir=tmp_path) as s:
+    with Session(_fake_lab(), out_dir=tmp_path, store=False) as s:
         ns = build_namespace(out_dir=tmp_path, session=s, live=False)
         ns["RE"].md["operator"] = "ada"
         ns["RE"](bp.count([ns["dev0"]], 1))
@@ -56,7 +56,7 @@ def test_run_metadata_survive_a_restart_with_the_new_sessions_lab(tmp_path: Path
         close_namespace(ns, session=False)
     lab = _fake_lab().model_copy(update={"name": "fake-2"})
     starts: list[dict[str, object]] = []
-    with Session(lab, out_dir=tmp_path) as s:
+    with Session(lab, out_dir=tmp_path, store=False) as s:
         ns = build_namespace(out_dir=tmp_path, session=s, live=False)
         ns["RE"].subscribe(lambda name, doc: starts.append(doc) if name == "start" else None)
         ns["RE"](bp.count([ns["dev0"]], 1))
