@@ -233,23 +233,34 @@ def sim() -> CampaignData:
 
 @pytest.fixture
 def campaign(tmp_path: Path, sim: CampaignData) -> Path:
-    """The campaign's output folder (its log); the map's run file is ``map.txt``'s name."""
+    """A campaign's output folder of its own (its log, no store yet)."""
     out = tmp_path / "campaign"
-    mapped = write_campaign(out, sim)
-    (tmp_path / "map.txt").write_text(str(mapped))
+    write_campaign(out, sim)
     return out
 
 
+@pytest.fixture(scope="module")
+def reported(tmp_path_factory: pytest.TempPathFactory, sim: CampaignData) -> tuple[Path, Path]:
+    """Make the campaign's report once, from a fresh folder (its store ingested first by the
+    command); return the report's folder and the map's run file. Both report tests only read
+    them."""
+    folder = tmp_path_factory.mktemp("report")
+    mapped = write_campaign(folder / "campaign", sim)
+    with dask.config.set(scheduler="synchronous"):  # as dask_in_this_thread, for this fixture
+        code = main(
+            ["report", CAMPAIGN, "--store", str(folder / "campaign"), "--out", str(folder / "rep")]
+        )
+    assert code == 0
+    return folder / "rep", mapped
+
+
 @pytest.fixture
-def report(tmp_path: Path, campaign: Path) -> Path:
-    assert (
-        main(["report", CAMPAIGN, "--store", str(campaign), "--out", str(tmp_path / "rep")]) == 0
-    )
-    return tmp_path / "rep"
+def report(reported: tuple[Path, Path]) -> Path:
+    return reported[0]
 
 
 def test_the_report_is_made_from_the_store_with_every_figure_and_number(
-    report: Path, tmp_path: Path, sim: CampaignData
+    report: Path, reported: tuple[Path, Path], sim: CampaignData
 ) -> None:
     for name, _ in FIGURES:
         assert (report / name).read_bytes()[:4] == b"\x89PNG", name
@@ -272,7 +283,7 @@ def test_the_report_is_made_from_the_store_with_every_figure_and_number(
     assert abs(estimate - truth) <= MAX_Z * sigma
     assert float(crit["low_95"]) < float(crit["low_68"]) < estimate < float(crit["high_68"])
     # the campaign's own analysis of the same map and hold (from the log) says the same
-    table = event_table(Path((tmp_path / "map.txt").read_text()))
+    table = event_table(reported[1])
     measured = map_measurements(
         table,
         profiler="profiler1",
