@@ -184,21 +184,31 @@ class EmittedRuns:
 
 LINK_DOWN = {"for_s": 1e9}
 """A link that stays down until the operator clears it (once the campaign has suspended)."""
+HEATER_STUCK = {"zone": 2, "output": 65.0}
+"""Zone 2's heater stuck at 65 % until the operator clears it: at the bundled campaign's
+1100 degC gradient the zone settles near 1211 degC, above the over-temperature alarm
+(1200 degC, reached after about 1400 s) and below the interlock (1225 degC; decision 0076).
+It lasts until cleared rather than for a set time: the campaign runs the twins at up to
+20000x while it waits, and a suspender reads the furnace at wall-clock rate."""
 DEFAULT_SCHEDULE = (
+    ScheduledFault("furnace1", "jam", HEATER_STUCK, True, 3, plan="campaign_exposure"),
     ScheduledFault("feeder1", "drop", LINK_DOWN, True, after_events=10, plan="raster_map"),
     ScheduledFault("furnace1", "drop", LINK_DOWN, True, after_events=10, plan="raster_map"),
+    ScheduledFault("feeder1", "gas_loss", {"hopper": 1}, True, after_events=10, plan="raster_map"),
     ScheduledFault("feeder1", "power_loss", after_events=2, plan="calibrate_feeder"),
     ScheduledFault("feeder1", "gas_loss", plan="print_graded_coupon"),
     ScheduledFault("furnace1", "power_loss", after_events=2, plan="campaign_exposure"),
     ScheduledFault("stage1", "power_loss", after_events=10, plan="raster_map"),
     ScheduledFault("stage1", "jam", {"axis": "X"}, after_events=10, plan="raster_map"),
 )
-"""``couponlab faults run``'s schedule for the bundled campaign on the bundled lab: the
-feeder's and the furnace's links lost during the first map, each then back (recoverable:
-one campaign that completes); the feeder's power lost while it is calibrated, its shielding
-gas lost as a print starts (the deposition cell's interlock aborts the print), the
-furnace's power lost during the first batch's exposure, the stage's power lost and its X
-axis jammed during the first map (each ends a campaign of its own)."""
+"""``couponlab faults run``'s schedule for the bundled campaign on the bundled lab: a furnace
+heater stuck at 65 % in the first batch's hold (the over-temperature alarm, then clear),
+then during the first map (after that exposure) the feeder's and the furnace's links lost
+and the feeder's carrier gas lost while it purges between prints, each then back
+(recoverable: one campaign that completes); the feeder's power lost while it is
+calibrated, its shielding gas lost as a print starts (the deposition cell's interlock
+aborts the print), the furnace's power lost during the first batch's exposure, the stage's
+power lost and its X axis jammed during the first map (each ends a campaign of its own)."""
 
 
 def campaign_runs(schedule: Sequence[ScheduledFault]) -> list[list[ScheduledFault]]:

@@ -27,7 +27,8 @@ The kinds (docs/howto/inject-faults.md says what each twin does for each):
 - ``sensor_loss``: a sensor breaks (an open thermocouple: NaN or overrange and an error).
 - ``jam``: an actuator jams (a clogged feeder, a stuck crosshead, a following error).
 - ``gas_loss``: a feeder's carrier (shielding) gas supply fails: the measured gas falls to 0
-  and, while the hopper feeds, the feeder latches its gas alarm and stops the powder.
+  and, while the hopper feeds or its gas is on (purging between prints), the feeder latches
+  its gas alarm and stops the powder.
 - ``power_loss``: the controller loses power: connections drop, outputs go off, setpoints,
   programs and settings are lost, and it comes back with its power-on flag set (SCPI ``*ESR?``
   bit 7, PON; OPC UA ``ServerStatus.StartTime``) and its boot counter incremented.

@@ -9,7 +9,10 @@ gas, with a few percent of correlated flow noise. A nozzle flow sensor reads it.
 Faults: a hopper that runs empty stops feeding and raises EMPTY; a clog scales the flow that
 reaches the nozzle down while the command stays (detected as CLOG when the nozzle flow stays
 below ``clog_detect_fraction`` of the unclogged flow for ``clog_detect_s``); carrier gas below
-``min_gas_l_min`` while feeding raises GAS and the powder stops reaching the nozzle.
+``min_gas_l_min`` while feeding raises GAS and the powder stops reaching the nozzle, and so
+does a failed supply while the carrier gas is on (a hopper that purges its line between
+prints: the flow controller cannot reach its setpoint), so the alarm is up before the next
+print starts.
 Every default is *typical* (DOMAIN.md ranges), not from one source.
 """
 
@@ -30,7 +33,8 @@ ALARM_EMPTY = 1
 ALARM_CLOG = 2
 """Alarm bit: nozzle flow far below what the command should give (latched)."""
 ALARM_GAS = 4
-"""Alarm bit: carrier gas below its minimum while feeding (latched; powder stops)."""
+"""Alarm bit: carrier gas below its minimum while feeding, or its supply failed while the gas
+is on (latched; powder stops)."""
 ALARM_NAMES = {ALARM_EMPTY: "empty", ALARM_CLOG: "clog", ALARM_GAS: "gas_loss"}
 
 
@@ -315,8 +319,11 @@ class FeederModel:
         a = self._alpha
         sigma = cfg.noise_fraction * math.sqrt(1.0 - a * a)
         for i, h in enumerate(self.hoppers, start=1):
-            # carrier gas: feeding without gas latches GAS and stops the powder
-            if h.setpoint > 0 and h.gas_flow < cfg.min_gas_l_min:
+            # carrier gas: feeding without gas latches GAS and stops the powder; a supply
+            # that fails while the gas is on (feeding or purging) latches it too
+            if h.gas_flow < cfg.min_gas_l_min and (
+                h.setpoint > 0 or (h.gas_setpoint > 0 and not h.gas_supply_ok)
+            ):
                 h.alarms |= ALARM_GAS
             target = h.delivered()
             h.metered += (target - h.metered) * (1.0 - math.exp(-dt / h.config.tau_s))

@@ -211,7 +211,8 @@ def feeder_faults(model: FeederModel) -> FamilyFaults:
     """The feeder's own faults: ``jam`` clogs hopper ``hopper`` (1..N, default 1), letting
     ``passing`` (0..1, default 0) of its powder through; the feeder's clog detection raises
     its alarm as on a real feeder. ``gas_loss`` cuts hopper ``hopper``'s carrier-gas supply
-    (its alarm latches while it feeds, until ``ALRM:CLR`` after the gas is back). Power loss
+    (its alarm latches while it feeds or its gas is on, until ``ALRM:CLR`` after the gas is
+    back). Power loss
     stops feeding and gas (the ``*RST`` state)."""
 
     def jam(fault: Fault) -> None:

@@ -11,14 +11,14 @@ controller model.
   ``Interlock.Reason`` = the fault's ``message``, until ``Interlock.Reset()``.
 - ``sensor_loss``: the thermocouple of ``zone`` (1..N, default 1) breaks: its
   ``ProcessValue`` reads NaN, ``ThermocoupleBroken`` is true, its heater output is 0.
-- ``jam``: the heater relay of ``zone`` (1..N, default 1) sticks shut: 100 % output, asked
-  or not. Until cleared, a welded relay: the zone climbs until the over-temperature interlock
-  opens the contactor (latched, not recoverable). With a duration (``for_s``, virtual s), a
-  relay that sticks for that long and then frees: the controller takes the zone back to its
-  setpoint. Held at 1100 degC under the default 1225 degC interlock, zone 1 of the bundled
-  furnace reaches the 1200 degC over-temperature alarm after about 1100 s stuck and the
-  interlock after about 2700 s, so ``jam zone=1 for_s=1500`` raises the alarm (peak about
-  1210 degC) and lets it clear (below 1190 degC within about 5 min of the relay freeing).
+- ``jam``: the heater of ``zone`` (1..N, default 1) sticks at ``output`` % (1..100, default
+  100), asked or not: at 100 a welded relay, below it a power controller whose firing stage is
+  stuck at one phase angle. The zone heats towards the temperature at which its losses take
+  that power. A welded relay at the bundled campaign's 1100 degC gradient climbs until the
+  over-temperature interlock opens the contactor (latched, not recoverable); zone 2 stuck at
+  65 % settles near 1211 degC, inside the 1200 degC over-temperature alarm and below the
+  1225 degC interlock, until cleared (about 1400 s to reach the alarm), and the controller then
+  takes it back. With a duration (``for_s``, virtual s) the heater frees by itself after it.
 - ``power_loss``: connections drop (and are refused while the power is off), the controller
   restarts with its power-on state (standby, no program, default limits and watchdog timeout)
   and ``Server.ServerStatus.StartTime`` becomes the time it came back.
@@ -35,7 +35,7 @@ from asyncua import ua
 from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.object_ids import ObjectIds
 
-from couponlab.simulators.faults import Fault, FaultKind, FaultTarget, int_param
+from couponlab.simulators.faults import Fault, FaultKind, FaultTarget, float_param, int_param
 from couponlab.simulators.furnace.model import FurnaceModel
 from couponlab.simulators.furnace.server import FurnaceServer
 
@@ -110,7 +110,9 @@ class FurnaceFaults(FaultTarget):
             if kind is FaultKind.SENSOR_LOSS:
                 self.model.break_thermocouple(zone - 1)
             else:
-                self.model.set_heater_stuck(zone - 1, True)
+                output = float_param(fault.params, "output", 1.0, 100.0, 100.0)
+                fault.params["output"] = output
+                self.model.set_heater_stuck(zone - 1, True, output)
         elif kind is FaultKind.DROP:
             self._iserver()
             if lasting:

@@ -111,6 +111,8 @@ class FurnaceModel:
         self._wsp_rate_k_per_min: FloatArray = np.zeros(n)
         self.tc_broken = np.zeros(n, dtype=bool)
         self.heater_stuck = np.zeros(n, dtype=bool)
+        self.stuck_output: FloatArray = np.full(n, 100.0)
+        """Output of each stuck heater, % (where :attr:`heater_stuck`)."""
         self.ramp_rate_k_per_min = 0.0
         self.mode = "standby"
         """"standby" | "manual" | "program" (the interlock overrides it in :attr:`state`)."""
@@ -324,7 +326,7 @@ class FurnaceModel:
         self._integral = np.clip(self._integral + step, 0.0, 100.0)
         out = np.clip(prop + self._integral + deriv, 0.0, 100.0)
         out = np.where(self.tc_broken, 0.0, out)
-        self.output = np.where(self.heater_stuck, 100.0, out)
+        self.output = np.where(self.heater_stuck, self.stuck_output, out)
 
     # -- commands (what a client can do) ---------------------------------------------------
     def _check_temperature(self, what: str, values: FloatArray) -> None:
@@ -589,13 +591,19 @@ class FurnaceModel:
         self.watchdog_expired, self.watchdog_reason = False, ""
 
     @_mutates
-    def set_heater_stuck(self, zone: int, stuck: bool = True) -> None:
-        """Force zone ``zone``'s heater to 100 % (a stuck relay) until cleared (``stuck``
-        False: the relay frees and the controller has the zone again).
+    def set_heater_stuck(self, zone: int, stuck: bool = True, output: float = 100.0) -> None:
+        """Force zone ``zone``'s heater to ``output`` % (0 < output <= 100; 100: a welded
+        relay, less: a power controller whose firing stage is stuck at one phase angle) until
+        cleared (``stuck`` False: the controller has the zone again).
 
         The interlock's contactor still cuts it: a tripped furnace outputs 0 everywhere.
         """
-        self.heater_stuck[self._zone(zone)] = stuck
+        i = self._zone(zone)
+        if stuck and not (math.isfinite(output) and 0.0 < output <= 100.0):
+            raise ValueError(f"output = {output!r} is outside the allowed range (0, 100] %")
+        self.heater_stuck[i] = stuck
+        if stuck:
+            self.stuck_output[i] = float(output)
 
 
 def _ramp(current: FloatArray, target: FloatArray, rate_k_per_min: float, dt: float) -> FloatArray:

@@ -548,8 +548,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--schedule",
         metavar="FILE",
         help="YAML list of {device, kind, params, recoverable, after_events, plan} (default: "
-        "feeder1's gas lost, links of stage1, feeder1, furnace1 lost then back; power losses "
-        "of feeder1, furnace1, stage1; stage1 jammed)",
+        "a furnace1 heater stuck at 65 % (over-temperature alarm, then clear); links "
+        "of feeder1, furnace1 lost then back; feeder1's gas lost between prints, then back; "
+        "feeder1's gas lost as a print starts; power losses of feeder1, furnace1, stage1; "
+        "stage1 jammed)",
     )
     faults_run.add_argument("--out", default="runs/faults", help="folder for the run documents")
     faults_run.set_defaults(func=_cmd_faults_run)

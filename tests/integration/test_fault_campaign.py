@@ -1,10 +1,12 @@
 """A fault campaign on the twins: the campaign (a shortened one: two coupons, a small map)
 with a schedule of faults injected at points of it, recoverable and not, through the
-control channel. Recoverable faults (the feeder's and the furnace's links lost during a
-map, then back) suspend the campaign and it completes; non-recoverable ones (the feeder's
-power lost during its calibration, the stage's during a map) end it with every device safe
-by the twins' ground truth; no emitted document is missing from the JSON-lines log, nor
-from the store (Tiled) once the logs are written into it, nor in it twice."""
+control channel. Recoverable faults (a furnace heater stuck at 65 % in the hold, which
+raises the over-temperature alarm until it is cleared; the feeder's carrier gas lost while
+it purges between prints, during a map, then back) suspend the campaign and it completes;
+non-recoverable ones (the feeder's power lost during its calibration, the stage's during a
+map) end it with every device safe by the twins' ground truth; no emitted document is
+missing from the JSON-lines log, nor from the store (Tiled) once the logs are written into
+it, nor in it twice."""
 
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ CAMPAIGN: dict[str, Any] = {
     "id": "faults",
     "lab": "sim",
     "carrier_batch": 2,
-    "exposure": {"hold": "1 h", "scan_interval": "1 h"},
+    "exposure": {"hold": "1 h", "scan_interval": "30 min"},
     "map": {"x_points": 4, "y_rows": 8, "dwell": "0.5 s"},
     "specimens": [],
     "coupons": [
@@ -33,20 +35,23 @@ CAMPAIGN: dict[str, Any] = {
     ],
 }
 """Two coupons in one furnace batch, a 4 x 8 map each (long enough for the feeder alarm poll,
-every 0.5 s of wall time, to find its lost link while the map runs), no tensile specimen."""
+every 0.5 s of wall time, to find its gas alarm while the map runs), no tensile specimen.
+The exposure's third event (its baseline, the scan as the program starts, then the first
+scan in the hold, 25 min into it) leaves 35 min of hold for the stuck heater to raise the
+alarm (about 23 min)."""
 SCHEDULE = [
     {
-        "device": "feeder1",
-        "kind": "drop",
-        "params": {"for_s": 1.0e9},
+        "device": "furnace1",
+        "kind": "jam",
+        "params": {"zone": 2, "output": 65.0},
         "recoverable": True,
         "after_events": 3,
-        "plan": "raster_map",
+        "plan": "campaign_exposure",
     },
     {
-        "device": "furnace1",
-        "kind": "drop",
-        "params": {"for_s": 1.0e9},
+        "device": "feeder1",
+        "kind": "gas_loss",
+        "params": {"hopper": 1},
         "recoverable": True,
         "after_events": 3,
         "plan": "raster_map",
@@ -75,7 +80,7 @@ def test_the_campaign_with_a_schedule_of_faults_ends_as_the_policy_says(
     code = main([*args, "--out", str(out)])
     printed = capsys.readouterr().out
     assert code == 0, printed
-    assert "faults injected by kind: drop 2, power_loss 2" in printed
+    assert "faults injected by kind: gas_loss 1, jam 1, power_loss 2" in printed
     assert "runs completed:          1 of 3 campaign runs (2 of 2 recoverable" in printed
     assert "safe states reached:     2 of 2 non-recoverable faults" in printed
     lost = next(line for line in printed.splitlines() if line.startswith("documents lost:"))

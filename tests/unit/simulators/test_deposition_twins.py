@@ -86,6 +86,29 @@ def test_gas_loss_stops_the_powder() -> None:
     assert f.hopper(1).alarms & ALARM_GAS and f.hopper(1).nozzle == 0.0
 
 
+def test_gas_lost_while_purging_latches_the_alarm_before_anything_feeds() -> None:
+    """Between prints the carrier gas purges the line with no powder: a failed supply latches
+    GAS at once (what a session's suspender waits on), a reset with the gas still lost does
+    not clear it, and a reset once the gas is back does."""
+    w = quiet_world()
+    f = feeder(w)
+    f.set_gas(1, 4.0)
+    f.set_gas(2, 0.0)
+    w.advance(1.0)
+    f.inject_gas_loss(1)
+    f.inject_gas_loss(2)  # hopper 2's gas is off: nothing asked for, nothing missing
+    w.advance(0.1)
+    assert f.hopper(1).alarms & ALARM_GAS and f.hopper(1).setpoint == 0.0
+    assert not f.hopper(2).alarms
+    f.clear_alarms()
+    w.advance(0.1)
+    assert f.hopper(1).alarms & ALARM_GAS  # still no gas: latched again
+    f.inject_gas_loss(1, False)
+    f.clear_alarms()
+    w.advance(1.0)
+    assert not f.hopper(1).alarms and f.hopper(1).gas_flow == 4.0
+
+
 def test_protocol_reports_range_errors() -> None:
     w = quiet_world()
     p = FeederProtocol(feeder(w))

@@ -446,29 +446,38 @@ async def test_furnace_thermocouple_break_and_stuck_heater(twins: Start) -> None
         assert out == 100.0  # a welded relay heats at full power, asked or not
 
 
-async def test_a_furnace_relay_that_sticks_for_a_while_raises_the_alarm_then_frees(
+async def test_a_furnace_heater_stuck_below_full_power_holds_the_zone_in_the_alarm_band(
     twins: Start,
 ) -> None:
-    """``jam`` with a virtual duration: the relay sticks, frees itself, and the zone comes
-    back. Held at the bundled campaign's 1100 degC hot end, zone 1 climbs into the alarm
-    band (interlock limit - 25 K) in that time but not to the interlock, then cools below
-    the alarm's clearing level (limit - 35 K) with nothing latched."""
+    """``jam`` with ``output``: the heater sticks at that level, asked or not. At the bundled
+    campaign's gradient (1100 degC over the first three zones, a 60 mm coupon in the middle
+    of the tube, 800 degC at its cold end), zone 2 stuck at 65 % (as in the default fault
+    schedule) settles inside the alarm band (interlock limit - 25 K) and stays below the
+    interlock; with a duration it frees by itself, and the zone cools below the alarm's
+    clearing level (limit - 35 K) with nothing latched."""
     lab = await twins("furnace1")
     model = lab.world.instruments["furnace1"]
     assert isinstance(model, FurnaceModel)
+    hot_mm = model.config.length_mm / 2 - 30.0  # the campaign's 60 mm coupon, centred
+    along = np.clip((model.positions_mm - hot_mm) / 60.0, 0.0, 1.0)
     model.set_ramp_rate(100.0)
-    model.set_setpoints(np.linspace(1100.0, 800.0, model.zones))
+    model.set_setpoints(1100.0 - 300.0 * along)
     lab.world.advance(7200)  # settled at the gradient
     limit, period = model.interlock_limit_c, model.config.sample_period_s
-    assert abs(model.pv_c[0] - 1100.0) < 1.0 and limit - 25.0 > 1110.0
-    lab.world.faults.inject("furnace1", "jam", zone=1, for_s=1500)
-    hottest = []
-    for _ in range(int(1500 / period) + 1):  # and the period in which it frees
+    assert abs(model.pv_c[1] - 1100.0) < 1.0 and limit - 25.0 > 1110.0
+    stuck_s = 4 * 3600.0
+    fault = lab.world.faults.inject("furnace1", "jam", zone=2, output=65, for_s=stuck_s)
+    assert fault.params == {"zone": 2, "output": 65.0}
+    zone2 = []
+    for _ in range(int(stuck_s / period) + 1):  # and the period in which it frees
         lab.world.advance(period)
-        hottest.append(float(model.pv_c[0]))
-    assert lab.world.faults.active() == []  # the relay freed itself
-    assert limit - 25.0 <= max(hottest) < limit  # in the alarm band, never at the interlock
+        zone2.append(float(model.pv_c[1]))
+    assert lab.world.faults.active() == []  # the heater freed itself
+    assert max(zone2) < limit  # never at the interlock
+    assert all(limit - 25.0 <= t < limit for t in zone2[-int(2 * 3600 / period) :])  # held
     assert not model.tripped and model.state == "manual"
     lab.world.advance(300)
-    assert model.pv_c[0] < limit - 35.0  # the alarm clears
+    assert model.pv_c[1] < limit - 35.0  # the alarm clears
     assert not model.tripped and not model.heater_stuck.any()
+    with pytest.raises(FaultRefusedError, match="output = 0 is outside the allowed range"):
+        lab.world.faults.inject("furnace1", "jam", zone=2, output=0)
