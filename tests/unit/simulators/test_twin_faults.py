@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import numpy as np
 import pytest
@@ -22,6 +22,7 @@ from couponlab.errors import (
     InstrumentTimeoutError,
 )
 from couponlab.labfile import load_lab
+from couponlab.simulators.background import BackgroundLoop
 from couponlab.simulators.detectors._scpi_twin import parse_socket_address
 from couponlab.simulators.faults import FaultKind, FaultRefusedError
 from couponlab.simulators.furnace.model import FurnaceModel
@@ -85,6 +86,25 @@ async def twins() -> AsyncIterator[Start]:
         await asyncio.get_running_loop().shutdown_default_executor()
 
 
+@pytest.fixture(scope="module")
+def whole_lab() -> Iterator[tuple[BackgroundLoop, TwinLab]]:
+    """Every twin of the bundled lab in a paused world, started once for the module on a loop
+    and thread of their own, for the tests that only read the fault registry or whose fault
+    is refused (a refusal changes nothing: each such test checks that no fault is active).
+    Touch the world only through the loop's ``call``."""
+    bg = BackgroundLoop("fault-twins")
+    try:
+        world = bg.call(lambda: World(WorldConfig.model_validate(LAB.world), paused=True))
+        running = bg.run(start_lab_twins(LAB, world=world, run_clock=False))
+        try:
+            yield bg, running
+        finally:
+            bg.run(running.stop())
+            bg.run(bg.loop.shutdown_default_executor())
+    finally:
+        bg.stop()
+
+
 class Line:
     """A raw client connection to a line twin."""
 
@@ -138,9 +158,9 @@ async def refused(lab: TwinLab, name: str) -> bool:
         return await conn.closed_by_peer()
 
 
-async def test_every_twin_takes_the_kinds_it_has(twins: Start) -> None:
-    lab = await twins()
-    devices = lab.world.faults.devices()
+def test_every_twin_takes_the_kinds_it_has(whole_lab: tuple[BackgroundLoop, TwinLab]) -> None:
+    bg, lab = whole_lab
+    devices = bg.call(lab.world.faults.devices)
     assert set(devices) == {d.name for d in LAB.devices}
     for name, kinds in devices.items():
         assert set(kinds) == {str(k) for k in COMMON | OWN_KINDS.get(name, set())}, name
@@ -166,15 +186,18 @@ async def test_every_twin_takes_the_kinds_it_has(twins: Start) -> None:
         ("stage1", "stall", {"for_s": 1, "wall_s": 1}, "not both"),
     ],
 )
-async def test_a_bad_fault_is_refused_naming_device_and_range(
-    twins: Start, device: str, kind: str, params: dict[str, object], match: str
+def test_a_bad_fault_is_refused_naming_device_and_range(
+    whole_lab: tuple[BackgroundLoop, TwinLab],
+    device: str,
+    kind: str,
+    params: dict[str, object],
+    match: str,
 ) -> None:
-    names = ("furnace1",) if device == "furnace1" else ("stage1", "xrf1", "tcs1", "feeder1")
-    lab = await twins(*names)
+    bg, lab = whole_lab
     with pytest.raises(FaultRefusedError, match=match) as info:
-        lab.world.faults.inject(device, kind, **params)  # type: ignore[arg-type]
+        bg.call(lambda: lab.world.faults.inject(device, kind, **params))  # type: ignore[arg-type]
     assert info.value.device == device
-    assert lab.world.faults.active() == []
+    assert bg.call(lab.world.faults.active) == []
 
 
 # -- line twins: the link, the error queue, the power -------------------------------------------
