@@ -206,9 +206,10 @@ heater stuck at 65 % in the first batch's hold (the over-temperature alarm, then
 then during the first map (after that exposure) the feeder's and the furnace's links lost
 and the feeder's carrier gas lost while it purges between prints, each then back
 (recoverable: one campaign that completes); the feeder's power lost while it is
-calibrated, its shielding gas lost as a print starts (the deposition cell's interlock
-aborts the print), the furnace's power lost during the first batch's exposure, the stage's
-power lost and its X axis jammed during the first map (each ends a campaign of its own)."""
+calibrated, its shielding gas lost as a print starts (the deposition cell refuses to
+start the print: the laser never fires), the furnace's power lost during the first batch's
+exposure, the stage's power lost and its X axis jammed during the first map (each ends a
+campaign of its own)."""
 
 
 def campaign_runs(schedule: Sequence[ScheduledFault]) -> list[list[ScheduledFault]]:
