@@ -189,6 +189,9 @@ class FrameModel:
         c = self.cfg
         self.buffer: FloatArray = np.zeros((c.buffer_samples, COLUMNS))
         self._running = True
+        self._wake: simpy.Event | None = None
+        self._mode = Mode.IDLE
+        self._acquiring = False
         self.jammed = False
         """The crosshead drive is jammed (fault injection): a *RST does not free it."""
         self.reset()
@@ -237,17 +240,58 @@ class FrameModel:
     def stop_process(self) -> None:
         """End the SimPy process (the twin is shutting down)."""
         self._running = False
+        self._wake_process()
+
+    # -- what sets the control loop going ---------------------------------------------------
+    @property
+    def mode(self) -> Mode:
+        """Return what the crosshead does (IDLE: nothing moves)."""
+        return self._mode
+
+    @mode.setter
+    def mode(self, value: Mode) -> None:
+        self._mode = value
+        if value is not Mode.IDLE:
+            self._wake_process()
+
+    @property
+    def acquiring(self) -> bool:
+        """Return True while samples go into the buffer (a test, and its post-trigger)."""
+        return self._acquiring
+
+    @acquiring.setter
+    def acquiring(self, value: bool) -> None:
+        self._acquiring = value
+        if value:
+            self._wake_process()
+
+    def _wake_process(self) -> None:
+        wake = self._wake
+        if wake is not None and not wake.triggered:
+            wake.succeed()
 
     def _run(self) -> Generator[simpy.Event, None, None]:
+        env, step = self.world.env, self.cfg.step_s
+        last = env.now  # time of the last control step (on the grid start + k * step)
         while self._running:
-            yield self.world.env.timeout(self.cfg.step_s)
-            if self.mode is Mode.IDLE and not self.acquiring:
-                # Nothing moves and nothing is buffered: the next query's catch-up takes the
-                # idle sample, exactly as update() would (it skips to the last one due). Not
-                # running a control block here keeps an idle frame cheap, so a shared world
-                # can run at high speed-ups while the furnace holds for days.
+            if self._mode is Mode.IDLE and not self._acquiring:
+                # Nothing moves and nothing is buffered: rest until a command sets the
+                # frame going (the mode and acquiring setters wake it), then go on on the
+                # same grid of control steps. The next query's catch-up takes the idle
+                # sample, exactly as update() would (it skips to the last one due), so an
+                # idle step did nothing: resting keeps an idle frame free, and a shared
+                # world can run at high speed-ups while the furnace holds for days.
+                self._wake = env.event()
+                yield self._wake
+                self._wake = None
+                last += math.floor((env.now - last) / step) * step
+                continue  # stopped meanwhile, or going: the loop's test and this one decide
+            delay = step if env.now == last else max(0.0, last + step - env.now)
+            yield env.timeout(delay)
+            last = env.now
+            if self._mode is Mode.IDLE and not self._acquiring:
                 continue
-            self.update(self.world.now)
+            self.update(env.now)
 
     @property
     def area_mm2(self) -> float:

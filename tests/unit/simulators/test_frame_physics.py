@@ -315,3 +315,42 @@ def test_return_with_an_intact_deformed_specimen_stops_on_specimen_protection() 
     assert m.mode is Mode.IDLE and m.fault is Fault.NONE
     assert m.position > 0.5  # stopped short of 0 instead of crushing the specimen
     assert -m.cfg.protect_force_n - 40 < m.last[1] < 0
+
+
+def _events(world: World, seconds: float) -> int:
+    """Advance ``world`` by ``seconds`` and return how many SimPy events it processed."""
+    env, count = world.env, 0
+    step = env.step
+
+    def counted() -> None:
+        nonlocal count
+        count += 1
+        step()
+
+    env.step = counted  # type: ignore[method-assign]
+    try:
+        world.advance(seconds)
+    finally:
+        del env.step
+    return count
+
+
+def test_an_idle_frame_schedules_nothing_and_a_command_sets_it_going() -> None:
+    """Idle, the frame's control loop rests (it adds no event to the world's: a world with a
+    frame runs at high speed-ups); a move wakes it, it steps on its 0.1 s grid while the
+    crosshead moves (where a continuous move at the rate puts it), then rests again."""
+    bare = World()
+    bare.pause()
+    world, model = _frame()
+    world.advance(1.0)  # the process starts
+    bare.advance(1.0)
+    assert _events(world, 1000.0) == _events(bare, 1000.0)
+    model.set_crosshead_rate(60.0)  # 1 mm/s
+    model.move_to(5.0)
+    assert model.mode is Mode.MOVE
+    assert _events(world, 2.0) >= 20  # its control steps
+    model.stop()
+    assert model.position == pytest.approx(2.0, abs=1e-9)
+    world.advance(1.0)  # its next step finds it idle
+    bare.advance(3.0)
+    assert _events(world, 1000.0) == _events(bare, 1000.0)
