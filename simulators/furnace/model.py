@@ -245,7 +245,7 @@ class FurnaceModel:
         power = cfg.heater_power_w * self.output / 100.0
         t = self.temperature_c
         for _ in range(cfg.substeps):
-            d = np.diff(t)
+            d = t[1:] - t[:-1]  # np.diff's result, without its per-call overhead
             q = power - self._g_loss * (t - self.ambient_c)
             if cfg.radiation_w_per_k4:
                 q -= cfg.radiation_w_per_k4 * ((t + KELVIN) ** 4 - self._amb_k4)
@@ -258,7 +258,7 @@ class FurnaceModel:
     def _check_interlock(self) -> None:
         if self.tripped:
             return
-        over = np.nan_to_num(self.pv_c, nan=-np.inf) > self.interlock_limit_c
+        over = self.pv_c > self.interlock_limit_c  # a broken thermocouple's NaN is not over
         if over.any():
             i = int(np.argmax(np.where(over, self.pv_c, -np.inf)))
             self._trip(
@@ -323,8 +323,9 @@ class FurnaceModel:
         # anti-windup: integrate only while the output is not pushing against a limit
         frozen = ((unsat >= 100.0) & (err > 0)) | ((unsat <= 0.0) & (err < 0)) | self.tc_broken
         step = np.where(frozen, 0.0, cfg.kp_percent_per_k * dt / cfg.ti_s * err)
-        self._integral = np.clip(self._integral + step, 0.0, 100.0)
-        out = np.clip(prop + self._integral + deriv, 0.0, 100.0)
+        # np.minimum(np.maximum(...)) is np.clip's result at a fraction of its cost (8 zones)
+        self._integral = np.minimum(np.maximum(self._integral + step, 0.0), 100.0)
+        out = np.minimum(np.maximum(prop + self._integral + deriv, 0.0), 100.0)
         out = np.where(self.tc_broken, 0.0, out)
         self.output = np.where(self.heater_stuck, self.stuck_output, out)
 
