@@ -246,14 +246,25 @@ def load_schedule(path: str | Path) -> list[ScheduledFault]:
 
 Session = Any
 """A :class:`~couponlab.session.Session` (not imported here: plans do not import it)."""
-PlanFor = Callable[[Any, int], MsgGenerator[Any]]
-"""``plan_for(session, k)``: the plan of the k-th campaign run (1, 2 ...) in ``session``."""
+PlanFor = Callable[[Any, int, "dict[str, float] | None"], MsgGenerator[Any]]
+"""``plan_for(session, k, speedups)``: the plan of the k-th campaign run (1, 2 ...) in
+``session``, with the twins' speed-up per campaign phase ``speedups`` (None: the campaign's
+own, :data:`~couponlab.plans.campaign_run.SPEEDUPS`)."""
+
+RECOVERABLE_SPEEDUP = 1000.0
+"""The fastest the twins' time runs (virtual s per wall s, every campaign phase capped) in a
+campaign run that holds recoverable faults. A suspender samples its condition at wall-clock
+rate (the furnace profile's subscription publishes every 0.1 s of wall time, the feeder's
+alarms are polled every 0.5 s), while the condition lasts instrument time: the stuck heater
+of :data:`HEATER_STUCK` keeps zone 2 in the alarm band for the rest of the hold, about
+12 min in the fault-campaign test, which is 0.036 s of wall time at the campaign's 20000x
+wait (an idle machine missed it between two samples) and 0.72 s at 1000x."""
 
 
 def campaign_plans(
     spec: Any, out_dir: str | Path, *, say: Callable[[str], None] = print
 ) -> PlanFor:
-    """Return ``plan_for(session, k)``: the whole campaign ``spec`` (a
+    """Return ``plan_for(session, k, speedups)``: the whole campaign ``spec`` (a
     :class:`~couponlab.plans.campaign_file.CampaignFile`) in ``session``, whose run
     documents are in ``out_dir`` (the session's), its registry and timeline in
     ``out_dir/campaign-<k>/``."""
@@ -261,11 +272,13 @@ def campaign_plans(
     from couponlab.plans.campaign_timeline import Timeline
     from couponlab.samples import SampleRegistry
 
-    def plan_for(session: Any, k: int) -> MsgGenerator[Any]:
+    def plan_for(session: Any, k: int, speedups: dict[str, float] | None) -> MsgGenerator[Any]:
         folder = Path(out_dir) / f"campaign-{k}"
         folder.mkdir(parents=True, exist_ok=True)
         with SampleRegistry(folder / REGISTRY) as registry:
-            runner = campaign_in_session(session, spec, registry, out_dir, say=say)
+            runner = campaign_in_session(
+                session, spec, registry, out_dir, speedups=speedups, say=say
+            )
             runner.timeline = Timeline(folder)
             return (yield from runner.plan())
 
@@ -280,9 +293,10 @@ def run_fault_campaign(
     say: Callable[[str], None] = print,
 ) -> list[CampaignRun]:
     """Play ``schedule`` on campaign runs (:func:`campaign_runs`), each ``plan_for(session,
-    k)`` in a session of its own (``open_session()``, a context manager: a
+    k, speedups)`` in a session of its own (``open_session()``, a context manager: a
     :class:`~couponlab.session.Session` on a lab with twins, every one on the same
-    ``out_dir``); return each campaign run's outcome.
+    ``out_dir``); return each campaign run's outcome. A campaign run that holds recoverable
+    faults runs its twins at most :data:`RECOVERABLE_SPEEDUP` times real time.
 
     Raises
     ------
@@ -296,7 +310,8 @@ def run_fault_campaign(
         with open_session() as session:
             if session.twins is None:
                 raise InputError("faults", "a fault campaign needs a lab with twins")
-            _play(session, run, plan_for, k, say)
+            speedups = _capped() if any(f.recoverable for f in faults) else None
+            _play(session, run, plan_for(session, k, speedups), say)
             folder = session.log.folder
         run.lost = _lost(folder, run.emitted)
         for o in run.faults:
@@ -317,12 +332,18 @@ def run_fault_campaign(
     return results
 
 
-def _play(session: Any, run: CampaignRun, plan_for: PlanFor, k: int, say: Any) -> None:
+def _capped() -> dict[str, float]:
+    from couponlab.plans.campaign_run import SPEEDUPS
+
+    return {phase: min(x, RECOVERABLE_SPEEDUP) for phase, x in SPEEDUPS.items()}
+
+
+def _play(session: Any, run: CampaignRun, plan: MsgGenerator[Any], say: Any) -> None:
     control = session.twins.control
     operator = _Operator(control, run.faults, session.devices, session.suspenders)
     token = session.RE.subscribe(operator)
     try:
-        result = session.run(plan_for(session, k))
+        result = session.run(plan)
         run.completed = result.exit_status == "success"
     except Exception as exc:
         run.error = describe_error(root_cause(exc))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -18,6 +19,7 @@ import numpy as np
 from couponlab.drivers.furnace._states import FurnaceState, ProgramState
 from couponlab.drivers.furnace._validation import (
     FurnaceLimits,
+    GradientPlan,
     ProgramPlan,
     gradient_plan,
     placement,
@@ -44,6 +46,45 @@ if TYPE_CHECKING:
     from couponlab.drivers.furnace.gradient_furnace import OpcUaGradientFurnace
 
 
+@dataclass(eq=False)
+class _Ramp:
+    """One gradient request in progress, and the request that took over from it, if any."""
+
+    plan: GradientPlan
+    outcome: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    successor: _Ramp | None = None
+
+    def taken_over(self) -> bool:
+        """Return whether a later request took over from this one (it may happen at any
+        await)."""
+        return self.successor is not None
+
+    def same_target(self, other: _Ramp) -> bool:
+        """Return whether ``other`` asks for the same gradient (targets, rate, tolerance,
+        settling)."""
+        a, b = self.plan, other.plan
+        return (
+            bool(np.array_equal(a.targets_c, b.targets_c))
+            and a.ramp_rate_k_per_min == b.ramp_rate_k_per_min
+            and a.tolerance_k == b.tolerance_k
+            and a.settle_s == b.settle_s
+        )
+
+    def settle(self, error: BaseException | None) -> None:
+        """Give the request's outcome to whoever follows it (once)."""
+        if self.outcome.done():
+            return
+        if error is None:
+            self.outcome.set_result(None)
+        elif isinstance(error, asyncio.CancelledError):
+            self.outcome.cancel()
+        else:
+            self.outcome.set_exception(error)
+            self.outcome.exception()  # retrieved: nobody may follow this request
+
+
 class FurnaceLogic:
     """Gradients, programs, coupon placement and clock waits of one furnace.
 
@@ -60,6 +101,8 @@ class FurnaceLogic:
         self.stops = 0
         """How many times the furnace was stopped: an action started before a stop ends."""
         self.stopped = asyncio.Event()
+        self.ramp: _Ramp | None = None
+        """The latest gradient request (see :meth:`gradient`)."""
 
     @property
     def name(self) -> str:
@@ -132,16 +175,50 @@ class FurnaceLogic:
 
     # -- actions -----------------------------------------------------------------------------
     async def gradient(self, sp: GradientSetpoint, limits: FurnaceLimits) -> None:
-        """Ramp to a gradient; return when every zone is within tolerance."""
-        f, stops = self.furnace, self.stops
-        plan = gradient_plan(sp, limits)
+        """Ramp to a gradient; return when every zone is within tolerance.
+
+        A new gradient request while this one is in progress takes over from it. This one
+        then ends as the new one does if both ask for the same gradient (a RunEngine that
+        resumes from a suspension replays the request from its checkpoint while the first
+        is still waiting); otherwise it fails with
+        :class:`~couponlab.interfaces.furnace.ProgramAbortedError`, its gradient replaced.
+        """
+        stops, plan = self.stops, gradient_plan(sp, limits)
         await self.check_ready()
+        ramp, earlier = _Ramp(plan), self.ramp
+        self.ramp = ramp
+        if earlier is not None and not earlier.outcome.done():
+            earlier.successor = ramp
+        error: BaseException | None = None
+        try:
+            await self._ramp(ramp, stops)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            ramp.settle(error)
+            if self.ramp is ramp:
+                self.ramp = None
+
+    async def _follow(self, ramp: _Ramp, successor: _Ramp) -> None:
+        """End as ``successor``, the request that took over from ``ramp``, ends."""
+        if not ramp.same_target(successor):
+            raise ProgramAbortedError(
+                self.name, "a different gradient was requested before this one was reached"
+            )
+        await asyncio.shield(successor.outcome)
+
+    async def _ramp(self, ramp: _Ramp, stops: int) -> None:
+        """Write the gradient, then poll until it is reached (or ``ramp`` is taken over)."""
+        f, plan = self.furnace, ramp.plan
         await f.ramp_rate.set(plan.ramp_rate_k_per_min)
         await f.setpoint_profile.set(plan.targets_c)
         deadline: float | None = None
         start, worst0, pv0 = 0.0, 0, plan.targets_c
         left_standby = False  # the State may follow the setpoint write a little later
         while True:
+            if ramp.successor is not None:
+                return await self._follow(ramp, ramp.successor)
             pv, state, tripped, reason, now = await f.opcua.read(
                 f.profile,
                 f.operating_state,
@@ -154,6 +231,8 @@ class FurnaceLogic:
             if state != FurnaceState.STANDBY:
                 left_standby = True
             elif left_standby:
+                if ramp.taken_over():  # which may have reached the gradient first
+                    continue
                 raise ProgramAbortedError(
                     self.name, "the furnace was sent to standby before reaching the gradient"
                 )
@@ -189,7 +268,11 @@ class FurnaceLogic:
                     f"{plan.targets_c[worst]:.1f} degC after the ramp and "
                     f"{plan.settle_s:g} s of settling (instrument time)",
                 )
-            await self.pause(f.poll_period, stops)
+            try:
+                await self.pause(f.poll_period, stops)
+            except ProgramAbortedError:
+                if not ramp.taken_over():  # else: the stop may have come after it ended
+                    raise
 
     async def program(self, program: FurnaceProgram, limits: FurnaceLimits) -> None:
         """Load and start a program; return when it completes."""

@@ -18,7 +18,7 @@ from furnace_twin import furnace_model, restore
 
 from couponlab.drivers.furnace import OpcUaGradientFurnace
 from couponlab.errors import InputError, InterlockTrippedError
-from couponlab.interfaces.furnace import FurnaceProgram, ProgramSegment
+from couponlab.interfaces.furnace import FurnaceProgram, ProgramAbortedError, ProgramSegment
 from couponlab.plans.gradient_hold import gradient_oxidation_hold
 from couponlab.run_engine import LabRunEngine
 from couponlab.simulators.furnace import FurnaceModel
@@ -120,6 +120,47 @@ async def test_hold_runs_in_instrument_time(
     await asyncio.wait_for(furnace.set(hold), 30)
     elapsed = await furnace.clock.now() - t0
     assert elapsed >= 7200.0
+
+
+async def _first_progress(status: Any) -> None:
+    """Return once ``status`` (a furnace action) has reported progress: it has read the
+    furnace once and is waiting for its next poll."""
+    seen = asyncio.Event()
+    status.watch(lambda **_: seen.set())
+    await asyncio.wait_for(seen.wait(), 30)
+
+
+async def test_the_same_gradient_requested_again_takes_over_and_the_first_ends_with_it(
+    furnace: OpcUaGradientFurnace,
+) -> None:
+    """A RunEngine resuming from a suspension replays a gradient request from its checkpoint
+    while the first request still waits. The first must end as the replayed one does: here
+    the replayed one reaches the gradient and the plan then sends the furnace to standby,
+    which before failed the first request ("sent to standby before reaching the gradient")
+    and with it the resumed run. The first request polls only every 5 s (its longest poll
+    period), so it sleeps through the ramp and wakes on the standby."""
+    furnace.poll_period = 5.0
+    first = furnace.set_gradient(700, 500, ramp_rate="50 K/min")
+    await _first_progress(first)
+    furnace.poll_period = 0.05
+    replayed = furnace.set_gradient(700, 500, ramp_rate="50 K/min")
+    await asyncio.wait_for(replayed, 30)
+    await furnace.stop()
+    await asyncio.wait_for(first, 30)
+    assert first.success and replayed.success
+
+
+async def test_a_different_gradient_requested_meanwhile_ends_the_first(
+    furnace: OpcUaGradientFurnace,
+) -> None:
+    """A second request for another gradient replaces the first, which then fails (it is
+    not reported done at a gradient it never reached); the second completes."""
+    first = furnace.set_gradient(700, 500, ramp_rate="50 K/min")
+    await _first_progress(first)
+    second = furnace.set_gradient(650, 500, ramp_rate="50 K/min")
+    with pytest.raises(ProgramAbortedError, match="different gradient was requested"):
+        await asyncio.wait_for(first, 30)
+    await asyncio.wait_for(second, 30)
 
 
 async def test_connect_again_after_disconnect(
