@@ -35,9 +35,11 @@ from couponlab.transports import (
 from couponlab.twins import BackgroundTwins
 
 FAST = Backoff(attempts=3, initial=0.02, maximum=0.05)
-TIMEOUT_S = 0.5
+TIMEOUT_S = 2.0
 """Exchange timeout of the clients here, wall s (a stall must outlast it: it is cleared only
-after the client has given up)."""
+after the client has given up). Not shorter: the twins share this process, and on a loaded
+2-core machine a reconnected VISA link's first reply (``*ESR?``, pyvisa's own timeout, which
+counts this process's stalls) once took over 0.5 s."""
 LINKS = {
     "tcp": ("stage_tcp", None, TcpLineTransport),
     "visa": ("stage_visa", None, VisaLineTransport),
