@@ -170,6 +170,41 @@ def test_grip_slip_is_detected() -> None:
     assert m.slips == 1
 
 
+@pytest.mark.parametrize("noise_n", [2.0, 10.0])
+def test_force_noise_alone_is_never_a_slip(noise_n: float) -> None:
+    # A slow test lingers in the few-hundred-newton range, where 3 % of the force is only a
+    # few noise deviations of the step-to-step difference: noise must not count as a slip.
+    world, m = _frame(force_noise_n=noise_n)
+    m.set_crosshead_rate(0.5)
+    m.mount("generic:316L", 10.0)
+    m.start_test()
+    world.advance(120.0)  # through the low-force range, into plastic flow
+    assert m.last[1] > 3000.0
+    assert m.slips == 0
+    m.inject_slip(0.05)
+    world.advance(1.0)
+    assert m.slips == 1
+
+
+def test_a_slip_that_drops_the_force_into_a_break_is_a_break_not_a_slip() -> None:
+    world, m = _frame(force_noise_n=0.0)
+    m.set_crosshead_rate(5.0)
+    m.mount("generic:316L", 10.0)
+    m.start_test()
+    while m.last[1] > 0.9 * m.peak_force or m.peak_force < 1000.0:  # into the neck
+        world.advance(1.0)
+    spec = m.specimen
+    assert spec is not None and m.mode is Mode.TEST
+    e_a = spec.curve.params.modulus_mpa * spec.area_mm2
+    stiffness = e_a / (e_a * m.cfg.compliance_mm_per_n + spec.reduced_length_mm)  # N/mm
+    # Land the force at 38 % of the peak: below the break line (40 % of the peak) though
+    # above 40 % of the force just before, so only the break rule tells the two apart.
+    m.inject_slip((m.last[1] - 0.38 * m.peak_force) / stiffness)
+    world.advance(1.0)
+    assert m.end_reason == "BREAK"
+    assert m.slips == 0
+
+
 def test_overwritten_samples_are_reported_not_returned() -> None:
     world, m = _frame(buffer_samples=2048)
     m.set_sample_rate(1000.0)
