@@ -121,8 +121,10 @@ class CalibrationStore:
 def fit_step_response(log: FlowLog) -> tuple[float, float, float, float]:
     """Fit ``delay + first-order lag`` to a logged rising step.
 
-    The step instant is the first sample whose setpoint rose; the baseline is the mean flow
-    before it and the plateau the mean of the last fifth of the samples. Delay and time
+    The step instant is the first sample whose setpoint rose, and the step lasts until the
+    setpoint next changes (a log read after the rate was set back holds the fall too, which
+    is not part of the step); the baseline is the mean flow before it and the plateau the
+    mean of the last fifth of the step's samples. Delay and time
     constant come from a least-squares grid search (coarse, then fine).
 
     Returns
@@ -143,7 +145,9 @@ def fit_step_response(log: FlowLog) -> tuple[float, float, float, float]:
     k = int(rises[0]) + 1
     t_step = 0.5 * (t[k - 1] + t[k])
     base = float(np.mean(y[:k])) if k > 0 else 0.0
-    after = slice(k, None)
+    changes = np.nonzero(np.diff(sp[k:]) != 0)[0]  # the step ends where the setpoint next
+    end = k + int(changes[0]) + 1 if changes.size else t.size  # changes (rate set back)
+    after = slice(k, end)
     tt, yy = t[after] - t_step, y[after]
     if tt.size < 20:
         raise ValueError("too few samples after the step")

@@ -25,6 +25,20 @@ def test_fit_recovers_delay_and_lag_from_a_noisy_step() -> None:
     assert rms < 0.5
 
 
+def test_fit_ends_at_the_next_setpoint_change() -> None:
+    # the plan stops the logger only after setting the rate back to 0: on a busy machine
+    # the log goes on past that, and the falling flow is not part of the rising step
+    t = np.arange(0.0, 20.0, 0.05)
+    sp = np.where((t >= 1.0) & (t < 15.0), 8.0, 0.0)
+    on = np.where(t - 1.0 - 2.4 > 0, 1 - np.exp(-np.maximum(t - 3.4, 0) / 0.9), 0.0)
+    off = np.where(t - 15.0 - 2.4 > 0, 1 - np.exp(-np.maximum(t - 17.4, 0) / 0.9), 0.0)
+    y = 8.0 * 0.97 * (on - off)
+    delay, tau, gain, _ = fit_step_response(FlowLog(t, sp, y))
+    assert delay == pytest.approx(2.4, abs=0.03)  # the step instant: half a sample
+    assert tau == pytest.approx(0.9, rel=0.02)
+    assert gain == pytest.approx(0.97, abs=0.005)
+
+
 def test_fit_refuses_a_log_without_a_step() -> None:
     t = np.arange(0.0, 5.0, 0.05)
     with pytest.raises(ValueError, match="no rising"):
