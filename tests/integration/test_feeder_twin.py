@@ -131,10 +131,15 @@ def _job(cid: str, rates: list[float]) -> PrintJob:
     return PrintJob(cid, 40.0, -20.0, 80.0, 10.0, 400.0, [(-20.0, rates)])
 
 
-async def _start(rig: Rig, job: PrintJob) -> None:
+async def _start(rig: Rig, job: PrintJob, *, pause: bool = False) -> None:
+    """Start ``job``; with ``pause``, the world's clock stands still from just before the
+    start (the test steps it, then resumes it), so a fault lands at a set point of the print
+    whatever this process's stalls."""
     await rig.feeder.set_gas(1, 4.0)
     await rig.feeder.set_gas(2, 4.0)
     await rig.cell.set_shield_gas(15.0)
+    if pause:
+        rig.on_twin(lambda w: w.pause())
     await rig.cell.load_print(job)
     await rig.cell.start_print()
 
@@ -159,18 +164,20 @@ async def test_empty_hopper_mid_print_stops_safely(rig: Rig) -> None:
 
 
 async def test_clog_mid_print_stops_safely(rig: Rig) -> None:
-    await _start(rig, _job("CLOG-1", [5.0, 5.0, 0.0, 0.0]))
-    rig.on_twin(lambda w: w.advance(4.0))
+    await _start(rig, _job("CLOG-1", [5.0, 5.0, 0.0, 0.0]), pause=True)
+    rig.on_twin(lambda w: w.advance(4.0))  # 4 s into the print's 10 s of travel
     rig.on_twin(lambda w: w.instrument("feeder1").inject_clog(2, 0.1))
+    rig.on_twin(lambda w: w.resume())
     with pytest.raises(InterlockTrippedError, match="feeder1 hopper 2: clog"):
         await rig.cell.wait_print(timeout=30)
     await _assert_safe(rig)
 
 
 async def test_shielding_gas_loss_mid_print_stops_safely(rig: Rig) -> None:
-    await _start(rig, _job("SHIELD-1", [5.0, 5.0, 0.0, 0.0]))
+    await _start(rig, _job("SHIELD-1", [5.0, 5.0, 0.0, 0.0]), pause=True)
     rig.on_twin(lambda w: w.advance(3.0))
     rig.on_twin(lambda w: w.instrument("cell1").inject_shield_loss())
+    rig.on_twin(lambda w: w.resume())
     with pytest.raises(InterlockTrippedError, match="shielding gas lost"):
         await rig.cell.wait_print(timeout=30)
     await _assert_safe(rig)
