@@ -259,11 +259,15 @@ def test_grip_slip_is_recorded_in_the_results(
     engine, frame, docs = env
     model = _model(twins)
 
+    def slip_if_loaded() -> bool:  # look and inject in one call on the twins' thread
+        if model.mode.value == "TEST" and model.last[1] > 4000.0:
+            model.inject_slip(0.01)
+            return True
+        return False
+
     async def slip_later() -> None:
         while True:
-            state = await twins.acall(lambda: (model.mode.value, model.last[1]))
-            if state[0] == "TEST" and state[1] > 4000.0:
-                await twins.acall(model.inject_slip, 0.01)
+            if await twins.acall(slip_if_loaded):
                 return
             await asyncio.sleep(0.002)
 
