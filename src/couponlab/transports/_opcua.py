@@ -54,6 +54,35 @@ from couponlab.transports._link_state import LinkState
 from couponlab.transports._opcua_security import ClientSecurity
 
 log = logging.getLogger(__name__)
+
+_CLIENT_HANDLES = itertools.count(1)
+"""Client handles of monitored items, unique in this process (so a retired one is no other's)."""
+_RETIRED: dict[int, None] = {}
+"""Client handles of monitored items this process removed, oldest first (at most 4096)."""
+_UNKNOWN_HANDLE = "Received a notification for unknown handle: %s"
+
+
+def _retire(handle: int) -> None:
+    _RETIRED[handle] = None
+    while len(_RETIRED) > 4096:
+        del _RETIRED[next(iter(_RETIRED))]
+
+
+class _RetiredHandleFilter(logging.Filter):
+    """Turn asyncua's warning about a notification for an unknown monitored item into a
+    debug line when the item is one this process removed: the server had queued the data
+    change before it deleted the item, so it comes after (any other unknown handle still
+    warns)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        if record.msg == _UNKNOWN_HANDLE and args[:1] and args[0] in _RETIRED:
+            log.debug("late data change for removed monitored item %s ignored", args[0])
+            return False
+        return True
+
+
+logging.getLogger("asyncua.common.subscription").addFilter(_RetiredHandleFilter())
 T = TypeVar("T")
 
 DataCallback = Callable[[ua.DataValue], None]
@@ -237,7 +266,6 @@ class OpcUaConnection:
         self._closed = False
         self._subscription: Subscription | None = None
         self._monitors: dict[int, _Monitor] = {}
-        self._handles = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
         self._sub_lock = asyncio.Lock()
         self.start_time: Any = None
@@ -300,6 +328,8 @@ class OpcUaConnection:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        for handle in self._monitors:
+            _retire(handle)
         async with self._lock:
             await self._drop(delete_subscription=True)
 
@@ -611,7 +641,7 @@ class OpcUaConnection:
         Works from synchronous code (ophyd-async's ``set_callback``): the monitored item is
         created in a task that the connection tracks and cancels at :meth:`disconnect`.
         """
-        handle = next(self._handles)
+        handle = next(_CLIENT_HANDLES)
         self._monitors[handle] = _Monitor(string_id, callback)
         self._spawn(self._add_monitor(handle))
         return handle
@@ -619,6 +649,7 @@ class OpcUaConnection:
     def unmonitor(self, handle: int) -> None:
         """Stop a monitor started with :meth:`monitor`."""
         mon = self._monitors.pop(handle, None)
+        _retire(handle)
         if mon is not None and mon.handle is not None:
             self._spawn(self._remove_item(mon.handle))
 
@@ -649,6 +680,10 @@ class OpcUaConnection:
                 return
             client = await self._ensure()
             await self._create_item(client, handle, mon)
+            if handle not in self._monitors and mon.handle is not None:
+                # unmonitored while the server created it (its first value may already have
+                # come): nobody removed it, as it had no server handle yet
+                await self._unsubscribe(mon.handle)
 
     async def _create_item(self, client: Client, handle: int, mon: _Monitor) -> None:
         async with reply_deadline(self.timeout):
@@ -674,12 +709,16 @@ class OpcUaConnection:
 
     async def _remove_item(self, server_handle: int) -> None:
         async with self._sub_lock:
-            sub = self._subscription
-            if sub is None:
-                return
-            with contextlib.suppress(UaError, OSError, TimeoutError):
-                async with reply_deadline(self.timeout):
-                    await sub.unsubscribe(server_handle)
+            await self._unsubscribe(server_handle)
+
+    async def _unsubscribe(self, server_handle: int) -> None:
+        """Delete a monitored item (call with ``_sub_lock`` held); a lost link deletes it."""
+        sub = self._subscription
+        if sub is None:
+            return
+        with contextlib.suppress(UaError, OSError, TimeoutError):
+            async with reply_deadline(self.timeout):
+                await sub.unsubscribe(server_handle)
 
     async def _restore_monitors(self, client: Client) -> None:
         for handle, mon in list(self._monitors.items()):

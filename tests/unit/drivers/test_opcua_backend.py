@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import math
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -661,3 +662,39 @@ async def test_subscription_delivers_changes(
     finally:
         out.clear_sub(cb)
         await twin_loop.arun(mini.set("Out", 0.0, ua.VariantType.Double))
+
+
+def _late_data_change(client_handle: int) -> ua.PublishResult:
+    item = ua.MonitoredItemNotification(ClientHandle=client_handle, Value=ua.DataValue(1.0))
+    message = ua.NotificationMessage(
+        SequenceNumber=1_000_000, NotificationData=[ua.DataChangeNotification([item])]
+    )
+    return ua.PublishResult(NotificationMessage=message)
+
+
+async def test_a_data_change_for_a_removed_monitor_is_no_warning(
+    conn: OpcUaConnection, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server may have queued a data change before it deleted the monitored item: it
+    arrives after the removal, and asyncua warns of an unknown handle. For an item this
+    process removed that is expected (a debug line); any other unknown handle still warns."""
+    caplog.set_level(logging.DEBUG, logger="asyncua.common.subscription")
+    caplog.set_level(logging.DEBUG, logger="couponlab.transports._opcua")
+    seen = asyncio.Event()
+    handle = conn.monitor("Dev.Out", lambda dv: seen.set())
+    await asyncio.wait_for(seen.wait(), 5.0)  # the item exists: its first value came
+    sub = conn._subscription
+    assert sub is not None
+    conn.unmonitor(handle)
+    await asyncio.gather(*conn._tasks)  # the item is deleted on the server
+    # gone from the subscription too, even if it was removed while still being created
+    # (its first value may come before the server's reply to the creation)
+    assert list(sub._monitored_items) == []
+    await sub.publish_callback(_late_data_change(handle))
+    late = [r for r in caplog.records if "unknown handle" in r.getMessage()]
+    assert late == []
+    ignored = f"removed monitored item {handle} ignored"
+    assert any(ignored in r.getMessage() for r in caplog.records)
+    await sub.publish_callback(_late_data_change(2**31 - 1))  # never issued
+    (warned,) = [r for r in caplog.records if "unknown handle" in r.getMessage()]
+    assert warned.levelno == logging.WARNING and warned.args == (2**31 - 1,)
