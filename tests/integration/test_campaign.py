@@ -166,10 +166,14 @@ def test_a_killed_campaign_resumes_to_the_same_registry(
         proc = _run_cli("run", str(file), "--out", str(out))
         try:
             done = _wait_for_step(out / "samples.sqlite", spec.id, kill_after, proc)
+            # the instruments' clock stands still while the kill lands (at the campaign's
+            # speed-up, a stall of about a second here is the rest of batch 1's program)
+            twins_a.control.pause()
             os.kill(proc.pid, signal.SIGKILL)
             # the instruments run on while the control computer restarts (at 10x, so that
             # batch 1's program is still running when the campaign resumes)
             twins_a.control.set_speedup(10.0)
+            twins_a.control.resume()
         finally:
             if proc.poll() is None:
                 proc.kill()
