@@ -124,8 +124,8 @@ def fit_step_response(log: FlowLog) -> tuple[float, float, float, float]:
     The step instant is the first sample whose setpoint rose, and the step lasts until the
     setpoint next changes (a log read after the rate was set back holds the fall too, which
     is not part of the step); the baseline is the mean flow before it and the plateau the
-    mean of the last fifth of the step's samples. Delay and time
-    constant come from a least-squares grid search (coarse, then fine).
+    mean of the last fifth of the step's samples. Delay and time constant come from a
+    least-squares grid search (coarse, then fine).
 
     Returns
     -------

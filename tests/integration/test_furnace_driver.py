@@ -240,6 +240,29 @@ def _record_placements(
     return placed
 
 
+def _check_exposure(
+    twins: BackgroundTwins,
+    placed: list[tuple[str, str, float, float]],
+    coupon: Coupon,
+    record: dict[str, Any],
+) -> tuple[float, float, float]:
+    """Check a coupon's exposure against the true times it went into this furnace and out
+    (``placed``): the world counts whole oxidation steps, and the plan (``record``, its
+    exposure event's data) reads the clock just after each placement, one exchange later,
+    which at this speed-up is seconds to minutes of instrument time depending on the load:
+    measured here, not assumed. Return the true times in and out (s) and the furnace's
+    hottest zone when the coupon went in (degC)."""
+    ((_, into, t_in, hot), (_, out_of, t_out, _)) = [p for p in placed if p[0] == coupon.coupon_id]
+    assert (into, out_of) == (NAME, "")
+    read_in, read_out = record["coupon_in_s"] - t_in, record["coupon_out_s"] - t_out
+    assert read_in >= 0.0 and read_out >= 0.0  # read after the fact, on the same clock
+    step = twins.world.config.oxidation.step_s
+    truth = twins.call(lambda c: c.exposure_s, coupon)
+    assert truth == pytest.approx(t_out - t_in, abs=step)
+    assert truth == pytest.approx(record["coupon_exposure_s"], abs=step + max(read_in, read_out))
+    return t_in, t_out, hot
+
+
 def test_plan_records_the_profile_on_the_instrument_clock(
     run_engine: RunEngine,
     re_furnace: OpcUaGradientFurnace,
@@ -294,21 +317,13 @@ def test_plan_records_the_profile_on_the_instrument_clock(
     # The coupon went in hot, before the hold's first event, and came out after its last:
     # its exposure is the 4 h hold plus the plan's steps around it (how long those take in
     # instrument time is wall time times the speed-up: 1440 s once on a loaded machine, so
-    # it is not bounded here). The world's account matches the true times in and out
-    # within one oxidation step, and the plan's record matches it within a step plus the
-    # measured clock-read delays.
-    holder, exposure = twins.call(lambda c: (c.holder, c.exposure_s), coupon)
-    assert holder is None
-    ((_, into, t_in, hot), (_, out_of, t_out, _)) = [p for p in placed if p[0] == "CPN-7"]
-    assert (into, out_of) == (NAME, "") and hot > 750.0
+    # it is not bounded here).
+    assert twins.call(lambda c: c.holder, coupon) is None
     (record,) = [e["data"] for e in _stream_events(docs, "exposure")]
-    assert t_in <= record["coupon_in_s"] <= times[0]
-    assert times[-1] <= t_out <= record["coupon_out_s"]
-    step = twins.world.config.oxidation.step_s
+    t_in, t_out, hot = _check_exposure(twins, placed, coupon, record)
+    assert hot > 750.0
+    assert record["coupon_in_s"] <= times[0] and times[-1] <= t_out
     assert t_out - t_in >= 4 * 3600.0
-    assert exposure == pytest.approx(t_out - t_in, abs=step)
-    reads = max(record["coupon_in_s"] - t_in, record["coupon_out_s"] - t_out)
-    assert exposure == pytest.approx(record["coupon_exposure_s"], abs=step + reads)
 
 
 def _pause_once_after_event(
@@ -381,18 +396,7 @@ def test_ctrl_c_mid_hold_holds_the_program_and_resume_finishes_it(
     assert data["coupon_programmed_s"] == 4 * 3600.0
     assert data["coupon_exposure_s"] >= 5 * 3600.0  # the hold and the hour it was held
     assert data["coupon_exposure_s"] == pytest.approx(data["coupon_out_s"] - data["coupon_in_s"])
-    # The world's own account, against the true times the coupon went in and out: the world
-    # counts whole oxidation steps, and the plan reads the clock just after each placement
-    # (one exchange later, which at this speed-up is seconds to minutes of instrument time,
-    # depending on the machine's load: measured here, not assumed).
-    ((_, into, t_in, _), (_, out_of, t_out, _)) = [p for p in placed if p[0] == "CPN-P"]
-    assert (into, out_of) == (NAME, "")
-    read_in, read_out = data["coupon_in_s"] - t_in, data["coupon_out_s"] - t_out
-    assert read_in >= 0.0 and read_out >= 0.0  # read after the fact, on the same clock
-    step = twins.world.config.oxidation.step_s
-    truth = twins.call(lambda c: c.exposure_s, coupon)
-    assert truth == pytest.approx(t_out - t_in, abs=step)
-    assert truth == pytest.approx(data["coupon_exposure_s"], abs=step + max(read_in, read_out))
+    _check_exposure(twins, placed, coupon, data)  # the world's own account against both
     assert _in_loop(run_engine, re_furnace.state()) == "standby"
 
 

@@ -1,7 +1,7 @@
 """Property test: bad input to every public furnace setter, signal and method argument.
 
-Hypothesis draws, for each public entry point in turn, values that are wrong by construction for
-that argument (NaN, inf, wrong dimensions, arrays where a number goes, strings, None, huge
+Hypothesis draws, for each public entry point in turn, values that are wrong by construction
+for that argument (NaN, inf, wrong dimensions, arrays where a number goes, strings, None, huge
 values, out of the lab's or the instrument's limits, wrong temperature kinds) and checks
 that each is refused with a typed :class:`~couponlab.errors.InputError` naming the device,
 within a time bound (no hang), with no Write or Call request on the wire (counted below the

@@ -83,6 +83,7 @@ class _RetiredHandleFilter(logging.Filter):
 
 
 logging.getLogger("asyncua.common.subscription").addFilter(_RetiredHandleFilter())
+
 T = TypeVar("T")
 
 DataCallback = Callable[[ua.DataValue], None]
